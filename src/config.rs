@@ -1,0 +1,508 @@
+//! Configuration: the TOML file parsed into raw structs, then validated into the values the
+//! rest of the proxy uses. Nothing here binds a socket or reads a blocklist; `check` and `serve`
+//! share this code so that what `check` accepts is exactly what `serve` runs.
+//!
+//! Hot-reloadable: blocklist *contents* (see `reload`). Everything else needs a restart.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration file. Unknown keys are errors so that a typo never silently
+/// falls back to a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub signatures: SignatureConfig,
+    #[serde(default)]
+    pub key_fetch: KeyFetchConfig,
+    #[serde(default)]
+    pub blocklists: Vec<BlocklistConfig>,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where Mastodon's edge (nginx) sends inbox traffic.
+    pub listen: SocketAddr,
+    /// Larger inbox bodies get 413. Mastodon's own cap is 1 MiB (`MAX_JSON_SIZE`).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// A client must send its complete request head within this time (slowloris guard).
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// A client must send the whole inbox body within this time once the head is in.
+    #[serde(default = "default_body_read_timeout_secs")]
+    pub body_read_timeout_secs: u64,
+    /// Connections beyond this wait in the kernel's accept queue instead of being served.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// On SIGTERM/SIGINT, in-flight requests get this long to finish before the process exits.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+    /// Serve TLS directly (both or neither). PEM files; the key may be PKCS#8, PKCS#1 or SEC1.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Keep an incoming `X-Forwarded-Proto` (set by a trusted TLS edge) instead of replacing it
+    /// with this listener's own scheme. Turn off when inboxguard faces the internet directly.
+    #[serde(default = "default_true")]
+    pub trust_forwarded_proto: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Mastodon's Puma, `http://host:port`. Requests keep their own path and Host header.
+    pub url: String,
+    /// Time allowed for Mastodon to answer with a status line; past it the sender gets 504.
+    #[serde(default = "default_upstream_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_upstream_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// Idle pooled connections to Puma kept per host.
+    #[serde(default = "default_pool_max_idle")]
+    pub pool_max_idle_per_host: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `/metrics /healthz /readyz /admin/reload`.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// A file holding a bearer token. Required when `listen` is not a loopback address.
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureConfig {
+    /// Mastodon: `CLOCK_SKEW_MARGIN` = 1 h.
+    #[serde(default = "default_clock_skew_secs")]
+    pub clock_skew_secs: u64,
+    /// Mastodon: `EXPIRATION_WINDOW_LIMIT` = 12 h.
+    #[serde(default = "default_max_age_secs")]
+    pub max_age_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFetchConfig {
+    /// Whole fetch (connect, TLS, response, body) per attempt.
+    #[serde(default = "default_key_fetch_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_cache_ttl_secs")]
+    pub cache_ttl_secs: u64,
+    #[serde(default = "default_cache_capacity")]
+    pub cache_capacity: u64,
+    /// How long a failed lookup (404, 410, network error, bad document) is remembered, so a
+    /// sender retrying with a dead key costs one fetch per this period.
+    #[serde(default = "default_negative_ttl_secs")]
+    pub negative_ttl_secs: u64,
+    /// Actor documents larger than this are refused (Mastodon uses 1 MiB for fetched JSON).
+    #[serde(default = "default_key_fetch_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Fetch keys over plain http. Only for tests and the demo.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Fetch keys from loopback/private/link-local addresses. Only for tests and the demo.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+    /// Optional signed fetch for remotes in authorized-fetch mode (both or neither).
+    pub key_id: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    /// Host -> address overrides, like curl's --resolve.
+    #[serde(default)]
+    pub resolve: BTreeMap<String, SocketAddr>,
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+}
+
+/// One local rule source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlocklistConfig {
+    /// Relative paths are resolved against the working directory, as in the example config.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub format: BlocklistFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlocklistFormat {
+    /// Mastodon's `domain_blocks.csv` if the first line is its header, else a plain list.
+    #[default]
+    Auto,
+    MastodonCsv,
+    Plain,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_body_bytes() -> u64 {
+    1024 * 1024
+}
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+fn default_body_read_timeout_secs() -> u64 {
+    30
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_shutdown_grace_secs() -> u64 {
+    30
+}
+fn default_upstream_timeout_secs() -> u64 {
+    30
+}
+fn default_upstream_connect_timeout_secs() -> u64 {
+    5
+}
+fn default_pool_max_idle() -> usize {
+    64
+}
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9100))
+}
+fn default_clock_skew_secs() -> u64 {
+    3600
+}
+fn default_max_age_secs() -> u64 {
+    43200
+}
+fn default_key_fetch_timeout_secs() -> u64 {
+    10
+}
+fn default_cache_ttl_secs() -> u64 {
+    86400
+}
+fn default_cache_capacity() -> u64 {
+    100_000
+}
+fn default_negative_ttl_secs() -> u64 {
+    300
+}
+fn default_key_fetch_max_body_bytes() -> u64 {
+    1024 * 1024
+}
+fn default_user_agent() -> String {
+    concat!("inboxguard/", env!("CARGO_PKG_VERSION")).to_string()
+}
+fn default_log_filter() -> String {
+    "info".to_string()
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            token_file: None,
+        }
+    }
+}
+
+impl Default for SignatureConfig {
+    fn default() -> Self {
+        Self {
+            clock_skew_secs: default_clock_skew_secs(),
+            max_age_secs: default_max_age_secs(),
+        }
+    }
+}
+
+impl Default for KeyFetchConfig {
+    fn default() -> Self {
+        Self {
+            timeout_secs: default_key_fetch_timeout_secs(),
+            cache_ttl_secs: default_cache_ttl_secs(),
+            cache_capacity: default_cache_capacity(),
+            negative_ttl_secs: default_negative_ttl_secs(),
+            max_body_bytes: default_key_fetch_max_body_bytes(),
+            allow_http: false,
+            allow_private_addresses: false,
+            key_id: None,
+            private_key_file: None,
+            resolve: BTreeMap::new(),
+            user_agent: default_user_agent(),
+        }
+    }
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: default_log_filter(),
+        }
+    }
+}
+
+/// Why a configuration was refused. The message names the file and, where TOML knows it, the
+/// line and column.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in error messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: describe_toml_error(text, &e),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        if self.server.max_body_bytes == 0 || self.server.max_body_bytes > 64 * 1024 * 1024 {
+            return Err(invalid(
+                "server.max_body_bytes",
+                "must be between 1 and 67108864".into(),
+            ));
+        }
+        for (key, value) in [
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            (
+                "server.body_read_timeout_secs",
+                self.server.body_read_timeout_secs,
+            ),
+            ("upstream.timeout_secs", self.upstream.timeout_secs),
+            (
+                "upstream.connect_timeout_secs",
+                self.upstream.connect_timeout_secs,
+            ),
+            ("key_fetch.timeout_secs", self.key_fetch.timeout_secs),
+            ("key_fetch.cache_ttl_secs", self.key_fetch.cache_ttl_secs),
+            (
+                "key_fetch.negative_ttl_secs",
+                self.key_fetch.negative_ttl_secs,
+            ),
+            ("key_fetch.max_body_bytes", self.key_fetch.max_body_bytes),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0".into()));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid(
+                "server.max_connections",
+                "must be greater than 0".into(),
+            ));
+        }
+        if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
+            return Err(invalid(
+                "server.tls_cert_file",
+                "tls_cert_file and tls_key_file go together".into(),
+            ));
+        }
+        self.upstream_uri()
+            .map_err(|message| invalid("upstream.url", message))?;
+        if self.key_fetch.key_id.is_some() != self.key_fetch.private_key_file.is_some() {
+            return Err(invalid(
+                "key_fetch.key_id",
+                "key_id and private_key_file go together".into(),
+            ));
+        }
+        if !self.admin.listen.ip().is_loopback() && self.admin.token_file.is_none() {
+            return Err(invalid(
+                "admin.token_file",
+                format!(
+                    "admin.listen {} is not a loopback address, so a bearer token file is required",
+                    self.admin.listen
+                ),
+            ));
+        }
+        if self.admin.listen == self.server.listen {
+            return Err(invalid(
+                "admin.listen",
+                "must differ from server.listen".into(),
+            ));
+        }
+        if self.signatures.max_age_secs == 0 {
+            return Err(invalid(
+                "signatures.max_age_secs",
+                "must be greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The upstream base as a URI with scheme `http` and an authority.
+    pub fn upstream_uri(&self) -> Result<http::Uri, String> {
+        let uri: http::Uri = self
+            .upstream
+            .url
+            .parse()
+            .map_err(|e| format!("{:?} is not a URL: {e}", self.upstream.url))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!(
+                "{:?}: only http:// upstreams are supported (Puma on a private address)",
+                self.upstream.url
+            ));
+        }
+        if uri.authority().is_none() {
+            return Err(format!("{:?} has no host", self.upstream.url));
+        }
+        if uri.path() != "/" && !uri.path().is_empty() {
+            return Err(format!(
+                "{:?}: a path is not supported; requests keep their own path",
+                self.upstream.url
+            ));
+        }
+        Ok(uri)
+    }
+}
+
+impl ServerConfig {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_read_timeout_secs)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// toml's own message already carries line/column and a caret excerpt; keep it, but make sure
+/// the line number is present even when the error has no span.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example from the core issue; it must load unchanged.
+    const ISSUE_EXAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:8080"          # where Mastodon's edge (nginx) sends inbox traffic
+max_body_bytes = 1048576           # Mastodon's own inbox cap is 1 MiB -> 413 above it
+
+[upstream]
+url = "http://127.0.0.1:3000"      # Mastodon's Puma
+timeout_secs = 30
+
+[admin]
+listen = "127.0.0.1:9100"          # /metrics /healthz /readyz /admin/reload
+
+[signatures]
+clock_skew_secs = 3600             # Mastodon: CLOCK_SKEW_MARGIN = 1 h
+max_age_secs = 43200               # Mastodon: EXPIRATION_WINDOW_LIMIT = 12 h
+
+[key_fetch]
+timeout_secs = 10
+cache_ttl_secs = 86400
+cache_capacity = 100000
+allow_http = false                 # true only for tests and the demo
+allow_private_addresses = false    # true only for tests and the demo
+# Optional signed fetch (for remotes in authorized-fetch mode): the instance actor's key.
+# key_id = "https://example.social/actor#main-key"
+# private_key_file = "/etc/inboxguard/instance-actor.pem"
+
+[key_fetch.resolve]                # like curl --resolve: host -> address, overrides DNS
+# "remote.example" = "127.0.0.1:9000"
+
+[[blocklists]]
+path = "config/blocklist.csv"      # Mastodon's domain_blocks.csv export, or one domain per line
+"#;
+
+    #[test]
+    fn issue_example_loads() {
+        let c = Config::from_toml(ISSUE_EXAMPLE, Path::new("x.toml")).expect("loads");
+        assert_eq!(c.server.max_body_bytes, 1048576);
+        assert_eq!(c.blocklists.len(), 1);
+        assert_eq!(c.upstream_uri().expect("uri").port_u16(), Some(3000));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_a_line() {
+        let text = ISSUE_EXAMPLE.replace("timeout_secs = 30", "timeout_sec = 30");
+        let e = Config::from_toml(&text, Path::new("x.toml")).expect_err("must fail");
+        let msg = e.to_string();
+        assert!(msg.contains("x.toml") && msg.contains("line 8"), "{msg}");
+    }
+
+    #[test]
+    fn public_admin_needs_a_token() {
+        let text = ISSUE_EXAMPLE.replace("127.0.0.1:9100", "0.0.0.0:9100");
+        let e = Config::from_toml(&text, Path::new("x.toml")).expect_err("must fail");
+        assert!(e.to_string().contains("admin.token_file"));
+    }
+
+    #[test]
+    fn https_upstream_is_refused() {
+        let text = ISSUE_EXAMPLE.replace("http://127.0.0.1:3000", "https://127.0.0.1:3000");
+        assert!(Config::from_toml(&text, Path::new("x.toml")).is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! Prometheus metrics. One `Metrics` value owns its own registry (no global registry), is
+//! created once at boot and shared through `App`. Labels are bounded: never a domain, actor,
+//! keyId or path — only fixed reason/result words and configured source names.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Buckets from 100 µs (a cached verify) to 30 s (the upstream timeout).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    /// Inbox requests by outcome: `decision` is forwarded | rejected | dropped; `reason` is a
+    /// `reject::Reason` label.
+    pub requests_total: IntCounterVec,
+    /// Whole inbox request time, from the first header byte to the response head.
+    pub request_duration_seconds: HistogramVec,
+    /// Time Mastodon took to answer a forwarded request with a status line.
+    pub upstream_duration_seconds: Histogram,
+    /// Forwarded requests (inbox and pass-through) by upstream outcome:
+    /// 2xx | 3xx | 4xx | 5xx | unreachable | timeout.
+    pub upstream_responses_total: IntCounterVec,
+    /// Non-inbox requests streamed to Mastodon untouched.
+    pub passthrough_requests_total: IntCounter,
+    /// `result` = hit | miss.
+    pub key_cache_requests_total: IntCounterVec,
+    /// One per network fetch attempt; `result` is a `keys::FetchError` label or `ok`.
+    pub key_fetches_total: IntCounterVec,
+    pub key_fetch_duration_seconds: Histogram,
+    /// `result` = success | failure.
+    pub rules_reloads_total: IntCounterVec,
+    /// Rules in force, per source file and severity.
+    pub rules_loaded: IntGaugeVec,
+    pub rules_last_reload_timestamp_seconds: IntGaugeVec,
+    pub connections_active: IntGauge,
+    pub build_info: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let requests_total = IntCounterVec::new(
+            Opts::new("inboxguard_requests_total", "Inbox requests by decision and reason"),
+            &["decision", "reason"],
+        )?;
+        let request_duration_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "inboxguard_request_duration_seconds",
+                "Inbox request handling time in seconds",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["decision"],
+        )?;
+        let upstream_duration_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "inboxguard_upstream_duration_seconds",
+                "Time until Mastodon answered a forwarded request, in seconds",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let upstream_responses_total = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_upstream_responses_total",
+                "Forwarded requests by upstream outcome",
+            ),
+            &["result"],
+        )?;
+        let passthrough_requests_total = IntCounter::new(
+            "inboxguard_passthrough_requests_total",
+            "Non-inbox requests streamed to the upstream untouched",
+        )?;
+        let key_cache_requests_total = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_key_cache_requests_total",
+                "Public key cache lookups by result",
+            ),
+            &["result"],
+        )?;
+        let key_fetches_total = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_key_fetches_total",
+                "Remote public key fetches by result",
+            ),
+            &["result"],
+        )?;
+        let key_fetch_duration_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "inboxguard_key_fetch_duration_seconds",
+                "Remote public key fetch time in seconds",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let rules_reloads_total = IntCounterVec::new(
+            Opts::new("inboxguard_rules_reloads_total", "Rule set reloads by result"),
+            &["result"],
+        )?;
+        let rules_loaded = IntGaugeVec::new(
+            Opts::new(
+                "inboxguard_rules_loaded",
+                "Domain rules in force by source and severity",
+            ),
+            &["source", "severity"],
+        )?;
+        let rules_last_reload_timestamp_seconds = IntGaugeVec::new(
+            Opts::new(
+                "inboxguard_rules_last_reload_timestamp_seconds",
+                "Unix time of the last successful load of each rule source",
+            ),
+            &["source"],
+        )?;
+        let connections_active = IntGauge::new(
+            "inboxguard_connections_active",
+            "Client connections currently open on the proxy listener",
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("inboxguard_build_info", "Always 1; labelled with the version"),
+            &["version"],
+        )?;
+        registry.register(Box::new(requests_total.clone()))?;
+        registry.register(Box::new(request_duration_seconds.clone()))?;
+        registry.register(Box::new(upstream_duration_seconds.clone()))?;
+        registry.register(Box::new(upstream_responses_total.clone()))?;
+        registry.register(Box::new(passthrough_requests_total.clone()))?;
+        registry.register(Box::new(key_cache_requests_total.clone()))?;
+        registry.register(Box::new(key_fetches_total.clone()))?;
+        registry.register(Box::new(key_fetch_duration_seconds.clone()))?;
+        registry.register(Box::new(rules_reloads_total.clone()))?;
+        registry.register(Box::new(rules_loaded.clone()))?;
+        registry.register(Box::new(rules_last_reload_timestamp_seconds.clone()))?;
+        registry.register(Box::new(connections_active.clone()))?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        // Pre-create the label pairs dashboards and alerts divide by, so a rate() over them
+        // exists (as 0) before the first event.
+        for r in ["hit", "miss"] {
+            key_cache_requests_total.with_label_values(&[r]);
+        }
+        for r in ["success", "failure"] {
+            rules_reloads_total.with_label_values(&[r]);
+        }
+        Ok(Metrics {
+            registry,
+            requests_total,
+            request_duration_seconds,
+            upstream_duration_seconds,
+            upstream_responses_total,
+            passthrough_requests_total,
+            key_cache_requests_total,
+            key_fetches_total,
+            key_fetch_duration_seconds,
+            rules_reloads_total,
+            rules_loaded,
+            rules_last_reload_timestamp_seconds,
+            connections_active,
+            build_info,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::with_capacity(8192);
+        // Encoding into a Vec cannot fail for the text format except on invalid metric
+        // families, which `new` rules out; an empty answer is better than a panic.
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_named_metrics() {
+        let m = Metrics::new().expect("metrics");
+        m.requests_total
+            .with_label_values(&["rejected", "bad_signature"])
+            .inc();
+        let text = m.render();
+        assert!(text.contains(
+            r#"inboxguard_requests_total{decision="rejected",reason="bad_signature"} 1"#
+        ));
+        assert!(text.contains(r#"inboxguard_key_cache_requests_total{result="hit"} 0"#));
+    }
+}
