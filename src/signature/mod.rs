@@ -11,6 +11,8 @@ use crate::config::SignatureConfig;
 use std::time::SystemTime;
 
 pub mod crypto;
+pub mod signing_key;
+pub use signing_key::SigningKey;
 pub use crypto::{KeyParseError, PublicKey};
 
 /// A request whose signature header parsed and passed every key-independent check.
