@@ -1,10 +1,123 @@
 //! inboxguard: a verifying, filtering reverse proxy for Mastodon's ActivityPub inboxes.
+//!
+//! Module map, in the order a request meets them:
+//!
+//! | module      | owns |
+//! |-------------|------|
+//! | `server`    | accept loop, connection limit, TLS, routing (inbox POST vs pass-through), drain |
+//! | `pipeline`  | THE inbox request flow, phase by phase, and its single finish (metrics + log) |
+//! | `signature` | draft-cavage `Signature` parsing, window, digest, signing string, verification |
+//! | `keys`      | public key cache (coalesced, negative-cached) and the hardened key fetcher |
+//! | `activity`  | the few activity JSON fields policy needs, read in one pass |
+//! | `policy`    | immutable rule snapshot, host normalisation, suffix matching, pure decisions |
+//! | `forward`   | upstream client: hop-by-hop stripping, X-Forwarded-*, timeouts |
+//! | `reject`    | every proxy-made answer: status, JSON body, metric label |
+//! | `reload`    | rule loading (one code path), file watch, SIGHUP, admin reload |
+//! | `metrics`   | the Prometheus registry and every metric |
+//! | `admin`     | `/metrics /healthz /readyz /admin/reload` on a separate listener |
+//! | `config`    | the TOML file, validated |
+//! | `app`       | the shared state those modules hang off |
+//! | `demo`      | `inboxguard demo`: the whole system in one process |
+//!
+//! Lower modules never import higher ones: `signature`, `policy`, `activity` and `config`
+//! know nothing of HTTP servers, and `policy` does no I/O.
 #![forbid(unsafe_code)]
 
+pub mod activity;
+pub mod admin;
+pub mod app;
 pub mod config;
+pub mod demo;
 pub mod forward;
 pub mod keys;
 pub mod metrics;
+pub mod pipeline;
 pub mod policy;
+pub mod reject;
 pub mod reload;
+pub mod server;
 pub mod signature;
+
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Already-bound sockets, so tests can bind `127.0.0.1:0` and `main` can report bind errors
+/// before anything else starts.
+pub struct Listeners {
+    pub proxy: TcpListener,
+    pub admin: TcpListener,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("rules: {0}")]
+    Rules(#[from] reload::LoadError),
+    #[error("key fetcher: {0}")]
+    Keys(String),
+    #[error("upstream: {0}")]
+    Upstream(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("admin token: {0}")]
+    AdminToken(String),
+}
+
+/// Runs the proxy on the given listeners until `shutdown` resolves, then stops accepting,
+/// reports not-ready, drains in-flight requests (bounded by `server.shutdown_grace_secs`)
+/// and returns.
+pub async fn run(
+    config: config::Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(metrics::Metrics::new()?);
+    let rules = reload::Rules::new(config.blocklists.clone(), metrics.clone())?;
+    let keys = keys::KeyStore::new(&config.key_fetch, metrics.clone()).map_err(RunError::Keys)?;
+    let base = config.upstream_uri().map_err(RunError::Upstream)?;
+    let upstream = forward::Upstream::new(&config.upstream, base).map_err(RunError::Upstream)?;
+    let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+        (Some(cert), Some(key)) => Some(server::tls_acceptor(cert, key).map_err(RunError::Tls)?),
+        _ => None,
+    };
+    let token = match &config.admin.token_file {
+        Some(path) => Some(admin::Token::from_file(path).map_err(RunError::AdminToken)?),
+        None => None,
+    };
+    let app = Arc::new(app::App::new(config, metrics, rules, keys, upstream));
+
+    // Two stop signals: the proxy drains first while the admin port keeps answering (readyz
+    // says 503, metrics stay scrapeable), then the admin port and the watcher stop.
+    let (stop_proxy, proxy_rx) = watch::channel(false);
+    let (stop_rest, rest_rx) = watch::channel(false);
+    let watcher = tokio::spawn(app.rules.clone().watch(changed(rest_rx.clone())));
+    let admin_task = tokio::spawn(admin::serve(
+        app.clone(),
+        listeners.admin,
+        token,
+        rest_rx,
+    ));
+    if let Ok(addr) = listeners.proxy.local_addr() {
+        tracing::info!(%addr, tls = tls.is_some(), "proxy listening");
+    }
+    let proxy_task = tokio::spawn(server::serve(app.clone(), listeners.proxy, tls, proxy_rx));
+    app.set_ready(true);
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    app.set_ready(false);
+    let _ = stop_proxy.send(true);
+    let _ = proxy_task.await;
+    let _ = stop_rest.send(true);
+    let _ = admin_task.await;
+    let _ = watcher.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn changed(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}

@@ -1,1 +1,179 @@
-fn main() {}
+//! The boot script: parse the command line, load and validate the config (exit 64 if it is
+//! wrong, before binding anything), set up logging, bind, run, exit.
+
+use clap::{Parser, Subcommand};
+use inboxguard::config::{Config, LogFormat, LoggingConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code for a configuration or blocklist the program refuses (BSD EX_USAGE, as linkerd).
+const EXIT_CONFIG: u8 = 64;
+/// Exit code for a failure while running (bind error, runtime error).
+const EXIT_RUNTIME: u8 = 1;
+
+#[derive(Parser)]
+#[command(name = "inboxguard", version, about = "A verifying, filtering reverse proxy for Mastodon inboxes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Serve {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate the config and every blocklist, print a summary, exit non-zero if invalid.
+    Check {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run a self-contained demonstration: stand-in Mastodon, stand-in remote instances and
+    /// the proxy, with a scripted mix of signed traffic.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::Check { config } => check(config),
+        Command::Demo => demo(),
+    }
+}
+
+fn serve(path: PathBuf) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("inboxguard: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_tracing(&config.logging);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("inboxguard: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    runtime.block_on(async move {
+        let proxy = match tokio::net::TcpListener::bind(config.server.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(addr = %config.server.listen, error = %e, "cannot bind the proxy listener");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        };
+        let admin = match tokio::net::TcpListener::bind(config.admin.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(addr = %config.admin.listen, error = %e, "cannot bind the admin listener");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        };
+        tracing::info!(admin = %config.admin.listen, upstream = %config.upstream.url, "starting");
+        let listeners = inboxguard::Listeners { proxy, admin };
+        match inboxguard::run(config, listeners, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e @ inboxguard::RunError::Rules(_)) => {
+                tracing::error!(error = %e, "cannot start");
+                ExitCode::from(EXIT_CONFIG)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+    })
+}
+
+fn check(path: PathBuf) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("inboxguard: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let summaries = match inboxguard::reload::load(&config.blocklists) {
+        Ok((_, s)) => s,
+        Err(e) => {
+            eprintln!("inboxguard: blocklist: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    println!("config {} is valid", path.display());
+    println!("  listen    {}", config.server.listen);
+    println!("  admin     {}", config.admin.listen);
+    println!("  upstream  {}", config.upstream.url);
+    println!("  tls       {}", config.server.tls_cert_file.is_some());
+    println!("  rule sources:");
+    for s in &summaries {
+        println!(
+            "    {}: suspend={} silence={} noop={}",
+            s.source, s.suspend, s.silence, s.noop
+        );
+    }
+    if summaries.is_empty() {
+        println!("    (none: every verified delivery will be forwarded)");
+    }
+    ExitCode::SUCCESS
+}
+
+fn demo() -> ExitCode {
+    init_tracing(&LoggingConfig {
+        format: LogFormat::Text,
+        filter: "warn".into(),
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("inboxguard: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(inboxguard::demo::run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("inboxguard demo failed: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn init_tracing(cfg: &LoggingConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match cfg.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

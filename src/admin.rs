@@ -1,0 +1,161 @@
+//! The admin listener, separate from the proxy port and loopback-only unless a bearer token
+//! is configured (config validation enforces that). Endpoints:
+//!
+//! | method | path            | token needed | answer                                        |
+//! |--------|-----------------|--------------|-----------------------------------------------|
+//! | GET    | `/metrics`      | yes          | Prometheus text                               |
+//! | GET    | `/healthz`      | no           | 200 while the process runs                    |
+//! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving; 503 while draining |
+//! | POST   | `/admin/reload` | yes          | reload rule files; 200 + summary, or 500 + the file:line error (old rules stay) |
+//!
+//! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
+//! a kubelet needs no secret.
+
+use crate::app::App;
+use crate::forward::Body;
+use crate::reject::full;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A bearer token, never printed.
+#[derive(Clone)]
+pub struct Token(Arc<str>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    pub fn from_file(path: &std::path::Path) -> Result<Token, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read admin token: {e}", path.display()))?;
+        let token = text.trim();
+        if token.len() < 16 {
+            return Err(format!(
+                "{}: admin token must be at least 16 characters",
+                path.display()
+            ));
+        }
+        Ok(Token(token.into()))
+    }
+
+    fn matches(&self, req: &Request<Incoming>) -> bool {
+        let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+            return false;
+        };
+        let Some(given) = value.as_bytes().strip_prefix(b"Bearer ") else {
+            return false;
+        };
+        aws_lc_rs::constant_time::verify_slices_are_equal(given, self.0.as_bytes()).is_ok()
+    }
+}
+
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    token: Option<Token>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let app = app.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let app = app.clone();
+                let token = token.clone();
+                async move { Ok::<_, Infallible>(handle(&app, token.as_ref(), req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "admin connection error");
+            }
+        });
+    }
+}
+
+async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    let needs_token = !matches!(path, "/healthz" | "/readyz");
+    if needs_token {
+        if let Some(token) = token {
+            if !token.matches(&req) {
+                return text(StatusCode::UNAUTHORIZED, "bearer token required\n");
+            }
+        }
+    }
+    match (req.method(), path) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if app.is_ready() {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        (&Method::GET, "/metrics") => {
+            let mut resp = Response::new(full(app.metrics.render()));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            resp
+        }
+        (&Method::POST, "/admin/reload") => {
+            let rules = app.rules.clone();
+            match tokio::task::spawn_blocking(move || rules.reload()).await {
+                Ok(Ok(summaries)) => {
+                    let mut out = String::from("reloaded\n");
+                    for s in summaries {
+                        out.push_str(&format!(
+                            "{}: suspend={} silence={} noop={}\n",
+                            s.source, s.suspend, s.silence, s.noop
+                        ));
+                    }
+                    text(StatusCode::OK, &out)
+                }
+                Ok(Err(e)) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("reload failed, previous rules kept: {e}\n"),
+                ),
+                Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed\n"),
+            }
+        }
+        (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut resp = Response::new(full(body.to_owned()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}

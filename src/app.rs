@@ -1,0 +1,57 @@
+//! Shared state: everything a request needs, built once by `run` and shared by `Arc`.
+//! Each request takes one policy snapshot at its start and keeps it to the end, so a reload
+//! never changes the rules under a request.
+
+use crate::config::Config;
+use crate::forward::Upstream;
+use crate::keys::KeyStore;
+use crate::metrics::Metrics;
+use crate::reload::Rules;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub struct App {
+    pub config: Config,
+    pub metrics: Arc<Metrics>,
+    pub rules: Arc<Rules>,
+    pub keys: KeyStore,
+    pub upstream: Upstream,
+    /// `https` when this listener terminates TLS itself, else `http`; becomes
+    /// `X-Forwarded-Proto` unless a trusted edge already set one.
+    pub listener_scheme: &'static str,
+    ready: AtomicBool,
+}
+
+impl App {
+    pub fn new(
+        config: Config,
+        metrics: Arc<Metrics>,
+        rules: Arc<Rules>,
+        keys: KeyStore,
+        upstream: Upstream,
+    ) -> App {
+        let listener_scheme = if config.server.tls_cert_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        App {
+            config,
+            metrics,
+            rules,
+            keys,
+            upstream,
+            listener_scheme,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Ready = rules loaded and listeners serving, and not draining.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+}

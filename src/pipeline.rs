@@ -1,0 +1,366 @@
+//! THE inbox request flow. One request moves one way through these phases; each phase either
+//! hands the request on or stops it with a `Verdict`:
+//!
+//! ```text
+//! limits ─► signature (parse, strength, window, digest) ─► blocked key host
+//!        ─► activity facts (JSON) ─► blocked actor host
+//!        ─► key (cache, fetch on miss; gone actor's self-Delete) ─► verify (refetch once)
+//!        ─► policy ─► forward
+//!        ─► finish: metrics + access log, exactly once, whatever happened above
+//! ```
+//!
+//! Cheap before expensive: a request from a suspended domain, a stale or tampered request, or
+//! broken JSON costs no key fetch and no public-key operation.
+
+use crate::activity::Facts;
+use crate::app::App;
+use crate::forward::Body;
+use crate::keys::Source;
+use crate::policy::{self, host};
+use crate::reject::{full, Decision, Verdict};
+use crate::signature;
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+/// How long a sender is asked to wait before retrying after a transient failure.
+const RETRY_AFTER_SECS: u32 = 30;
+
+/// What the access log and metrics learn about a request as it moves along.
+#[derive(Debug, Default)]
+struct Context {
+    key_host: Option<String>,
+    actor: Option<String>,
+    kind: Option<String>,
+    /// The activity's actor is not the key's owner (relays, forwarded replies).
+    relayed: bool,
+}
+
+enum Outcome {
+    /// Mastodon answered; its response goes back to the sender.
+    Forwarded(Response<Body>),
+    /// The proxy answered itself.
+    Stopped(Verdict),
+}
+
+/// Handles one POST to an inbox path.
+pub async fn handle_inbox(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let start = Instant::now();
+    let mut ctx = Context::default();
+    let outcome = inbox(app, req, peer, &mut ctx).await;
+    finish(app, &ctx, start, outcome)
+}
+
+async fn inbox(
+    app: &App,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    ctx: &mut Context,
+) -> Outcome {
+    let (parts, body) = req.into_parts();
+
+    // Limits: the declared length first (no byte read), then the real length while reading.
+    let max = app.config.server.max_body_bytes;
+    if let Some(len) = content_length(&parts.headers) {
+        if len > max {
+            return Outcome::Stopped(too_large(max));
+        }
+    }
+    let body = match read_body(app, body, max).await {
+        Ok(b) => b,
+        Err(v) => return Outcome::Stopped(v),
+    };
+
+    // Signature: everything that needs no key.
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let prepared = match signature::prepare(
+        &parts.method,
+        path_and_query,
+        &parts.headers,
+        &body,
+        SystemTime::now(),
+        &app.config.signatures,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            return Outcome::Stopped(Verdict::reject(
+                StatusCode::UNAUTHORIZED,
+                e.reason(),
+                e.to_string(),
+            ))
+        }
+    };
+    let Some(key_host) = host::normalize(&prepared.key_host) else {
+        return Outcome::Stopped(Verdict::reject(
+            StatusCode::UNAUTHORIZED,
+            "invalid_key_id",
+            format!("Invalid keyId host in {}", prepared.key_id),
+        ));
+    };
+    ctx.key_host = Some(key_host.clone());
+
+    // One snapshot for the whole request.
+    let rules = app.rules.current().load();
+    if rules.is_suspended(&key_host).is_some() {
+        return Outcome::Stopped(suspended(&key_host, "suspended_key_host"));
+    }
+
+    let facts = match Facts::parse(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            return Outcome::Stopped(Verdict::reject(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                e.to_string(),
+            ))
+        }
+    };
+    ctx.actor = facts.actor.clone();
+    ctx.kind = facts.kind.clone();
+    let actor_host = facts.actor.as_deref().and_then(host::of_uri);
+    if let Some(actor_host) = &actor_host {
+        if rules.is_suspended(actor_host).is_some() {
+            return Outcome::Stopped(suspended(actor_host, "suspended_actor_host"));
+        }
+    }
+
+    // Key, then the one expensive operation.
+    let record = match app.keys.get(&prepared.key_id).await {
+        Ok((record, source)) => match prepared.verify(&record.key) {
+            Ok(()) => record,
+            Err(first) if source == Source::Cache => {
+                // The sender may have rotated its key since we cached it: refetch once.
+                match app.keys.refresh(&prepared.key_id).await {
+                    Ok(fresh) => match prepared.verify(&fresh.key) {
+                        Ok(()) => fresh,
+                        Err(e) => return Outcome::Stopped(bad_signature(&e)),
+                    },
+                    Err(_) => return Outcome::Stopped(bad_signature(&first)),
+                }
+            }
+            Err(e) => return Outcome::Stopped(bad_signature(&e)),
+        },
+        Err(e) if e.is_gone() && facts.is_self_delete_or_update() => {
+            // The actor is gone and so is its key: Mastodon could not verify this either.
+            // Acknowledge it so the sender stops retrying an account-deletion flood.
+            return Outcome::Stopped(Verdict::drop("gone_actor"));
+        }
+        Err(e) if e.is_transient() => {
+            return Outcome::Stopped(
+                Verdict::reject(StatusCode::SERVICE_UNAVAILABLE, e.reason(), e.to_string())
+                    .with_retry_after(RETRY_AFTER_SECS),
+            )
+        }
+        Err(e) => {
+            return Outcome::Stopped(Verdict::reject(
+                StatusCode::UNAUTHORIZED,
+                e.reason(),
+                e.to_string(),
+            ))
+        }
+    };
+    ctx.relayed = facts.actor.as_deref() != Some(record.owner.as_str());
+
+    // Policy on the verified request.
+    let decision = rules.decide(&policy::Facts {
+        key_host: &key_host,
+        actor_host: actor_host.as_deref(),
+        activity_type: facts.kind.as_deref(),
+    });
+    if let Some(verdict) = policy_verdict(&decision) {
+        return Outcome::Stopped(verdict);
+    }
+
+    forward(app, parts, body, peer).await
+}
+
+async fn forward(
+    app: &App,
+    parts: http::request::Parts,
+    body: Bytes,
+    peer: SocketAddr,
+) -> Outcome {
+    let req = Request::from_parts(parts, full(body));
+    let started = Instant::now();
+    let result = app
+        .upstream
+        .send(
+            req,
+            peer,
+            app.listener_scheme,
+            app.config.server.trust_forwarded_proto,
+        )
+        .await;
+    app.metrics
+        .upstream_duration_seconds
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(resp) => {
+            app.metrics
+                .upstream_responses_total
+                .with_label_values(&[status_class(resp.status())])
+                .inc();
+            Outcome::Forwarded(resp)
+        }
+        Err(e) => {
+            app.metrics
+                .upstream_responses_total
+                .with_label_values(&[e.reason()])
+                .inc();
+            Outcome::Stopped(upstream_error(&e))
+        }
+    }
+}
+
+/// Writes the request's metrics and its access-log line. Runs once for every inbox request.
+fn finish(app: &App, ctx: &Context, start: Instant, outcome: Outcome) -> Response<Body> {
+    let (decision, reason, response) = match outcome {
+        Outcome::Forwarded(resp) => (Decision::Forwarded, "forwarded", resp),
+        Outcome::Stopped(v) => (v.decision, v.reason, v.into_response()),
+    };
+    let elapsed = start.elapsed();
+    app.metrics
+        .requests_total
+        .with_label_values(&[decision.as_str(), reason])
+        .inc();
+    app.metrics
+        .request_duration_seconds
+        .with_label_values(&[decision.as_str()])
+        .observe(elapsed.as_secs_f64());
+    tracing::info!(
+        target: "inboxguard::access",
+        key_host = ctx.key_host.as_deref().unwrap_or("-"),
+        actor = ctx.actor.as_deref().unwrap_or("-"),
+        activity_type = ctx.kind.as_deref().unwrap_or("-"),
+        relayed = ctx.relayed,
+        decision = decision.as_str(),
+        reason,
+        status = response.status().as_u16(),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "inbox"
+    );
+    response
+}
+
+/// Streams a non-inbox request to Mastodon untouched.
+pub async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    app.metrics.passthrough_requests_total.inc();
+    let req = req.map(|b| b.map_err(|e| Box::new(e) as crate::forward::BoxError).boxed());
+    let started = Instant::now();
+    let result = app
+        .upstream
+        .send(
+            req,
+            peer,
+            app.listener_scheme,
+            app.config.server.trust_forwarded_proto,
+        )
+        .await;
+    app.metrics
+        .upstream_duration_seconds
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(resp) => {
+            app.metrics
+                .upstream_responses_total
+                .with_label_values(&[status_class(resp.status())])
+                .inc();
+            resp
+        }
+        Err(e) => {
+            app.metrics
+                .upstream_responses_total
+                .with_label_values(&[e.reason()])
+                .inc();
+            tracing::warn!(error = %e, "pass-through request failed");
+            upstream_error(&e).into_response()
+        }
+    }
+}
+
+async fn read_body(app: &App, body: Incoming, max: u64) -> Result<Bytes, Verdict> {
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let read = Limited::new(body, limit).collect();
+    match tokio::time::timeout(app.config.server.body_read_timeout(), read).await {
+        Err(_) => Err(Verdict::reject(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "Request body not received in time",
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(max)),
+        Ok(Err(e)) => Err(Verdict::reject(
+            StatusCode::BAD_REQUEST,
+            "body_read_error",
+            format!("Request body could not be read: {e}"),
+        )),
+    }
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn too_large(max: u64) -> Verdict {
+    Verdict::reject(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("Request body larger than {max} bytes"),
+    )
+}
+
+fn suspended(host: &str, reason: &'static str) -> Verdict {
+    Verdict::reject(
+        StatusCode::FORBIDDEN,
+        reason,
+        format!("Deliveries from {host} are refused: the domain is suspended on this instance"),
+    )
+}
+
+fn bad_signature(e: &signature::SigError) -> Verdict {
+    Verdict::reject(StatusCode::UNAUTHORIZED, e.reason(), e.to_string())
+}
+
+fn policy_verdict(decision: &policy::Decision) -> Option<Verdict> {
+    match decision {
+        policy::Decision::Forward { .. } => None,
+        policy::Decision::Reject { host, .. } => Some(suspended(host, decision.reason())),
+        policy::Decision::Drop { .. } => Some(Verdict::drop(decision.reason())),
+    }
+}
+
+fn upstream_error(e: &crate::forward::UpstreamError) -> Verdict {
+    let status = if e.is_timeout() {
+        StatusCode::GATEWAY_TIMEOUT
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    let reason = if e.is_timeout() {
+        "upstream_timeout"
+    } else {
+        "upstream_unreachable"
+    };
+    Verdict::reject(status, reason, e.to_string()).with_retry_after(RETRY_AFTER_SECS)
+}
+
+fn status_class(s: StatusCode) -> &'static str {
+    match s.as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
