@@ -435,7 +435,10 @@ mod tests {
         prepare_request_headers(&mut h, None, PEER, "http", true);
         assert_eq!(all(&h, "x-forwarded-proto"), vec!["https"]);
 
-        let mut h = map(&[("x-forwarded-proto", "https"), ("x-forwarded-proto", "http")]);
+        let mut h = map(&[
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-proto", "http"),
+        ]);
         prepare_request_headers(&mut h, None, PEER, "http", false);
         assert_eq!(all(&h, "x-forwarded-proto"), vec!["http"]);
 
