@@ -1,42 +1,526 @@
 //! Upstream client: sends a request to Mastodon unchanged but for hop-by-hop headers and
 //! `X-Forwarded-*`, over pooled connections, with timeouts.
 //!
-//! OWNER: forward helper.
+//! What reaches Puma is what the sender sent: same method, path and query bytes, `Host`,
+//! end-to-end headers and body. Mastodon rebuilds the signing string from these (and
+//! `@target-uri` from `X-Forwarded-Proto` + `Host` + path), so any rewrite here would break
+//! signature checks downstream. The response comes back as a stream; nothing is buffered.
+//!
+//! This module never invents an answer: every failure is an [`UpstreamError`] and the caller
+//! turns it into 502/504 (see [`UpstreamError::status`]).
 
 use crate::config::UpstreamConfig;
 use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Method, Uri, Version};
 use http_body_util::combinators::BoxBody;
-use std::net::SocketAddr;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The one body type requests and responses travel in.
 pub type Body = BoxBody<Bytes, BoxError>;
 
+/// Idle pooled connections are dropped after this. Puma closes a keep-alive connection after
+/// its `persistent_timeout` (20 s by default); reusing a connection Puma is about to close
+/// loses a POST that cannot be retried, so we give up idle connections first.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Headers that describe one hop, never the message (RFC 9110 §7.6.1), plus the
+/// `Proxy-*` and `Keep-Alive` relics that clients still send.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Why a request got no response head from the upstream. `Display` is for the log line;
+/// [`UpstreamError::reason`] is the bounded metric label.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
+    /// No TCP connection could be opened (refused, connect timeout, unroutable): Puma is down
+    /// or not listening where configured.
     #[error("upstream unreachable: {0}")]
     Unreachable(String),
+    /// A connection was open but failed before a complete response head arrived: reset,
+    /// closed early (Puma worker killed mid-request), or an unparsable response.
+    #[error("upstream connection lost: {0}")]
+    ConnectionLost(String),
+    /// No response head within `upstream.timeout_secs` of starting to send.
     #[error("upstream did not answer within the timeout")]
     Timeout,
+    /// The downstream client's request body failed while it was being streamed upstream
+    /// (the client went away mid-upload). Not the upstream's fault; nobody is left to answer.
+    #[error("client request body failed while forwarding: {0}")]
+    ClientAborted(String),
+    /// The request has no path to forward (`CONNECT`, or a target that cannot be
+    /// re-addressed to the upstream).
+    #[error("request target cannot be forwarded: {0}")]
+    InvalidTarget(String),
 }
 
-pub struct Upstream {}
+impl UpstreamError {
+    /// A fixed word for metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            UpstreamError::Unreachable(_) => "unreachable",
+            UpstreamError::ConnectionLost(_) => "connection_lost",
+            UpstreamError::Timeout => "timeout",
+            UpstreamError::ClientAborted(_) => "client_aborted",
+            UpstreamError::InvalidTarget(_) => "invalid_target",
+        }
+    }
+
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, UpstreamError::Timeout)
+    }
+
+    /// True when the fault is on the upstream side (counts against Mastodon's health);
+    /// false when the request itself or its sender was at fault.
+    pub fn is_upstream_fault(&self) -> bool {
+        match self {
+            UpstreamError::Unreachable(_)
+            | UpstreamError::ConnectionLost(_)
+            | UpstreamError::Timeout => true,
+            UpstreamError::ClientAborted(_) | UpstreamError::InvalidTarget(_) => false,
+        }
+    }
+
+    /// The status the proxy answers with. For `ClientAborted` the client is gone; 400 is
+    /// only what the access log records.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            UpstreamError::Unreachable(_) | UpstreamError::ConnectionLost(_) => {
+                http::StatusCode::BAD_GATEWAY
+            }
+            UpstreamError::Timeout => http::StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::ClientAborted(_) | UpstreamError::InvalidTarget(_) => {
+                http::StatusCode::BAD_REQUEST
+            }
+        }
+    }
+}
+
+/// The pooled HTTP/1.1 client to Puma. Cheap to share behind an `Arc`; one per process.
+pub struct Upstream {
+    client: Client<HttpConnector, Body>,
+    scheme: Scheme,
+    authority: Authority,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("scheme", &self.scheme)
+            .field("authority", &self.authority)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Upstream {
-    pub fn new(_cfg: &UpstreamConfig, _base: http::Uri) -> Result<Upstream, String> {
-        todo!()
+    /// `base` is `Config::upstream_uri()`: `http://host:port`, no path.
+    pub fn new(cfg: &UpstreamConfig, base: http::Uri) -> Result<Upstream, String> {
+        let scheme = base
+            .scheme()
+            .cloned()
+            .ok_or_else(|| format!("upstream {base} has no scheme"))?;
+        if scheme != Scheme::HTTP {
+            return Err(format!("upstream {base}: only http:// is supported"));
+        }
+        let authority = base
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("upstream {base} has no host"))?;
+        if cfg.timeout_secs == 0 || cfg.connect_timeout_secs == 0 {
+            return Err("upstream timeouts must be greater than 0".to_string());
+        }
+
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(cfg.connect_timeout_secs)));
+        // Inbox POSTs are small request/response pairs; Nagle would only add latency.
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+
+        // Plain TCP never negotiates h2, so this client speaks HTTP/1.1 only, as Puma does.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+            .build(connector);
+
+        Ok(Upstream {
+            client,
+            scheme,
+            authority,
+            timeout: Duration::from_secs(cfg.timeout_secs),
+        })
     }
 
     /// Forwards `req` (origin-form URI, as received) to the upstream. `peer` is appended to
     /// `X-Forwarded-For`; `proto` becomes `X-Forwarded-Proto` unless `keep_proto` and the
     /// request already carries one.
+    ///
+    /// The timeout runs from the start of sending until the response head arrives, so it
+    /// includes streaming the request body; the response body then streams without a limit
+    /// from this module.
     pub async fn send(
         &self,
-        _req: http::Request<Body>,
-        _peer: SocketAddr,
-        _proto: &'static str,
-        _keep_proto: bool,
+        req: http::Request<Body>,
+        peer: SocketAddr,
+        proto: &'static str,
+        keep_proto: bool,
     ) -> Result<http::Response<Body>, UpstreamError> {
-        todo!()
+        let (parts, body) = req.into_parts();
+        if parts.method == Method::CONNECT {
+            return Err(UpstreamError::InvalidTarget(
+                "CONNECT is not forwarded".to_string(),
+            ));
+        }
+        let uri = self.upstream_uri(&parts.uri)?;
+        let mut headers = parts.headers;
+        prepare_request_headers(
+            &mut headers,
+            parts.uri.authority(),
+            peer.ip(),
+            proto,
+            keep_proto,
+        );
+
+        let mut out = http::Request::new(body);
+        *out.method_mut() = parts.method;
+        *out.uri_mut() = uri;
+        // The request may have arrived over HTTP/2 or as HTTP/1.0; Puma gets HTTP/1.1 with
+        // keep-alive either way (the legacy client refuses HTTP/2 requests on an h1 pool).
+        *out.version_mut() = Version::HTTP_11;
+        *out.headers_mut() = headers;
+
+        let response = match tokio::time::timeout(self.timeout, self.client.request(out)).await {
+            Err(_elapsed) => return Err(UpstreamError::Timeout),
+            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Ok(response)) => response,
+        };
+
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+        Ok(http::Response::from_parts(parts, body))
+    }
+
+    /// The upstream's scheme and authority with the request's own path and query, byte for
+    /// byte: Mastodon signs and verifies `(request-target)` over exactly these bytes.
+    fn upstream_uri(&self, received: &Uri) -> Result<Uri, UpstreamError> {
+        let path_and_query = received
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| UpstreamError::InvalidTarget(e.to_string()))
+    }
+}
+
+/// Sorts a client error into the variants above. The hyper error inside says whether our own
+/// request body failed (a client that went away) or the connection did.
+fn classify(err: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let message = error_chain(err);
+    if err.is_connect() {
+        return UpstreamError::Unreachable(message);
+    }
+    let mut source = err.source();
+    while let Some(e) = source {
+        if let Some(hyper_err) = e.downcast_ref::<hyper::Error>() {
+            // A "user" error with a cause on a client connection is the body stream's error.
+            if hyper_err.is_user() && hyper_err.source().is_some() {
+                return UpstreamError::ClientAborted(message);
+            }
+            break;
+        }
+        source = e.source();
+    }
+    UpstreamError::ConnectionLost(message)
+}
+
+/// "client error (Connect): tcp connect error: Connection refused (os error 111)": the
+/// outer errors alone say too little for an operator.
+fn error_chain(err: &dyn StdError) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
+
+/// Turns the received request headers into the forwarded ones: hop-by-hop headers removed,
+/// `Host` kept (or taken from an absolute URI's authority, as HTTP/2 requests carry it),
+/// `X-Forwarded-For` extended with `peer`, `X-Forwarded-Proto` set.
+pub fn prepare_request_headers(
+    headers: &mut HeaderMap,
+    uri_authority: Option<&Authority>,
+    peer: IpAddr,
+    proto: &'static str,
+    keep_proto: bool,
+) {
+    strip_hop_by_hop(headers);
+
+    if !headers.contains_key(header::HOST) {
+        if let Some(authority) = uri_authority {
+            if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+                headers.insert(header::HOST, value);
+            }
+        }
+    }
+
+    append_forwarded_for(headers, peer);
+
+    if !(keep_proto && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    }
+}
+
+/// Removes hop-by-hop headers and every header the `Connection` header names. Used on both
+/// the forwarded request and the returned response.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        // `Connection: host` must not make Mastodon see the upstream's address as Host.
+        .filter(|name| *name != header::HOST)
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// `X-Forwarded-For: <existing>, <peer>` as one field line (several incoming lines are
+/// joined, as RFC 9110 allows for list headers). IPv4-mapped IPv6 peers (a dual-stack
+/// listener) are written as plain IPv4 so Rails' trusted-proxy matching sees the real address.
+fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
+    let peer = peer.to_canonical().to_string();
+    let mut joined: Vec<u8> = Vec::new();
+    for value in headers.get_all(&X_FORWARDED_FOR) {
+        let trimmed = value.as_bytes().trim_ascii();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(trimmed);
+    }
+    if !joined.is_empty() {
+        joined.extend_from_slice(b", ");
+    }
+    joined.extend_from_slice(peer.as_bytes());
+    // The existing values were valid header bytes, so the join is too; fall back to the peer
+    // alone rather than forward a header we could not build.
+    let value = HeaderValue::from_bytes(&joined)
+        .or_else(|_| HeaderValue::from_str(&peer))
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    headers.insert(X_FORWARDED_FOR, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn all(h: &HeaderMap, name: &str) -> Vec<String> {
+        h.get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 7));
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut h = map(&[
+            ("host", "example.social"),
+            ("connection", "X-Foo, keep-alive"),
+            ("connection", "x-bar"),
+            ("x-foo", "1"),
+            ("x-bar", "2"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("trailer", "x-checksum"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authenticate", "Basic"),
+            ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+            ("signature", "keyId=\"k\""),
+            ("digest", "SHA-256=abc"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["host", "signature", "digest"]);
+    }
+
+    #[test]
+    fn connection_cannot_remove_host() {
+        let mut h = map(&[("host", "example.social"), ("connection", "Host")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(all(&h, "host"), vec!["example.social"]);
+    }
+
+    #[test]
+    fn forwarded_for_is_appended_to_all_existing_lines() {
+        let mut h = map(&[
+            ("x-forwarded-for", "198.51.100.1"),
+            ("x-forwarded-for", "198.51.100.2, 198.51.100.3"),
+        ]);
+        prepare_request_headers(&mut h, None, PEER, "https", true);
+        assert_eq!(
+            all(&h, "x-forwarded-for"),
+            vec!["198.51.100.1, 198.51.100.2, 198.51.100.3, 203.0.113.7"]
+        );
+    }
+
+    #[test]
+    fn forwarded_for_is_created_and_mapped_v6_is_canonical() {
+        let mut h = HeaderMap::new();
+        let mapped = IpAddr::V6(std::net::Ipv4Addr::new(192, 0, 2, 9).to_ipv6_mapped());
+        prepare_request_headers(&mut h, None, mapped, "http", true);
+        assert_eq!(all(&h, "x-forwarded-for"), vec!["192.0.2.9"]);
+
+        let mut h = HeaderMap::new();
+        prepare_request_headers(&mut h, None, IpAddr::V6(Ipv6Addr::LOCALHOST), "http", true);
+        assert_eq!(all(&h, "x-forwarded-for"), vec!["::1"]);
+    }
+
+    #[test]
+    fn forwarded_proto_kept_only_when_trusted_and_present() {
+        let mut h = map(&[("x-forwarded-proto", "https")]);
+        prepare_request_headers(&mut h, None, PEER, "http", true);
+        assert_eq!(all(&h, "x-forwarded-proto"), vec!["https"]);
+
+        let mut h = map(&[
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-proto", "http"),
+        ]);
+        prepare_request_headers(&mut h, None, PEER, "http", false);
+        assert_eq!(all(&h, "x-forwarded-proto"), vec!["http"]);
+
+        let mut h = HeaderMap::new();
+        prepare_request_headers(&mut h, None, PEER, "https", true);
+        assert_eq!(all(&h, "x-forwarded-proto"), vec!["https"]);
+    }
+
+    #[test]
+    fn host_is_kept_or_taken_from_the_uri_authority() {
+        let authority = Authority::from_static("example.social");
+        let mut h = map(&[("host", "public.example")]);
+        prepare_request_headers(&mut h, Some(&authority), PEER, "https", true);
+        assert_eq!(all(&h, "host"), vec!["public.example"]);
+
+        let mut h = HeaderMap::new();
+        prepare_request_headers(&mut h, Some(&authority), PEER, "https", true);
+        assert_eq!(all(&h, "host"), vec!["example.social"]);
+
+        let mut h = HeaderMap::new();
+        prepare_request_headers(&mut h, None, PEER, "https", true);
+        assert!(h.get("host").is_none());
+    }
+
+    #[test]
+    fn end_to_end_headers_keep_their_order_and_bytes() {
+        let mut h = HeaderMap::new();
+        h.append("accept", HeaderValue::from_static("a"));
+        h.append("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        h.append("accept", HeaderValue::from_static("b"));
+        prepare_request_headers(&mut h, None, PEER, "https", true);
+        assert_eq!(all(&h, "accept"), vec!["a", "b"]);
+        assert_eq!(h.get("x-raw").unwrap().as_bytes(), b"caf\xe9");
+    }
+
+    #[test]
+    fn upstream_uri_keeps_path_and_query_bytes() {
+        let cfg = UpstreamConfig {
+            url: "http://127.0.0.1:3000".into(),
+            timeout_secs: 30,
+            connect_timeout_secs: 5,
+            pool_max_idle_per_host: 4,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let up = Upstream::new(&cfg, "http://127.0.0.1:3000".parse().unwrap()).unwrap();
+        let received: Uri = "/users/a/inbox?a=1&b=%2F&c=%7e".parse().unwrap();
+        assert_eq!(
+            up.upstream_uri(&received).unwrap().to_string(),
+            "http://127.0.0.1:3000/users/a/inbox?a=1&b=%2F&c=%7e"
+        );
+        let absolute: Uri = "https://example.social/inbox?x".parse().unwrap();
+        assert_eq!(
+            up.upstream_uri(&absolute).unwrap().to_string(),
+            "http://127.0.0.1:3000/inbox?x"
+        );
+    }
+
+    #[test]
+    fn new_refuses_a_base_without_http_authority() {
+        let cfg = UpstreamConfig {
+            url: String::new(),
+            timeout_secs: 30,
+            connect_timeout_secs: 5,
+            pool_max_idle_per_host: 4,
+        };
+        assert!(Upstream::new(&cfg, "/relative".parse().unwrap()).is_err());
+        assert!(Upstream::new(&cfg, "https://127.0.0.1:3000".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn reasons_and_statuses() {
+        assert_eq!(UpstreamError::Timeout.reason(), "timeout");
+        assert_eq!(UpstreamError::Timeout.status(), 504);
+        assert!(UpstreamError::Timeout.is_timeout());
+        let e = UpstreamError::Unreachable("x".into());
+        assert_eq!((e.reason(), e.status().as_u16()), ("unreachable", 502));
+        assert!(e.is_upstream_fault());
+        let e = UpstreamError::ClientAborted("x".into());
+        assert!(!e.is_upstream_fault());
     }
 }
