@@ -10,14 +10,20 @@
 //! * it reads `Authorization: Signature ...` first (Mastodon reads only `Signature`);
 //! * its default `headers` is `(created)` for every algorithm (Mastodon: `date` for
 //!   rsa-sha256), so draft-cavage C.1-style rsa-sha256 signatures build the wrong string;
-//! * its window is "now within 10 s of created/Date/expires" with no clock skew, far from
-//!   Mastodon's 1 h skew / 5 min default / 12 h cap, and it ignores unparsable Dates;
+//! * its window refuses anything created (or dated) more than 10 s ago or past `expires`,
+//!   with no clock skew and no check for future dates, far from Mastodon's 1 h skew /
+//!   5 min default / 12 h cap; and it ignores an unparsable `Date`;
 //! * it builds one signing string, so Mastodon's path-only `(request-target)` retry is
-//!   impossible, and it skips signed headers that are absent instead of signing `name: `;
-//! * it copies every header into a `BTreeMap<String, String>` per request.
+//!   impossible;
+//! * a signed header that is absent is a "Missing required headers" error before any
+//!   verification (Mastodon signs `name: ` and lets the key decide);
+//! * it copies every header into a `BTreeMap<String, String>` (and the parameters into a
+//!   `HashMap`) per request, and needs header values as `&str`.
 //!
-//! So parsing here borrows from the header bytes, and the only per-request allocations are
-//! the signing string, the decoded signature and the keyId.
+//! So parsing here borrows from the header bytes; the per-request allocations are the
+//! signing string, the decoded signature, the lower-cased `headers` list, the keyId and its
+//! host (with `url`'s parse of the keyId). The path-only candidate is built only if the first
+//! one fails to verify.
 
 use super::{Algorithm, SigError};
 use http::HeaderMap;
