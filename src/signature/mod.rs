@@ -5,32 +5,161 @@
 //! key (required headers, time window, body digest) and builds the signing string(s);
 //! [`Prepared::verify`] does the public-key operation once the key is known.
 //!
-//! OWNER: signature helper. Keep this public surface; add to it as needed.
+//! Parsing and signing strings are our own (`cavage.rs` says why the
+//! `http-signature-normalization` verifier does not fit); that crate's signer is used by
+//! [`sign::sign_request`] to act as a remote server in the demo and tests.
 
 use crate::config::SignatureConfig;
-use std::time::SystemTime;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod cavage;
 pub mod crypto;
+mod digest;
+pub mod sign;
 pub mod signing_key;
+
+pub use crypto::{KeyKind, KeyParseError, PublicKey};
+pub use sign::{sign_request, SignError, SignStyle};
 pub use signing_key::SigningKey;
-pub use crypto::{KeyParseError, PublicKey};
+
+/// The `signature` parameter: standard alphabet, padding optional (some senders strip it;
+/// Mastodon's lenient `Base64.decode64` accepts both).
+const SIGNATURE_B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// The `algorithm` parameters Mastodon accepts. Both mean RSASSA-PKCS1-v1_5 with SHA-256 for
+/// an RSA key; `hs2019` with an Ed25519 key means Ed25519.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    RsaSha256,
+    Hs2019,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::RsaSha256 => "rsa-sha256",
+            Algorithm::Hs2019 => "hs2019",
+        }
+    }
+}
 
 /// A request whose signature header parsed and passed every key-independent check.
+/// Owns everything it needs, so it can be held across the key fetch.
 #[derive(Debug)]
 pub struct Prepared {
     /// The `keyId` parameter, verbatim.
     pub key_id: String,
-    /// Normalised host of the keyId (lowercase, no port), for the blocked-key-host check.
-    /// For `acct:user@host` keyIds, the part after the last `@`.
+    /// Host of the keyId as `url` parses it (lowercase for http(s), no port), or for
+    /// `acct:user@host` keyIds the text after the last `@`. Not normalised further: the
+    /// pipeline applies `policy::host` before matching rules.
     pub key_host: String,
+    algorithm: Algorithm,
+    signed_headers: Cow<'static, str>,
+    created: Option<Duration>,
+    signature: Vec<u8>,
+    signing_string: Vec<u8>,
+    /// `?query` spans in `signing_string`; non-empty means a path-only candidate exists.
+    query_ranges: Vec<std::ops::Range<usize>>,
 }
 
 /// Why a signature was refused. `Display` is the precise message sent to the client as
-/// `{"error": "..."}`; [`SigError::reason`] is the bounded metric label.
+/// `{"error": "..."}` (Mastodon's wording where it has one); [`SigError::reason`] is the
+/// bounded metric label.
 #[derive(Debug, thiserror::Error)]
 pub enum SigError {
+    /// No `Signature` header, or only blank ones. `Authorization: Signature` does not count.
     #[error("Request not signed")]
     NotSigned,
+    /// The `Signature` header is longer than the parser will look at.
+    #[error(
+        "Signature header too large (limit {} bytes)",
+        cavage::MAX_SIGNATURE_HEADER_BYTES
+    )]
+    SignatureTooLarge,
+    /// Not a `key=value, ...` list of tokens and quoted strings.
+    #[error("Error parsing signature parameters")]
+    Malformed,
+    /// More parameters than any signer sends.
+    #[error(
+        "Error parsing signature parameters: more than {} parameters",
+        cavage::MAX_PARAMETERS
+    )]
+    TooManyParameters,
+    /// A parameter appears twice.
+    #[error("Error parsing signature with duplicate keys")]
+    DuplicateParameter,
+    /// `keyId` or `signature` is absent.
+    #[error("Incompatible request signature. keyId and signature are required")]
+    MissingParameters,
+    /// The `signature` parameter is not base64.
+    #[error("Invalid signature parameter: not base64")]
+    SignatureNotBase64,
+    /// `algorithm` is present and neither `rsa-sha256` nor `hs2019`.
+    #[error("Unsupported signature algorithm (only rsa-sha256 and hs2019 are supported)")]
+    UnsupportedAlgorithm,
+    /// The keyId names no host (not a URL with a host, nor `acct:user@host`).
+    #[error("Invalid keyId {0:?}: no host to fetch the key from")]
+    InvalidKeyId(String),
+    /// More signed header names than the signing-string builder will process.
+    #[error("Too many signed headers (limit {})", cavage::MAX_SIGNED_HEADERS)]
+    TooManySignedHeaders,
+    /// Neither `date` nor `(created)` is signed.
+    #[error("Mastodon requires the Date header or (created) pseudo-header to be signed")]
+    MissingDate,
+    /// Neither `(request-target)` nor `digest` is signed.
+    #[error("Mastodon requires the Digest header or (request-target) pseudo-header to be signed")]
+    TargetNotSigned,
+    /// A GET that does not sign `host`.
+    #[error("Mastodon requires the Host header to be signed when doing a GET request")]
+    HostNotSigned,
+    /// A POST that does not sign `digest`.
+    #[error("Mastodon requires the Digest header to be signed when doing a POST request")]
+    DigestNotSigned,
+    /// `(created)` or `(expires)` signed with `rsa-sha256`.
+    #[error("Invalid pseudo-header {0} for rsa-sha256")]
+    InvalidPseudoHeader(&'static str),
+    /// `(created)` or `(expires)` signed without the matching parameter.
+    #[error("Pseudo-header {0} used but corresponding argument missing")]
+    PseudoHeaderArgumentMissing(&'static str),
+    /// A `created` or `expires` parameter that is not a Unix timestamp.
+    #[error("Invalid {0} parameter: not a Unix timestamp")]
+    InvalidTimestamp(&'static str),
+    /// The `Date` header (used as the creation time) is not an HTTP-date.
+    #[error("Invalid Date header: not RFC 2616 compliant date: {0:?}")]
+    InvalidDate(String),
+    /// Created in the future or expired, beyond the allowed clock skew.
+    #[error("Signed request date outside acceptable time window")]
+    OutsideWindow,
+    /// `digest` is signed but there is no `Digest` header.
+    #[error("Digest header missing")]
+    DigestMissing,
+    /// The `Digest` header has no `sha-256` member; holds the offered names.
+    #[error("Mastodon only supports SHA-256 in Digest header. Offered algorithms: {0}")]
+    DigestUnsupported(String),
+    /// The `sha-256` value is not base64; holds the given value.
+    #[error("Invalid Digest value. The provided Digest value is not a valid base64 string. Given digest: {0}")]
+    DigestNotBase64(String),
+    /// The `sha-256` value does not decode to 32 bytes; holds the given value.
+    #[error("Invalid Digest value. The provided Digest value is not a SHA-256 digest. Given digest: {0}")]
+    DigestWrongLength(String),
+    /// The `sha-256` value is not the digest of the body.
+    #[error("Invalid Digest value. Computed SHA-256 digest: {computed}; given: {given}")]
+    DigestMismatch { computed: String, given: String },
+    /// An Ed25519 key cannot verify an `rsa-sha256` signature.
+    #[error("Verification failed for key {0}: an Ed25519 key cannot verify rsa-sha256")]
+    KeyTypeMismatch(String),
+    /// The signature does not verify with the key over any candidate signing string.
+    #[error("Verification failed for key {0}")]
+    BadSignature(String),
 }
 
 impl SigError {
@@ -38,27 +167,633 @@ impl SigError {
     pub fn reason(&self) -> &'static str {
         match self {
             SigError::NotSigned => "not_signed",
+            SigError::SignatureTooLarge => "signature_too_large",
+            SigError::Malformed => "malformed_signature",
+            SigError::TooManyParameters => "too_many_parameters",
+            SigError::DuplicateParameter => "duplicate_parameter",
+            SigError::MissingParameters => "missing_parameters",
+            SigError::SignatureNotBase64 => "signature_not_base64",
+            SigError::UnsupportedAlgorithm => "unsupported_algorithm",
+            SigError::InvalidKeyId(_) => "invalid_key_id",
+            SigError::TooManySignedHeaders => "too_many_signed_headers",
+            SigError::MissingDate => "missing_date",
+            SigError::TargetNotSigned => "target_not_signed",
+            SigError::HostNotSigned => "host_not_signed",
+            SigError::DigestNotSigned => "digest_not_signed",
+            SigError::InvalidPseudoHeader(_) => "invalid_pseudo_header",
+            SigError::PseudoHeaderArgumentMissing(_) => "pseudo_header_argument_missing",
+            SigError::InvalidTimestamp(_) => "invalid_timestamp",
+            SigError::InvalidDate(_) => "invalid_date",
+            SigError::OutsideWindow => "outside_window",
+            SigError::DigestMissing => "digest_missing",
+            SigError::DigestUnsupported(_) => "digest_unsupported",
+            SigError::DigestNotBase64(_) => "digest_invalid",
+            SigError::DigestWrongLength(_) => "digest_wrong_length",
+            SigError::DigestMismatch { .. } => "digest_mismatch",
+            SigError::KeyTypeMismatch(_) => "key_type_mismatch",
+            SigError::BadSignature(_) => "bad_signature",
         }
     }
 }
 
-/// Parses and pre-checks the signature of an inbox request.
+/// Parses and pre-checks the signature of an inbox request, cheapest checks first.
 /// `path_and_query` is the request target as received; `body` is the complete body.
 pub fn prepare(
-    _method: &http::Method,
-    _path_and_query: &str,
-    _headers: &http::HeaderMap,
-    _body: &[u8],
-    _now: SystemTime,
-    _cfg: &SignatureConfig,
+    method: &http::Method,
+    path_and_query: &str,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+    cfg: &SignatureConfig,
 ) -> Result<Prepared, SigError> {
-    todo!("signature helper")
+    prepare_inner(
+        method,
+        path_and_query,
+        headers,
+        body,
+        now,
+        cfg,
+        Rules::Mastodon,
+    )
+}
+
+/// [`prepare`] without Mastodon's coverage rules (date or `(created)`, digest or
+/// `(request-target)`, host for GET, digest for POST) and accepting a keyId without a host
+/// (`key_host` is then empty). Parsing, defaults, pseudo-header rules, window, digest and
+/// the signing string are exactly those of [`prepare`].
+///
+/// Only for the draft-cavage-12 Appendix C vectors (keyId `Test`; C.1 signs only `date`),
+/// which predate Mastodon's rules. Never use it on the request path.
+pub fn prepare_for_spec_vectors(
+    method: &http::Method,
+    path_and_query: &str,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+    cfg: &SignatureConfig,
+) -> Result<Prepared, SigError> {
+    prepare_inner(
+        method,
+        path_and_query,
+        headers,
+        body,
+        now,
+        cfg,
+        Rules::SpecVectors,
+    )
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    Mastodon,
+    SpecVectors,
+}
+
+fn prepare_inner(
+    method: &http::Method,
+    path_and_query: &str,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+    cfg: &SignatureConfig,
+    rules: Rules,
+) -> Result<Prepared, SigError> {
+    // Mastodon only looks at `Signature` (`.present?`, so blank counts as absent). Repeated
+    // headers reach Rails joined with ", ", which then fails on duplicate keys; same here.
+    let raw = cavage::header_value(headers, "signature").ok_or(SigError::NotSigned)?;
+    if raw.trim_ascii().is_empty() {
+        return Err(SigError::NotSigned);
+    }
+    if raw.len() > cavage::MAX_SIGNATURE_HEADER_BYTES {
+        return Err(SigError::SignatureTooLarge);
+    }
+    let params = cavage::parse_params(&raw)?;
+    let (Some(key_id), Some(signature)) = (params.key_id, params.signature) else {
+        return Err(SigError::MissingParameters);
+    };
+
+    let algorithm = match params.algorithm {
+        None | Some(b"hs2019") => Algorithm::Hs2019,
+        Some(b"rsa-sha256") => Algorithm::RsaSha256,
+        Some(_) => return Err(SigError::UnsupportedAlgorithm),
+    };
+
+    let key_id = std::str::from_utf8(key_id)
+        .map_err(|_| SigError::InvalidKeyId(String::from_utf8_lossy(key_id).into_owned()))?;
+    let key_host = match (cavage::key_host(key_id), rules) {
+        (Some(host), _) => host,
+        (None, Rules::SpecVectors) => String::new(),
+        (None, Rules::Mastodon) => return Err(SigError::InvalidKeyId(key_id.to_string())),
+    };
+
+    let signed_headers = cavage::signed_header_list(params.headers, algorithm)?;
+    let coverage = cavage::coverage(&signed_headers)?;
+    if rules == Rules::Mastodon {
+        cavage::check_strength(&coverage, method)?;
+    }
+    cavage::check_pseudo_headers(&coverage, algorithm, &params)?;
+
+    // Mastodon tests these with `.present?`, so an empty value counts as absent.
+    let created = match (algorithm, params.created.filter(|c| !c.is_empty())) {
+        (Algorithm::Hs2019, Some(created)) => Some(cavage::parse_timestamp(created, "created")?),
+        _ => date_header(headers)?,
+    };
+    let expires = params
+        .expires
+        .filter(|e| !e.is_empty())
+        .map(|e| cavage::parse_timestamp(e, "expires"))
+        .transpose()?;
+    cavage::check_window(
+        created,
+        expires,
+        now.duration_since(UNIX_EPOCH).unwrap_or_default(),
+        Duration::from_secs(cfg.clock_skew_secs),
+        Duration::from_secs(cfg.max_age_secs),
+    )?;
+
+    if coverage.digest {
+        digest::check(headers, body)?;
+    }
+
+    let signature = SIGNATURE_B64
+        .decode(signature)
+        .map_err(|_| SigError::SignatureNotBase64)?;
+    let built =
+        cavage::build_signing_string(&signed_headers, method, path_and_query, headers, &params);
+
+    Ok(Prepared {
+        key_id: key_id.to_string(),
+        key_host,
+        algorithm,
+        signed_headers,
+        created,
+        signature,
+        signing_string: built.bytes,
+        query_ranges: built.query_ranges,
+    })
+}
+
+/// The `Date` header as a creation time; `None` when absent or blank (Mastodon's `.present?`).
+fn date_header(headers: &http::HeaderMap) -> Result<Option<Duration>, SigError> {
+    let Some(raw) = cavage::header_value(headers, "date") else {
+        return Ok(None);
+    };
+    if raw.trim_ascii().is_empty() {
+        return Ok(None);
+    }
+    let invalid = || SigError::InvalidDate(String::from_utf8_lossy(&raw).into_owned());
+    let text = std::str::from_utf8(&raw).map_err(|_| invalid())?;
+    let date = httpdate::parse_http_date(text).map_err(|_| invalid())?;
+    Ok(Some(date.duration_since(UNIX_EPOCH).unwrap_or_default()))
 }
 
 impl Prepared {
-    /// Verifies the signature with `key` (trying path+query, then path only, for
-    /// `(request-target)`).
-    pub fn verify(&self, _key: &PublicKey) -> Result<(), SigError> {
-        todo!("signature helper")
+    /// Verifies the signature with `key`, trying path+query, then path only, for
+    /// `(request-target)` (Mastodon's compatibility retry).
+    pub fn verify(&self, key: &PublicKey) -> Result<(), SigError> {
+        if key.kind() == KeyKind::Ed25519 && self.algorithm == Algorithm::RsaSha256 {
+            return Err(SigError::KeyTypeMismatch(self.key_id.clone()));
+        }
+        if key.verify(&self.signing_string, &self.signature) {
+            return Ok(());
+        }
+        if let Some(path_only) = self.path_only_string() {
+            if key.verify(&path_only, &self.signature) {
+                return Ok(());
+            }
+        }
+        Err(SigError::BadSignature(self.key_id.clone()))
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The signed header names, lower-cased, in signing order (defaults applied).
+    pub fn signed_headers(&self) -> impl Iterator<Item = &str> {
+        self.signed_headers.split_ascii_whitespace()
+    }
+
+    /// The creation time used for the window: `created` (hs2019) or `Date`, if any.
+    pub fn created(&self) -> Option<SystemTime> {
+        self.created.and_then(|d| UNIX_EPOCH.checked_add(d))
+    }
+
+    /// The candidate signing strings in the order [`Prepared::verify`] tries them.
+    pub fn signing_strings(&self) -> Vec<Cow<'_, [u8]>> {
+        let mut out = vec![Cow::Borrowed(&self.signing_string[..])];
+        out.extend(self.path_only_string().map(Cow::Owned));
+        out
+    }
+
+    /// The signing string with every `?query` removed from `(request-target)`; built only
+    /// when the first candidate failed, so valid requests never pay for it.
+    fn path_only_string(&self) -> Option<Vec<u8>> {
+        if self.query_ranges.is_empty() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.signing_string.len());
+        let mut at = 0;
+        for r in &self.query_ranges {
+            out.extend_from_slice(self.signing_string.get(at..r.start)?);
+            at = r.end;
+        }
+        out.extend_from_slice(self.signing_string.get(at..)?);
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue, Method};
+    use std::sync::OnceLock;
+
+    const DATE: &str = "Sun, 05 Jan 2014 21:31:40 GMT";
+    const DATE_UNIX: u64 = 1_388_957_500;
+    const KEY_ID: &str = "https://remote.example/users/alice#main-key";
+    const BODY: &[u8] = br#"{"type":"Create"}"#;
+
+    fn rsa_key() -> &'static SigningKey {
+        static KEY: OnceLock<SigningKey> = OnceLock::new();
+        KEY.get_or_init(|| SigningKey::generate_rsa_2048().unwrap())
+    }
+
+    fn public(key: &SigningKey) -> PublicKey {
+        PublicKey::from_pem(&key.public_key_pem().unwrap()).unwrap()
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn cfg() -> SignatureConfig {
+        SignatureConfig::default()
+    }
+
+    fn base_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("local.example"));
+        h.insert("date", HeaderValue::from_static(DATE));
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/activity+json"),
+        );
+        h
+    }
+
+    /// A Mastodon-style signed POST to `target`.
+    fn signed(key: &SigningKey, target: &str) -> HeaderMap {
+        let mut h = base_headers();
+        sign_request(
+            key,
+            KEY_ID,
+            &Method::POST,
+            target,
+            &mut h,
+            BODY,
+            SignStyle::Mastodon,
+        )
+        .unwrap();
+        h
+    }
+
+    fn prep(
+        h: &HeaderMap,
+        target: &str,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Prepared, SigError> {
+        prepare(&Method::POST, target, h, body, now, &cfg())
+    }
+
+    fn with_signature(value: &str) -> HeaderMap {
+        let mut h = base_headers();
+        h.insert("signature", HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    fn err_of(value: &str) -> SigError {
+        prep(&with_signature(value), "/inbox", BODY, at(DATE_UNIX)).unwrap_err()
+    }
+
+    #[test]
+    fn mastodon_style_round_trip() {
+        let h = signed(rsa_key(), "/inbox");
+        let p = prep(&h, "/inbox", BODY, at(DATE_UNIX)).unwrap();
+        assert_eq!(p.key_id, KEY_ID);
+        assert_eq!(p.key_host, "remote.example");
+        assert_eq!(p.algorithm(), Algorithm::RsaSha256);
+        assert_eq!(
+            p.signed_headers().collect::<Vec<_>>(),
+            ["(request-target)", "host", "date", "digest", "content-type"]
+        );
+        assert_eq!(p.created(), Some(at(DATE_UNIX)));
+        assert_eq!(p.signing_strings().len(), 1);
+        p.verify(&public(rsa_key())).unwrap();
+    }
+
+    #[test]
+    fn tampering_is_caught() {
+        let h = signed(rsa_key(), "/inbox");
+        assert!(matches!(
+            prep(&h, "/inbox", b"{}", at(DATE_UNIX)),
+            Err(SigError::DigestMismatch { .. })
+        ));
+        let mut changed = h.clone();
+        changed.insert("content-type", HeaderValue::from_static("text/plain"));
+        let p = prep(&changed, "/inbox", BODY, at(DATE_UNIX)).unwrap();
+        let err = p.verify(&public(rsa_key())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("Verification failed for key {KEY_ID}")
+        );
+        // Another inbox path is another request-target.
+        let p = prep(&h, "/users/bob/inbox", BODY, at(DATE_UNIX)).unwrap();
+        assert!(matches!(
+            p.verify(&public(rsa_key())),
+            Err(SigError::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_key_fails() {
+        let h = signed(rsa_key(), "/inbox");
+        let p = prep(&h, "/inbox", BODY, at(DATE_UNIX)).unwrap();
+        let other = SigningKey::generate_rsa_2048().unwrap();
+        assert!(matches!(
+            p.verify(&public(&other)),
+            Err(SigError::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn request_target_query_retry() {
+        // Signed with the query: the first candidate matches.
+        let h = signed(rsa_key(), "/inbox?a=1");
+        let p = prep(&h, "/inbox?a=1", BODY, at(DATE_UNIX)).unwrap();
+        let candidates = p.signing_strings();
+        assert_eq!(candidates.len(), 2);
+        assert!(candidates[0].starts_with(b"(request-target): post /inbox?a=1\n"));
+        assert!(candidates[1].starts_with(b"(request-target): post /inbox\n"));
+        p.verify(&public(rsa_key())).unwrap();
+        // Signed without the query, received with it: the path-only retry matches.
+        let h = signed(rsa_key(), "/inbox");
+        let p = prep(&h, "/inbox?a=1", BODY, at(DATE_UNIX)).unwrap();
+        p.verify(&public(rsa_key())).unwrap();
+        // Signed with a query, received without: no retry can help.
+        let h = signed(rsa_key(), "/inbox?a=1");
+        let p = prep(&h, "/inbox", BODY, at(DATE_UNIX)).unwrap();
+        assert!(p.verify(&public(rsa_key())).is_err());
+    }
+
+    #[test]
+    fn hs2019_via_http_signature_normalization_verifies() {
+        for key in [rsa_key(), &SigningKey::generate_ed25519().unwrap()] {
+            let mut h = base_headers();
+            h.remove("date");
+            sign_request(
+                key,
+                KEY_ID,
+                &Method::POST,
+                "/inbox?x=y",
+                &mut h,
+                BODY,
+                SignStyle::Hs2019,
+            )
+            .unwrap();
+            let sig = h.get("signature").unwrap().to_str().unwrap();
+            assert!(sig.contains(r#"algorithm="hs2019""#), "{sig}");
+            let p = prep(&h, "/inbox?x=y", BODY, SystemTime::now()).unwrap();
+            assert_eq!(p.algorithm(), Algorithm::Hs2019);
+            assert!(p.signed_headers().any(|n| n == "(created)"));
+            p.verify(&public(key)).unwrap();
+        }
+    }
+
+    #[test]
+    fn ed25519_key_cannot_verify_rsa_sha256() {
+        let ed = SigningKey::generate_ed25519().unwrap();
+        let h = signed(&ed, "/inbox");
+        let p = prep(&h, "/inbox", BODY, at(DATE_UNIX)).unwrap();
+        assert!(matches!(
+            p.verify(&public(&ed)),
+            Err(SigError::KeyTypeMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn only_the_signature_header_counts() {
+        let h = signed(rsa_key(), "/inbox");
+        let mut auth = base_headers();
+        let value = format!(
+            "Signature {}",
+            h.get("signature").unwrap().to_str().unwrap()
+        );
+        auth.insert("authorization", HeaderValue::from_str(&value).unwrap());
+        assert!(matches!(
+            prep(&auth, "/inbox", BODY, at(DATE_UNIX)),
+            Err(SigError::NotSigned)
+        ));
+        assert!(matches!(err_of("  "), SigError::NotSigned));
+        // The stray prefix inside `Signature` is tolerated and the result verifies.
+        let prefixed = with_signature(&value);
+        let mut prefixed_full = h.clone();
+        prefixed_full.insert("signature", prefixed.get("signature").unwrap().clone());
+        let p = prep(&prefixed_full, "/inbox", BODY, at(DATE_UNIX)).unwrap();
+        p.verify(&public(rsa_key())).unwrap();
+    }
+
+    #[test]
+    fn repeated_signature_headers_are_refused() {
+        let mut h = signed(rsa_key(), "/inbox");
+        let again = h.get("signature").unwrap().clone();
+        h.append("signature", again);
+        assert!(matches!(
+            prep(&h, "/inbox", BODY, at(DATE_UNIX)),
+            Err(SigError::DuplicateParameter)
+        ));
+    }
+
+    #[test]
+    fn parameter_errors() {
+        let huge = format!(r#"keyId="{}",signature="AA==""#, "a".repeat(9000));
+        assert!(matches!(err_of(&huge), SigError::SignatureTooLarge));
+        assert!(matches!(
+            err_of(r#"keyId="k""#),
+            SigError::MissingParameters
+        ));
+        assert!(matches!(
+            err_of(r#"signature="AA==""#),
+            SigError::MissingParameters
+        ));
+        for alg in ["hmac-sha256", "RSA-SHA256", "rsa-sha512", "ed25519", ""] {
+            let v = format!(r#"keyId="{KEY_ID}",algorithm="{alg}",signature="AA==""#);
+            assert!(
+                matches!(err_of(&v), SigError::UnsupportedAlgorithm),
+                "{alg}"
+            );
+        }
+        assert_eq!(
+            SigError::UnsupportedAlgorithm.to_string(),
+            "Unsupported signature algorithm (only rsa-sha256 and hs2019 are supported)"
+        );
+        let v = r#"keyId="main-key",algorithm="rsa-sha256",headers="date digest",signature="AA==""#;
+        assert!(matches!(err_of(v), SigError::InvalidKeyId(_)));
+    }
+
+    fn valid_digest_headers(sig: &str) -> HeaderMap {
+        let mut h = with_signature(sig);
+        let b64 = STANDARD_B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, BODY));
+        h.insert(
+            "digest",
+            HeaderValue::from_str(&format!("SHA-256={b64}")).unwrap(),
+        );
+        h
+    }
+
+    const STANDARD_B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    #[test]
+    fn signature_must_be_base64_padding_optional() {
+        let sig = |s: &str| {
+            format!(
+                r#"keyId="{KEY_ID}",algorithm="rsa-sha256",headers="(request-target) date digest",signature="{s}""#
+            )
+        };
+        let h = valid_digest_headers(&sig("not*base64"));
+        assert!(matches!(
+            prep(&h, "/inbox", BODY, at(DATE_UNIX)),
+            Err(SigError::SignatureNotBase64)
+        ));
+        for ok in ["AAE=", "AAE"] {
+            let h = valid_digest_headers(&sig(ok));
+            assert!(prep(&h, "/inbox", BODY, at(DATE_UNIX)).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_strength_through_prepare() {
+        // rsa-sha256 without `headers` signs only `date`, so neither digest nor
+        // (request-target): the date rule passes and the next one fails.
+        let v = format!(r#"keyId="{KEY_ID}",algorithm="rsa-sha256",signature="AA==""#);
+        assert!(matches!(err_of(&v), SigError::TargetNotSigned));
+        // hs2019 (explicit or by default) without `headers` signs only `(created)`.
+        let v = format!(r#"keyId="{KEY_ID}",created=1,signature="AA==""#);
+        assert!(matches!(err_of(&v), SigError::TargetNotSigned));
+        let v = format!(r#"keyId="{KEY_ID}",headers="(request-target) date",signature="AA==""#);
+        assert!(matches!(err_of(&v), SigError::DigestNotSigned));
+        let v = format!(r#"keyId="{KEY_ID}",headers="host digest",signature="AA==""#);
+        assert!(matches!(err_of(&v), SigError::MissingDate));
+        let v = format!(
+            r#"keyId="{KEY_ID}",algorithm="rsa-sha256",created=1,headers="(created) digest",signature="AA==""#
+        );
+        assert_eq!(
+            err_of(&v).to_string(),
+            "Invalid pseudo-header (created) for rsa-sha256"
+        );
+        let v = format!(r#"keyId="{KEY_ID}",headers="(created) digest",signature="AA==""#);
+        assert_eq!(
+            err_of(&v).to_string(),
+            "Pseudo-header (created) used but corresponding argument missing"
+        );
+    }
+
+    #[test]
+    fn window_uses_date_for_rsa_and_created_for_hs2019() {
+        let h = signed(rsa_key(), "/inbox");
+        // Date + 5 min + 1 h skew is the last accepted second.
+        assert!(prep(&h, "/inbox", BODY, at(DATE_UNIX + 3900)).is_ok());
+        assert!(matches!(
+            prep(&h, "/inbox", BODY, at(DATE_UNIX + 3901)),
+            Err(SigError::OutsideWindow)
+        ));
+        assert!(prep(&h, "/inbox", BODY, at(DATE_UNIX - 3600)).is_ok());
+        assert!(matches!(
+            prep(&h, "/inbox", BODY, at(DATE_UNIX - 3601)),
+            Err(SigError::OutsideWindow)
+        ));
+
+        // rsa-sha256 ignores a `created` parameter for the window; hs2019 uses it.
+        let sig = |alg: &str| {
+            format!(
+                r#"keyId="{KEY_ID}",algorithm="{alg}",created=100,headers="(request-target) date digest",signature="AA==""#
+            )
+        };
+        let h = valid_digest_headers(&sig("rsa-sha256"));
+        let p = prep(&h, "/inbox", BODY, at(DATE_UNIX)).unwrap();
+        assert_eq!(p.created(), Some(at(DATE_UNIX)));
+        let h = valid_digest_headers(&sig("hs2019"));
+        assert!(matches!(
+            prep(&h, "/inbox", BODY, at(DATE_UNIX)),
+            Err(SigError::OutsideWindow)
+        ));
+        assert!(prep(&h, "/inbox", BODY, at(100)).is_ok());
+    }
+
+    #[test]
+    fn invalid_or_absent_date() {
+        let sig = format!(
+            r#"keyId="{KEY_ID}",algorithm="rsa-sha256",headers="(request-target) date digest",signature="AA==""#
+        );
+        let mut h = valid_digest_headers(&sig);
+        h.insert("date", HeaderValue::from_static("yesterday"));
+        let err = prep(&h, "/inbox", BODY, at(DATE_UNIX)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"Invalid Date header: not RFC 2616 compliant date: "yesterday""#
+        );
+        assert_eq!(err.reason(), "invalid_date");
+        // Signed but absent: the window passes and the signing string has `date: `.
+        h.remove("date");
+        let p = prep(&h, "/inbox", BODY, at(DATE_UNIX)).unwrap();
+        assert_eq!(p.created(), None);
+        assert!(p.signing_strings()[0]
+            .ends_with(b"\ndate: \ndigest: SHA-256=JeE18werLvQnEoHViKDam+ZK1D8E27TBC2kIISI7pIY="));
+    }
+
+    #[test]
+    fn reasons_are_distinct_snake_case() {
+        let all = [
+            SigError::NotSigned,
+            SigError::SignatureTooLarge,
+            SigError::Malformed,
+            SigError::TooManyParameters,
+            SigError::DuplicateParameter,
+            SigError::MissingParameters,
+            SigError::SignatureNotBase64,
+            SigError::UnsupportedAlgorithm,
+            SigError::InvalidKeyId(String::new()),
+            SigError::TooManySignedHeaders,
+            SigError::MissingDate,
+            SigError::TargetNotSigned,
+            SigError::HostNotSigned,
+            SigError::DigestNotSigned,
+            SigError::InvalidPseudoHeader(""),
+            SigError::PseudoHeaderArgumentMissing(""),
+            SigError::InvalidTimestamp(""),
+            SigError::InvalidDate(String::new()),
+            SigError::OutsideWindow,
+            SigError::DigestMissing,
+            SigError::DigestUnsupported(String::new()),
+            SigError::DigestNotBase64(String::new()),
+            SigError::DigestWrongLength(String::new()),
+            SigError::DigestMismatch {
+                computed: String::new(),
+                given: String::new(),
+            },
+            SigError::KeyTypeMismatch(String::new()),
+            SigError::BadSignature(String::new()),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for e in &all {
+            let r = e.reason();
+            assert!(
+                r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{r}"
+            );
+            assert!(seen.insert(r), "duplicate reason {r}");
+        }
     }
 }
