@@ -60,7 +60,8 @@ async fn inbox(
     peer: SocketAddr,
     ctx: &mut Context,
 ) -> Outcome {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    ensure_host_header(&mut parts);
 
     // Limits: the declared length first (no byte read), then the real length while reading.
     let max = app.config.server.max_body_bytes;
@@ -304,6 +305,21 @@ async fn read_body(app: &App, body: Incoming, max: u64) -> Result<Bytes, Verdict
     }
 }
 
+/// HTTP/2 carries the host in `:authority`, not in a `Host` header; signatures (and Mastodon)
+/// name `host`, so give the request the header it would have had over HTTP/1.1.
+fn ensure_host_header(parts: &mut http::request::Parts) {
+    if parts.headers.contains_key(header::HOST) {
+        return;
+    }
+    if let Some(value) = parts
+        .uri
+        .authority()
+        .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(header::HOST, value);
+    }
+}
+
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
@@ -343,17 +359,18 @@ fn policy_verdict(decision: &policy::Decision) -> Option<Verdict> {
 }
 
 fn upstream_error(e: &crate::forward::UpstreamError) -> Verdict {
-    let status = if e.is_timeout() {
-        StatusCode::GATEWAY_TIMEOUT
-    } else {
-        StatusCode::BAD_GATEWAY
+    let reason = match e {
+        crate::forward::UpstreamError::Timeout => "upstream_timeout",
+        crate::forward::UpstreamError::ClientAborted(_) => "client_aborted",
+        crate::forward::UpstreamError::InvalidTarget(_) => "invalid_target",
+        _ => "upstream_unreachable",
     };
-    let reason = if e.is_timeout() {
-        "upstream_timeout"
+    let verdict = Verdict::reject(e.status(), reason, e.to_string());
+    if e.is_upstream_fault() {
+        verdict.with_retry_after(RETRY_AFTER_SECS)
     } else {
-        "upstream_unreachable"
-    };
-    Verdict::reject(status, reason, e.to_string()).with_retry_after(RETRY_AFTER_SECS)
+        verdict
+    }
 }
 
 fn status_class(s: StatusCode) -> &'static str {
