@@ -1,62 +1,764 @@
-//! Rule loading and hot reload: file watch (parent directories), SIGHUP, admin call.
+//! Rule loading and hot reload: the one load path, the live snapshot, and the triggers that
+//! rebuild it (file watch on the sources' parent directories, SIGHUP, the admin call).
 //!
-//! OWNER: policy helper.
+//! A reload reads and parses every source off the hot path and swaps the new snapshot in whole;
+//! requests keep the snapshot they started with. A source that fails to load leaves the
+//! previous rules in force, logged with file and line and counted as a failed reload.
 
 use crate::config::BlocklistConfig;
 use crate::metrics::Metrics;
-use crate::policy::Snapshot;
+use crate::policy::sources::{self, ParsedSource};
+pub use crate::policy::sources::{LoadError, LoadErrorKind};
+use crate::policy::{Severity, Snapshot};
 use arc_swap::ArcSwap;
-use std::sync::Arc;
+use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A blocklist line that could not be read. `Display`: `file:line: message`.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
-pub struct LoadError {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
-}
+/// Quiet time after the last file event before reloading: an editor's save or a ConfigMap
+/// update arrives as a burst of create/rename/delete events, and one reload should follow.
+pub const DEBOUNCE: Duration = Duration::from_millis(250);
 
-/// Per-source counts for `check` and logs.
-#[derive(Debug, Clone)]
+/// Per-source counts for `check`, the admin reload answer and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSummary {
+    /// The source path as configured; also the `source` metric label.
     pub source: String,
+    /// Rules from this source in force, by severity. A domain listed in several sources counts
+    /// only for the source whose rule won (the harshest).
     pub suspend: usize,
     pub silence: usize,
     pub noop: usize,
+    /// Entries of this source not in force because another source lists the domain harsher.
+    pub overridden: usize,
+    /// Entries containing `*` (obfuscated or wildcard) that were skipped.
+    pub obfuscated: usize,
 }
 
-/// Builds a snapshot from every configured source (the one code path for first load and
-/// every reload).
-pub fn load(_sources: &[BlocklistConfig]) -> Result<(Snapshot, Vec<SourceSummary>), LoadError> {
-    todo!()
+impl SourceSummary {
+    pub fn count(&self, severity: Severity) -> usize {
+        match severity {
+            Severity::Suspend => self.suspend,
+            Severity::Silence => self.silence,
+            Severity::Noop => self.noop,
+        }
+    }
 }
 
-/// Owns the live snapshot and knows how to rebuild it.
-pub struct Rules {}
+/// Builds a snapshot from every configured source, in order (the one code path for first load
+/// and every reload). Across sources the harshest rule for a domain wins; on a tie, the earlier
+/// source. The first source that fails stops the load.
+pub fn load(sources: &[BlocklistConfig]) -> Result<(Snapshot, Vec<SourceSummary>), LoadError> {
+    let mut parsed: Vec<(String, ParsedSource)> = Vec::with_capacity(sources.len());
+    for config in sources {
+        let source = sources::parse_file(&config.path, config.format)?;
+        let label = config.path.display().to_string();
+        warn_about_skips(&label, &source);
+        parsed.push((label, source));
+    }
+    let listed: Vec<(String, usize, usize)> = parsed
+        .iter()
+        .map(|(label, p)| (label.clone(), p.rules.len(), p.obfuscated))
+        .collect();
+    let snapshot = Snapshot::from_rules(parsed.into_iter().flat_map(|(_, p)| p.rules));
+    let mut in_force: HashMap<&str, [usize; 3]> = HashMap::new();
+    for rule in snapshot.iter() {
+        let counts = in_force.entry(&*rule.source).or_default();
+        counts[rule.severity.index()] += 1;
+    }
+    let summaries = listed
+        .into_iter()
+        .map(|(source, listed, obfuscated)| {
+            let [noop, silence, suspend] =
+                in_force.get(source.as_str()).copied().unwrap_or_default();
+            SourceSummary {
+                overridden: listed.saturating_sub(suspend + silence + noop),
+                source,
+                suspend,
+                silence,
+                noop,
+                obfuscated,
+            }
+        })
+        .collect();
+    Ok((snapshot, summaries))
+}
+
+fn warn_about_skips(label: &str, source: &ParsedSource) {
+    if source.obfuscated > 0 {
+        tracing::warn!(
+            source = label,
+            count = source.obfuscated,
+            first_line = source.first_obfuscated_line,
+            "skipped entries containing '*' (obfuscated or wildcard); they cannot be matched by name"
+        );
+    }
+    if source.duplicates > 0 {
+        tracing::warn!(
+            source = label,
+            count = source.duplicates,
+            first_line = source.first_duplicate_line,
+            "domains listed more than once; the harshest rule of each is kept"
+        );
+    }
+}
+
+/// Owns the live snapshot and knows how to rebuild it. Shared as `Arc<Rules>`.
+pub struct Rules {
+    sources: Vec<BlocklistConfig>,
+    metrics: Arc<Metrics>,
+    current: ArcSwap<Snapshot>,
+    /// Held for a whole reload (load, diff, swap, gauges) so reloads from the watcher, SIGHUP
+    /// and the admin endpoint never interleave. It guards the source labels that currently
+    /// have gauges. A std mutex: reloads are blocking file work on blocking threads and the
+    /// guard is never held across an await.
+    reloading: Mutex<Vec<String>>,
+    /// 0 after the first load, +1 per successful reload.
+    generation: AtomicU64,
+}
 
 impl Rules {
-    /// First load; an error here is fatal at startup.
+    /// First load; an error here is fatal at startup (the caller reports it). The first load
+    /// is not counted in `rules_reloads_total`, but sets the gauges like a reload.
     pub fn new(
-        _sources: Vec<BlocklistConfig>,
-        _metrics: Arc<Metrics>,
+        sources: Vec<BlocklistConfig>,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Rules>, LoadError> {
-        todo!()
+        let (snapshot, summaries) = load(&sources)?;
+        let rules = Rules {
+            sources,
+            metrics,
+            current: ArcSwap::from_pointee(snapshot),
+            reloading: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+        };
+        {
+            let mut published = rules.lock();
+            rules.publish(&mut published, &summaries);
+        }
+        for s in &summaries {
+            tracing::info!(
+                source = %s.source,
+                suspend = s.suspend,
+                silence = s.silence,
+                noop = s.noop,
+                overridden = s.overridden,
+                "rules loaded"
+            );
+        }
+        Ok(Arc::new(rules))
     }
-    /// The live snapshot (hold it for one request).
+
+    /// The live snapshot. A request `load()`s it once and keeps that snapshot to the end.
     pub fn current(&self) -> &ArcSwap<Snapshot> {
-        todo!()
+        &self.current
     }
-    /// Rebuild from disk; on error the old snapshot stays, the failure is logged and counted.
+
+    /// How many successful reloads since the first load.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The configured sources, in load order.
+    pub fn sources(&self) -> &[BlocklistConfig] {
+        &self.sources
+    }
+
+    /// Rebuild from disk (blocking file I/O: call from a blocking thread). On error the old
+    /// snapshot stays, and the failure is logged with file and line and counted. On success the
+    /// new snapshot is swapped in and what changed is logged per severity.
     pub fn reload(&self) -> Result<Vec<SourceSummary>, LoadError> {
-        todo!()
+        let mut published = self.lock();
+        let (snapshot, summaries) = match load(&self.sources) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.metrics
+                    .rules_reloads_total
+                    .with_label_values(&["failure"])
+                    .inc();
+                tracing::error!(
+                    file = %e.file,
+                    line = e.line,
+                    error = %e.kind,
+                    "rules reload failed; the previous rules stay in force"
+                );
+                return Err(e);
+            }
+        };
+        let changes = self.current.load().diff(&snapshot);
+        let total = snapshot.len();
+        self.current.store(Arc::new(snapshot));
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.publish(&mut published, &summaries);
+        self.metrics
+            .rules_reloads_total
+            .with_label_values(&["success"])
+            .inc();
+        tracing::info!(generation, rules = total, changes = %changes, "rules reloaded");
+        Ok(summaries)
     }
-    /// Watches the sources' parent directories and reloads on change (debounced) and on
-    /// SIGHUP, until `shutdown` resolves.
-    pub async fn watch(
-        self: Arc<Self>,
-        _shutdown: impl std::future::Future<Output = ()> + Send,
-    ) {
-        todo!()
+
+    /// Watches the sources' parent directories and reloads on change (debounced by `DEBOUNCE`)
+    /// and on SIGHUP, until `shutdown` resolves.
+    ///
+    /// Directories rather than files: editors save by writing a new file and renaming it over
+    /// the old one, and Kubernetes updates a mounted ConfigMap by swapping the `..data` symlink,
+    /// so a watch on the file itself would go deaf after the first update. When a source is a
+    /// symlink, the directory of its current target is watched too. If the watcher cannot be
+    /// set up, SIGHUP and the admin endpoint still work (logged as a warning).
+    pub async fn watch(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()> + Send) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let (tx, mut changed) = tokio::sync::mpsc::channel::<()>(1);
+        let names: Arc<ArcSwap<HashSet<OsString>>> = Arc::default();
+        let filter = names.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let relevant = match event {
+                Ok(event) => affects_sources(&event, &filter.load()),
+                // A backend error (e.g. a lost event queue) may hide a change.
+                Err(_) => true,
+            };
+            if relevant {
+                // Full means a reload is already pending, which will see this change too.
+                let _ = tx.try_send(());
+            }
+        });
+        let mut watcher = match watcher {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch rule files; reload with SIGHUP or the admin endpoint");
+                None
+            }
+        };
+        let mut watched = HashSet::new();
+        refresh_watches(watcher.as_mut(), &mut watched, &names, &self.sources);
+        let mut hangup = hangup_signal();
+
+        loop {
+            let trigger = tokio::select! {
+                () = &mut shutdown => break,
+                Some(()) = changed.recv() => {
+                    loop {
+                        tokio::select! {
+                            () = &mut shutdown => return,
+                            Some(()) = changed.recv() => continue,
+                            () = tokio::time::sleep(DEBOUNCE) => break,
+                        }
+                    }
+                    "file change"
+                }
+                Some(()) = next_hangup(&mut hangup) => "SIGHUP",
+            };
+            tracing::info!(trigger, "reloading rules");
+            let rules = self.clone();
+            // `reload` logs and counts its own outcome.
+            if let Err(e) = tokio::task::spawn_blocking(move || rules.reload()).await {
+                tracing::error!(error = %e, "rules reload task failed");
+            }
+            // A symlinked source may now point into another directory.
+            refresh_watches(watcher.as_mut(), &mut watched, &names, &self.sources);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        // A panic mid-reload leaves nothing half-done that matters: the snapshot swap is atomic.
+        self.reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the per-source gauges, and removes those of sources no longer loaded.
+    fn publish(&self, published: &mut Vec<String>, summaries: &[SourceSummary]) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        for stale in published
+            .iter()
+            .filter(|p| !summaries.iter().any(|s| &s.source == *p))
+        {
+            for severity in Severity::ALL {
+                let _ = self
+                    .metrics
+                    .rules_loaded
+                    .remove_label_values(&[stale, severity.as_str()]);
+            }
+            let _ = self
+                .metrics
+                .rules_last_reload_timestamp_seconds
+                .remove_label_values(&[stale]);
+        }
+        published.clear();
+        for s in summaries {
+            for severity in Severity::ALL {
+                let count = i64::try_from(s.count(severity)).unwrap_or(i64::MAX);
+                self.metrics
+                    .rules_loaded
+                    .with_label_values(&[s.source.as_str(), severity.as_str()])
+                    .set(count);
+            }
+            self.metrics
+                .rules_last_reload_timestamp_seconds
+                .with_label_values(&[s.source.as_str()])
+                .set(now);
+            published.push(s.source.clone());
+        }
+    }
+}
+
+/// Whether a directory event could change what a source path reads: a create, write, rename,
+/// delete or attribute change of a source's name (or its symlink target's name), anything named
+/// `..*` (Kubernetes' `..data` and `..<timestamp>` entries), or an event the backend could not
+/// attribute. Plain opens and reads are ignored; our own reload causes those.
+fn affects_sources(event: &notify::Event, names: &HashSet<OsString>) -> bool {
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+        EventKind::Access(_) => return false,
+        _ => {}
+    }
+    event.need_rescan()
+        || event.paths.is_empty()
+        || event.paths.iter().any(|path| {
+            path.file_name()
+                .is_some_and(|n| names.contains(n) || n.as_encoded_bytes().starts_with(b".."))
+        })
+}
+
+/// Brings the watched directories and the names of interest in line with where the sources
+/// are now. A directory that cannot be watched is logged and retried after the next reload.
+fn refresh_watches(
+    watcher: Option<&mut RecommendedWatcher>,
+    watched: &mut HashSet<PathBuf>,
+    names: &ArcSwap<HashSet<OsString>>,
+    sources: &[BlocklistConfig],
+) {
+    let mut dirs = HashSet::new();
+    let mut wanted_names = HashSet::new();
+    for config in sources {
+        let mut add = |path: &Path| {
+            if let Some(name) = path.file_name() {
+                wanted_names.insert(name.to_os_string());
+            }
+            dirs.insert(match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            });
+        };
+        add(&config.path);
+        if let Ok(target) = std::fs::canonicalize(&config.path) {
+            add(&target);
+        }
+    }
+    names.store(Arc::new(wanted_names));
+    let Some(watcher) = watcher else {
+        return;
+    };
+    for dir in watched.difference(&dirs).cloned().collect::<Vec<_>>() {
+        // Fails when the directory is already gone (an old ConfigMap revision): nothing to undo.
+        let _ = watcher.unwatch(&dir);
+        watched.remove(&dir);
+    }
+    for dir in dirs {
+        if watched.contains(&dir) {
+            continue;
+        }
+        match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                tracing::debug!(dir = %dir.display(), "watching for rule changes");
+                watched.insert(dir);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch rule directory");
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+#[cfg(unix)]
+fn hangup_signal() -> Hangup {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by file change or the admin endpoint");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Hangup {
+    None
+}
+
+/// The next SIGHUP; never resolves when there is no signal stream.
+async fn next_hangup(signal: &mut Hangup) -> Option<()> {
+    match signal {
+        #[cfg(unix)]
+        Some(signal) => signal.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BlocklistFormat;
+    use std::time::Instant;
+
+    /// Generous: these wait on inotify and a debounce, on a loaded 2-core machine.
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    fn source(path: &Path) -> BlocklistConfig {
+        BlocklistConfig {
+            path: path.to_path_buf(),
+            format: BlocklistFormat::Auto,
+        }
+    }
+
+    fn metrics() -> Arc<Metrics> {
+        Arc::new(Metrics::new().expect("metrics"))
+    }
+
+    fn reloads(m: &Metrics, result: &str) -> u64 {
+        m.rules_reloads_total.with_label_values(&[result]).get()
+    }
+
+    fn suspended(rules: &Rules, host: &str) -> bool {
+        rules.current().load().is_suspended(host).is_some()
+    }
+
+    /// Polls until `done`, re-applying `change` every second: the watcher registers its
+    /// directories asynchronously, so a change made before that is not seen, and repeating an
+    /// idempotent edit is what an operator would do too.
+    async fn eventually(mut change: impl FnMut(), done: impl Fn() -> bool) {
+        let start = Instant::now();
+        let mut last_change = Instant::now();
+        change();
+        while !done() {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "change not picked up within {DEADLINE:?}"
+            );
+            if last_change.elapsed() > Duration::from_secs(1) {
+                change();
+                last_change = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Writes by rename, as editors and `sed -i` do.
+    fn replace(path: &Path, text: &str) {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, path).expect("rename");
+    }
+
+    #[test]
+    fn load_merges_sources_and_counts_what_is_in_force() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.csv");
+        let b = dir.path().join("b.txt");
+        std::fs::write(
+            &a,
+            "#domain,#severity,#reject_media,#reject_reports\n\
+             shared.example,silence,false,false\n\
+             only-a.example,noop,false,true\n\
+             ba**.example,suspend,false,false\n",
+        )
+        .expect("write");
+        std::fs::write(&b, "shared.example\nonly-b.example\n").expect("write");
+        let (snapshot, summaries) = load(&[source(&a), source(&b)]).expect("loads");
+        assert_eq!(snapshot.len(), 3);
+        let shared = snapshot.get("shared.example").expect("listed");
+        assert_eq!(
+            shared.severity,
+            Severity::Suspend,
+            "the harshest source wins"
+        );
+        assert_eq!(&*shared.source, b.display().to_string());
+        assert_eq!(
+            summaries,
+            [
+                SourceSummary {
+                    source: a.display().to_string(),
+                    suspend: 0,
+                    silence: 0,
+                    noop: 1,
+                    overridden: 1,
+                    obfuscated: 1,
+                },
+                SourceSummary {
+                    source: b.display().to_string(),
+                    suspend: 2,
+                    silence: 0,
+                    noop: 0,
+                    overridden: 0,
+                    obfuscated: 0,
+                },
+            ]
+        );
+        assert_eq!(load(&[]).expect("no sources").0.len(), 0);
+    }
+
+    #[test]
+    fn load_error_names_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good.txt");
+        let bad = dir.path().join("bad.txt");
+        std::fs::write(&good, "ok.example\n").expect("write");
+        std::fs::write(&bad, "ok.example\n\nnot valid!\n").expect("write");
+        let e = load(&[source(&good), source(&bad)]).expect_err("must fail");
+        assert_eq!(e.file, bad.display().to_string());
+        assert_eq!(e.line, 3);
+        assert!(
+            e.to_string().ends_with(":3: invalid domain \"not valid!\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn failed_reload_keeps_the_old_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blocklist.csv");
+        std::fs::write(&path, "old.example\n").expect("write");
+        let m = metrics();
+        let rules = Rules::new(vec![source(&path)], m.clone()).expect("first load");
+        let label = path.display().to_string();
+        let gauge = |sev: &str| {
+            m.rules_loaded
+                .with_label_values(&[label.as_str(), sev])
+                .get()
+        };
+        assert_eq!((gauge("suspend"), gauge("silence")), (1, 0));
+        assert!(
+            m.rules_last_reload_timestamp_seconds
+                .with_label_values(&[label.as_str()])
+                .get()
+                > 0
+        );
+
+        std::fs::write(&path, "#domain,#severity\nnew.example,banish\n").expect("write");
+        let e = rules.reload().expect_err("broken file");
+        assert_eq!(e.line, 2);
+        assert!(suspended(&rules, "old.example"), "old rules stay in force");
+        assert!(!suspended(&rules, "new.example"));
+        assert_eq!((reloads(&m, "failure"), reloads(&m, "success")), (1, 0));
+        assert_eq!(rules.generation(), 0);
+        assert_eq!(gauge("suspend"), 1);
+
+        std::fs::write(
+            &path,
+            "#domain,#severity\nnew.example,suspend\nlimit.example,silence\n",
+        )
+        .expect("write");
+        let summaries = rules.reload().expect("fixed");
+        assert_eq!((summaries[0].suspend, summaries[0].silence), (1, 1));
+        assert!(suspended(&rules, "new.example"));
+        assert!(!suspended(&rules, "old.example"));
+        assert_eq!((reloads(&m, "failure"), reloads(&m, "success")), (1, 1));
+        assert_eq!(rules.generation(), 1);
+        assert_eq!((gauge("suspend"), gauge("silence")), (1, 1));
+        assert!(m
+            .render()
+            .contains("inboxguard_rules_loaded{severity=\"noop\""));
+    }
+
+    #[test]
+    fn unreadable_source_fails_the_first_load() {
+        let e = Rules::new(vec![source(Path::new("/nonexistent/x.csv"))], metrics())
+            .err()
+            .expect("must fail");
+        assert_eq!(e.line, 0);
+        assert!(matches!(e.kind, LoadErrorKind::Read(_)));
+    }
+
+    #[test]
+    fn stale_gauges_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "a.example\n").expect("write");
+        let m = metrics();
+        let rules = Rules::new(vec![source(&path)], m.clone()).expect("load");
+        let mut published = vec!["gone.csv".to_string()];
+        m.rules_loaded
+            .with_label_values(&["gone.csv", "suspend"])
+            .set(5);
+        rules.publish(&mut published, &[]);
+        assert!(published.is_empty());
+        assert!(!m.render().contains("gone.csv"));
+    }
+
+    #[test]
+    fn event_filter() {
+        use notify::event::{CreateKind, ModifyKind, RenameMode};
+        let names: HashSet<OsString> = [OsString::from("blocklist.csv")].into();
+        let event = |kind, path: &str| notify::Event::new(kind).add_path(PathBuf::from(path));
+        let rename = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert!(affects_sources(
+            &event(rename, "/etc/ig/blocklist.csv"),
+            &names
+        ));
+        assert!(affects_sources(&event(rename, "/etc/ig/..data"), &names));
+        assert!(affects_sources(
+            &event(EventKind::Create(CreateKind::File), "/etc/ig/blocklist.csv"),
+            &names
+        ));
+        assert!(affects_sources(
+            &event(
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                "/etc/ig/blocklist.csv"
+            ),
+            &names
+        ));
+        assert!(!affects_sources(
+            &event(
+                EventKind::Access(AccessKind::Open(AccessMode::Any)),
+                "/etc/ig/blocklist.csv"
+            ),
+            &names
+        ));
+        assert!(!affects_sources(
+            &event(rename, "/etc/ig/inboxguard.toml"),
+            &names
+        ));
+        assert!(!affects_sources(
+            &event(rename, "/etc/ig/.blocklist.csv.swp"),
+            &names
+        ));
+        assert!(affects_sources(&notify::Event::new(EventKind::Any), &names));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watch_picks_up_an_edit_and_stops_on_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blocklist.csv");
+        std::fs::write(&path, "old.example\n").expect("write");
+        let m = metrics();
+        let rules = Rules::new(vec![source(&path)], m.clone()).expect("load");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(rules.clone().watch(async {
+            let _ = stopped.await;
+        }));
+
+        eventually(
+            || std::fs::write(&path, "old.example\nnew.example\n").expect("write in place"),
+            || suspended(&rules, "new.example"),
+        )
+        .await;
+        eventually(
+            || replace(&path, "renamed.example\n"),
+            || suspended(&rules, "renamed.example"),
+        )
+        .await;
+        assert!(!suspended(&rules, "old.example"));
+
+        // A broken edit is refused by the watcher's reload too.
+        let failures = reloads(&m, "failure");
+        eventually(
+            || replace(&path, "broken example\n"),
+            || reloads(&m, "failure") > failures,
+        )
+        .await;
+        assert!(suspended(&rules, "renamed.example"));
+
+        stop.send(()).expect("watcher alive");
+        tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("watch stops on shutdown")
+            .expect("watch task");
+    }
+
+    /// Kubernetes mounts a ConfigMap as `dir/blocklist.csv -> ..data/blocklist.csv` and
+    /// `..data -> ..<timestamp>`; an update writes a new timestamped directory and renames a
+    /// fresh `..data` symlink over the old one. Nothing named `blocklist.csv` changes.
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watch_follows_a_configmap_symlink_swap() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        let revision = |name: &str, text: &str| {
+            std::fs::create_dir(root.join(name)).expect("revision dir");
+            std::fs::write(root.join(name).join("blocklist.csv"), text).expect("write");
+        };
+        revision("..2026_01_01", "first.example\n");
+        symlink("..2026_01_01", root.join("..data")).expect("..data");
+        symlink("..data/blocklist.csv", root.join("blocklist.csv")).expect("link");
+        let path = root.join("blocklist.csv");
+        let rules = Rules::new(vec![source(&path)], metrics()).expect("load");
+        assert!(suspended(&rules, "first.example"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(rules.clone().watch(async {
+            let _ = stopped.await;
+        }));
+
+        let mut n = 0;
+        eventually(
+            || {
+                n += 1;
+                let name = format!("..2026_01_02_{n}");
+                revision(&name, "second.example\n");
+                let tmp = root.join("..data_tmp");
+                symlink(&name, &tmp).expect("tmp link");
+                std::fs::rename(&tmp, root.join("..data")).expect("swap");
+            },
+            || suspended(&rules, "second.example"),
+        )
+        .await;
+        assert!(!suspended(&rules, "first.example"));
+        // The old revision goes away, as the kubelet removes it; the watcher must not care.
+        std::fs::remove_dir_all(root.join("..2026_01_01")).expect("cleanup");
+
+        stop.send(()).expect("watcher alive");
+        tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("watch stops")
+            .expect("watch task");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sighup_reloads() {
+        // Installing a handler first makes SIGHUP harmless to the test process even if it
+        // arrives before `watch` has installed its own.
+        let _guard = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .expect("sighup handler");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blocklist.txt");
+        std::fs::write(&path, "a.example\n").expect("write");
+        let m = metrics();
+        let rules = Rules::new(vec![source(&path)], m.clone()).expect("load");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(rules.clone().watch(async {
+            let _ = stopped.await;
+        }));
+        // No file changes: only the signal can cause a reload.
+        let pid = std::process::id().to_string();
+        eventually(
+            || {
+                let status = std::process::Command::new("kill")
+                    .args(["-HUP", &pid])
+                    .status()
+                    .expect("run kill");
+                assert!(status.success());
+            },
+            || rules.generation() > 0,
+        )
+        .await;
+        assert!(reloads(&m, "success") > 0);
+        stop.send(()).expect("watcher alive");
+        tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("watch stops")
+            .expect("watch task");
     }
 }
