@@ -1,0 +1,311 @@
+//! What a fetched key document must say before its key is trusted. Pure functions over
+//! `serde_json::Value`; the fetcher does the I/O.
+//!
+//! Two shapes are accepted (as Mastodon does):
+//! * an actor document with `publicKey` (an object or an array of them); the entry whose `id`
+//!   is the keyId is used, its `owner` (when present) must be the actor's `id`;
+//! * a bare key object (`id`, `owner`, `publicKeyPem`); the owner's document must then be
+//!   fetched and list the keyId in its `publicKey` ([`check_owner_document`]).
+//!
+//! In both shapes the owner must live on the keyId's host: a server may only publish keys of
+//! its own actors.
+
+use super::{clip, KeyError};
+use serde_json::Value;
+
+/// A key that passed every document check, before its PEM is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FetchedKey {
+    pub pem: String,
+    pub owner: String,
+}
+
+/// The verdict on the document found at the keyId.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Parsed {
+    /// An actor document listing the key: nothing more to fetch.
+    Actor(FetchedKey),
+    /// A bare key object: `owner` must still confirm the key ([`check_owner_document`]).
+    KeyObject(FetchedKey),
+}
+
+/// Checks the document found at `key_id` (fetched from the keyId without its fragment).
+pub(crate) fn parse_key_document(key_id: &str, doc: &Value) -> Result<Parsed, KeyError> {
+    let invalid = |problem| KeyError::InvalidDocument {
+        key_id: key_id.to_string(),
+        problem,
+    };
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| invalid("the document is not a JSON object"))?;
+
+    if let Some(public_key) = obj.get("publicKey") {
+        let actor_id = obj
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the actor document has no id"))?;
+        let entries = key_entries(public_key)
+            .ok_or_else(|| invalid("publicKey is neither an object nor an array"))?;
+        let key = entries
+            .iter()
+            .filter_map(|entry| entry.as_object())
+            .find(|entry| entry.get("id").and_then(Value::as_str) == Some(key_id))
+            .ok_or_else(|| KeyError::IdMismatch {
+                key_id: key_id.to_string(),
+                found: clip(
+                    entries
+                        .iter()
+                        .find_map(|e| e.get("id").and_then(Value::as_str))
+                        .unwrap_or(""),
+                ),
+            })?;
+        let pem = key
+            .get("publicKeyPem")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the publicKey has no publicKeyPem"))?;
+        // An embedded key without `owner` can only belong to the actor that embeds it.
+        match key.get("owner") {
+            None => {}
+            Some(owner) if owner.as_str() == Some(actor_id) => {}
+            Some(owner) => {
+                return Err(KeyError::OwnerMismatch {
+                    key_id: key_id.to_string(),
+                    owner: clip(owner.as_str().unwrap_or("")),
+                })
+            }
+        }
+        require_same_host(key_id, actor_id)?;
+        return Ok(Parsed::Actor(FetchedKey {
+            pem: pem.to_string(),
+            owner: actor_id.to_string(),
+        }));
+    }
+
+    if let Some(pem) = obj.get("publicKeyPem") {
+        let pem = pem
+            .as_str()
+            .ok_or_else(|| invalid("publicKeyPem is not a string"))?;
+        let id = obj
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the key object has no id"))?;
+        if id != key_id {
+            return Err(KeyError::IdMismatch {
+                key_id: key_id.to_string(),
+                found: clip(id),
+            });
+        }
+        let owner = obj
+            .get("owner")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the key object has no owner"))?;
+        require_same_host(key_id, owner)?;
+        return Ok(Parsed::KeyObject(FetchedKey {
+            pem: pem.to_string(),
+            owner: owner.to_string(),
+        }));
+    }
+
+    Err(invalid(
+        "the document is neither an actor with a publicKey nor a key object",
+    ))
+}
+
+/// Checks that the document fetched from `owner` is that actor and lists `key_id` among its
+/// keys (embedded or by reference).
+pub(crate) fn check_owner_document(key_id: &str, owner: &str, doc: &Value) -> Result<(), KeyError> {
+    let mismatch = || KeyError::OwnerMismatch {
+        key_id: key_id.to_string(),
+        owner: clip(owner),
+    };
+    if doc.get("id").and_then(Value::as_str) != Some(owner) {
+        return Err(mismatch());
+    }
+    let entries = doc
+        .get("publicKey")
+        .and_then(key_entries)
+        .ok_or_else(mismatch)?;
+    let lists_key = entries.iter().any(|entry| {
+        entry
+            .as_str()
+            .or_else(|| entry.get("id").and_then(Value::as_str))
+            == Some(key_id)
+    });
+    if lists_key {
+        Ok(())
+    } else {
+        Err(mismatch())
+    }
+}
+
+/// `publicKey` as a list: one object (or id) or an array of them.
+fn key_entries(public_key: &Value) -> Option<Vec<&Value>> {
+    match public_key {
+        Value::Array(items) => Some(items.iter().collect()),
+        Value::Object(_) | Value::String(_) => Some(vec![public_key]),
+        _ => None,
+    }
+}
+
+/// The host of `url`, lowercase, without one trailing dot (`bad.example.` is `bad.example`).
+pub(crate) fn host_of(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let host = parsed.host_str()?;
+    Some(host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase())
+}
+
+fn require_same_host(key_id: &str, owner: &str) -> Result<(), KeyError> {
+    match (host_of(key_id), host_of(owner)) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        _ => Err(KeyError::HostMismatch {
+            key_id: key_id.to_string(),
+            owner: clip(owner),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const KEY_ID: &str = "https://remote.test/users/alice#main-key";
+    const ACTOR: &str = "https://remote.test/users/alice";
+    const PEM: &str = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+
+    fn actor(public_key: Value) -> Value {
+        json!({"id": ACTOR, "type": "Person", "inbox": format!("{ACTOR}/inbox"), "publicKey": public_key})
+    }
+
+    fn expected() -> FetchedKey {
+        FetchedKey {
+            pem: PEM.into(),
+            owner: ACTOR.into(),
+        }
+    }
+
+    #[test]
+    fn actor_with_one_key() {
+        let doc = actor(json!({"id": KEY_ID, "owner": ACTOR, "publicKeyPem": PEM}));
+        assert_eq!(
+            parse_key_document(KEY_ID, &doc),
+            Ok(Parsed::Actor(expected()))
+        );
+    }
+
+    #[test]
+    fn actor_with_a_key_array_picks_the_key_id() {
+        let doc = actor(json!([
+            {"id": format!("{ACTOR}#other"), "owner": ACTOR, "publicKeyPem": "other"},
+            {"id": KEY_ID, "owner": ACTOR, "publicKeyPem": PEM},
+        ]));
+        assert_eq!(
+            parse_key_document(KEY_ID, &doc),
+            Ok(Parsed::Actor(expected()))
+        );
+    }
+
+    #[test]
+    fn embedded_key_without_owner_belongs_to_the_actor() {
+        let doc = actor(json!({"id": KEY_ID, "publicKeyPem": PEM}));
+        assert_eq!(
+            parse_key_document(KEY_ID, &doc),
+            Ok(Parsed::Actor(expected()))
+        );
+    }
+
+    #[test]
+    fn key_id_must_match_exactly() {
+        // Same actor, other fragment: not the key that signed.
+        let doc =
+            actor(json!({"id": format!("{ACTOR}#key2"), "owner": ACTOR, "publicKeyPem": PEM}));
+        let err = parse_key_document(KEY_ID, &doc).expect_err("mismatch");
+        assert_eq!(err.reason(), "id_mismatch");
+        let bare = json!({"id": format!("{ACTOR}#key2"), "owner": ACTOR, "publicKeyPem": PEM});
+        let err = parse_key_document(KEY_ID, &bare).expect_err("mismatch");
+        assert_eq!(err.reason(), "id_mismatch");
+    }
+
+    #[test]
+    fn owner_must_be_the_actor() {
+        let doc = actor(
+            json!({"id": KEY_ID, "owner": "https://remote.test/users/mallory", "publicKeyPem": PEM}),
+        );
+        let err = parse_key_document(KEY_ID, &doc).expect_err("owner");
+        assert_eq!(err.reason(), "owner_mismatch");
+    }
+
+    #[test]
+    fn actor_on_another_host_cannot_claim_the_key() {
+        let doc = json!({"id": "https://evil.test/users/alice", "publicKey":
+            {"id": KEY_ID, "owner": "https://evil.test/users/alice", "publicKeyPem": PEM}});
+        let err = parse_key_document(KEY_ID, &doc).expect_err("host");
+        assert_eq!(err.reason(), "host_mismatch");
+        let bare =
+            json!({"id": KEY_ID, "owner": "https://evil.test/users/alice", "publicKeyPem": PEM});
+        let err = parse_key_document(KEY_ID, &bare).expect_err("host");
+        assert_eq!(err.reason(), "host_mismatch");
+    }
+
+    #[test]
+    fn trailing_dot_and_case_do_not_make_another_host() {
+        let doc = json!({"id": "https://REMOTE.test./users/alice", "publicKey":
+            {"id": KEY_ID, "publicKeyPem": PEM}});
+        assert!(parse_key_document(KEY_ID, &doc).is_ok());
+    }
+
+    #[test]
+    fn bare_key_object_names_its_owner() {
+        let doc = json!({"id": KEY_ID, "owner": ACTOR, "publicKeyPem": PEM});
+        assert_eq!(
+            parse_key_document(KEY_ID, &doc),
+            Ok(Parsed::KeyObject(expected()))
+        );
+    }
+
+    #[test]
+    fn malformed_documents() {
+        for doc in [
+            json!([]),
+            json!("text"),
+            json!({"id": ACTOR}),
+            json!({"publicKey": {"id": KEY_ID, "publicKeyPem": PEM}}),
+            actor(json!(5)),
+            actor(json!({"id": KEY_ID, "owner": ACTOR})),
+            actor(json!({"id": KEY_ID, "owner": ACTOR, "publicKeyPem": 7})),
+            json!({"id": KEY_ID, "publicKeyPem": PEM}),
+            json!({"owner": ACTOR, "publicKeyPem": PEM}),
+            json!({"id": KEY_ID, "owner": ACTOR, "publicKeyPem": ["x"]}),
+        ] {
+            let err = parse_key_document(KEY_ID, &doc).expect_err("malformed");
+            assert_eq!(err.reason(), "invalid_document", "{doc}");
+        }
+    }
+
+    #[test]
+    fn owner_document_must_list_the_key() {
+        let embedded = actor(json!({"id": KEY_ID, "owner": ACTOR, "publicKeyPem": PEM}));
+        assert_eq!(check_owner_document(KEY_ID, ACTOR, &embedded), Ok(()));
+        let by_reference = actor(json!([format!("{ACTOR}#other"), KEY_ID]));
+        assert_eq!(check_owner_document(KEY_ID, ACTOR, &by_reference), Ok(()));
+
+        let other_key = actor(json!({"id": format!("{ACTOR}#other"), "publicKeyPem": PEM}));
+        let no_keys = json!({"id": ACTOR, "type": "Person"});
+        let other_actor =
+            json!({"id": "https://remote.test/users/bob", "publicKey": {"id": KEY_ID}});
+        for doc in [other_key, no_keys, other_actor] {
+            let err = check_owner_document(KEY_ID, ACTOR, &doc).expect_err("not listed");
+            assert_eq!(err.reason(), "owner_mismatch", "{doc}");
+        }
+    }
+
+    #[test]
+    fn hosts_are_normalised() {
+        assert_eq!(
+            host_of("https://Remote.Test./x").as_deref(),
+            Some("remote.test")
+        );
+        assert_eq!(host_of("acct:alice@remote.test"), None);
+        assert_eq!(host_of("not a url"), None);
+    }
+}
