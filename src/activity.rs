@@ -215,7 +215,10 @@ mod tests {
         assert_eq!(f.actor.as_deref(), Some("https://a.example/users/x"));
         let o = f.object.unwrap();
         assert_eq!(o.kind.as_deref(), Some("Note"));
-        assert_eq!(o.attributed_to.as_deref(), Some("https://a.example/users/x"));
+        assert_eq!(
+            o.attributed_to.as_deref(),
+            Some("https://a.example/users/x")
+        );
         assert_eq!(o.in_reply_to.as_deref(), Some("https://b.example/n/9"));
     }
 
@@ -226,7 +229,10 @@ mod tests {
         let f = Facts::parse(body).unwrap();
         assert_eq!(f.kind.as_deref(), Some("Announce"));
         assert_eq!(f.actor.as_deref(), Some("https://a.example/u"));
-        assert_eq!(f.object.unwrap().id.as_deref(), Some("https://c.example/n/1"));
+        assert_eq!(
+            f.object.unwrap().id.as_deref(),
+            Some("https://c.example/n/1")
+        );
         let f = Facts::parse(br#"{"type":"Like","actor":null,"object":12}"#);
         assert!(f.is_err(), "a number is not an object reference");
     }
@@ -247,7 +253,15 @@ mod tests {
 
     #[test]
     fn broken_json_is_an_error_not_a_panic() {
-        for body in [&b""[..], b"[]", b"\"x\"", b"{", b"{\"type\":", b"\xff\xfe", b"nul"] {
+        for body in [
+            &b""[..],
+            b"[]",
+            b"\"x\"",
+            b"{",
+            b"{\"type\":",
+            b"\xff\xfe",
+            b"nul",
+        ] {
             assert!(Facts::parse(body).is_err(), "{body:?}");
         }
     }

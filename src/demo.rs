@@ -179,7 +179,14 @@ async fn send(
 
 /// `inboxguard_requests_total` by (decision, reason), read from the proxy's own `/metrics`.
 async fn decisions(admin: SocketAddr) -> Result<BTreeMap<(String, String), f64>, DemoError> {
-    let (_, body) = send(admin, Method::GET, "/metrics", HeaderMap::new(), Bytes::new()).await?;
+    let (_, body) = send(
+        admin,
+        Method::GET,
+        "/metrics",
+        HeaderMap::new(),
+        Bytes::new(),
+    )
+    .await?;
     let text = String::from_utf8_lossy(&body);
     let mut out = BTreeMap::new();
     for line in text.lines() {
@@ -280,7 +287,13 @@ pub async fn run() -> Result<(), DemoError> {
     let admin_listener = TcpListener::bind("127.0.0.1:0").await?;
     let proxy_addr = proxy_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
-    let config = demo_config(proxy_addr, admin_addr, mastodon_addr, remote_addr, &blocklist)?;
+    let config = demo_config(
+        proxy_addr,
+        admin_addr,
+        mastodon_addr,
+        remote_addr,
+        &blocklist,
+    )?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let proxy = tokio::spawn(crate::run(
         config,

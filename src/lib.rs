@@ -94,12 +94,7 @@ pub async fn run(
     let (stop_proxy, proxy_rx) = watch::channel(false);
     let (stop_rest, rest_rx) = watch::channel(false);
     let watcher = tokio::spawn(app.rules.clone().watch(changed(rest_rx.clone())));
-    let admin_task = tokio::spawn(admin::serve(
-        app.clone(),
-        listeners.admin,
-        token,
-        rest_rx,
-    ));
+    let admin_task = tokio::spawn(admin::serve(app.clone(), listeners.admin, token, rest_rx));
     if let Ok(addr) = listeners.proxy.local_addr() {
         tracing::info!(%addr, tls = tls.is_some(), "proxy listening");
     }

@@ -12,7 +12,11 @@ const EXIT_CONFIG: u8 = 64;
 const EXIT_RUNTIME: u8 = 1;
 
 #[derive(Parser)]
-#[command(name = "inboxguard", version, about = "A verifying, filtering reverse proxy for Mastodon inboxes")]
+#[command(
+    name = "inboxguard",
+    version,
+    about = "A verifying, filtering reverse proxy for Mastodon inboxes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,7 +57,10 @@ fn serve(path: PathBuf) -> ExitCode {
         }
     };
     init_tracing(&config.logging);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("inboxguard: cannot start the runtime: {e}");
@@ -129,7 +136,10 @@ fn demo() -> ExitCode {
         format: LogFormat::Text,
         filter: "warn".into(),
     });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("inboxguard: cannot start the runtime: {e}");

@@ -45,7 +45,10 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let requests_total = IntCounterVec::new(
-            Opts::new("inboxguard_requests_total", "Inbox requests by decision and reason"),
+            Opts::new(
+                "inboxguard_requests_total",
+                "Inbox requests by decision and reason",
+            ),
             &["decision", "reason"],
         )?;
         let request_duration_seconds = HistogramVec::new(
@@ -96,7 +99,10 @@ impl Metrics {
             .buckets(LATENCY_BUCKETS.to_vec()),
         )?;
         let rules_reloads_total = IntCounterVec::new(
-            Opts::new("inboxguard_rules_reloads_total", "Rule set reloads by result"),
+            Opts::new(
+                "inboxguard_rules_reloads_total",
+                "Rule set reloads by result",
+            ),
             &["result"],
         )?;
         let rules_loaded = IntGaugeVec::new(
@@ -118,7 +124,10 @@ impl Metrics {
             "Client connections currently open on the proxy listener",
         )?;
         let build_info = IntGaugeVec::new(
-            Opts::new("inboxguard_build_info", "Always 1; labelled with the version"),
+            Opts::new(
+                "inboxguard_build_info",
+                "Always 1; labelled with the version",
+            ),
             &["version"],
         )?;
         registry.register(Box::new(requests_total.clone()))?;

@@ -54,12 +54,7 @@ pub async fn handle_inbox(app: &App, req: Request<Incoming>, peer: SocketAddr) -
     finish(app, &ctx, start, outcome)
 }
 
-async fn inbox(
-    app: &App,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    ctx: &mut Context,
-) -> Outcome {
+async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Context) -> Outcome {
     let (mut parts, body) = req.into_parts();
     ensure_host_header(&mut parts);
 
@@ -182,12 +177,7 @@ async fn inbox(
     forward(app, parts, body, peer).await
 }
 
-async fn forward(
-    app: &App,
-    parts: http::request::Parts,
-    body: Bytes,
-    peer: SocketAddr,
-) -> Outcome {
+async fn forward(app: &App, parts: http::request::Parts, body: Bytes, peer: SocketAddr) -> Outcome {
     let req = Request::from_parts(parts, full(body));
     let started = Instant::now();
     let result = app
@@ -253,7 +243,10 @@ fn finish(app: &App, ctx: &Context, start: Instant, outcome: Outcome) -> Respons
 /// Streams a non-inbox request to Mastodon untouched.
 pub async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     app.metrics.passthrough_requests_total.inc();
-    let req = req.map(|b| b.map_err(|e| Box::new(e) as crate::forward::BoxError).boxed());
+    let req = req.map(|b| {
+        b.map_err(|e| Box::new(e) as crate::forward::BoxError)
+            .boxed()
+    });
     let started = Instant::now();
     let result = app
         .upstream

@@ -119,7 +119,13 @@ mod tests {
     async fn drop_is_an_empty_202_and_503_carries_retry_after() {
         let resp = Verdict::drop("reject_reports").into_response();
         assert_eq!(resp.status(), 202);
-        assert!(resp.into_body().collect().await.unwrap().to_bytes().is_empty());
+        assert!(resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .is_empty());
         let resp = Verdict::reject(StatusCode::SERVICE_UNAVAILABLE, "key_fetch_failed", "later")
             .with_retry_after(30)
             .into_response();
