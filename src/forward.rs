@@ -482,11 +482,6 @@ mod tests {
             connect_timeout_secs: 5,
             pool_max_idle_per_host: 4,
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let _guard = rt.enter();
         let up = Upstream::new(&cfg, "http://127.0.0.1:3000".parse().unwrap()).unwrap();
         let received: Uri = "/users/a/inbox?a=1&b=%2F&c=%7e".parse().unwrap();
         assert_eq!(
