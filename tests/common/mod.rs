@@ -7,12 +7,10 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)]
 
-// PROXY HELPER: tests/common/proxy.rs is written against `inboxguard::run`,
-// `inboxguard::Listeners` and `inboxguard::RunError`, which the lead adds to lib.rs. Uncomment
-// these three lines once they exist on the branch being tested.
-// pub mod proxy;
-// #[allow(unused_imports)]
-// pub use proxy::{Proxy, ProxyBuilder};
+// The proxy itself, started in-process on loopback (tests/common/proxy.rs).
+pub mod proxy;
+#[allow(unused_imports)]
+pub use proxy::{Proxy, ProxyBuilder};
 
 use base64::Engine;
 use bytes::Bytes;
