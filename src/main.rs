@@ -57,15 +57,8 @@ fn serve(path: PathBuf) -> ExitCode {
         }
     };
     init_tracing(&config.logging);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("inboxguard: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(EXIT_RUNTIME);
     };
     runtime.block_on(async move {
         let proxy = match tokio::net::TcpListener::bind(config.server.listen).await {
@@ -136,21 +129,27 @@ fn demo() -> ExitCode {
         format: LogFormat::Text,
         filter: "warn".into(),
     });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("inboxguard: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(EXIT_RUNTIME);
     };
     match runtime.block_on(inboxguard::demo::run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("inboxguard demo failed: {e}");
             ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("inboxguard: cannot start the runtime: {e}");
+            None
         }
     }
 }

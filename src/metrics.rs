@@ -23,7 +23,8 @@ pub struct Metrics {
     /// Time Mastodon took to answer a forwarded request with a status line.
     pub upstream_duration_seconds: Histogram,
     /// Forwarded requests (inbox and pass-through) by upstream outcome:
-    /// 2xx | 3xx | 4xx | 5xx | unreachable | timeout.
+    /// 2xx | 3xx | 4xx | 5xx, or a `forward::UpstreamError::reason` (unreachable, timeout,
+    /// connection_lost, client_aborted, invalid_target).
     pub upstream_responses_total: IntCounterVec,
     /// Non-inbox requests streamed to Mastodon untouched.
     pub passthrough_requests_total: IntCounter,

@@ -178,7 +178,19 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
 }
 
 async fn forward(app: &App, parts: http::request::Parts, body: Bytes, peer: SocketAddr) -> Outcome {
-    let req = Request::from_parts(parts, full(body));
+    match send_upstream(app, Request::from_parts(parts, full(body)), peer).await {
+        Ok(resp) => Outcome::Forwarded(resp),
+        Err(e) => Outcome::Stopped(upstream_error(&e)),
+    }
+}
+
+/// Sends a request to Mastodon and records the upstream metrics, for inbox and pass-through
+/// requests alike.
+async fn send_upstream(
+    app: &App,
+    req: Request<Body>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, crate::forward::UpstreamError> {
     let started = Instant::now();
     let result = app
         .upstream
@@ -192,22 +204,15 @@ async fn forward(app: &App, parts: http::request::Parts, body: Bytes, peer: Sock
     app.metrics
         .upstream_duration_seconds
         .observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(resp) => {
-            app.metrics
-                .upstream_responses_total
-                .with_label_values(&[status_class(resp.status())])
-                .inc();
-            Outcome::Forwarded(resp)
-        }
-        Err(e) => {
-            app.metrics
-                .upstream_responses_total
-                .with_label_values(&[e.reason()])
-                .inc();
-            Outcome::Stopped(upstream_error(&e))
-        }
-    }
+    let result_label = match &result {
+        Ok(resp) => status_class(resp.status()),
+        Err(e) => e.reason(),
+    };
+    app.metrics
+        .upstream_responses_total
+        .with_label_values(&[result_label])
+        .inc();
+    result
 }
 
 /// Writes the request's metrics and its access-log line. Runs once for every inbox request.
@@ -247,32 +252,9 @@ pub async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) ->
         b.map_err(|e| Box::new(e) as crate::forward::BoxError)
             .boxed()
     });
-    let started = Instant::now();
-    let result = app
-        .upstream
-        .send(
-            req,
-            peer,
-            app.listener_scheme,
-            app.config.server.trust_forwarded_proto,
-        )
-        .await;
-    app.metrics
-        .upstream_duration_seconds
-        .observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(resp) => {
-            app.metrics
-                .upstream_responses_total
-                .with_label_values(&[status_class(resp.status())])
-                .inc();
-            resp
-        }
+    match send_upstream(app, req, peer).await {
+        Ok(resp) => resp,
         Err(e) => {
-            app.metrics
-                .upstream_responses_total
-                .with_label_values(&[e.reason()])
-                .inc();
             tracing::warn!(error = %e, "pass-through request failed");
             upstream_error(&e).into_response()
         }
