@@ -150,14 +150,18 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
         }
         Err(e) if e.is_transient() => {
             return Outcome::Stopped(
-                Verdict::reject(StatusCode::SERVICE_UNAVAILABLE, e.reason(), e.to_string())
-                    .with_retry_after(RETRY_AFTER_SECS),
+                Verdict::reject(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    e.request_reason(),
+                    e.to_string(),
+                )
+                .with_retry_after(RETRY_AFTER_SECS),
             )
         }
         Err(e) => {
             return Outcome::Stopped(Verdict::reject(
                 StatusCode::UNAUTHORIZED,
-                e.reason(),
+                e.request_reason(),
                 e.to_string(),
             ))
         }

@@ -148,30 +148,37 @@ impl KeyError {
         }
     }
 
-    /// A fixed word for metric labels.
+    /// A fixed word for the `result` label of `inboxguard_key_fetches_total`.
     pub fn reason(&self) -> &'static str {
+        let word = self.request_reason();
+        word.strip_prefix("key_").unwrap_or(word)
+    }
+
+    /// The `reason` label of `inboxguard_requests_total` for a request that failed on its key:
+    /// `key_` + [`KeyError::reason`], so `key_timeout` never reads like a body timeout.
+    pub fn request_reason(&self) -> &'static str {
         match self {
-            KeyError::InvalidKeyId { .. } => "invalid_key_id",
-            KeyError::InsecureScheme { .. } => "insecure_scheme",
-            KeyError::ForbiddenAddress { .. } => "forbidden_address",
-            KeyError::Dns { .. } => "dns",
-            KeyError::Connect { .. } => "connect",
-            KeyError::Tls { .. } => "tls",
-            KeyError::Timeout { .. } => "timeout",
-            KeyError::Protocol { .. } => "protocol",
-            KeyError::NotFound { .. } => "not_found",
-            KeyError::Gone { .. } => "gone",
-            KeyError::HttpStatus { .. } => "http_status",
-            KeyError::BadRedirect { .. } => "bad_redirect",
-            KeyError::TooManyRedirects { .. } => "too_many_redirects",
-            KeyError::BadContentType { .. } => "bad_content_type",
-            KeyError::TooLarge { .. } => "too_large",
-            KeyError::InvalidJson { .. } => "invalid_json",
-            KeyError::InvalidDocument { .. } => "invalid_document",
-            KeyError::IdMismatch { .. } => "id_mismatch",
-            KeyError::OwnerMismatch { .. } => "owner_mismatch",
-            KeyError::HostMismatch { .. } => "host_mismatch",
-            KeyError::UnsupportedKey { .. } => "unsupported_key",
+            KeyError::InvalidKeyId { .. } => "key_invalid_key_id",
+            KeyError::InsecureScheme { .. } => "key_insecure_scheme",
+            KeyError::ForbiddenAddress { .. } => "key_forbidden_address",
+            KeyError::Dns { .. } => "key_dns",
+            KeyError::Connect { .. } => "key_connect",
+            KeyError::Tls { .. } => "key_tls",
+            KeyError::Timeout { .. } => "key_timeout",
+            KeyError::Protocol { .. } => "key_protocol",
+            KeyError::NotFound { .. } => "key_not_found",
+            KeyError::Gone { .. } => "key_gone",
+            KeyError::HttpStatus { .. } => "key_http_status",
+            KeyError::BadRedirect { .. } => "key_bad_redirect",
+            KeyError::TooManyRedirects { .. } => "key_too_many_redirects",
+            KeyError::BadContentType { .. } => "key_bad_content_type",
+            KeyError::TooLarge { .. } => "key_too_large",
+            KeyError::InvalidJson { .. } => "key_invalid_json",
+            KeyError::InvalidDocument { .. } => "key_invalid_document",
+            KeyError::IdMismatch { .. } => "key_id_mismatch",
+            KeyError::OwnerMismatch { .. } => "key_owner_mismatch",
+            KeyError::HostMismatch { .. } => "key_host_mismatch",
+            KeyError::UnsupportedKey { .. } => "key_unsupported_key",
         }
     }
 }
