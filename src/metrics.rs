@@ -28,6 +28,9 @@ pub struct Metrics {
     pub upstream_responses_total: IntCounterVec,
     /// Non-inbox requests streamed to Mastodon untouched.
     pub passthrough_requests_total: IntCounter,
+    /// Requests refused for their signature (a subset of `requests_total`), by
+    /// `signature::SigError::reason`, so alerts need not list every signature reason.
+    pub signature_failures_total: IntCounterVec,
     /// `result` = hit | miss.
     pub key_cache_requests_total: IntCounterVec,
     /// One per network fetch attempt; `result` is a `keys::FetchError` label or `ok`.
@@ -77,6 +80,13 @@ impl Metrics {
         let passthrough_requests_total = IntCounter::new(
             "inboxguard_passthrough_requests_total",
             "Non-inbox requests streamed to the upstream untouched",
+        )?;
+        let signature_failures_total = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_signature_failures_total",
+                "Inbox requests refused for their HTTP signature, by reason",
+            ),
+            &["reason"],
         )?;
         let key_cache_requests_total = IntCounterVec::new(
             Opts::new(
@@ -136,6 +146,7 @@ impl Metrics {
         registry.register(Box::new(upstream_duration_seconds.clone()))?;
         registry.register(Box::new(upstream_responses_total.clone()))?;
         registry.register(Box::new(passthrough_requests_total.clone()))?;
+        registry.register(Box::new(signature_failures_total.clone()))?;
         registry.register(Box::new(key_cache_requests_total.clone()))?;
         registry.register(Box::new(key_fetches_total.clone()))?;
         registry.register(Box::new(key_fetch_duration_seconds.clone()))?;
@@ -162,6 +173,7 @@ impl Metrics {
             upstream_duration_seconds,
             upstream_responses_total,
             passthrough_requests_total,
+            signature_failures_total,
             key_cache_requests_total,
             key_fetches_total,
             key_fetch_duration_seconds,

@@ -85,13 +85,7 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
         &app.config.signatures,
     ) {
         Ok(p) => p,
-        Err(e) => {
-            return Outcome::Stopped(Verdict::reject(
-                StatusCode::UNAUTHORIZED,
-                e.reason(),
-                e.to_string(),
-            ))
-        }
+        Err(e) => return Outcome::Stopped(bad_signature(app, &e)),
     };
     let Some(key_host) = host::normalize(&prepared.key_host) else {
         return Outcome::Stopped(Verdict::reject(
@@ -136,12 +130,12 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
                 match app.keys.refresh(&prepared.key_id).await {
                     Ok(fresh) => match prepared.verify(&fresh.key) {
                         Ok(()) => fresh,
-                        Err(e) => return Outcome::Stopped(bad_signature(&e)),
+                        Err(e) => return Outcome::Stopped(bad_signature(app, &e)),
                     },
-                    Err(_) => return Outcome::Stopped(bad_signature(&first)),
+                    Err(_) => return Outcome::Stopped(bad_signature(app, &first)),
                 }
             }
-            Err(e) => return Outcome::Stopped(bad_signature(&e)),
+            Err(e) => return Outcome::Stopped(bad_signature(app, &e)),
         },
         Err(e) if e.is_gone() && facts.is_self_delete_or_update() => {
             // The actor is gone and so is its key: Mastodon could not verify this either.
@@ -325,7 +319,11 @@ fn suspended(host: &str, reason: &'static str) -> Verdict {
     )
 }
 
-fn bad_signature(e: &signature::SigError) -> Verdict {
+fn bad_signature(app: &App, e: &signature::SigError) -> Verdict {
+    app.metrics
+        .signature_failures_total
+        .with_label_values(&[e.reason()])
+        .inc();
     Verdict::reject(StatusCode::UNAUTHORIZED, e.reason(), e.to_string())
 }
 
