@@ -116,6 +116,9 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
             }
         }
         (&Method::GET, "/metrics") => {
+            app.metrics
+                .upstream_in_flight
+                .set(i64::try_from(app.upstream.in_flight()).unwrap_or(i64::MAX));
             let mut resp = Response::new(full(app.metrics.render()));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,

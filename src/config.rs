@@ -71,6 +71,10 @@ pub struct UpstreamConfig {
     /// Idle pooled connections to Puma kept per host.
     #[serde(default = "default_pool_max_idle")]
     pub pool_max_idle_per_host: usize,
+    /// Requests waiting for Mastodon's answer at once; more get 503 + `Retry-After` instead
+    /// of queueing without bound in front of a struggling Puma.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +129,18 @@ pub struct KeyFetchConfig {
     pub resolve: BTreeMap<String, SocketAddr>,
     #[serde(default = "default_user_agent")]
     pub user_agent: String,
+    /// Key fetches in progress at once, all hosts together; more wait (within the timeout).
+    #[serde(default = "default_max_concurrent_fetches")]
+    pub max_concurrent_fetches: usize,
+    /// Key fetches in progress at once for one host; more are refused at once (503).
+    #[serde(default = "default_max_concurrent_fetches_per_host")]
+    pub max_concurrent_fetches_per_host: usize,
+    /// Consecutive transient failures (timeout, connect, DNS, 5xx) that open a host's circuit.
+    #[serde(default = "default_circuit_breaker_failures")]
+    pub circuit_breaker_failures: u32,
+    /// How long an open circuit refuses fetches before letting one probe through.
+    #[serde(default = "default_circuit_breaker_open_secs")]
+    pub circuit_breaker_open_secs: u64,
 }
 
 /// One local rule source.
@@ -192,6 +208,9 @@ fn default_upstream_connect_timeout_secs() -> u64 {
 fn default_pool_max_idle() -> usize {
     64
 }
+fn default_max_in_flight() -> usize {
+    256
+}
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9100))
 }
@@ -218,6 +237,18 @@ fn default_key_fetch_max_body_bytes() -> u64 {
 }
 fn default_user_agent() -> String {
     concat!("inboxguard/", env!("CARGO_PKG_VERSION")).to_string()
+}
+fn default_max_concurrent_fetches() -> usize {
+    64
+}
+fn default_max_concurrent_fetches_per_host() -> usize {
+    4
+}
+fn default_circuit_breaker_failures() -> u32 {
+    5
+}
+fn default_circuit_breaker_open_secs() -> u64 {
+    30
 }
 fn default_log_filter() -> String {
     "info".to_string()
@@ -255,6 +286,10 @@ impl Default for KeyFetchConfig {
             private_key_file: None,
             resolve: BTreeMap::new(),
             user_agent: default_user_agent(),
+            max_concurrent_fetches: default_max_concurrent_fetches(),
+            max_concurrent_fetches_per_host: default_max_concurrent_fetches_per_host(),
+            circuit_breaker_failures: default_circuit_breaker_failures(),
+            circuit_breaker_open_secs: default_circuit_breaker_open_secs(),
         }
     }
 }
@@ -340,10 +375,32 @@ impl Config {
                 self.key_fetch.negative_ttl_secs,
             ),
             ("key_fetch.max_body_bytes", self.key_fetch.max_body_bytes),
+            (
+                "key_fetch.max_concurrent_fetches",
+                self.key_fetch.max_concurrent_fetches as u64,
+            ),
+            (
+                "key_fetch.max_concurrent_fetches_per_host",
+                self.key_fetch.max_concurrent_fetches_per_host as u64,
+            ),
+            (
+                "key_fetch.circuit_breaker_failures",
+                u64::from(self.key_fetch.circuit_breaker_failures),
+            ),
+            (
+                "key_fetch.circuit_breaker_open_secs",
+                self.key_fetch.circuit_breaker_open_secs,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0".into()));
             }
+        }
+        if self.upstream.max_in_flight == 0 {
+            return Err(invalid(
+                "upstream.max_in_flight",
+                "must be greater than 0".into(),
+            ));
         }
         if self.server.max_connections == 0 {
             return Err(invalid(

@@ -22,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The one body type requests and responses travel in.
@@ -68,6 +69,10 @@ pub enum UpstreamError {
     /// (the client went away mid-upload). Not the upstream's fault; nobody is left to answer.
     #[error("client request body failed while forwarding: {0}")]
     ClientAborted(String),
+    /// `upstream.max_in_flight` requests are already waiting for Mastodon; this one was not
+    /// sent. The sender is asked to retry (503 + `Retry-After`).
+    #[error("upstream busy: {0} requests already in flight")]
+    Overloaded(usize),
     /// The request has no path to forward (`CONNECT`, or a target that cannot be
     /// re-addressed to the upstream).
     #[error("request target cannot be forwarded: {0}")]
@@ -83,6 +88,7 @@ impl UpstreamError {
             UpstreamError::Timeout => "timeout",
             UpstreamError::ClientAborted(_) => "client_aborted",
             UpstreamError::InvalidTarget(_) => "invalid_target",
+            UpstreamError::Overloaded(_) => "overloaded",
         }
     }
 
@@ -96,7 +102,8 @@ impl UpstreamError {
         match self {
             UpstreamError::Unreachable(_)
             | UpstreamError::ConnectionLost(_)
-            | UpstreamError::Timeout => true,
+            | UpstreamError::Timeout
+            | UpstreamError::Overloaded(_) => true,
             UpstreamError::ClientAborted(_) | UpstreamError::InvalidTarget(_) => false,
         }
     }
@@ -109,6 +116,7 @@ impl UpstreamError {
                 http::StatusCode::BAD_GATEWAY
             }
             UpstreamError::Timeout => http::StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::Overloaded(_) => http::StatusCode::SERVICE_UNAVAILABLE,
             UpstreamError::ClientAborted(_) | UpstreamError::InvalidTarget(_) => {
                 http::StatusCode::BAD_REQUEST
             }
@@ -122,6 +130,11 @@ pub struct Upstream {
     scheme: Scheme,
     authority: Authority,
     timeout: Duration,
+    /// Requests sent to Mastodon and not yet answered with a status line. When Puma is slow,
+    /// new requests get 503 + `Retry-After` instead of piling up in our memory and Puma's
+    /// backlog: senders retry later, which is what they would do anyway.
+    in_flight: Semaphore,
+    max_in_flight: usize,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -170,7 +183,15 @@ impl Upstream {
             scheme,
             authority,
             timeout: Duration::from_secs(cfg.timeout_secs),
+            in_flight: Semaphore::new(cfg.max_in_flight),
+            max_in_flight: cfg.max_in_flight,
         })
+    }
+
+    /// Requests currently waiting for Mastodon's answer.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.in_flight.available_permits())
     }
 
     /// Forwards `req` (origin-form URI, as received) to the upstream. `peer` is appended to
@@ -194,6 +215,12 @@ impl Upstream {
             ));
         }
         let uri = self.upstream_uri(&parts.uri)?;
+        // Held until the response head arrives: that is when Puma's thread is done with the
+        // request (inbox answers have no body to speak of).
+        let _slot = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| UpstreamError::Overloaded(self.max_in_flight))?;
         let mut headers = parts.headers;
         prepare_request_headers(
             &mut headers,
@@ -481,6 +508,7 @@ mod tests {
             timeout_secs: 30,
             connect_timeout_secs: 5,
             pool_max_idle_per_host: 4,
+            max_in_flight: 256,
         };
         let up = Upstream::new(&cfg, "http://127.0.0.1:3000".parse().unwrap()).unwrap();
         let received: Uri = "/users/a/inbox?a=1&b=%2F&c=%7e".parse().unwrap();
@@ -502,6 +530,7 @@ mod tests {
             timeout_secs: 30,
             connect_timeout_secs: 5,
             pool_max_idle_per_host: 4,
+            max_in_flight: 256,
         };
         assert!(Upstream::new(&cfg, "/relative".parse().unwrap()).is_err());
         assert!(Upstream::new(&cfg, "https://127.0.0.1:3000".parse().unwrap()).is_err());

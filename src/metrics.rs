@@ -26,6 +26,9 @@ pub struct Metrics {
     /// 2xx | 3xx | 4xx | 5xx, or a `forward::UpstreamError::reason` (unreachable, timeout,
     /// connection_lost, client_aborted, invalid_target).
     pub upstream_responses_total: IntCounterVec,
+    /// Requests waiting for Mastodon's status line now (set at scrape time); compare with
+    /// `upstream.max_in_flight`, past which senders get 503.
+    pub upstream_in_flight: IntGauge,
     /// Non-inbox requests streamed to Mastodon untouched.
     pub passthrough_requests_total: IntCounter,
     /// Requests refused for their signature (a subset of `requests_total`), by
@@ -76,6 +79,10 @@ impl Metrics {
                 "Forwarded requests by upstream outcome",
             ),
             &["result"],
+        )?;
+        let upstream_in_flight = IntGauge::new(
+            "inboxguard_upstream_in_flight",
+            "Requests currently waiting for the upstream's answer",
         )?;
         let passthrough_requests_total = IntCounter::new(
             "inboxguard_passthrough_requests_total",
@@ -145,6 +152,7 @@ impl Metrics {
         registry.register(Box::new(request_duration_seconds.clone()))?;
         registry.register(Box::new(upstream_duration_seconds.clone()))?;
         registry.register(Box::new(upstream_responses_total.clone()))?;
+        registry.register(Box::new(upstream_in_flight.clone()))?;
         registry.register(Box::new(passthrough_requests_total.clone()))?;
         registry.register(Box::new(signature_failures_total.clone()))?;
         registry.register(Box::new(key_cache_requests_total.clone()))?;
@@ -172,6 +180,7 @@ impl Metrics {
             request_duration_seconds,
             upstream_duration_seconds,
             upstream_responses_total,
+            upstream_in_flight,
             passthrough_requests_total,
             signature_failures_total,
             key_cache_requests_total,

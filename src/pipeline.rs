@@ -340,6 +340,7 @@ fn upstream_error(e: &crate::forward::UpstreamError) -> Verdict {
         crate::forward::UpstreamError::Timeout => "upstream_timeout",
         crate::forward::UpstreamError::ClientAborted(_) => "client_aborted",
         crate::forward::UpstreamError::InvalidTarget(_) => "invalid_target",
+        crate::forward::UpstreamError::Overloaded(_) => "upstream_overloaded",
         _ => "upstream_unreachable",
     };
     let verdict = Verdict::reject(e.status(), reason, e.to_string());

@@ -17,11 +17,16 @@ const PEER: SocketAddr = SocketAddr::new(
 );
 
 fn upstream_for(addr: SocketAddr, timeout_secs: u64) -> Upstream {
+    upstream_with_cap(addr, timeout_secs, 256)
+}
+
+fn upstream_with_cap(addr: SocketAddr, timeout_secs: u64, max_in_flight: usize) -> Upstream {
     let cfg = UpstreamConfig {
         url: format!("http://{addr}"),
         timeout_secs,
         connect_timeout_secs: 2,
         pool_max_idle_per_host: 4,
+        max_in_flight,
     };
     let base = cfg.url.parse().expect("upstream url");
     Upstream::new(&cfg, base).expect("upstream client")
@@ -240,6 +245,52 @@ async fn silent_upstream_times_out() {
     assert!(err.is_timeout(), "{err:?}");
     assert_eq!(err.reason(), "timeout");
     assert_eq!(err.status(), StatusCode::GATEWAY_TIMEOUT);
+}
+
+#[tokio::test]
+async fn requests_beyond_the_in_flight_cap_are_refused_not_queued() {
+    let puma = RecordingUpstream::start().await;
+    puma.hang();
+    let up = std::sync::Arc::new(upstream_with_cap(puma.addr(), 2, 1));
+    let first = {
+        let up = up.clone();
+        tokio::spawn(async move {
+            let h = headers(&[("host", "example.social")]);
+            forward(
+                &up,
+                request(Method::POST, "/inbox", h, full_body("1")),
+                true,
+            )
+            .await
+        })
+    };
+    // Wait until the first request holds the only slot (it has reached the upstream).
+    within("first request reaches the upstream", async {
+        while puma.count() == 0 || up.in_flight() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let h = headers(&[("host", "example.social")]);
+    let err = forward(
+        &up,
+        request(Method::POST, "/inbox", h, full_body("2")),
+        true,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.reason(), "overloaded");
+    assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(err.is_upstream_fault());
+    assert_eq!(
+        puma.count(),
+        1,
+        "the refused request never reached the upstream"
+    );
+    // Once the first answers, the slot is free again.
+    puma.answer();
+    let _ = within("first request", first).await;
+    assert_eq!(up.in_flight(), 0);
 }
 
 #[tokio::test]

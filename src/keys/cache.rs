@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 /// nothing is lost, and a sender cannot turn bad signatures into a fetch per request.
 const REFRESH_REUSE_WINDOW: Duration = Duration::from_secs(5);
 
+/// How long a fetch the bulkhead declined is remembered.
+const SHED_TTL: Duration = Duration::from_secs(1);
+
 /// One cached outcome.
 struct Cached<V> {
     result: Result<Arc<V>, KeyError>,
@@ -42,10 +45,12 @@ struct OutcomeExpiry {
 
 impl OutcomeExpiry {
     fn lifetime<V>(&self, value: &Value<V>) -> Duration {
-        if value.result.is_ok() {
-            self.ttl
-        } else {
-            self.negative_ttl
+        match &value.result {
+            Ok(_) => self.ttl,
+            // Our own shedding says nothing about the remote: remember it just long enough
+            // to absorb a burst, then try again.
+            Err(e) if e.is_shed() => SHED_TTL.min(self.negative_ttl),
+            Err(_) => self.negative_ttl,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! included), so a slow server cannot hold an inbox request longer than that.
 
 use super::address::is_forbidden_address;
+use super::bulkhead::Bulkhead;
 use super::document::{check_owner_document, parse_key_document, FetchedKey, Parsed};
 use super::KeyError;
 use crate::config::KeyFetchConfig;
@@ -69,6 +70,7 @@ pub(crate) struct Fetcher {
     user_agent: HeaderValue,
     signer: Option<Signer>,
     tls: TlsConnector,
+    bulkhead: Bulkhead,
 }
 
 /// One URL ready to be fetched: the checked pieces of a [`Url`].
@@ -142,19 +144,39 @@ impl Fetcher {
             user_agent,
             signer,
             tls: tls_connector()?,
+            bulkhead: Bulkhead::new(
+                cfg.max_concurrent_fetches,
+                cfg.max_concurrent_fetches_per_host,
+                cfg.circuit_breaker_failures,
+                Duration::from_secs(cfg.circuit_breaker_open_secs),
+            ),
         })
     }
 
     /// Fetches the document at `key_id` (and, for a bare key object, its owner's) and returns
     /// the key once every document check passed. The PEM is not parsed here.
     pub(crate) async fn fetch_key(&self, key_id: &str) -> Result<FetchedKey, KeyError> {
-        match tokio::time::timeout(self.timeout, self.fetch_key_unbounded(key_id)).await {
+        let url = parse_key_id(key_id)?;
+        let host = url.host_str().unwrap_or_default().to_string();
+        // One budget for waiting on the bulkhead and for the fetch itself, so a request never
+        // waits longer than `timeout_secs` for a key however busy the fetcher is.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let _permit = tokio::time::timeout_at(deadline, self.bulkhead.admit(key_id, &host))
+            .await
+            .map_err(|_| KeyError::Overloaded {
+                key_id: key_id.to_string(),
+                host: host.clone(),
+            })??;
+        let result = match tokio::time::timeout_at(deadline, self.fetch_key_unbounded(key_id)).await
+        {
             Ok(result) => result,
             Err(_) => Err(KeyError::Timeout {
                 key_id: key_id.to_string(),
                 secs: self.timeout.as_secs(),
             }),
-        }
+        };
+        self.bulkhead.record(&host, &result);
+        result
     }
 
     async fn fetch_key_unbounded(&self, key_id: &str) -> Result<FetchedKey, KeyError> {

@@ -10,6 +10,7 @@
 //! * `address`: which IP addresses a fetch may connect to.
 
 mod address;
+mod bulkhead;
 mod cache;
 mod document;
 mod fetch;
@@ -126,6 +127,15 @@ pub enum KeyError {
     /// `publicKeyPem` is not a key we can verify with.
     #[error("Unable to parse the public key at {key_id}: {reason}")]
     UnsupportedKey { key_id: String, reason: String },
+    /// Shed by our own bulkhead: too many fetches from this host at once, or no global fetch
+    /// slot freed up within the fetch timeout. Nothing went on the network.
+    #[error("Fetching the key {key_id} was skipped: too many key fetches in progress for {host}")]
+    Overloaded { key_id: String, host: String },
+    /// Shed by the host's circuit breaker after repeated transient failures.
+    #[error(
+        "Fetching the key {key_id} was skipped because of recent connection failures to {host}"
+    )]
+    CircuitOpen { key_id: String, host: String },
 }
 
 impl KeyError {
@@ -142,10 +152,21 @@ impl KeyError {
             KeyError::Dns { .. }
             | KeyError::Connect { .. }
             | KeyError::Timeout { .. }
-            | KeyError::Protocol { .. } => true,
+            | KeyError::Protocol { .. }
+            | KeyError::Overloaded { .. }
+            | KeyError::CircuitOpen { .. } => true,
             KeyError::HttpStatus { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
+    }
+
+    /// Whether the proxy itself declined to fetch (bulkhead or circuit breaker): such an
+    /// outcome says nothing about the remote and is remembered only briefly.
+    pub fn is_shed(&self) -> bool {
+        matches!(
+            self,
+            KeyError::Overloaded { .. } | KeyError::CircuitOpen { .. }
+        )
     }
 
     /// A fixed word for the `result` label of `inboxguard_key_fetches_total`.
@@ -179,6 +200,8 @@ impl KeyError {
             KeyError::OwnerMismatch { .. } => "key_owner_mismatch",
             KeyError::HostMismatch { .. } => "key_host_mismatch",
             KeyError::UnsupportedKey { .. } => "key_unsupported_key",
+            KeyError::Overloaded { .. } => "key_overloaded",
+            KeyError::CircuitOpen { .. } => "key_circuit_open",
         }
     }
 }
