@@ -696,7 +696,7 @@ async fn gone_actors_self_delete_is_acknowledged_and_dropped() {
     assert_eq!(puma.count(), 0);
     let m = proxy.metrics().await;
     assert_eq!(requests(&m, "dropped", "gone_actor"), 2.0);
-    assert_eq!(requests(&m, "rejected", "gone"), 2.0);
+    assert_eq!(requests(&m, "rejected", "key_gone"), 2.0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -924,9 +924,9 @@ async fn key_server_failures_are_503_or_401() {
     assert_eq!(broken.key_fetches(&crash), 1);
     assert_eq!(liar.key_fetches(&fib), 1);
     let m = proxy.metrics().await;
-    assert_eq!(requests(&m, "rejected", "timeout"), 1.0);
-    assert_eq!(requests(&m, "rejected", "http_status"), 1.0);
-    assert_eq!(requests(&m, "rejected", "id_mismatch"), 1.0);
+    assert_eq!(requests(&m, "rejected", "key_timeout"), 1.0);
+    assert_eq!(requests(&m, "rejected", "key_http_status"), 1.0);
+    assert_eq!(requests(&m, "rejected", "key_id_mismatch"), 1.0);
 }
 
 // ---------------------------------------------------------------------------------------
