@@ -1,0 +1,300 @@
+//! End-to-end hot reload of blocklists through the whole proxy on loopback: edits picked up by
+//! the file watcher (editor-style rename, Kubernetes ConfigMap symlink swap), broken files
+//! keeping the old rules, and `POST /admin/reload`. SIGHUP is covered by `reload`'s unit tests.
+
+// Helpers outside #[test] fns panic on a broken environment too, which is the right failure.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use http::{HeaderMap, Method, StatusCode};
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+const INBOX: &str = "/users/bob/inbox";
+const LOCAL_HOST: &str = "local.test";
+const CSV_HEADER: &str =
+    "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n";
+
+/// How often an edit is re-applied while waiting for it to be seen: the watcher registers its
+/// directories on its own task after the proxy reports ready, so the very first edit can land
+/// before anyone listens (an operator would simply save again).
+const REAPPLY_EVERY: Duration = Duration::from_secs(1);
+
+fn csv(rows: &[&str]) -> String {
+    let mut text = CSV_HEADER.to_string();
+    for row in rows {
+        text.push_str(row);
+        text.push('\n');
+    }
+    text
+}
+
+/// Writes `text` next to `path` and renames it over `path`, as editors and `sed -i` save.
+fn replace(path: &Path, text: &str) {
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Applies `change`, then polls `done` until it holds, re-applying `change` every
+/// [`REAPPLY_EVERY`]; fails after `HANG_GUARD`.
+async fn eventually<C, D, Fut>(what: &str, mut change: C, mut done: D)
+where
+    C: FnMut(),
+    D: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    within(what, async {
+        let mut last = tokio::time::Instant::now();
+        change();
+        while !done().await {
+            if last.elapsed() >= REAPPLY_EVERY {
+                change();
+                last = tokio::time::Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// A fresh signed Create from `actor` through the proxy; its status.
+async fn deliver(proxy: &Proxy, actor: &Actor) -> StatusCode {
+    let body = actor.activity("Create", serde_json::json!("http://local.test/notes/1"));
+    let (status, _, _) = within(
+        "delivery",
+        proxy.post_signed(actor, INBOX, LOCAL_HOST, &body),
+    )
+    .await;
+    status
+}
+
+fn reloads(metrics: &str, result: &str) -> f64 {
+    metric_value(
+        metrics,
+        &format!("inboxguard_rules_reloads_total{{result=\"{result}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+fn loaded(metrics: &str, source: &Path, severity: &str) -> Option<f64> {
+    let source = source.display().to_string();
+    metric_value(
+        metrics,
+        &format!(
+            "inboxguard_rules_loaded{{source={},severity=\"{severity}\"}}",
+            serde_json::Value::String(source)
+        ),
+    )
+}
+
+async fn admin_reload(proxy: &Proxy) -> (StatusCode, String) {
+    let (status, _, body) = within(
+        "admin reload",
+        send(
+            proxy.admin_addr,
+            Method::POST,
+            "/admin/reload",
+            HeaderMap::new(),
+            Vec::new(),
+        ),
+    )
+    .await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+struct Setup {
+    _puma: RecordingUpstream,
+    _evil: RemoteInstance,
+    actor: Actor,
+    proxy: Proxy,
+}
+
+/// A proxy whose only blocklist is `<tempdir>/blocklist.csv` holding `initial`, and an actor
+/// on `evil.test`.
+async fn setup(initial: &str) -> (Setup, std::path::PathBuf) {
+    let puma = RecordingUpstream::start().await;
+    let evil = RemoteInstance::start("evil.test").await;
+    let actor = evil.add_actor("mallory");
+    let builder = Proxy::builder(puma.addr())
+        .remote(&evil)
+        .blocklist_file("blocklist.csv", initial);
+    let path = builder.dir().join("blocklist.csv");
+    let proxy = builder.start().await;
+    proxy.wait_ready().await;
+    (
+        Setup {
+            _puma: puma,
+            _evil: evil,
+            actor,
+            proxy,
+        },
+        path,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_blocklist_takes_effect_without_restart() {
+    let (s, path) = setup(&csv(&[])).await;
+    let (proxy, actor) = (&s.proxy, &s.actor);
+    assert_eq!(deliver(proxy, actor).await, StatusCode::ACCEPTED);
+    let before = s.proxy.metrics().await;
+    assert_eq!(loaded(&before, &path, "suspend"), Some(0.0), "{before}");
+
+    let suspended = csv(&["evil.test,suspend,false,false,,false"]);
+    eventually(
+        "suspension picked up by the watcher",
+        || replace(&path, &suspended),
+        || async move { deliver(proxy, actor).await == StatusCode::FORBIDDEN },
+    )
+    .await;
+
+    let after = s.proxy.metrics().await;
+    assert!(
+        reloads(&after, "success") > reloads(&before, "success"),
+        "{after}"
+    );
+    assert_eq!(loaded(&after, &path, "suspend"), Some(1.0), "{after}");
+    assert_eq!(reloads(&after, "failure"), 0.0, "{after}");
+    // Still refused on the next try: the new rules stay.
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_blocklist_keeps_the_old_rules_until_fixed() {
+    let (s, path) = setup(&csv(&["evil.test,suspend,false,false,,false"])).await;
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+    let (proxy, actor) = (&s.proxy, &s.actor);
+    let before = proxy.metrics().await;
+    let failures_before = reloads(&before, "failure");
+
+    // Line 3 has a severity Mastodon does not know; the whole file is refused.
+    let broken = csv(&[
+        "other.test,silence,false,false,,false",
+        "evil.test,block,false,false,,false",
+    ]);
+    eventually(
+        "failed reload counted",
+        || replace(&path, &broken),
+        || async move { reloads(&proxy.metrics().await, "failure") > failures_before },
+    )
+    .await;
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+    let during = s.proxy.metrics().await;
+    assert_eq!(loaded(&during, &path, "suspend"), Some(1.0), "{during}");
+    assert_eq!(loaded(&during, &path, "silence"), Some(0.0), "{during}");
+    assert_eq!(
+        reloads(&during, "success"),
+        reloads(&before, "success"),
+        "{during}"
+    );
+
+    // Fixed: evil.test is only limited now, which Mastodon applies itself, so it is forwarded.
+    let fixed = csv(&[
+        "other.test,silence,false,false,,false",
+        "evil.test,silence,false,false,,false",
+    ]);
+    eventually(
+        "fixed file picked up",
+        || replace(&path, &fixed),
+        || async move { deliver(proxy, actor).await == StatusCode::ACCEPTED },
+    )
+    .await;
+    let after = s.proxy.metrics().await;
+    assert!(
+        reloads(&after, "success") > reloads(&before, "success"),
+        "{after}"
+    );
+    assert_eq!(loaded(&after, &path, "suspend"), Some(0.0), "{after}");
+    assert_eq!(loaded(&after, &path, "silence"), Some(2.0), "{after}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_reload_applies_at_once_and_refuses_a_broken_file() {
+    let (s, path) = setup(&csv(&[])).await;
+    let source = path.display().to_string();
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::ACCEPTED);
+
+    std::fs::write(&path, csv(&["evil.test,suspend,false,false,,false"])).unwrap();
+    let (status, body) = admin_reload(&s.proxy).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The answer reports what it loaded, so it read the new file itself.
+    assert!(
+        body.contains(&format!("{source}: suspend=1 silence=0 noop=0")),
+        "{body}"
+    );
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+
+    let broken = csv(&[
+        "evil.test,suspend,false,false,,false",
+        "other.test,block,false,false,,false",
+    ]);
+    std::fs::write(&path, broken).unwrap();
+    let failures_before = reloads(&s.proxy.metrics().await, "failure");
+    let (status, body) = admin_reload(&s.proxy).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.contains(&format!("{source}:3:")), "{body}");
+    assert!(body.contains("block"), "{body}");
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+    let metrics = s.proxy.metrics().await;
+    assert!(reloads(&metrics, "failure") > failures_before, "{metrics}");
+    assert_eq!(loaded(&metrics, &path, "suspend"), Some(1.0), "{metrics}");
+
+    // Emptied again and reloaded: the suspension is gone on the next request.
+    std::fs::write(&path, csv(&[])).unwrap();
+    let (status, body) = admin_reload(&s.proxy).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::ACCEPTED);
+}
+
+/// Kubernetes mounts a ConfigMap as `dir/blocklist.csv -> ..data/blocklist.csv` and
+/// `..data -> ..<revision>`; an update writes a new revision directory and renames a fresh
+/// `..data` symlink over the old one. Nothing named `blocklist.csv` is touched.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_symlink_swap_takes_effect() {
+    use std::os::unix::fs::symlink;
+
+    let puma = RecordingUpstream::start().await;
+    let evil = RemoteInstance::start("evil.test").await;
+    let actor = evil.add_actor("mallory");
+    let builder = Proxy::builder(puma.addr()).remote(&evil);
+    let mount = builder.dir().join("configmap");
+    std::fs::create_dir(&mount).unwrap();
+    let revision = |name: &str, text: &str| {
+        std::fs::create_dir(mount.join(name)).unwrap();
+        std::fs::write(mount.join(name).join("blocklist.csv"), text).unwrap();
+    };
+    revision("..v1", &csv(&["unrelated.test,suspend,false,false,,false"]));
+    symlink("..v1", mount.join("..data")).unwrap();
+    symlink("..data/blocklist.csv", mount.join("blocklist.csv")).unwrap();
+    let path = mount.join("blocklist.csv");
+    let proxy = builder.blocklist(&path).start().await;
+    proxy.wait_ready().await;
+    assert_eq!(deliver(&proxy, &actor).await, StatusCode::ACCEPTED);
+
+    let (proxy_ref, actor_ref) = (&proxy, &actor);
+    let mut n = 1;
+    eventually(
+        "ConfigMap update picked up",
+        || {
+            n += 1;
+            let name = format!("..v{n}");
+            revision(&name, &csv(&["evil.test,suspend,false,false,,false"]));
+            let tmp = mount.join("..data_tmp");
+            symlink(&name, &tmp).unwrap();
+            std::fs::rename(&tmp, mount.join("..data")).unwrap();
+        },
+        || async move { deliver(proxy_ref, actor_ref).await == StatusCode::FORBIDDEN },
+    )
+    .await;
+    // The kubelet removes the old revision afterwards; nothing may depend on it.
+    std::fs::remove_dir_all(mount.join("..v1")).unwrap();
+    assert_eq!(deliver(&proxy, &actor).await, StatusCode::FORBIDDEN);
+    let metrics = proxy.metrics().await;
+    assert_eq!(loaded(&metrics, &path, "suspend"), Some(1.0), "{metrics}");
+    assert!(reloads(&metrics, "success") >= 1.0, "{metrics}");
+}
