@@ -431,7 +431,8 @@ impl Config {
                 ),
             ));
         }
-        if self.admin.listen == self.server.listen {
+        // Port 0 asks the kernel for two different free ports, so only fixed ports can clash.
+        if self.admin.listen == self.server.listen && self.server.listen.port() != 0 {
             return Err(invalid(
                 "admin.listen",
                 "must differ from server.listen".into(),

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 /// Whether a path is one of Mastodon's inbox routes (`config/routes.rb`), with Rails'
@@ -98,6 +99,9 @@ pub async fn serve(
         .keep_alive_interval(Duration::from_secs(60));
     let builder = Arc::new(builder);
     let mut backoff = Duration::from_millis(10);
+    // Owns every connection task, so that connections still open when the grace period
+    // ends are closed (aborted) rather than outliving `serve`.
+    let mut connections = JoinSet::new();
 
     loop {
         let permit = tokio::select! {
@@ -122,12 +126,14 @@ pub async fn serve(
             },
             _ = shutdown.changed() => break,
         };
+        // Reap finished connection tasks so the set stays as small as the open connections.
+        while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let builder = builder.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _permit = permit;
             app.metrics.connections_active.inc();
             let svc_app = app.clone();
@@ -176,8 +182,12 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!("grace period over; closing remaining connections");
+        tracing::warn!(
+            open = connections.len(),
+            "grace period over; closing remaining connections"
+        );
     }
+    connections.shutdown().await;
 }
 
 #[cfg(test)]

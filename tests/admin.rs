@@ -300,3 +300,39 @@ async fn readyz_is_503_while_draining() {
         .expect("clean shutdown");
     assert_refuses_connections(proxy_addr).await;
 }
+
+/// Past the grace period, a connection still waiting on a hung upstream is closed: the
+/// sender sees the connection end (and retries) long before the 60 s upstream timeout, and
+/// no connection outlives `run`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_still_open_after_the_grace_period_are_closed() {
+    let puma = RecordingUpstream::start().await;
+    puma.hang();
+    let remote = RemoteInstance::start("remote.test").await;
+    let actor = remote.add_actor("alice");
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&remote)
+        .configure(|c| {
+            c.server.shutdown_grace_secs = 1;
+            c.upstream.timeout_secs = 60;
+        })
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let proxy_addr = proxy.proxy_addr;
+
+    let delivery = spawn_delivery(proxy_addr, &actor);
+    wait_for_upstream_request(&puma).await;
+    within("shutdown", proxy.shutdown())
+        .await
+        .expect("clean shutdown");
+    // `within` fails the test after 20 s: without closing, the request would wait 60 s.
+    let outcome = within("in-flight delivery after the grace period", delivery)
+        .await
+        .unwrap();
+    assert!(
+        outcome.is_err(),
+        "the hung request must end with a closed connection, not an answer: {outcome:?}"
+    );
+    assert_refuses_connections(proxy_addr).await;
+}
