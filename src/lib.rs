@@ -6,7 +6,7 @@
 //! |-------------|------|
 //! | `server`    | accept loop, connection limit, TLS, routing (inbox POST vs pass-through), drain |
 //! | `pipeline`  | THE inbox request flow, phase by phase, and its single finish (metrics + log) |
-//! | `signature` | draft-cavage `Signature` parsing, window, digest, signing string, verification |
+//! | `signature` | draft-cavage `Signature` and RFC 9421 `Signature-Input` parsing, window, digests, signing string / signature base, verification |
 //! | `keys`      | public key cache (coalesced, negative-cached) and the hardened key fetcher |
 //! | `activity`  | the few activity JSON fields policy needs, read in one pass |
 //! | `policy`    | immutable rule snapshot, host normalisation, suffix matching, pure decisions |
