@@ -173,6 +173,10 @@ pub struct BlocklistConfig {
     pub path: PathBuf,
     #[serde(default)]
     pub format: BlocklistFormat,
+    /// Preview mode: this source's rules are matched, and a request they would stop is logged
+    /// and counted as `would_reject`, but forwarded.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

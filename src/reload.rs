@@ -36,8 +36,10 @@ pub struct SourceSummary {
     pub noop: usize,
     /// Entries of this source not in force because another source lists the domain harsher.
     pub overridden: usize,
-    /// Entries containing `*` (obfuscated or wildcard) that were skipped.
+    /// Entries containing `*` (obfuscated or wildcard) without a digest, which were skipped.
     pub obfuscated: usize,
+    /// The source's `dry_run`: its rules are reported, not enforced.
+    pub dry_run: bool,
 }
 
 impl SourceSummary {
@@ -56,7 +58,12 @@ impl SourceSummary {
 pub fn load(sources: &[BlocklistConfig]) -> Result<(Snapshot, Vec<SourceSummary>), LoadError> {
     let mut parsed: Vec<(String, ParsedSource)> = Vec::with_capacity(sources.len());
     for config in sources {
-        let source = sources::parse_file(&config.path, config.format)?;
+        let mut source = sources::parse_file(&config.path, config.format)?;
+        if config.dry_run {
+            for rule in &mut source.rules {
+                rule.dry_run = true;
+            }
+        }
         let label = config.path.display().to_string();
         warn_about_skips(&label, &source);
         parsed.push((label, source));
@@ -65,6 +72,7 @@ pub fn load(sources: &[BlocklistConfig]) -> Result<(Snapshot, Vec<SourceSummary>
         .iter()
         .map(|(label, p)| (label.clone(), p.rules.len(), p.obfuscated))
         .collect();
+    let dry_run: Vec<bool> = sources.iter().map(|c| c.dry_run).collect();
     let snapshot = Snapshot::from_rules(parsed.into_iter().flat_map(|(_, p)| p.rules));
     let mut in_force: HashMap<&str, [usize; 3]> = HashMap::new();
     for rule in snapshot.iter() {
@@ -73,7 +81,8 @@ pub fn load(sources: &[BlocklistConfig]) -> Result<(Snapshot, Vec<SourceSummary>
     }
     let summaries = listed
         .into_iter()
-        .map(|(source, listed, obfuscated)| {
+        .zip(dry_run)
+        .map(|((source, listed, obfuscated), dry_run)| {
             let [noop, silence, suspend] =
                 in_force.get(source.as_str()).copied().unwrap_or_default();
             SourceSummary {
@@ -83,6 +92,7 @@ pub fn load(sources: &[BlocklistConfig]) -> Result<(Snapshot, Vec<SourceSummary>
                 silence,
                 noop,
                 obfuscated,
+                dry_run,
             }
         })
         .collect();
@@ -95,7 +105,7 @@ fn warn_about_skips(label: &str, source: &ParsedSource) {
             source = label,
             count = source.obfuscated,
             first_line = source.first_obfuscated_line,
-            "skipped entries containing '*' (obfuscated or wildcard); they cannot be matched by name"
+            "skipped entries containing '*' (obfuscated or wildcard) without a digest; they cannot be matched"
         );
     }
     if source.duplicates > 0 {
@@ -420,6 +430,7 @@ mod tests {
         BlocklistConfig {
             path: path.to_path_buf(),
             format: BlocklistFormat::Auto,
+            dry_run: false,
         }
     }
 
@@ -495,6 +506,7 @@ mod tests {
                     noop: 1,
                     overridden: 1,
                     obfuscated: 1,
+                    dry_run: false,
                 },
                 SourceSummary {
                     source: b.display().to_string(),
@@ -503,10 +515,34 @@ mod tests {
                     noop: 0,
                     overridden: 0,
                     obfuscated: 0,
+                    dry_run: false,
                 },
             ]
         );
         assert_eq!(load(&[]).expect("no sources").0.len(), 0);
+    }
+
+    #[test]
+    fn dry_run_sources_load_as_dry_run_rules() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let enforced = dir.path().join("enforced.txt");
+        let preview = dir.path().join("preview.txt");
+        std::fs::write(&enforced, "both.example\n").expect("write");
+        std::fs::write(&preview, "both.example\npreview.example\n").expect("write");
+        let mut dry = source(&preview);
+        dry.dry_run = true;
+        let (snapshot, summaries) = load(&[source(&enforced), dry]).expect("loads");
+        assert!(snapshot.is_suspended("both.example").is_some());
+        assert!(snapshot.is_suspended("preview.example").is_none());
+        let rule = snapshot.get("preview.example").expect("listed");
+        assert!(rule.dry_run);
+        assert_eq!(
+            summaries
+                .iter()
+                .map(|s| (s.suspend, s.dry_run))
+                .collect::<Vec<_>>(),
+            [(1, false), (2, true)]
+        );
     }
 
     #[test]
