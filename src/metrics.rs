@@ -15,8 +15,9 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 pub struct Metrics {
     registry: Registry,
-    /// Inbox requests by outcome: `decision` is forwarded | rejected | dropped; `reason` is a
-    /// `reject::Reason` label.
+    /// Inbox requests by outcome: `decision` is forwarded | rejected | dropped | would_reject
+    /// (forwarded, but a dry-run rule would have stopped it); `reason` is a `reject::Reason`
+    /// label (for would_reject, the reason it would have had).
     pub requests_total: IntCounterVec,
     /// Whole inbox request time, from the first header byte to the response head.
     pub request_duration_seconds: HistogramVec,

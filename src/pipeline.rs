@@ -45,6 +45,9 @@ struct Context {
     /// once the key verified the signature.
     relayed: bool,
     format: Option<signature::Format>,
+    /// A dry-run rule would have stopped this verified request, for this reason; it is
+    /// forwarded all the same and counted as `would_reject`.
+    would_stop: Option<&'static str>,
 }
 
 enum Outcome {
@@ -188,6 +191,19 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
     if let Some(verdict) = policy_verdict(&decision) {
         return Outcome::Stopped(verdict);
     }
+    if let policy::Decision::WouldStop { host, rule, .. } = decision {
+        let reason = decision.reason();
+        tracing::warn!(
+            host,
+            reason,
+            rule_domain = %rule.domain,
+            rule_source = %rule.source,
+            rule_line = rule.line,
+            severity = rule.severity.as_str(),
+            "dry-run rule would have stopped this request; forwarding it"
+        );
+        ctx.would_stop = Some(reason);
+    }
 
     forward(app, parts, body, peer).await
 }
@@ -233,7 +249,10 @@ async fn send_upstream(
 /// Writes the request's metrics and its access-log line. Runs once for every inbox request.
 fn finish(app: &App, ctx: &Context, start: Instant, outcome: Outcome) -> Response<Body> {
     let (decision, reason, response) = match outcome {
-        Outcome::Forwarded(resp) => (Decision::Forwarded, "forwarded", resp),
+        Outcome::Forwarded(resp) => match ctx.would_stop {
+            Some(reason) => (Decision::WouldReject, reason, resp),
+            None => (Decision::Forwarded, "forwarded", resp),
+        },
         Outcome::Stopped(v) => (v.decision, v.reason, v.into_response()),
     };
     let elapsed = start.elapsed();
@@ -376,7 +395,7 @@ fn public_scheme(app: &App, headers: &http::HeaderMap) -> &'static str {
 
 fn policy_verdict(decision: &policy::Decision) -> Option<Verdict> {
     match decision {
-        policy::Decision::Forward { .. } => None,
+        policy::Decision::Forward { .. } | policy::Decision::WouldStop { .. } => None,
         policy::Decision::Reject { host, .. } => Some(suspended(host, decision.reason())),
         policy::Decision::Drop { .. } => Some(Verdict::drop(decision.reason())),
     }
