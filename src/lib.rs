@@ -18,6 +18,7 @@
 //! | `config`    | the TOML file, validated |
 //! | `app`       | the shared state those modules hang off |
 //! | `demo`      | `inboxguard demo`: the whole system in one process |
+//! | `explain`   | `inboxguard explain`: the decision and every matching rule for a domain, actor or activity |
 //!
 //! Lower modules never import higher ones: `signature`, `policy`, `activity` and `config`
 //! know nothing of HTTP servers, and `policy` does no I/O.
@@ -28,6 +29,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod explain;
 pub mod forward;
 pub mod keys;
 pub mod metrics;
