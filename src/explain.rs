@@ -215,9 +215,15 @@ fn write_decision(out: &mut String, decision: &Decision) {
         }
         _ => {
             if let Some(rule) = decision.rule() {
+                // A forward is not decided by its rule (silence, noop): it only names it.
+                let label = if decision.forwards() {
+                    "rule in force"
+                } else {
+                    "deciding rule"
+                };
                 let _ = writeln!(
                     out,
-                    "deciding rule: {} ({}:{})",
+                    "{label}: {} ({}:{})",
                     rule.domain, rule.source, rule.line
                 );
             }
