@@ -67,7 +67,10 @@ async fn dry_run_matches_are_forwarded_and_counted_as_would_reject() {
     proxy.wait_ready().await;
 
     // A dry-run suspend: forwarded byte for byte, counted as what it would have been.
-    let body = pat.activity("Create", json!("http://preview.example/users/pat/statuses/1"));
+    let body = pat.activity(
+        "Create",
+        json!("http://preview.example/users/pat/statuses/1"),
+    );
     assert_eq!(deliver(&proxy, &pat, &body).await, StatusCode::ACCEPTED);
     assert_eq!(puma.count(), 1);
     assert_eq!(&puma.only().body[..], &body[..]);
