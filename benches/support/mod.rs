@@ -146,13 +146,20 @@ pub fn signed_post(
     headers
 }
 
-/// The `n`th of the generated blocked domains: spread over several TLDs and parents, like a
-/// shared blocklist.
+/// The `n`th of the generated blocked domains: spread over several TLDs and parents and over
+/// two to five labels, like a shared blocklist (`bad.example`, `spam.host.example`,
+/// `a.spam.host.example`, ...), so suffix matching meets every depth a real list has.
 pub fn blocked_domain(n: usize) -> String {
     const TLDS: [&str; 8] = [
         "example", "social", "net", "org", "xyz", "online", "club", "io",
     ];
-    format!("spam{n}.host{}.{}", n % 997, TLDS[n % TLDS.len()])
+    let tld = TLDS[n % TLDS.len()];
+    match n % 4 {
+        0 => format!("spam{n}.{tld}"),
+        1 => format!("spam{n}.host{}.{tld}", n % 997),
+        2 => format!("a{n}.spam{}.host{}.{tld}", n % 499, n % 997),
+        _ => format!("x{n}.a{}.spam{}.host{}.{tld}", n % 101, n % 499, n % 997),
+    }
 }
 
 /// A Mastodon `domain_blocks.csv` export with `n` rules (mostly suspend, some silence and
