@@ -11,8 +11,10 @@
 pub mod host;
 pub mod sources;
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Mastodon's domain-block severities, ordered from mildest to harshest.
@@ -96,8 +98,47 @@ impl DomainRule {
 /// The rule set in force. Built off the hot path, swapped in whole, never mutated.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Keyed by normalised domain, so a lookup of one suffix is one hash of a borrowed `&str`.
-    rules: HashMap<Box<str>, DomainRule>,
+    /// Found by normalised domain, so a lookup of one suffix is one hash of a borrowed `&str`.
+    rules: HashSet<ByDomain>,
+    /// Bit `n - 1` is set when some listed domain has `n` labels (bit 63: 64 or more). A
+    /// suffix whose label count no rule has cannot match, so `rule_for` does not hash it:
+    /// `a.b.c.d.e.f.bad.example` costs one lookup per label count in use, not nine.
+    label_counts: u64,
+}
+
+/// The `label_counts` bit for a domain of `labels` labels.
+fn label_bit(labels: usize) -> u64 {
+    1 << (labels.clamp(1, 64) - 1)
+}
+
+fn label_count(domain: &str) -> usize {
+    domain.bytes().filter(|&b| b == b'.').count() + 1
+}
+
+/// A rule that hashes and compares as its domain, so the set is looked up by `&str` without
+/// a second copy of every domain as a map key (100,000 rules would carry ~5 MB of copies).
+#[derive(Debug)]
+struct ByDomain(DomainRule);
+
+impl Hash for ByDomain {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly as the `str` it borrows as.
+        self.0.domain.as_str().hash(state)
+    }
+}
+
+impl PartialEq for ByDomain {
+    fn eq(&self, other: &ByDomain) -> bool {
+        self.0.domain == other.0.domain
+    }
+}
+
+impl Eq for ByDomain {}
+
+impl Borrow<str> for ByDomain {
+    fn borrow(&self) -> &str {
+        &self.0.domain
+    }
 }
 
 impl Snapshot {
@@ -105,20 +146,24 @@ impl Snapshot {
     /// `DomainRule::is_harsher_than`), and on a tie the first one given. Domains must already be
     /// normalised (`sources` does that).
     pub fn from_rules(rules: impl IntoIterator<Item = DomainRule>) -> Snapshot {
-        let mut map: HashMap<Box<str>, DomainRule> = HashMap::new();
+        let rules = rules.into_iter();
+        let mut set: HashSet<ByDomain> = HashSet::with_capacity(rules.size_hint().0);
         for rule in rules {
-            match map.get_mut(rule.domain.as_str()) {
-                Some(existing) => {
-                    if rule.is_harsher_than(existing) {
-                        *existing = rule;
-                    }
-                }
-                None => {
-                    map.insert(rule.domain.clone().into_boxed_str(), rule);
+            match set.get(rule.domain.as_str()) {
+                Some(existing) if !rule.is_harsher_than(&existing.0) => {}
+                // Harsher than the rule listed so far, or the first one: in force.
+                _ => {
+                    set.replace(ByDomain(rule));
                 }
             }
         }
-        Snapshot { rules: map }
+        let label_counts = set
+            .iter()
+            .fold(0, |bits, r| bits | label_bit(label_count(&r.0.domain)));
+        Snapshot {
+            rules: set,
+            label_counts,
+        }
     }
 
     /// The most specific rule covering `host` (already normalised): every parent suffix on a
@@ -126,7 +171,7 @@ impl Snapshot {
     /// `DomainBlock.rule_for`. So a `noop` on `ok.bad.example` shadows a `suspend` on
     /// `bad.example` for that sub-domain. IP literals match only exactly.
     ///
-    /// Cost: at most one hash lookup per label, no allocation.
+    /// Cost: at most one hash lookup per label count some rule has, no allocation.
     pub fn rule_for(&self, host: &str) -> Option<&DomainRule> {
         if self.rules.is_empty() {
             return None;
@@ -134,14 +179,18 @@ impl Snapshot {
         // Cheap insurance against a caller that skipped normalisation of the trailing dot.
         let host = host.strip_suffix('.').unwrap_or(host);
         if host::is_ip_literal(host) {
-            return self.rules.get(host);
+            return self.get(host);
         }
         let mut candidate = host;
+        let mut labels = label_count(host);
         loop {
-            if let Some(rule) = self.rules.get(candidate) {
-                return Some(rule);
+            if self.label_counts & label_bit(labels) != 0 {
+                if let Some(rule) = self.get(candidate) {
+                    return Some(rule);
+                }
             }
             candidate = candidate.split_once('.')?.1;
+            labels -= 1;
         }
     }
 
@@ -155,12 +204,12 @@ impl Snapshot {
 
     /// The rule listed for exactly `domain`, without suffix matching.
     pub fn get(&self, domain: &str) -> Option<&DomainRule> {
-        self.rules.get(domain)
+        self.rules.get(domain).map(|r| &r.0)
     }
 
     /// Every rule, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &DomainRule> {
-        self.rules.values()
+        self.rules.iter().map(|r| &r.0)
     }
 
     /// Total rules.
@@ -229,15 +278,15 @@ impl Snapshot {
     /// changed (under its new severity). Moving a rule to another line or file is no change.
     pub fn diff(&self, next: &Snapshot) -> Changes {
         let mut changes = Changes::default();
-        for (domain, new) in &next.rules {
-            match self.rules.get(domain) {
+        for new in next.iter() {
+            match self.get(&new.domain) {
                 None => changes.added[new.severity.index()] += 1,
                 Some(old) if !old.same_effect(new) => changes.changed[new.severity.index()] += 1,
                 Some(_) => {}
             }
         }
-        for (domain, old) in &self.rules {
-            if !next.rules.contains_key(domain) {
+        for old in self.iter() {
+            if next.get(&old.domain).is_none() {
                 changes.removed[old.severity.index()] += 1;
             }
         }
@@ -406,6 +455,30 @@ mod tests {
         assert_eq!(domain("192.0.2.1"), Some("192.0.2.1"));
         assert_eq!(domain("198.51.2.1"), None);
         assert_eq!(domain("x.2.1"), Some("2.1"));
+    }
+
+    #[test]
+    fn only_label_counts_in_use_are_looked_up_and_every_depth_still_matches() {
+        let s = Snapshot::from_rules([
+            rule("bad.example", Severity::Suspend, false),
+            rule("a.b.c.deep.example", Severity::Silence, false),
+            rule("localhost", Severity::Suspend, false),
+        ]);
+        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        assert_eq!(domain("x.y.a.b.c.deep.example"), Some("a.b.c.deep.example"));
+        assert_eq!(domain("b.c.deep.example"), None);
+        assert_eq!(domain("x.y.z.w.v.u.bad.example"), Some("bad.example"));
+        assert_eq!(domain("localhost"), Some("localhost"));
+        assert_eq!(domain("sub.localhost"), Some("localhost"));
+        // Beyond 64 labels every depth shares one bit; matching stays exact.
+        let long = format!("{}bad.example", "l.".repeat(70));
+        assert_eq!(domain(&long), Some("bad.example"));
+        let long_rule = format!("{}deep.example", "l.".repeat(70));
+        let s = Snapshot::from_rules([rule(&long_rule, Severity::Suspend, false)]);
+        assert!(s.rule_for(&format!("x.{long_rule}")).is_some());
+        assert!(s
+            .rule_for(&format!("x.{}deep.example", "l.".repeat(69)))
+            .is_none());
     }
 
     #[test]

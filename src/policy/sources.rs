@@ -25,6 +25,7 @@
 use super::{host, DomainRule, Severity};
 use crate::config::BlocklistFormat;
 use std::borrow::Cow;
+use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
@@ -341,12 +342,10 @@ impl Default for Entry {
     }
 }
 
-/// Accumulates one file's rules, folding duplicates and counting skips.
+/// Accumulates one file's rules, counting skips; duplicates are folded once at the end.
 struct Collector {
     source: Arc<str>,
     parsed: ParsedSource,
-    /// Domain → index in `parsed.rules`.
-    seen: HashMap<String, usize>,
 }
 
 impl Collector {
@@ -361,7 +360,6 @@ impl Collector {
                 duplicates: 0,
                 first_duplicate_line: None,
             },
-            seen: HashMap::new(),
         }
     }
 
@@ -379,7 +377,7 @@ impl Collector {
                 },
             )
         })?;
-        let rule = DomainRule {
+        self.parsed.rules.push(DomainRule {
             domain,
             severity: entry.severity,
             reject_media: entry.reject_media,
@@ -387,25 +385,46 @@ impl Collector {
             public_comment: entry.public_comment,
             source: self.source.clone(),
             line,
-        };
-        match self.seen.get(&rule.domain) {
-            Some(&i) => {
-                self.parsed.duplicates += 1;
-                self.parsed.first_duplicate_line.get_or_insert(line);
-                if rule.is_harsher_than(&self.parsed.rules[i]) {
-                    self.parsed.rules[i] = rule;
-                }
-            }
-            None => {
-                self.seen
-                    .insert(rule.domain.clone(), self.parsed.rules.len());
-                self.parsed.rules.push(rule);
-            }
-        }
+        });
         Ok(())
     }
 
-    fn finish(self) -> ParsedSource {
+    /// Keeps one rule per domain, at the place of its first appearance: the harsher one, or on
+    /// a tie the first. The index borrows the domains already parsed instead of copying each
+    /// one into a map key (a 100,000-line file would allocate 100,000 more strings).
+    fn finish(mut self) -> ParsedSource {
+        let all = std::mem::take(&mut self.parsed.rules);
+        // For each first appearance, the index of the rule in force for its domain.
+        let mut winner: Vec<Option<usize>> = vec![None; all.len()];
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(all.len());
+        for (i, rule) in all.iter().enumerate() {
+            match first.entry(rule.domain.as_str()) {
+                Slot::Vacant(slot) => {
+                    slot.insert(i);
+                    winner[i] = Some(i);
+                }
+                Slot::Occupied(slot) => {
+                    let f = *slot.get();
+                    self.parsed.duplicates += 1;
+                    self.parsed.first_duplicate_line.get_or_insert(rule.line);
+                    let current = winner[f].unwrap_or(f);
+                    if rule.is_harsher_than(&all[current]) {
+                        winner[f] = Some(i);
+                    }
+                }
+            }
+        }
+        drop(first);
+        if self.parsed.duplicates == 0 {
+            self.parsed.rules = all;
+            return self.parsed;
+        }
+        let mut slots: Vec<Option<DomainRule>> = all.into_iter().map(Some).collect();
+        self.parsed.rules = winner
+            .iter()
+            .flatten()
+            .filter_map(|&w| slots[w].take())
+            .collect();
         self.parsed
     }
 }
@@ -650,6 +669,40 @@ mod tests {
             (Severity::Suspend, 3)
         );
         assert_eq!((p.duplicates, p.first_duplicate_line), (2, Some(3)));
+    }
+
+    #[test]
+    fn folded_duplicates_keep_first_appearance_order() {
+        let p = parse(
+            "a.example\nb.example\n#x\nc.example\n",
+            BlocklistFormat::Plain,
+        )
+        .expect("parses");
+        assert_eq!(p.duplicates, 0);
+        let p = parse(
+            "#domain,#severity\n\
+             a.example,noop\n\
+             b.example,silence\n\
+             a.example,suspend\n\
+             c.example,noop\n\
+             b.example,noop\n",
+            BlocklistFormat::Auto,
+        )
+        .expect("parses");
+        let got: Vec<(&str, Severity, usize)> = p
+            .rules
+            .iter()
+            .map(|r| (r.domain.as_str(), r.severity, r.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a.example", Severity::Suspend, 4),
+                ("b.example", Severity::Silence, 3),
+                ("c.example", Severity::Noop, 5),
+            ]
+        );
+        assert_eq!((p.duplicates, p.first_duplicate_line), (2, Some(4)));
     }
 
     #[test]
