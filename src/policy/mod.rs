@@ -11,8 +11,10 @@
 pub mod host;
 pub mod sources;
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Mastodon's domain-block severities, ordered from mildest to harshest.
@@ -140,37 +142,69 @@ impl DomainRule {
 /// One tier of rules (enforcing, or dry run): by name, and by digest for obfuscated entries.
 #[derive(Debug, Default)]
 struct Tier {
-    /// Keyed by normalised domain, so a lookup of one suffix is one hash of a borrowed `&str`.
-    by_name: HashMap<Box<str>, DomainRule>,
+    /// Found by normalised domain, so a lookup of one suffix is one hash of a borrowed `&str`.
+    by_name: HashSet<ByDomain>,
+    /// Bit `n - 1` is set when some named domain has `n` labels (bit 63: 64 or more). A
+    /// suffix whose label count no named rule has cannot match by name, so `exact` does not
+    /// hash it: `a.b.c.d.e.f.bad.example` costs one lookup per label count in use, not nine.
+    label_counts: u64,
     by_digest: HashMap<DomainDigest, DomainRule>,
+}
+
+/// The `label_counts` bit for a domain of `labels` labels.
+fn label_bit(labels: usize) -> u64 {
+    1 << (labels.clamp(1, 64) - 1)
+}
+
+fn label_count(domain: &str) -> usize {
+    domain.bytes().filter(|&b| b == b'.').count() + 1
+}
+
+/// A rule that hashes and compares as its domain, so the set is looked up by `&str` without
+/// a second copy of every domain as a map key (100,000 rules would carry ~5 MB of copies).
+#[derive(Debug)]
+struct ByDomain(DomainRule);
+
+impl Hash for ByDomain {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly as the `str` it borrows as.
+        self.0.domain.as_str().hash(state)
+    }
+}
+
+impl PartialEq for ByDomain {
+    fn eq(&self, other: &ByDomain) -> bool {
+        self.0.domain == other.0.domain
+    }
+}
+
+impl Eq for ByDomain {}
+
+impl Borrow<str> for ByDomain {
+    fn borrow(&self) -> &str {
+        &self.0.domain
+    }
 }
 
 impl Tier {
     /// Harsher wins; on a tie, the first one given.
     fn insert(&mut self, rule: DomainRule) {
-        fn keep<K: std::hash::Hash + Eq>(
-            map: &mut HashMap<K, DomainRule>,
-            key: K,
-            rule: DomainRule,
-        ) {
-            match map.get_mut(&key) {
-                Some(existing) => {
-                    if rule.is_harsher_than(existing) {
-                        *existing = rule;
-                    }
-                }
-                None => {
-                    map.insert(key, rule);
-                }
-            }
-        }
         match rule.digest {
-            Some(digest) => keep(&mut self.by_digest, digest, rule),
-            None => keep(
-                &mut self.by_name,
-                rule.domain.clone().into_boxed_str(),
-                rule,
-            ),
+            Some(digest) => match self.by_digest.get_mut(&digest) {
+                Some(existing) if !rule.is_harsher_than(existing) => {}
+                Some(existing) => *existing = rule,
+                None => {
+                    self.by_digest.insert(digest, rule);
+                }
+            },
+            None => match self.by_name.get(rule.domain.as_str()) {
+                Some(existing) if !rule.is_harsher_than(&existing.0) => {}
+                // Harsher than the rule listed so far, or the first one: in force.
+                _ => {
+                    self.label_counts |= label_bit(label_count(&rule.domain));
+                    self.by_name.replace(ByDomain(rule));
+                }
+            },
         }
     }
 
@@ -179,18 +213,30 @@ impl Tier {
     }
 
     fn iter(&self) -> impl Iterator<Item = &DomainRule> {
-        self.by_name.values().chain(self.by_digest.values())
+        self.by_name
+            .iter()
+            .map(|r| &r.0)
+            .chain(self.by_digest.values())
     }
 
-    /// The rules listed for exactly `candidate`: by name, then by digest (when `digest` is
-    /// given, which the caller does only when this snapshot has digest rules).
+    fn get(&self, domain: &str) -> Option<&DomainRule> {
+        self.by_name.get(domain).map(|r| &r.0)
+    }
+
+    /// The rules listed for exactly `candidate` (of `labels` labels): by name, then by digest
+    /// (when `digest` is given, which the caller does only when this snapshot has digest rules).
     fn exact<'s>(
         &'s self,
         candidate: &str,
+        labels: usize,
         digest: Option<&DomainDigest>,
     ) -> impl Iterator<Item = &'s DomainRule> {
-        self.by_name
-            .get(candidate)
+        let named = if self.label_counts & label_bit(labels) != 0 {
+            self.get(candidate)
+        } else {
+            None
+        };
+        named
             .into_iter()
             .chain(digest.and_then(|d| self.by_digest.get(d)))
     }
@@ -238,8 +284,8 @@ impl Snapshot {
     /// the digest of, so the longest suffix wins across named and obfuscated entries (and when
     /// both name the same domain, the harsher). IP literals match only exactly.
     ///
-    /// Cost: at most one hash lookup per label, no allocation; plus one SHA-256 per label only
-    /// when the snapshot has digest rules.
+    /// Cost: at most one hash lookup per label count some rule has, no allocation; plus one
+    /// SHA-256 per label only when the snapshot has digest rules.
     pub fn rule_for(&self, host: &str) -> Option<&DomainRule> {
         self.lookup(host, false)
     }
@@ -261,14 +307,15 @@ impl Snapshot {
         let host = host.strip_suffix('.').unwrap_or(host);
         let exact_only = host::is_ip_literal(host);
         let mut candidate = host;
+        let mut labels = label_count(host);
         loop {
             let digest = hashing.then(|| domain_digest(candidate));
             let mut best = None;
-            for rule in self.enforcing.exact(candidate, digest.as_ref()) {
+            for rule in self.enforcing.exact(candidate, labels, digest.as_ref()) {
                 best = Some(harsher(best, rule));
             }
             if with_dry_run {
-                for rule in self.dry_run.exact(candidate, digest.as_ref()) {
+                for rule in self.dry_run.exact(candidate, labels, digest.as_ref()) {
                     best = Some(harsher(best, rule));
                 }
             }
@@ -276,6 +323,7 @@ impl Snapshot {
                 return best;
             }
             candidate = candidate.split_once('.')?.1;
+            labels -= 1;
         }
     }
 
@@ -290,8 +338,9 @@ impl Snapshot {
         let mut candidate = Some(host);
         while let Some(c) = candidate {
             let digest = hashing.then(|| domain_digest(c));
-            found.extend(self.enforcing.exact(c, digest.as_ref()));
-            found.extend(self.dry_run.exact(c, digest.as_ref()));
+            let labels = label_count(c);
+            found.extend(self.enforcing.exact(c, labels, digest.as_ref()));
+            found.extend(self.dry_run.exact(c, labels, digest.as_ref()));
             candidate = if exact_only {
                 None
             } else {
@@ -313,9 +362,8 @@ impl Snapshot {
     /// one, else the dry-run one.
     pub fn get(&self, domain: &str) -> Option<&DomainRule> {
         self.enforcing
-            .by_name
             .get(domain)
-            .or_else(|| self.dry_run.by_name.get(domain))
+            .or_else(|| self.dry_run.get(domain))
     }
 
     /// Every rule (enforcing and dry run), in no particular order.
@@ -425,29 +473,24 @@ impl Snapshot {
             (&self.enforcing, &next.enforcing),
             (&self.dry_run, &next.dry_run),
         ] {
-            diff_maps(&old.by_name, &new.by_name, &mut changes);
-            diff_maps(&old.by_digest, &new.by_digest, &mut changes);
+            for rule in new.by_name.iter().map(|r| &r.0) {
+                changes.count_new(old.get(&rule.domain), rule);
+            }
+            for rule in old.by_name.iter().map(|r| &r.0) {
+                if new.get(&rule.domain).is_none() {
+                    changes.removed[rule.severity.index()] += 1;
+                }
+            }
+            for (digest, rule) in &new.by_digest {
+                changes.count_new(old.by_digest.get(digest), rule);
+            }
+            for (digest, rule) in &old.by_digest {
+                if !new.by_digest.contains_key(digest) {
+                    changes.removed[rule.severity.index()] += 1;
+                }
+            }
         }
         changes
-    }
-}
-
-fn diff_maps<K: std::hash::Hash + Eq>(
-    old: &HashMap<K, DomainRule>,
-    new: &HashMap<K, DomainRule>,
-    changes: &mut Changes,
-) {
-    for (key, rule) in new {
-        match old.get(key) {
-            None => changes.added[rule.severity.index()] += 1,
-            Some(was) if !was.same_effect(rule) => changes.changed[rule.severity.index()] += 1,
-            Some(_) => {}
-        }
-    }
-    for (key, rule) in old {
-        if !new.contains_key(key) {
-            changes.removed[rule.severity.index()] += 1;
-        }
     }
 }
 
@@ -460,6 +503,15 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Counts `new` against what was listed under the same key before.
+    fn count_new(&mut self, was: Option<&DomainRule>, new: &DomainRule) {
+        match was {
+            None => self.added[new.severity.index()] += 1,
+            Some(was) if !was.same_effect(new) => self.changed[new.severity.index()] += 1,
+            Some(_) => {}
+        }
+    }
+
     pub fn added(&self, severity: Severity) -> usize {
         self.added[severity.index()]
     }
@@ -644,6 +696,30 @@ mod tests {
         assert_eq!(domain("192.0.2.1"), Some("192.0.2.1"));
         assert_eq!(domain("198.51.2.1"), None);
         assert_eq!(domain("x.2.1"), Some("2.1"));
+    }
+
+    #[test]
+    fn only_label_counts_in_use_are_looked_up_and_every_depth_still_matches() {
+        let s = Snapshot::from_rules([
+            rule("bad.example", Severity::Suspend, false),
+            rule("a.b.c.deep.example", Severity::Silence, false),
+            rule("localhost", Severity::Suspend, false),
+        ]);
+        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        assert_eq!(domain("x.y.a.b.c.deep.example"), Some("a.b.c.deep.example"));
+        assert_eq!(domain("b.c.deep.example"), None);
+        assert_eq!(domain("x.y.z.w.v.u.bad.example"), Some("bad.example"));
+        assert_eq!(domain("localhost"), Some("localhost"));
+        assert_eq!(domain("sub.localhost"), Some("localhost"));
+        // Beyond 64 labels every depth shares one bit; matching stays exact.
+        let long = format!("{}bad.example", "l.".repeat(70));
+        assert_eq!(domain(&long), Some("bad.example"));
+        let long_rule = format!("{}deep.example", "l.".repeat(70));
+        let s = Snapshot::from_rules([rule(&long_rule, Severity::Suspend, false)]);
+        assert!(s.rule_for(&format!("x.{long_rule}")).is_some());
+        assert!(s
+            .rule_for(&format!("x.{}deep.example", "l.".repeat(69)))
+            .is_none());
     }
 
     #[test]

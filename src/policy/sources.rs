@@ -28,6 +28,7 @@
 use super::{digest_hex, host, parse_digest_hex, DomainRule, Severity};
 use crate::config::BlocklistFormat;
 use std::borrow::Cow;
+use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
@@ -353,12 +354,10 @@ impl Default for Entry {
     }
 }
 
-/// Accumulates one file's rules, folding duplicates and counting skips.
+/// Accumulates one file's rules, counting skips; duplicates are folded once at the end.
 struct Collector {
     source: Arc<str>,
     parsed: ParsedSource,
-    /// Domain → index in `parsed.rules`.
-    seen: HashMap<String, usize>,
 }
 
 impl Collector {
@@ -373,7 +372,6 @@ impl Collector {
                 duplicates: 0,
                 first_duplicate_line: None,
             },
-            seen: HashMap::new(),
         }
     }
 
@@ -412,9 +410,7 @@ impl Collector {
             })?;
             (domain, None)
         };
-        // Two obfuscated entries may read the same (`exam***.com`): their digest tells them apart.
-        let key = digest.map_or_else(|| domain.clone(), |d| format!("sha256:{}", digest_hex(&d)));
-        let rule = DomainRule {
+        self.parsed.rules.push(DomainRule {
             domain,
             severity: entry.severity,
             reject_media: entry.reject_media,
@@ -424,26 +420,61 @@ impl Collector {
             dry_run: false,
             source: self.source.clone(),
             line,
-        };
-        match self.seen.get(&key) {
-            Some(&i) => {
-                self.parsed.duplicates += 1;
-                self.parsed.first_duplicate_line.get_or_insert(line);
-                if rule.is_harsher_than(&self.parsed.rules[i]) {
-                    self.parsed.rules[i] = rule;
-                }
-            }
-            None => {
-                self.seen.insert(key, self.parsed.rules.len());
-                self.parsed.rules.push(rule);
-            }
-        }
+        });
         Ok(())
     }
 
-    fn finish(self) -> ParsedSource {
+    /// Keeps one rule per domain, at the place of its first appearance: the harsher one, or on
+    /// a tie the first. The index borrows the domains already parsed instead of copying each
+    /// one into a map key (a 100,000-line file would allocate 100,000 more strings).
+    fn finish(mut self) -> ParsedSource {
+        let all = std::mem::take(&mut self.parsed.rules);
+        // For each first appearance, the index of the rule in force for its domain.
+        let mut winner: Vec<Option<usize>> = vec![None; all.len()];
+        let mut first: HashMap<Key<'_>, usize> = HashMap::with_capacity(all.len());
+        for (i, rule) in all.iter().enumerate() {
+            // Two obfuscated entries may read the same (`exam***.com`): their digest tells
+            // them apart.
+            let key = match &rule.digest {
+                Some(digest) => Key::Digest(digest),
+                None => Key::Name(&rule.domain),
+            };
+            match first.entry(key) {
+                Slot::Vacant(slot) => {
+                    slot.insert(i);
+                    winner[i] = Some(i);
+                }
+                Slot::Occupied(slot) => {
+                    let f = *slot.get();
+                    self.parsed.duplicates += 1;
+                    self.parsed.first_duplicate_line.get_or_insert(rule.line);
+                    let current = winner[f].unwrap_or(f);
+                    if rule.is_harsher_than(&all[current]) {
+                        winner[f] = Some(i);
+                    }
+                }
+            }
+        }
+        drop(first);
+        if self.parsed.duplicates == 0 {
+            self.parsed.rules = all;
+            return self.parsed;
+        }
+        let mut slots: Vec<Option<DomainRule>> = all.into_iter().map(Some).collect();
+        self.parsed.rules = winner
+            .iter()
+            .flatten()
+            .filter_map(|&w| slots[w].take())
+            .collect();
         self.parsed
     }
+}
+
+/// What makes two entries of one file the same rule.
+#[derive(PartialEq, Eq, Hash)]
+enum Key<'a> {
+    Name(&'a str),
+    Digest(&'a super::DomainDigest),
 }
 
 fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
@@ -739,6 +770,40 @@ mod tests {
         let e = parse("sha256:1234\n", BlocklistFormat::Auto).expect_err("short");
         assert_eq!(e.line, 1);
         assert!(matches!(e.kind, LoadErrorKind::InvalidDigest { .. }));
+    }
+
+    #[test]
+    fn folded_duplicates_keep_first_appearance_order() {
+        let p = parse(
+            "a.example\nb.example\n#x\nc.example\n",
+            BlocklistFormat::Plain,
+        )
+        .expect("parses");
+        assert_eq!(p.duplicates, 0);
+        let p = parse(
+            "#domain,#severity\n\
+             a.example,noop\n\
+             b.example,silence\n\
+             a.example,suspend\n\
+             c.example,noop\n\
+             b.example,noop\n",
+            BlocklistFormat::Auto,
+        )
+        .expect("parses");
+        let got: Vec<(&str, Severity, usize)> = p
+            .rules
+            .iter()
+            .map(|r| (r.domain.as_str(), r.severity, r.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a.example", Severity::Suspend, 4),
+                ("b.example", Severity::Silence, 3),
+                ("c.example", Severity::Noop, 5),
+            ]
+        );
+        assert_eq!((p.duplicates, p.first_duplicate_line), (2, Some(4)));
     }
 
     #[test]
