@@ -71,7 +71,7 @@ fn policy(c: &mut Criterion) {
         }];
         b.iter_batched(
             || (),
-            |_| inboxguard::reload::load(black_box(&sources)).expect("load"),
+            |_| inboxguard::reload::load(black_box(&sources), &[]).expect("load"),
             BatchSize::PerIteration,
         )
     });

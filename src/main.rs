@@ -113,7 +113,7 @@ fn check(path: PathBuf) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let summaries = match inboxguard::reload::load(&config.blocklists) {
+    let summaries = match inboxguard::reload::load(&config.blocklists, &[]) {
         Ok((_, s)) => s,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");
@@ -151,7 +151,7 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let snapshot = match inboxguard::reload::load(&config.blocklists) {
+    let snapshot = match inboxguard::reload::load(&config.blocklists, &[]) {
         Ok((snapshot, _)) => snapshot,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");
