@@ -11,6 +11,7 @@ use aws_lc_rs::signature::{
     RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256,
     RSA_PSS_2048_8192_SHA512,
 };
+use std::sync::OnceLock;
 
 /// rsaEncryption (1.2.840.113549.1.1.1), the OID content bytes inside an SPKI.
 const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
@@ -71,8 +72,24 @@ pub struct PublicKey {
     /// PKCS#1 v1.5 SHA-256 for RSA keys, Ed25519 for Ed25519 keys.
     key: ParsedPublicKey,
     /// RSA keys only: the same key bound to RSA-PSS SHA-512 (aws-lc-rs binds one scheme per
-    /// parsed key). Parsed up front so an RFC 9421 `rsa-pss-sha512` request costs no parsing.
-    pss: Option<ParsedPublicKey>,
+    /// parsed key).
+    pss: Option<LazyPss>,
+}
+
+/// The RSA-PSS form of a key, parsed on first use: almost every sender signs rsa-sha256, and a
+/// second parsed key costs ~1 KiB for each of the cache's thousands of keys, while the PKCS#1
+/// DER kept to parse it from is ~270 bytes.
+struct LazyPss {
+    pkcs1: Box<[u8]>,
+    parsed: OnceLock<Option<ParsedPublicKey>>,
+}
+
+impl LazyPss {
+    fn get(&self) -> Option<&ParsedPublicKey> {
+        self.parsed
+            .get_or_init(|| ParsedPublicKey::new(&RSA_PSS_2048_8192_SHA512, &self.pkcs1).ok())
+            .as_ref()
+    }
 }
 
 // The derived Debug of `ParsedPublicKey` dumps the whole key in hex; a kind and size is what a
@@ -189,10 +206,12 @@ impl PublicKey {
             (Scheme::RsaV1_5Sha256, KeyKind::Rsa) | (Scheme::Ed25519, KeyKind::Ed25519) => {
                 &self.key
             }
-            (Scheme::RsaPssSha512, KeyKind::Rsa) => match &self.pss {
-                Some(pss) => pss,
-                None => return false,
-            },
+            (Scheme::RsaPssSha512, KeyKind::Rsa) => {
+                match self.pss.as_ref().and_then(LazyPss::get) {
+                    Some(pss) => pss,
+                    None => return false,
+                }
+            }
             _ => return false,
         };
         key.verify_sig(message, signature).is_ok()
@@ -244,9 +263,10 @@ impl PublicKey {
             ParsedPublicKey::new(alg, pkcs1).map_err(|e| KeyParseError::Rejected(e.to_string()))?;
         // Same bytes, already accepted above; a 1024-bit legacy key has no PSS (its
         // parameters start at 2048 bits), which `verify_with` reports as a failed check.
-        let pss = (bits >= RSA_PSS_2048_8192_SHA512.min_modulus_len())
-            .then(|| ParsedPublicKey::new(&RSA_PSS_2048_8192_SHA512, pkcs1).ok())
-            .flatten();
+        let pss = (bits >= RSA_PSS_2048_8192_SHA512.min_modulus_len()).then(|| LazyPss {
+            pkcs1: pkcs1.into(),
+            parsed: OnceLock::new(),
+        });
         Ok(PublicKey {
             kind: KeyKind::Rsa,
             bits,
