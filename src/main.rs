@@ -12,6 +12,8 @@ const EXIT_CONFIG: u8 = 64;
 /// Exit code for an `explain` argument that names no domain, actor or readable activity
 /// (BSD EX_DATAERR).
 const EXIT_DATA: u8 = 65;
+/// Log lines queued for the writer thread before logging calls wait (a few MiB of lines).
+const LOG_QUEUE_LINES: usize = 16_384;
 /// Exit code for a failure while running (bind error, runtime error).
 const EXIT_RUNTIME: u8 = 1;
 
@@ -70,7 +72,8 @@ fn serve(path: PathBuf) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    init_tracing(&config.logging);
+    // Dropped when `serve` returns, after the runtime: flushes what the log writer still holds.
+    let _log = init_tracing(&config.logging);
     let Some(runtime) = runtime() else {
         return ExitCode::from(EXIT_RUNTIME);
     };
@@ -170,7 +173,7 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
 }
 
 fn demo() -> ExitCode {
-    init_tracing(&LoggingConfig {
+    let _log = init_tracing(&LoggingConfig {
         format: LogFormat::Text,
         filter: "warn".into(),
     });
@@ -199,21 +202,33 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn init_tracing(cfg: &LoggingConfig) {
+/// Logs go to stdout through a writer thread: the request path only queues the formatted line,
+/// and the thread writes whole batches, instead of one `write(2)` per access-log line on a
+/// worker (a tenth of a suspended request's cost when measured; see BENCHMARKS.md). When the
+/// queue is full the logging call waits rather than dropping lines, so a log that cannot keep
+/// up slows requests instead of losing records. The returned guard flushes at exit.
+fn init_tracing(cfg: &LoggingConfig) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("inboxguard-log")
+        .finish(std::io::stdout());
     // Colour codes only for a person at a terminal: under systemd or with output redirected,
     // escape sequences would land in the journal or file, and writing them costs every
     // request's access-log line several extra formatting calls.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(writer)
         .with_ansi(std::io::stdout().is_terminal());
     let _ = match cfg.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    guard
 }
 
 async fn shutdown_signal() {
