@@ -2,7 +2,7 @@
 //! hands the request on or stops it with a `Verdict`:
 //!
 //! ```text
-//! limits ─► signature (parse, strength, window, digest) ─► blocked key host
+//! limits ─► signature (parse, strength, window) ─► blocked key host ─► body digest
 //!        ─► activity facts (JSON) ─► blocked actor host
 //!        ─► key (cache, fetch on miss; gone actor's self-Delete) ─► verify (refetch once)
 //!        ─► policy ─► forward
@@ -11,7 +11,7 @@
 //!
 //! Cheap before expensive: a request from a suspended domain, a stale or tampered request, or
 //! broken JSON costs no key fetch and no public-key operation. Both signature formats
-//! (draft-cavage and RFC 9421) take this same path; only `signature::prepare` tells them
+//! (draft-cavage and RFC 9421) take this same path; only `signature::prepare_headers` tells them
 //! apart.
 //!
 //! A relayed activity (its actor is not the key's owner: relays, forwarded replies) is held to
@@ -94,11 +94,10 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
             .get(header::HOST)
             .and_then(|h| h.to_str().ok()),
     };
-    let prepared = match signature::prepare(
+    let prepared = match signature::prepare_headers(
         &parts.method,
         path_and_query,
         &parts.headers,
-        &body,
         &target,
         SystemTime::now(),
         &app.config.signatures,
@@ -120,6 +119,9 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
     let rules = app.rules.current().load();
     if rules.is_suspended(&key_host).is_some() {
         return Outcome::Stopped(suspended(&key_host, "suspended_key_host"));
+    }
+    if let Err(e) = prepared.check_body(&parts.headers, &body) {
+        return Outcome::Stopped(bad_signature(app, &e));
     }
 
     let facts = match Facts::parse(&body) {

@@ -432,6 +432,20 @@ async fn suspended_domains_are_refused_without_fetching_and_longest_suffix_wins(
         assert_eq!(status, StatusCode::FORBIDDEN, "{}", actor.host);
         assert_json_error(&h, &b);
     }
+    // The keyId host is refused before the body digest is computed: a suspended sender's
+    // tampered body is a 403 like any other of its deliveries, not a signature failure.
+    let body = mallory.activity("Create", note(&mallory, "spam"));
+    let (status, _, _) = deliver_with(
+        &proxy,
+        &mallory,
+        &body,
+        SignOptions {
+            tamper_body: true,
+            ..SignOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(bad.total_gets(), 0, "key fetched from a suspended domain");
     assert_eq!(
         sub.total_gets(),
@@ -468,7 +482,8 @@ async fn suspended_domains_are_refused_without_fetching_and_longest_suffix_wins(
     assert_eq!(puma.count(), 1);
 
     let m = proxy.metrics().await;
-    assert_eq!(requests(&m, "rejected", "suspended_key_host"), 2.0);
+    assert_eq!(requests(&m, "rejected", "suspended_key_host"), 3.0);
+    assert_eq!(requests(&m, "rejected", "digest_mismatch"), 0.0);
     assert_eq!(requests(&m, "rejected", "suspended_actor_host"), 1.0);
     assert_eq!(requests(&m, "forwarded", "forwarded"), 1.0);
     assert_eq!(

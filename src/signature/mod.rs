@@ -96,7 +96,18 @@ pub struct Prepared {
     /// `acct:user@host` keyIds the text after the last `@`. Not normalised further: the
     /// pipeline applies `policy::host` before matching rules.
     pub key_host: String,
+    body_check: BodyCheck,
     inner: Inner,
+}
+
+/// Which digest header the signature covers, and so must match the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyCheck {
+    None,
+    /// draft-cavage `Digest`.
+    Digest,
+    /// RFC 9421 `Content-Digest`.
+    ContentDigest,
 }
 
 /// What each format needs to verify.
@@ -339,11 +350,29 @@ impl SigError {
 /// `path_and_query` is the request target as received; `target` is where the sender
 /// addressed it (RFC 9421 only); `body` is the complete body. A request with a non-blank
 /// `Signature-Input` is RFC 9421, any other draft-cavage.
+///
+/// Exactly [`prepare_headers`] then [`Prepared::check_body`].
 pub fn prepare(
     method: &http::Method,
     path_and_query: &str,
     headers: &http::HeaderMap,
     body: &[u8],
+    target: &RequestTarget<'_>,
+    now: SystemTime,
+    cfg: &SignatureConfig,
+) -> Result<Prepared, SigError> {
+    let prepared = prepare_headers(method, path_and_query, headers, target, now, cfg)?;
+    prepared.check_body(headers, body)?;
+    Ok(prepared)
+}
+
+/// Everything [`prepare`] checks except the body's digest, which [`Prepared::check_body`]
+/// does: the pipeline refuses a suspended keyId host between the two, so a request it refuses
+/// anyway costs no SHA-256 over its body.
+pub fn prepare_headers(
+    method: &http::Method,
+    path_and_query: &str,
+    headers: &http::HeaderMap,
     target: &RequestTarget<'_>,
     now: SystemTime,
     cfg: &SignatureConfig,
@@ -356,17 +385,9 @@ pub fn prepare(
             scheme: target.scheme,
             authority: target.authority,
         };
-        return prepare_rfc9421(&msg, body, now, cfg, Rules::Mastodon);
+        return prepare_rfc9421(&msg, now, cfg, Rules::Mastodon);
     }
-    prepare_inner(
-        method,
-        path_and_query,
-        headers,
-        body,
-        now,
-        cfg,
-        Rules::Mastodon,
-    )
+    prepare_inner(method, path_and_query, headers, now, cfg, Rules::Mastodon)
 }
 
 /// [`prepare`] without Mastodon's coverage rules (date or `(created)`, digest or
@@ -384,15 +405,16 @@ pub fn prepare_for_spec_vectors(
     now: SystemTime,
     cfg: &SignatureConfig,
 ) -> Result<Prepared, SigError> {
-    prepare_inner(
+    let prepared = prepare_inner(
         method,
         path_and_query,
         headers,
-        body,
         now,
         cfg,
         Rules::SpecVectors,
-    )
+    )?;
+    prepared.check_body(headers, body)?;
+    Ok(prepared)
 }
 
 /// RFC 9421 parsing, window, Content-Digest and signature base exactly as [`prepare`] does
@@ -418,7 +440,9 @@ pub fn prepare_rfc9421_for_spec_vectors(
         scheme: target.scheme,
         authority: target.authority,
     };
-    prepare_rfc9421(&msg, body, now, cfg, Rules::SpecVectors)
+    let prepared = prepare_rfc9421(&msg, now, cfg, Rules::SpecVectors)?;
+    prepared.check_body(headers, body)?;
+    Ok(prepared)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -437,7 +461,6 @@ fn has_signature_input(headers: &http::HeaderMap) -> bool {
 
 fn prepare_rfc9421(
     msg: &rfc9421::Message<'_>,
-    body: &[u8],
     now: SystemTime,
     cfg: &SignatureConfig,
     rules: Rules,
@@ -482,13 +505,14 @@ fn prepare_rfc9421(
         Duration::from_secs(cfg.max_age_secs),
     )?;
 
-    if input.covers("content-digest") {
-        rfc9421::check_content_digest(msg.headers, body)?;
-    }
-
     let base = rfc9421::signature_base(msg, &input)?;
     let covered = input.component_names().map(str::to_string).collect();
     Ok(Prepared {
+        body_check: if input.covers("content-digest") {
+            BodyCheck::ContentDigest
+        } else {
+            BodyCheck::None
+        },
         key_id,
         key_host,
         inner: Inner::Rfc9421(Rfc9421Signature {
@@ -505,7 +529,6 @@ fn prepare_inner(
     method: &http::Method,
     path_and_query: &str,
     headers: &http::HeaderMap,
-    body: &[u8],
     now: SystemTime,
     cfg: &SignatureConfig,
     rules: Rules,
@@ -563,10 +586,6 @@ fn prepare_inner(
         Duration::from_secs(cfg.max_age_secs),
     )?;
 
-    if coverage.digest {
-        digest::check(headers, body)?;
-    }
-
     let signature = SIGNATURE_B64
         .decode(signature)
         .map_err(|_| SigError::SignatureNotBase64)?;
@@ -574,6 +593,11 @@ fn prepare_inner(
         cavage::build_signing_string(&signed_headers, method, path_and_query, headers, &params);
 
     Ok(Prepared {
+        body_check: if coverage.digest {
+            BodyCheck::Digest
+        } else {
+            BodyCheck::None
+        },
         key_id: key_id.to_string(),
         key_host,
         inner: Inner::Cavage(CavageSignature {
@@ -602,6 +626,16 @@ fn date_header(headers: &http::HeaderMap) -> Result<Option<Duration>, SigError> 
 }
 
 impl Prepared {
+    /// Checks the body against the digest header the signature covers (`Digest` for
+    /// draft-cavage, `Content-Digest` for RFC 9421); nothing to do when it covers none.
+    pub fn check_body(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<(), SigError> {
+        match self.body_check {
+            BodyCheck::None => Ok(()),
+            BodyCheck::Digest => digest::check(headers, body),
+            BodyCheck::ContentDigest => rfc9421::check_content_digest(headers, body),
+        }
+    }
+
     /// Verifies the signature with `key`.
     ///
     /// draft-cavage: tries path+query, then path only, for `(request-target)` (Mastodon's
