@@ -227,8 +227,8 @@ impl<'de> Deserialize<'de> for Tag {
                 while let Some(key) = map.next_key::<KeyName>()? {
                     match key.0.as_str() {
                         "type" => {
-                            is_mention = map.next_value::<Reference>()?.0.as_deref()
-                                == Some("Mention")
+                            is_mention =
+                                map.next_value::<Reference>()?.0.as_deref() == Some("Mention")
                         }
                         "href" => href = map.next_value::<Reference>()?.0,
                         _ => {

@@ -148,9 +148,7 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
             }
         }
         (&Method::GET, "/admin/friendly-federators") => {
-            let report = app
-                .federators
-                .report(crate::federators::unix_now());
+            let report = app.federators.report(crate::federators::unix_now());
             match serde_json::to_vec_pretty(&report) {
                 Ok(body) => {
                     let mut resp = Response::new(full(body));
@@ -166,9 +164,10 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
                 ),
             }
         }
-        (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/friendly-federators") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
-        }
+        (
+            _,
+            "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/friendly-federators",
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -801,8 +801,14 @@ path = "config/blocklist.csv"      # Mastodon's domain_blocks.csv export, or one
             ("action = \"ban\"", "line"),
             ("threshold = 0", "friendly_federators.threshold"),
             ("action = \"limit\"", "friendly_federators.threshold"),
-            ("max_tracked_domains = 0", "friendly_federators.max_tracked_domains"),
-            ("persist_interval_secs = 0", "friendly_federators.persist_interval_secs"),
+            (
+                "max_tracked_domains = 0",
+                "friendly_federators.max_tracked_domains",
+            ),
+            (
+                "persist_interval_secs = 0",
+                "friendly_federators.persist_interval_secs",
+            ),
             ("mentions = true", "line"),
         ] {
             let text = format!("{ISSUE_EXAMPLE}\n[friendly_federators]\n{bad}\n");

@@ -274,7 +274,9 @@ pub enum EvidenceError {
         source: serde_json::Error,
     },
     /// A layout this version does not know.
-    #[error("{path}: evidence file version {version}; this inboxguard reads version {FILE_VERSION}")]
+    #[error(
+        "{path}: evidence file version {version}; this inboxguard reads version {FILE_VERSION}"
+    )]
     Version { path: PathBuf, version: u32 },
 }
 
@@ -314,8 +316,12 @@ impl Federators {
                     count("corrupt");
                     let aside = with_suffix(path, ".corrupt");
                     match std::fs::rename(path, &aside) {
-                        Ok(()) => tracing::error!(error = %e, kept_as = %aside.display(), "friendly-federator evidence file is corrupt; starting empty"),
-                        Err(re) => tracing::error!(error = %e, rename_error = %re, "friendly-federator evidence file is corrupt and could not be moved aside; starting empty"),
+                        Ok(()) => {
+                            tracing::error!(error = %e, kept_as = %aside.display(), "friendly-federator evidence file is corrupt; starting empty")
+                        }
+                        Err(re) => {
+                            tracing::error!(error = %e, rename_error = %re, "friendly-federator evidence file is corrupt and could not be moved aside; starting empty")
+                        }
                     }
                 }
                 Err(e) => {
@@ -324,7 +330,9 @@ impl Federators {
                 }
             }
         } else {
-            tracing::info!("no [friendly_federators] evidence_file: evidence is kept in memory only");
+            tracing::info!(
+                "no [friendly_federators] evidence_file: evidence is kept in memory only"
+            );
         }
         metrics
             .friendly_federator_tracked_domains
@@ -548,7 +556,8 @@ impl Federators {
         let Some(threshold) = self.config.threshold else {
             return self.drop_escalations(&mut *store, first);
         };
-        let from_day = (now / SECS_PER_DAY + 1).saturating_sub(u64::from(self.config.window_days()));
+        let from_day =
+            (now / SECS_PER_DAY + 1).saturating_sub(u64::from(self.config.window_days()));
         let over: BTreeMap<String, u64> = store
             .domains
             .iter()
@@ -584,7 +593,9 @@ impl Federators {
                 action = action.as_str(),
                 "friendly federator escalated into the generated rule source"
             );
-            store.escalated.insert(domain.clone(), Escalated { at: now, count });
+            store
+                .escalated
+                .insert(domain.clone(), Escalated { at: now, count });
             store.dirty = true;
             changed = true;
         }
@@ -624,11 +635,7 @@ impl Federators {
 
     /// Escalation is off or only reports: forget domains a previous configuration escalated,
     /// and take the generated source out of force (it is never in force at startup).
-    fn drop_escalations(
-        &self,
-        store: &mut Store,
-        first: bool,
-    ) -> Option<Option<MemorySource>> {
+    fn drop_escalations(&self, store: &mut Store, first: bool) -> Option<Option<MemorySource>> {
         if store.escalated.is_empty() {
             return None;
         }
@@ -705,7 +712,9 @@ fn save_logged(federators: &Federators, now: u64) {
     match federators.save(now) {
         Ok(true) => tracing::debug!("friendly-federator evidence saved"),
         Ok(false) => {}
-        Err(e) => tracing::error!(error = %e, "cannot save friendly-federator evidence; retrying on the next tick"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot save friendly-federator evidence; retrying on the next tick")
+        }
     }
 }
 
@@ -746,11 +755,8 @@ impl Store {
     /// is not a normalised host (a hand-edited file) are skipped.
     fn from_file(file: EvidenceFile, config: &FriendlyFederatorsConfig) -> Store {
         let valid = |d: &str| host::normalize(d).as_deref() == Some(d);
-        let mut domains: Vec<(String, DomainEvidence)> = file
-            .domains
-            .into_iter()
-            .filter(|(d, _)| valid(d))
-            .collect();
+        let mut domains: Vec<(String, DomainEvidence)> =
+            file.domains.into_iter().filter(|(d, _)| valid(d)).collect();
         if domains.len() > config.max_tracked_domains {
             domains.sort_by(|a, b| b.1.total.cmp(&a.1.total));
             domains.truncate(config.max_tracked_domains);
@@ -937,7 +943,10 @@ fn write_file(path: &Path, file: &EvidenceFile) -> Result<(), EvidenceError> {
 
 /// Reads the evidence file named by `config` into a report, as `inboxguard report` shows it.
 /// The file is what the running proxy saved last (at most `persist_interval_secs` old).
-pub fn report_from_file(config: &FriendlyFederatorsConfig, now: u64) -> Result<Report, EvidenceError> {
+pub fn report_from_file(
+    config: &FriendlyFederatorsConfig,
+    now: u64,
+) -> Result<Report, EvidenceError> {
     let path = config
         .evidence_file
         .as_ref()
@@ -1232,7 +1241,12 @@ mod tests {
     }
 
     fn check(f: &Federators, json: &str) -> Option<Stop> {
-        f.inspect(&snapshot(), &facts(json), "friend.example", Some("friend.example"))
+        f.inspect(
+            &snapshot(),
+            &facts(json),
+            "friend.example",
+            Some("friend.example"),
+        )
     }
 
     fn stop(reason: &'static str) -> Option<Stop> {
@@ -1399,7 +1413,10 @@ mod tests {
             f.record("a.example", Some(&format!("id{i}")), &found, true, 500);
         }
         let report = f.report(600);
-        assert_eq!(report.domains[0].samples, ["id5", "id6", "id7", "id8", "id9"]);
+        assert_eq!(
+            report.domains[0].samples,
+            ["id5", "id6", "id7", "id8", "id9"]
+        );
         assert_eq!(report.domains[0].first_seen, rfc3339(100));
         assert_eq!(report.domains[0].last_seen, rfc3339(500));
     }
@@ -1463,7 +1480,10 @@ mod tests {
         found(5, &f, "old.example", now - 8 * DAY);
         found(2, &f, "old.example", now - DAY);
         found(3, &f, "busy.example", now - 6 * DAY);
-        assert!(f.evaluate(now, true).is_none(), "report never generates rules");
+        assert!(
+            f.evaluate(now, true).is_none(),
+            "report never generates rules"
+        );
         let report = f.report(now);
         let status: Vec<_> = report
             .domains

@@ -207,9 +207,9 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
 
     // Friendly federators: a verified sender carrying content from a suspended domain. After
     // verification, so only senders that proved who they are count as evidence.
-    if let Some(stop) =
-        app.federators
-            .inspect(&rules, &facts, &key_host, actor_host.as_deref())
+    if let Some(stop) = app
+        .federators
+        .inspect(&rules, &facts, &key_host, actor_host.as_deref())
     {
         if !stop.dry_run {
             return Outcome::Stopped(Verdict::drop(stop.reason));
