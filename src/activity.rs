@@ -10,6 +10,8 @@ use std::fmt;
 /// Mention `href`s kept per object; later ones are skipped. Enough for any real conversation,
 /// and it bounds what a body stuffed with thousands of mentions costs the policy checks.
 pub const MAX_MENTIONS: usize = 16;
+/// Quote references kept per object: one per vocabulary (a repeated key adds nothing real).
+pub const MAX_QUOTES: usize = 4;
 
 /// What the pipeline and policy know about an activity.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -29,30 +31,13 @@ pub struct ObjectFacts {
     pub kind: Option<String>,
     pub attributed_to: Option<String>,
     pub in_reply_to: Option<String>,
-    /// `quote` (FEP-044f, Mastodon 4.4+).
-    pub quote: Option<String>,
-    /// `quoteUrl` (Misskey, Pleroma, Akkoma).
-    pub quote_url: Option<String>,
-    /// `quoteUri` (Fedibird).
-    pub quote_uri: Option<String>,
-    /// `_misskey_quote` (Misskey and its forks).
-    pub misskey_quote: Option<String>,
+    /// The quoted object of each quote property present, in body order, at most
+    /// `MAX_QUOTES`: `quote` (FEP-044f, Mastodon 4.4+), `quoteUrl` (Misskey, Pleroma, Akkoma),
+    /// `quoteUri` (Fedibird), `_misskey_quote` (Misskey). All are kept, not the first: servers
+    /// read them in different orders, so each one could be the one that counts.
+    pub quotes: Vec<String>,
     /// The `href` of each `tag` entry of type `Mention`, in order, at most `MAX_MENTIONS`.
     pub mentions: Vec<String>,
-}
-
-impl ObjectFacts {
-    /// Every quote reference the object carries, whichever vocabulary the sender used.
-    pub fn quotes(&self) -> impl Iterator<Item = &str> {
-        [
-            &self.quote,
-            &self.quote_url,
-            &self.quote_uri,
-            &self.misskey_quote,
-        ]
-        .into_iter()
-        .filter_map(|q| q.as_deref())
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,10 +121,13 @@ impl<'de> Deserialize<'de> for ObjectFacts {
                         "type" => o.kind = map.next_value::<Reference>()?.0,
                         "attributedTo" => o.attributed_to = map.next_value::<Reference>()?.0,
                         "inReplyTo" => o.in_reply_to = map.next_value::<Reference>()?.0,
-                        "quote" => o.quote = map.next_value::<Reference>()?.0,
-                        "quoteUrl" => o.quote_url = map.next_value::<Reference>()?.0,
-                        "quoteUri" => o.quote_uri = map.next_value::<Reference>()?.0,
-                        "_misskey_quote" => o.misskey_quote = map.next_value::<Reference>()?.0,
+                        "quote" | "quoteUrl" | "quoteUri" | "_misskey_quote" => {
+                            if let Reference(Some(uri)) = map.next_value::<Reference>()? {
+                                if o.quotes.len() < MAX_QUOTES {
+                                    o.quotes.push(uri);
+                                }
+                            }
+                        }
                         "tag" => map.next_value_seed(Mentions(&mut o.mentions))?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
@@ -405,16 +393,26 @@ mod tests {
             "quoteUri":{"id":"https://q3.example/n/3"},
             "_misskey_quote":["https://q4.example/n/4"]}}"#;
         let o = Facts::parse(body).unwrap().object.unwrap();
-        assert_eq!(o.quote.as_deref(), Some("https://q1.example/n/1"));
-        assert_eq!(o.quote_url.as_deref(), Some("https://q2.example/n/2"));
-        assert_eq!(o.quote_uri.as_deref(), Some("https://q3.example/n/3"));
-        assert_eq!(o.misskey_quote.as_deref(), Some("https://q4.example/n/4"));
-        assert_eq!(o.quotes().count(), 4);
+        assert_eq!(
+            o.quotes,
+            [
+                "https://q1.example/n/1",
+                "https://q2.example/n/2",
+                "https://q3.example/n/3",
+                "https://q4.example/n/4"
+            ]
+        );
         let o = Facts::parse(br#"{"object":{"quoteUrl":null}}"#)
             .unwrap()
             .object
             .unwrap();
-        assert_eq!(o.quotes().count(), 0);
+        assert!(o.quotes.is_empty());
+        let many = format!(
+            "{{\"object\":{{{}}}}}",
+            vec![r#""quote":"https://q.example/n""#; 50].join(",")
+        );
+        let o = Facts::parse(many.as_bytes()).unwrap().object.unwrap();
+        assert_eq!(o.quotes.len(), MAX_QUOTES, "a repeated key is capped");
     }
 
     #[test]

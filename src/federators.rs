@@ -407,7 +407,7 @@ impl Federators {
             Some("Create" | "Update") => {
                 visit(Kind::AttributedTo, object.attributed_to.as_deref());
                 visit(Kind::Reply, object.in_reply_to.as_deref());
-                for quote in object.quotes() {
+                for quote in &object.quotes {
                     visit(Kind::Quote, Some(quote));
                 }
                 for mention in &object.mentions {
@@ -554,7 +554,7 @@ impl Federators {
         let enforcing = self.config.threshold.is_some() && action != EscalationAction::Report;
         let mut store = self.lock();
         let Some(threshold) = self.config.threshold else {
-            return self.drop_escalations(&mut *store, first);
+            return self.drop_escalations(&mut store, first);
         };
         let from_day =
             (now / SECS_PER_DAY + 1).saturating_sub(u64::from(self.config.window_days()));
@@ -617,7 +617,7 @@ impl Federators {
                 .set(value);
         }
         if !enforcing {
-            return self.drop_escalations(&mut *store, first);
+            return self.drop_escalations(&mut store, first);
         }
         if !(changed || (first && !store.escalated.is_empty())) {
             return None;
@@ -758,7 +758,7 @@ impl Store {
         let mut domains: Vec<(String, DomainEvidence)> =
             file.domains.into_iter().filter(|(d, _)| valid(d)).collect();
         if domains.len() > config.max_tracked_domains {
-            domains.sort_by(|a, b| b.1.total.cmp(&a.1.total));
+            domains.sort_by_key(|d| std::cmp::Reverse(d.1.total));
             domains.truncate(config.max_tracked_domains);
         }
         let keep_days = u64::from(config.window_days().min(MAX_WINDOW_DAYS));

@@ -4,6 +4,9 @@
 //! start, and read by the `inboxguard report` binary; escalation generates (or, for
 //! `action = "report"`, does not generate) a rule that rejects the domain.
 
+// Helpers outside #[test] fns panic on a broken environment too, which is the right failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
