@@ -1,11 +1,17 @@
 //! Activity facts: the handful of fields of an inbox activity that policy needs, read in one
 //! pass over the JSON. Everything else in the body is skipped without being built (no
 //! `serde_json::Value` tree), because bodies are up to 1 MiB and most of them are forwarded
-//! unchanged.
+//! unchanged. Lists are capped (`MAX_MENTIONS`), so the work per body is bounded by its size.
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
+
+/// Mention `href`s kept per object; later ones are skipped. Enough for any real conversation,
+/// and it bounds what a body stuffed with thousands of mentions costs the policy checks.
+pub const MAX_MENTIONS: usize = 16;
+/// Quote references kept per object: one per vocabulary (a repeated key adds nothing real).
+pub const MAX_QUOTES: usize = 4;
 
 /// What the pipeline and policy know about an activity.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -25,6 +31,13 @@ pub struct ObjectFacts {
     pub kind: Option<String>,
     pub attributed_to: Option<String>,
     pub in_reply_to: Option<String>,
+    /// The quoted object of each quote property present, in body order, at most
+    /// `MAX_QUOTES`: `quote` (FEP-044f, Mastodon 4.4+), `quoteUrl` (Misskey, Pleroma, Akkoma),
+    /// `quoteUri` (Fedibird), `_misskey_quote` (Misskey). All are kept, not the first: servers
+    /// read them in different orders, so each one could be the one that counts.
+    pub quotes: Vec<String>,
+    /// The `href` of each `tag` entry of type `Mention`, in order, at most `MAX_MENTIONS`.
+    pub mentions: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,12 +121,132 @@ impl<'de> Deserialize<'de> for ObjectFacts {
                         "type" => o.kind = map.next_value::<Reference>()?.0,
                         "attributedTo" => o.attributed_to = map.next_value::<Reference>()?.0,
                         "inReplyTo" => o.in_reply_to = map.next_value::<Reference>()?.0,
+                        "quote" | "quoteUrl" | "quoteUri" | "_misskey_quote" => {
+                            if let Reference(Some(uri)) = map.next_value::<Reference>()? {
+                                if o.quotes.len() < MAX_QUOTES {
+                                    o.quotes.push(uri);
+                                }
+                            }
+                        }
+                        "tag" => map.next_value_seed(Mentions(&mut o.mentions))?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
                 Ok(o)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Reads a `tag` value (an array of tag objects, or one tag object) and appends the `href` of
+/// each `Mention` to the vector, up to `MAX_MENTIONS`. Hashtags, emoji and anything that is not
+/// a tag object are skipped without being built. A second `tag` key appends to the first.
+struct Mentions<'v>(&'v mut Vec<String>);
+
+impl<'de> de::DeserializeSeed<'de> for Mentions<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        struct V<'v>(&'v mut Vec<String>);
+        impl V<'_> {
+            fn keep(&mut self, tag: Tag) {
+                if let Tag(Some(href)) = tag {
+                    if self.0.len() < MAX_MENTIONS {
+                        self.0.push(href);
+                    }
+                }
+            }
+        }
+        impl<'de> Visitor<'de> for V<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a tag object or an array of them")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+                while let Some(tag) = seq.next_element::<Tag>()? {
+                    self.keep(tag);
+                }
+                Ok(())
+            }
+            fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
+                let tag = Tag::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                self.keep(tag);
+                Ok(())
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+                Ok(())
+            }
+        }
+        d.deserialize_any(V(self.0))
+    }
+}
+
+/// One `tag` entry: the `href` when its `type` is `Mention` (keys in any order), else nothing.
+struct Tag(Option<String>);
+
+impl<'de> Deserialize<'de> for Tag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Tag;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a tag object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tag, A::Error> {
+                let mut is_mention = false;
+                let mut href = None;
+                while let Some(key) = map.next_key::<KeyName>()? {
+                    match key.0.as_str() {
+                        "type" => {
+                            is_mention =
+                                map.next_value::<Reference>()?.0.as_deref() == Some("Mention")
+                        }
+                        "href" => href = map.next_value::<Reference>()?.0,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Tag(href.filter(|_| is_mention)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tag, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Tag(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Tag, E> {
+                Ok(Tag(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Tag, E> {
+                Ok(Tag(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Tag, E> {
+                Ok(Tag(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Tag, E> {
+                Ok(Tag(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Tag, E> {
+                Ok(Tag(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Tag, E> {
+                Ok(Tag(None))
             }
         }
         d.deserialize_any(V)
@@ -249,6 +382,87 @@ mod tests {
         )
         .unwrap();
         assert!(!f.is_self_delete_or_update());
+    }
+
+    #[test]
+    fn quotes_in_every_vocabulary() {
+        let body = br#"{"type":"Create","actor":"https://a.example/u","object":{
+            "id":"https://a.example/n/1","type":"Note",
+            "quote":"https://q1.example/n/1",
+            "quoteUrl":"https://q2.example/n/2",
+            "quoteUri":{"id":"https://q3.example/n/3"},
+            "_misskey_quote":["https://q4.example/n/4"]}}"#;
+        let o = Facts::parse(body).unwrap().object.unwrap();
+        assert_eq!(
+            o.quotes,
+            [
+                "https://q1.example/n/1",
+                "https://q2.example/n/2",
+                "https://q3.example/n/3",
+                "https://q4.example/n/4"
+            ]
+        );
+        let o = Facts::parse(br#"{"object":{"quoteUrl":null}}"#)
+            .unwrap()
+            .object
+            .unwrap();
+        assert!(o.quotes.is_empty());
+        let many = format!(
+            "{{\"object\":{{{}}}}}",
+            vec![r#""quote":"https://q.example/n""#; 50].join(",")
+        );
+        let o = Facts::parse(many.as_bytes()).unwrap().object.unwrap();
+        assert_eq!(o.quotes.len(), MAX_QUOTES, "a repeated key is capped");
+    }
+
+    #[test]
+    fn mentions_keep_only_mention_hrefs() {
+        let body = br##"{"type":"Create","object":{"type":"Note","tag":[
+            {"type":"Hashtag","href":"https://a.example/tags/x","name":"#x"},
+            {"href":"https://b.example/users/bob","name":"@bob@b.example","type":"Mention"},
+            {"type":"Emoji","icon":{"url":"https://a.example/e.png"}},
+            "junk", 3, null, [1,2],
+            {"type":["Mention"],"href":"https://c.example/users/cy"},
+            {"type":"Mention"}
+          ]}}"##;
+        let o = Facts::parse(body).unwrap().object.unwrap();
+        assert_eq!(
+            o.mentions,
+            ["https://b.example/users/bob", "https://c.example/users/cy"]
+        );
+        // One tag object instead of an array.
+        let body = br#"{"object":{"tag":{"type":"Mention","href":"https://d.example/u/d"}}}"#;
+        let o = Facts::parse(body).unwrap().object.unwrap();
+        assert_eq!(o.mentions, ["https://d.example/u/d"]);
+    }
+
+    #[test]
+    fn mentions_are_capped() {
+        let tags: Vec<String> = (0..100)
+            .map(|i| format!(r#"{{"type":"Mention","href":"https://m{i}.example/u"}}"#))
+            .collect();
+        let body = format!(
+            r#"{{"type":"Create","object":{{"tag":[{}],"inReplyTo":"https://r.example/n"}}}}"#,
+            tags.join(",")
+        );
+        let o = Facts::parse(body.as_bytes()).unwrap().object.unwrap();
+        assert_eq!(o.mentions.len(), MAX_MENTIONS);
+        assert_eq!(o.mentions[15], "https://m15.example/u");
+        assert_eq!(
+            o.in_reply_to.as_deref(),
+            Some("https://r.example/n"),
+            "keys after the capped list are still read"
+        );
+    }
+
+    #[test]
+    fn announce_of_an_embedded_object() {
+        let body = br#"{"type":"Announce","actor":"https://a.example/u",
+            "object":{"id":"https://b.example/n/1","attributedTo":"https://c.example/u/x"}}"#;
+        let o = Facts::parse(body).unwrap().object.unwrap();
+        assert_eq!(o.id.as_deref(), Some("https://b.example/n/1"));
+        assert_eq!(o.attributed_to.as_deref(), Some("https://c.example/u/x"));
+        assert!(o.mentions.is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | GET    | `/healthz`      | no           | 200 while the process runs                    |
 //! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving; 503 while draining |
 //! | POST   | `/admin/reload` | yes          | reload rule files; 200 + summary, or 500 + the file:line error (old rules stay) |
+//! | GET    | `/admin/friendly-federators` | yes | friendly-federator evidence and escalations (JSON) |
 //!
 //! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
 //! a kubelet needs no secret.
@@ -146,9 +147,27 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
                 Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed\n"),
             }
         }
-        (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        (&Method::GET, "/admin/friendly-federators") => {
+            let report = app.federators.report(crate::federators::unix_now());
+            match serde_json::to_vec_pretty(&report) {
+                Ok(body) => {
+                    let mut resp = Response::new(full(body));
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    resp
+                }
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("cannot encode the report: {e}\n"),
+                ),
+            }
         }
+        (
+            _,
+            "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/friendly-federators",
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -3,6 +3,7 @@
 //! never changes the rules under a request.
 
 use crate::config::Config;
+use crate::federators::Federators;
 use crate::forward::Upstream;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
@@ -19,6 +20,8 @@ pub struct App {
     /// `https` when this listener terminates TLS itself, else `http`; becomes
     /// `X-Forwarded-Proto` unless a trusted edge already set one.
     pub listener_scheme: &'static str,
+    /// Friendly-federator checks and evidence (loaded from its file here, at boot).
+    pub federators: Arc<Federators>,
     ready: AtomicBool,
 }
 
@@ -35,7 +38,12 @@ impl App {
         } else {
             "http"
         };
+        let federators = Arc::new(Federators::new(
+            &config.friendly_federators,
+            metrics.clone(),
+        ));
         App {
+            federators,
             config,
             metrics,
             rules,

@@ -27,6 +27,8 @@ pub struct Config {
     pub blocklists: Vec<BlocklistConfig>,
     #[serde(default)]
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub friendly_federators: FriendlyFederatorsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,6 +207,145 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// `[friendly_federators]`: laundering checks, evidence, and opt-in escalation (see
+/// `federators`). The escalation keys sit in this table itself, so the issue's spelling
+/// `friendly_federators = { threshold = 50, window = "7d", action = "report" }` is a valid
+/// (inline-table) way to write it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FriendlyFederatorsConfig {
+    /// Drop an `Announce` of an object whose id or `attributedTo` is on a suspended domain.
+    #[serde(default = "default_true")]
+    pub announce: bool,
+    /// Drop a `Create`/`Update` whose object replies (`inReplyTo`) to a suspended domain.
+    #[serde(default)]
+    pub reply: bool,
+    /// Drop a `Create`/`Update` whose object quotes (`quote`, `quoteUrl`, `quoteUri`,
+    /// `_misskey_quote`) a suspended domain.
+    #[serde(default)]
+    pub quote: bool,
+    /// Drop a `Create`/`Update` whose object mentions an account on a suspended domain.
+    #[serde(default)]
+    pub mention: bool,
+    /// Drop a `Create`/`Update` whose object's `attributedTo` is on a suspended domain.
+    #[serde(default = "default_true")]
+    pub attributed_to: bool,
+    /// Where the evidence is kept across restarts (JSON, replaced by rename). Without it the
+    /// evidence lives in memory only and `inboxguard report` has nothing to read.
+    pub evidence_file: Option<PathBuf>,
+    /// How often the evidence is saved (and escalation re-evaluated); also saved at shutdown.
+    #[serde(default = "default_persist_interval_secs")]
+    pub persist_interval_secs: u64,
+    /// Sending domains tracked at most; past it the domain with the fewest references goes.
+    #[serde(default = "default_max_tracked_domains")]
+    pub max_tracked_domains: usize,
+    /// Domains listed by `/admin/friendly-federators` and `inboxguard report`, most references first.
+    #[serde(default = "default_report_top")]
+    pub report_top: usize,
+    /// Escalation is on when this is set: a domain with this many references within `window`
+    /// escalates (see `action`).
+    pub threshold: Option<u64>,
+    /// `"7d"`, `"2w"`: whole days, at most 90. Default 7 days.
+    pub window: Option<Window>,
+    /// Default `report`.
+    pub action: Option<EscalationAction>,
+}
+
+/// What an escalated domain becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EscalationAction {
+    /// Logged and listed as "would escalate"; no rule is generated.
+    #[default]
+    Report,
+    /// A generated `silence` rule.
+    Limit,
+    /// A generated `suspend` rule: its deliveries get 403.
+    Suspend,
+}
+
+impl EscalationAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalationAction::Report => "report",
+            EscalationAction::Limit => "limit",
+            EscalationAction::Suspend => "suspend",
+        }
+    }
+}
+
+/// An escalation window in whole days (evidence is bucketed per UTC day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Window {
+    pub days: u32,
+}
+
+/// Bounds the per-domain day buckets the evidence keeps.
+pub const MAX_WINDOW_DAYS: u32 = 90;
+
+impl TryFrom<String> for Window {
+    type Error = String;
+    fn try_from(text: String) -> Result<Window, String> {
+        let bad = || {
+            format!("window {text:?}: expected whole days or weeks, e.g. \"7d\" or \"2w\", at most {MAX_WINDOW_DAYS} days")
+        };
+        let t = text.trim();
+        let (number, unit) = t.split_at(t.len().saturating_sub(1));
+        let n: u32 = number.parse().map_err(|_| bad())?;
+        let days = match unit {
+            "d" => n,
+            "w" => n.checked_mul(7).ok_or_else(bad)?,
+            _ => return Err(bad()),
+        };
+        if days == 0 || days > MAX_WINDOW_DAYS {
+            return Err(bad());
+        }
+        Ok(Window { days })
+    }
+}
+
+impl Default for FriendlyFederatorsConfig {
+    fn default() -> Self {
+        Self {
+            announce: true,
+            reply: false,
+            quote: false,
+            mention: false,
+            attributed_to: true,
+            evidence_file: None,
+            persist_interval_secs: default_persist_interval_secs(),
+            max_tracked_domains: default_max_tracked_domains(),
+            report_top: default_report_top(),
+            threshold: None,
+            window: None,
+            action: None,
+        }
+    }
+}
+
+impl FriendlyFederatorsConfig {
+    pub fn window_days(&self) -> u32 {
+        self.window.map_or(7, |w| w.days)
+    }
+    pub fn action(&self) -> EscalationAction {
+        self.action.unwrap_or_default()
+    }
+    pub fn persist_interval(&self) -> Duration {
+        Duration::from_secs(self.persist_interval_secs)
+    }
+}
+
+fn default_persist_interval_secs() -> u64 {
+    60
+}
+fn default_max_tracked_domains() -> usize {
+    10_000
+}
+fn default_report_top() -> usize {
+    100
 }
 
 fn default_true() -> bool {
@@ -470,7 +611,46 @@ impl Config {
                 "must be greater than 0".into(),
             ));
         }
+        self.validate_friendly_federators(path)?;
         Ok(())
+    }
+
+    fn validate_friendly_federators(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: &str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message: message.to_string(),
+        };
+        let ff = &self.friendly_federators;
+        if ff.persist_interval_secs == 0 {
+            return Err(invalid(
+                "friendly_federators.persist_interval_secs",
+                "must be greater than 0",
+            ));
+        }
+        if !(1..=1_000_000).contains(&ff.max_tracked_domains) {
+            return Err(invalid(
+                "friendly_federators.max_tracked_domains",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if ff.report_top == 0 {
+            return Err(invalid(
+                "friendly_federators.report_top",
+                "must be greater than 0",
+            ));
+        }
+        match ff.threshold {
+            Some(0) => Err(invalid(
+                "friendly_federators.threshold",
+                "must be greater than 0",
+            )),
+            None if ff.window.is_some() || ff.action.is_some() => Err(invalid(
+                "friendly_federators.threshold",
+                "window and action need a threshold (escalation is off without one)",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The upstream base as a URI with scheme `http` and an authority.
@@ -596,6 +776,45 @@ path = "config/blocklist.csv"      # Mastodon's domain_blocks.csv export, or one
         let text = ISSUE_EXAMPLE.replace("127.0.0.1:9100", "0.0.0.0:9100");
         let e = Config::from_toml(&text, Path::new("x.toml")).expect_err("must fail");
         assert!(e.to_string().contains("admin.token_file"));
+    }
+
+    #[test]
+    fn friendly_federators_defaults_and_the_issue_spelling() {
+        let c = Config::from_toml(ISSUE_EXAMPLE, Path::new("x.toml")).expect("loads");
+        let ff = &c.friendly_federators;
+        assert!(ff.announce && ff.attributed_to && !ff.reply && !ff.quote && !ff.mention);
+        assert_eq!((ff.threshold, ff.window_days()), (None, 7));
+        assert_eq!(ff.action(), EscalationAction::Report);
+
+        let text = format!(
+            "friendly_federators = {{ threshold = 50, window = \"2w\", action = \"suspend\" }}\n{ISSUE_EXAMPLE}"
+        );
+        let c = Config::from_toml(&text, Path::new("x.toml")).expect("the issue's spelling loads");
+        let ff = &c.friendly_federators;
+        assert_eq!((ff.threshold, ff.window_days()), (Some(50), 14));
+        assert_eq!(ff.action(), EscalationAction::Suspend);
+
+        for (bad, key) in [
+            ("window = \"7h\"", "line"),
+            ("window = \"91d\"", "line"),
+            ("window = \"0d\"", "line"),
+            ("action = \"ban\"", "line"),
+            ("threshold = 0", "friendly_federators.threshold"),
+            ("action = \"limit\"", "friendly_federators.threshold"),
+            (
+                "max_tracked_domains = 0",
+                "friendly_federators.max_tracked_domains",
+            ),
+            (
+                "persist_interval_secs = 0",
+                "friendly_federators.persist_interval_secs",
+            ),
+            ("mentions = true", "line"),
+        ] {
+            let text = format!("{ISSUE_EXAMPLE}\n[friendly_federators]\n{bad}\n");
+            let e = Config::from_toml(&text, Path::new("x.toml")).expect_err(bad);
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! | `app`       | the shared state those modules hang off |
 //! | `demo`      | `inboxguard demo`: the whole system in one process |
 //! | `explain`   | `inboxguard explain`: the decision and every matching rule for a domain, actor or activity |
+//! | `federators`| friendly federators: laundering checks, evidence store and file, escalation into a generated source |
 //!
 //! Lower modules never import higher ones: `signature`, `policy`, `activity` and `config`
 //! know nothing of HTTP servers, and `policy` does no I/O.
@@ -30,6 +31,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod explain;
+pub mod federators;
 pub mod forward;
 pub mod keys;
 pub mod metrics;
@@ -90,12 +92,19 @@ pub async fn run(
         None => None,
     };
     let app = Arc::new(app::App::new(config, metrics, rules, keys, upstream));
+    // Before serving: a restart must not let an escalated friendly federator through.
+    federators::apply_at_startup(&app.federators, &app.rules);
 
     // Two stop signals: the proxy drains first while the admin port keeps answering (readyz
     // says 503, metrics stay scrapeable), then the admin port and the watcher stop.
     let (stop_proxy, proxy_rx) = watch::channel(false);
     let (stop_rest, rest_rx) = watch::channel(false);
     let watcher = tokio::spawn(app.rules.clone().watch(changed(rest_rx.clone())));
+    let federators_task = tokio::spawn(federators::maintain(
+        app.federators.clone(),
+        app.rules.clone(),
+        changed(rest_rx.clone()),
+    ));
     let admin_task = tokio::spawn(admin::serve(app.clone(), listeners.admin, token, rest_rx));
     if let Ok(addr) = listeners.proxy.local_addr() {
         tracing::info!(%addr, tls = tls.is_some(), "proxy listening");
@@ -111,6 +120,8 @@ pub async fn run(
     let _ = stop_rest.send(true);
     let _ = admin_task.await;
     let _ = watcher.await;
+    // After the drain, so the final save holds every request's evidence.
+    let _ = federators_task.await;
     tracing::info!("stopped");
     Ok(())
 }

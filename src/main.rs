@@ -49,6 +49,16 @@ enum Command {
         #[arg(value_name = "DOMAIN|ACTOR|ACTIVITY.json")]
         subject: String,
     },
+    /// Print the friendly-federator evidence the running proxy saved last (its
+    /// `[friendly_federators] evidence_file`): per sending domain, references to limited or
+    /// suspended domains by kind, first/last seen, samples, and escalation status.
+    Report {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print JSON (as `GET /admin/friendly-federators`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a self-contained demonstration: stand-in Mastodon, stand-in remote instances and
     /// the proxy, with a scripted mix of signed traffic.
     Demo,
@@ -60,6 +70,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
         Command::Explain { config, subject } => explain(config, &subject),
+        Command::Report { config, json } => report(config, json),
         Command::Demo => demo(),
     }
 }
@@ -170,6 +181,47 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
     };
     print!("{}", inboxguard::explain::report(&snapshot, &subject));
     ExitCode::SUCCESS
+}
+
+/// Reads the evidence file named by the config and prints it.
+fn report(path: PathBuf, json: bool) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("inboxguard: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    use inboxguard::federators::{self, EvidenceError};
+    match federators::report_from_file(&config.friendly_federators, federators::unix_now()) {
+        Ok(report) if json => match serde_json::to_string_pretty(&report) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("inboxguard: cannot encode the report: {e}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        },
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        // The proxy writes the file once there is evidence; none yet is a normal answer.
+        Err(e @ EvidenceError::Missing { .. }) if !json => {
+            println!("{e}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ EvidenceError::NotConfigured) => {
+            eprintln!("inboxguard: {}: {e}", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("inboxguard: {e}");
+            ExitCode::from(EXIT_DATA)
+        }
+    }
 }
 
 fn demo() -> ExitCode {

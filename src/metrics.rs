@@ -50,6 +50,19 @@ pub struct Metrics {
     pub rules_last_reload_timestamp_seconds: IntGaugeVec,
     pub connections_active: IntGauge,
     pub build_info: IntGaugeVec,
+    /// Verified activities that referenced a limited or suspended domain, by `kind`
+    /// (announce | reply | quote | mention | attributed_to) and the referenced rule's
+    /// `severity` (silence | suspend); once per activity per pair. No domain label: the
+    /// per-domain evidence is at `/admin/friendly-federators`.
+    pub friendly_federator_references_total: IntCounterVec,
+    /// Sending domains the evidence store tracks now (at most `max_tracked_domains`).
+    pub friendly_federator_tracked_domains: IntGauge,
+    /// Domains at or over the escalation threshold, by configured `action`
+    /// (report | limit | suspend); for limit and suspend, the rules of the generated source.
+    pub friendly_federator_escalations: IntGaugeVec,
+    /// Evidence file loads and saves: `op` = load | save, `result` = ok | missing | corrupt |
+    /// error.
+    pub friendly_federator_evidence_file_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -159,6 +172,35 @@ impl Metrics {
             ),
             &["version"],
         )?;
+        let friendly_federator_references_total = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_friendly_federator_references_total",
+                "Verified activities that referenced a limited or suspended domain, by kind and severity",
+            ),
+            &["kind", "severity"],
+        )?;
+        let friendly_federator_tracked_domains = IntGauge::new(
+            "inboxguard_friendly_federator_tracked_domains",
+            "Sending domains with friendly-federator evidence in memory",
+        )?;
+        let friendly_federator_escalations = IntGaugeVec::new(
+            Opts::new(
+                "inboxguard_friendly_federator_escalations",
+                "Domains at or over the friendly-federator escalation threshold, by action",
+            ),
+            &["action"],
+        )?;
+        let friendly_federator_evidence_file_total = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_friendly_federator_evidence_file_total",
+                "Friendly-federator evidence file loads and saves by result",
+            ),
+            &["op", "result"],
+        )?;
+        registry.register(Box::new(friendly_federator_references_total.clone()))?;
+        registry.register(Box::new(friendly_federator_tracked_domains.clone()))?;
+        registry.register(Box::new(friendly_federator_escalations.clone()))?;
+        registry.register(Box::new(friendly_federator_evidence_file_total.clone()))?;
         registry.register(Box::new(requests_total.clone()))?;
         registry.register(Box::new(request_duration_seconds.clone()))?;
         registry.register(Box::new(relayed_requests_total.clone()))?;
@@ -186,6 +228,9 @@ impl Metrics {
         for r in ["success", "failure"] {
             rules_reloads_total.with_label_values(&[r]);
         }
+        for r in ["ok", "error"] {
+            friendly_federator_evidence_file_total.with_label_values(&["save", r]);
+        }
         Ok(Metrics {
             registry,
             requests_total,
@@ -204,6 +249,10 @@ impl Metrics {
             rules_last_reload_timestamp_seconds,
             connections_active,
             build_info,
+            friendly_federator_references_total,
+            friendly_federator_tracked_domains,
+            friendly_federator_escalations,
+            friendly_federator_evidence_file_total,
         })
     }
 

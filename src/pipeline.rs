@@ -5,7 +5,7 @@
 //! limits ─► signature (parse, strength, window) ─► blocked key host ─► body digest
 //!        ─► activity facts (JSON) ─► blocked actor host
 //!        ─► key (cache, fetch on miss; gone actor's self-Delete) ─► verify (refetch once)
-//!        ─► policy ─► forward
+//!        ─► policy ─► friendly federators (laundered content) ─► forward
 //!        ─► finish: metrics + access log, exactly once, whatever happened above
 //! ```
 //!
@@ -205,6 +205,18 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
             "dry-run rule would have stopped this request; forwarding it"
         );
         ctx.would_stop = Some(reason);
+    }
+
+    // Friendly federators: a verified sender carrying content from a suspended domain. After
+    // verification, so only senders that proved who they are count as evidence.
+    if let Some(stop) = app
+        .federators
+        .inspect(&rules, &facts, &key_host, actor_host.as_deref())
+    {
+        if !stop.dry_run {
+            return Outcome::Stopped(Verdict::drop(stop.reason));
+        }
+        ctx.would_stop.get_or_insert(stop.reason);
     }
 
     forward(app, parts, body, peer).await
