@@ -113,7 +113,7 @@ fn check(path: PathBuf) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let summaries = match inboxguard::reload::load(&config.blocklists, &[]) {
+    let summaries = match inboxguard::reload::load(&config.blocklists, &[], &config.policy) {
         Ok((_, s)) => s,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");
@@ -125,16 +125,14 @@ fn check(path: PathBuf) -> ExitCode {
     println!("  admin     {}", config.admin.listen);
     println!("  upstream  {}", config.upstream.url);
     println!("  tls       {}", config.server.tls_cert_file.is_some());
+    println!(
+        "  policy    mode={} subscription_threshold={}",
+        config.policy.mode.as_str(),
+        config.policy.subscription_threshold
+    );
     println!("  rule sources:");
     for s in &summaries {
-        println!(
-            "    {}: suspend={} silence={} noop={}{}",
-            s.source,
-            s.suspend,
-            s.silence,
-            s.noop,
-            if s.dry_run { " (dry run)" } else { "" }
-        );
+        println!("    {s}");
     }
     if summaries.is_empty() {
         println!("    (none: every verified delivery will be forwarded)");
@@ -151,7 +149,7 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let snapshot = match inboxguard::reload::load(&config.blocklists, &[]) {
+    let snapshot = match inboxguard::reload::load(&config.blocklists, &[], &config.policy) {
         Ok((snapshot, _)) => snapshot,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");

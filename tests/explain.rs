@@ -206,8 +206,11 @@ fn activity_files_show_actor_decision_author_and_report_outcome() {
     );
     assert!(
         out.stdout.contains(
-            "object attributedTo: https://bad.example/users/mallory (informational: not enforced yet)\n  as a sender this host would be: reject (403)"
-        ),
+            "object attributedTo: https://bad.example/users/mallory\n\n\
+             no actor rule matches attributedTo https://bad.example/users/mallory\n"
+        ) && out
+            .stdout
+            .contains("  as a sender this host would be: reject (403)\n"),
         "{}",
         out.describe()
     );

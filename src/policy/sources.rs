@@ -25,8 +25,9 @@
 //! A domain listed twice in one file keeps the harsher rule (`DomainRule::is_harsher_than`)
 //! and is counted in `ParsedSource::duplicates`.
 
-use super::{digest_hex, host, parse_digest_hex, DomainRule, Severity};
-use crate::config::BlocklistFormat;
+use super::{digest_hex, host, parse_digest_hex, ActorRule, DomainEntry, DomainRule, Severity};
+use super::{rules_file, FriendlyFederatorSettings};
+use crate::config::{BlocklistFormat, SourceKind};
 use std::borrow::Cow;
 use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
@@ -48,6 +49,8 @@ pub const MASTODON_HEADER: &str =
 pub enum Format {
     MastodonCsv,
     Plain,
+    /// inboxguard's TOML rules file (`rules_file`).
+    Toml,
 }
 
 impl Format {
@@ -55,6 +58,7 @@ impl Format {
         match self {
             Format::MastodonCsv => "mastodon-csv",
             Format::Plain => "plain",
+            Format::Toml => "toml",
         }
     }
 }
@@ -63,8 +67,17 @@ impl Format {
 #[derive(Debug, Clone)]
 pub struct ParsedSource {
     pub format: Format,
-    /// One rule per domain, in file order of first appearance.
+    /// Domain (block) rules: one per domain, in file order of first appearance.
     pub rules: Vec<DomainRule>,
+    /// Allowed domains (`kind = "allow"`, or a TOML file's `[[allow]]`).
+    pub allows: Vec<DomainEntry>,
+    /// Exceptions (a TOML file's `[[exclude]]`; a source marked `exclude` turns its `rules`
+    /// into exceptions at load time instead).
+    pub exceptions: Vec<DomainEntry>,
+    /// Actor rules (a TOML file's `[[actor]]`).
+    pub actors: Vec<ActorRule>,
+    /// A TOML file's `[friendly_federators]` table.
+    pub friendly_federators: Option<FriendlyFederatorSettings>,
     /// Entries containing `*` without a digest that were skipped, and the line of the first.
     pub obfuscated: usize,
     pub first_obfuscated_line: Option<usize>,
@@ -117,6 +130,23 @@ pub enum LoadErrorKind {
     /// A boolean column with a value that is neither true-ish nor false-ish.
     #[error("{column}: {value:?} is not a boolean (true/false, t/f, 1/0, yes/no, on/off)")]
     InvalidBoolean { column: &'static str, value: String },
+    /// A `sha256:` or obfuscated entry where only a named domain works (allow lists and
+    /// exceptions are looked up by name).
+    #[error("{text:?}: only block rules can be given by digest; name the domain")]
+    DigestNotAllowed { text: String },
+    /// A TOML rules file that is not valid TOML or does not have the expected shape (toml's
+    /// message, without its excerpt).
+    #[error("{message}")]
+    Toml { message: String },
+    /// An `[[actor]]` entry that is neither an http(s) actor URI nor `@user@host`.
+    #[error("invalid actor {text:?} (expected an https:// actor URI or @user@host)")]
+    InvalidActor { text: String },
+    /// A `window` that is not a number followed by s, m, h, d or w.
+    #[error("invalid duration {text:?} (expected e.g. \"30m\", \"12h\", \"7d\")")]
+    InvalidDuration { text: String },
+    /// A second source with a `[friendly_federators]` table (the first one is `first`).
+    #[error("[friendly_federators] is already set in {first}; keep it in one rules file")]
+    DuplicateFriendlyFederators { first: String },
 }
 
 impl fmt::Display for LoadError {
@@ -135,8 +165,45 @@ impl std::error::Error for LoadError {
     }
 }
 
-/// Reads and parses one rule file. The file's label in rules and errors is `path` as given.
+impl ParsedSource {
+    /// An empty source of `format`, to fill in (for sources built in memory).
+    pub fn new(format: Format) -> ParsedSource {
+        ParsedSource {
+            format,
+            rules: Vec::new(),
+            allows: Vec::new(),
+            exceptions: Vec::new(),
+            actors: Vec::new(),
+            friendly_federators: None,
+            obfuscated: 0,
+            first_obfuscated_line: None,
+            duplicates: 0,
+            first_duplicate_line: None,
+        }
+    }
+
+    /// Entries of every kind this source lists.
+    pub fn len(&self) -> usize {
+        self.rules.len() + self.allows.len() + self.exceptions.len() + self.actors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads and parses one block-rule (or TOML) file. The file's label in rules and errors is
+/// `path` as given.
 pub fn parse_file(path: &Path, format: BlocklistFormat) -> Result<ParsedSource, LoadError> {
+    parse_file_as(path, format, SourceKind::Block)
+}
+
+/// Reads and parses one rule file whose CSV or plain entries are of `kind`.
+pub fn parse_file_as(
+    path: &Path,
+    format: BlocklistFormat,
+    kind: SourceKind,
+) -> Result<ParsedSource, LoadError> {
     let label = path.display().to_string();
     let fail = |kind| LoadError {
         file: label.clone(),
@@ -156,14 +223,26 @@ pub fn parse_file(path: &Path, format: BlocklistFormat) -> Result<ParsedSource, 
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(fail(LoadErrorKind::TooLarge));
     }
-    parse_bytes(&bytes, Arc::from(label.as_str()), format)
+    parse_bytes_as(&bytes, Arc::from(label.as_str()), format, kind)
 }
 
-/// Parses one rule file's contents; `source` labels the rules and errors.
+/// Parses one block-rule (or TOML) file's contents; `source` labels the rules and errors.
 pub fn parse_bytes(
     bytes: &[u8],
     source: Arc<str>,
     format: BlocklistFormat,
+) -> Result<ParsedSource, LoadError> {
+    parse_bytes_as(bytes, source, format, SourceKind::Block)
+}
+
+/// Parses one rule file's contents whose CSV or plain entries are of `kind`: block rules, or
+/// allowed domains (Mastodon's `domain_allows.csv`: header `#domain`, one domain per row; or
+/// a plain list). `Auto` reads a TOML rules file when `source` ends in `.toml`.
+pub fn parse_bytes_as(
+    bytes: &[u8],
+    source: Arc<str>,
+    format: BlocklistFormat,
+    kind: SourceKind,
 ) -> Result<ParsedSource, LoadError> {
     let fail = |line, kind| LoadError {
         file: source.to_string(),
@@ -191,7 +270,12 @@ pub fn parse_bytes(
         .next()
         .and_then(|l| l.split(',').next())
         .is_some_and(|f| f.trim().eq_ignore_ascii_case("#domain"));
+    let toml_name = source
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("toml"));
     let format = match format {
+        BlocklistFormat::Toml => Format::Toml,
+        BlocklistFormat::Auto if toml_name => Format::Toml,
         BlocklistFormat::Auto if first_field_is_domain => Format::MastodonCsv,
         BlocklistFormat::Auto | BlocklistFormat::Plain => Format::Plain,
         BlocklistFormat::MastodonCsv if first_field_is_domain => Format::MastodonCsv,
@@ -201,13 +285,38 @@ pub fn parse_bytes(
     match format {
         Format::MastodonCsv => parse_csv(text, &mut out),
         Format::Plain => parse_plain(text, &mut out),
+        Format::Toml => rules_file::parse(text, &mut out),
     }
     .map_err(|(line, kind)| fail(line, kind))?;
-    Ok(out.finish())
+    let mut parsed = out.finish();
+    if kind == SourceKind::Allow && format != Format::Toml {
+        let rules = std::mem::take(&mut parsed.rules);
+        parsed.allows = entries_of(rules).map_err(|(line, kind)| fail(line, kind))?;
+    }
+    Ok(parsed)
+}
+
+/// Domain rules read from an allow or exception list, as named entries (the comment kept).
+pub(crate) fn entries_of(rules: Vec<DomainRule>) -> Result<Vec<DomainEntry>, LineError> {
+    rules
+        .into_iter()
+        .map(|rule| match rule.digest {
+            Some(_) => Err((
+                rule.line,
+                LoadErrorKind::DigestNotAllowed { text: rule.domain },
+            )),
+            None => Ok(DomainEntry {
+                domain: rule.domain,
+                comment: rule.public_comment,
+                source: rule.source,
+                line: rule.line,
+            }),
+        })
+        .collect()
 }
 
 /// Failures inside one format's parser, before the file name is attached.
-type LineError = (usize, LoadErrorKind);
+pub(super) type LineError = (usize, LoadErrorKind);
 
 fn parse_plain(text: &str, out: &mut Collector) -> Result<(), LineError> {
     for (i, line) in text.lines().enumerate() {
@@ -332,13 +441,13 @@ fn parse_bool(value: &str) -> Option<bool> {
 }
 
 /// The columns of one entry other than its domain.
-struct Entry {
-    severity: Severity,
-    reject_media: bool,
-    reject_reports: bool,
-    public_comment: Option<String>,
+pub(super) struct Entry {
+    pub(super) severity: Severity,
+    pub(super) reject_media: bool,
+    pub(super) reject_reports: bool,
+    pub(super) public_comment: Option<String>,
     /// The `#digest` column's text, for an obfuscated entry.
-    digest: Option<String>,
+    pub(super) digest: Option<String>,
 }
 
 impl Default for Entry {
@@ -355,27 +464,26 @@ impl Default for Entry {
 }
 
 /// Accumulates one file's rules, counting skips; duplicates are folded once at the end.
-struct Collector {
-    source: Arc<str>,
-    parsed: ParsedSource,
+pub(super) struct Collector {
+    pub(super) source: Arc<str>,
+    pub(super) parsed: ParsedSource,
 }
 
 impl Collector {
     fn new(format: Format, source: Arc<str>) -> Collector {
         Collector {
             source,
-            parsed: ParsedSource {
-                format,
-                rules: Vec::new(),
-                obfuscated: 0,
-                first_obfuscated_line: None,
-                duplicates: 0,
-                first_duplicate_line: None,
-            },
+            parsed: ParsedSource::new(format),
         }
     }
 
-    fn push(&mut self, line: usize, text: &str, entry: Entry) -> Result<(), LineError> {
+    /// Adds one domain rule; `Ok(false)` when it was skipped (`*` without a digest).
+    pub(super) fn push(
+        &mut self,
+        line: usize,
+        text: &str,
+        entry: Entry,
+    ) -> Result<bool, LineError> {
         let bad_digest = |text: &str| {
             (
                 line,
@@ -395,7 +503,7 @@ impl Collector {
             let Some(hex) = entry.digest.as_deref() else {
                 self.parsed.obfuscated += 1;
                 self.parsed.first_obfuscated_line.get_or_insert(line);
-                return Ok(());
+                return Ok(false);
             };
             let digest = parse_digest_hex(hex).ok_or_else(|| bad_digest(hex))?;
             (text.to_ascii_lowercase(), Some(digest))
@@ -421,13 +529,13 @@ impl Collector {
             source: self.source.clone(),
             line,
         });
-        Ok(())
+        Ok(true)
     }
 
     /// Keeps one rule per domain, at the place of its first appearance: the harsher one, or on
     /// a tie the first. The index borrows the domains already parsed instead of copying each
     /// one into a map key (a 100,000-line file would allocate 100,000 more strings).
-    fn finish(mut self) -> ParsedSource {
+    pub(super) fn finish(mut self) -> ParsedSource {
         let all = std::mem::take(&mut self.parsed.rules);
         // For each first appearance, the index of the rule in force for its domain.
         let mut winner: Vec<Option<usize>> = vec![None; all.len()];
@@ -477,7 +585,7 @@ enum Key<'a> {
     Digest(&'a super::DomainDigest),
 }
 
-fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
+pub(super) fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
     bytes[..offset.min(bytes.len())]
         .iter()
         .filter(|&&b| b == b'\n')
