@@ -1221,4 +1221,270 @@ mod tests {
             .expect("watch stops")
             .expect("watch task");
     }
+
+    fn memory(label: &str, text: &str) -> MemorySource {
+        let label_arc: Arc<str> = Arc::from(label);
+        let parsed = sources::parse_bytes(text.as_bytes(), label_arc, BlocklistFormat::Auto)
+            .expect("parses");
+        MemorySource::new(label, Arc::new(parsed))
+    }
+
+    fn subscribed(label: &str, text: &str) -> MemorySource {
+        MemorySource {
+            subscribed: true,
+            ..memory(label, text)
+        }
+    }
+
+    fn threshold(n: usize) -> PolicyConfig {
+        PolicyConfig {
+            subscription_threshold: n,
+            ..PolicyConfig::default()
+        }
+    }
+
+    #[test]
+    fn exception_sources_override_every_other_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = dir.path().join("local.csv");
+        let exceptions = dir.path().join("exceptions.csv");
+        std::fs::write(
+            &local,
+            "#domain,#severity\nbad.example,suspend\nkept.example,silence\n",
+        )
+        .expect("write");
+        std::fs::write(
+            &exceptions,
+            "#domain,#public_comment\nok.bad.example,\nkept.example,asked nicely\n",
+        )
+        .expect("write");
+        let mut exclude = source(&exceptions);
+        exclude.exclude = true;
+        let mut remote_exceptions =
+            memory("https://lists.example/exceptions.txt", "remote.example\n");
+        remote_exceptions.exclude = true;
+        let (snapshot, summaries) = load(
+            &[source(&local), exclude],
+            &[
+                subscribed(
+                    "https://lists.example/blocks.txt",
+                    "remote.example\nx.ok.bad.example\n",
+                ),
+                remote_exceptions,
+            ],
+            &PolicyConfig::default(),
+        )
+        .expect("loads");
+        assert!(snapshot.is_suspended("bad.example").is_some());
+        assert!(snapshot.is_suspended("a.ok.bad.example").is_none());
+        assert!(
+            snapshot.is_suspended("y.x.ok.bad.example").is_some(),
+            "a longer suffix than the exception still applies"
+        );
+        assert!(snapshot.rule_for("kept.example").is_none());
+        assert!(
+            snapshot.is_suspended("remote.example").is_none(),
+            "a memory exception list works like a file"
+        );
+        assert_eq!(
+            snapshot
+                .exception_for("kept.example")
+                .and_then(|e| e.comment.as_deref()),
+            Some("asked nicely")
+        );
+        let counts: Vec<(usize, usize, usize, usize, bool)> = summaries
+            .iter()
+            .map(|s| {
+                (
+                    s.suspend,
+                    s.silence,
+                    s.exclude,
+                    s.excluded,
+                    s.exception_list,
+                )
+            })
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                (1, 0, 0, 1, false),
+                (0, 0, 2, 0, true),
+                (1, 0, 0, 1, false),
+                (0, 0, 1, 0, true),
+            ]
+        );
+        assert_eq!(summaries[0].overridden, 0);
+    }
+
+    #[test]
+    fn subscribed_rules_need_the_threshold_and_local_files_always_apply() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = dir.path().join("local.txt");
+        std::fs::write(&local, "local.example\n").expect("write");
+        let a = subscribed("https://a.example/list", "both.example\nonly-a.example\n");
+        let b = subscribed(
+            "https://b.example/list",
+            "#domain,#severity\nboth.example,silence\nlocal.example,noop\n",
+        );
+        let mut preview = subscribed("https://c.example/list", "only-a.example\n");
+        preview.dry_run = true;
+        let api = memory("mastodon-api", "only-api.example\n");
+        let (snapshot, summaries) = load(
+            &[source(&local)],
+            &[a.clone(), b.clone(), preview.clone(), api.clone()],
+            &threshold(2),
+        )
+        .expect("loads");
+        // Two sources agree: in force, the harsher wins.
+        assert!(snapshot.is_suspended("both.example").is_some());
+        // One enforcing source: held back; a dry-run preview agreeing does not tip it into
+        // force, but the preview's own rule is judged with it.
+        assert!(snapshot.rule_for("only-a.example").is_none());
+        assert_eq!(
+            snapshot
+                .rule_for_including_dry_run("only-a.example")
+                .map(|r| (r.dry_run, &*r.source)),
+            Some((true, "https://c.example/list"))
+        );
+        // Local files, and memory sources that are not subscriptions, always apply.
+        assert!(snapshot.is_suspended("local.example").is_some());
+        assert!(snapshot.is_suspended("only-api.example").is_some());
+        let withheld: Vec<&str> = snapshot
+            .withheld_rules("only-a.example")
+            .iter()
+            .map(|r| &*r.source)
+            .collect();
+        assert_eq!(withheld, ["https://a.example/list"]);
+        let below: Vec<(usize, usize, usize)> = summaries
+            .iter()
+            .map(|s| {
+                (
+                    s.suspend + s.silence + s.noop,
+                    s.below_threshold,
+                    s.overridden,
+                )
+            })
+            .collect();
+        assert_eq!(
+            below,
+            [(1, 0, 0), (1, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 0)]
+        );
+        // Threshold 1: every subscribed rule applies.
+        let (snapshot, _) =
+            load(&[source(&local)], &[a, b, preview, api], &threshold(1)).expect("loads");
+        assert!(snapshot.is_suspended("only-a.example").is_some());
+        assert_eq!(snapshot.iter_withheld().count(), 0);
+    }
+
+    #[test]
+    fn priority_picks_which_sources_compete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ours = dir.path().join("ours.csv");
+        std::fs::write(&ours, "#domain,#severity\nshared.example,silence\n").expect("write");
+        let mut local = source(&ours);
+        local.priority = 10;
+        let remote = subscribed(
+            "https://lists.example/blocks.txt",
+            "shared.example\nother.example\n",
+        );
+        let (snapshot, summaries) = load(
+            &[local.clone()],
+            &[remote.clone()],
+            &PolicyConfig::default(),
+        )
+        .expect("loads");
+        assert_eq!(
+            snapshot.rule_for("shared.example").map(|r| r.severity),
+            Some(Severity::Silence),
+            "the higher priority wins even though milder"
+        );
+        assert!(snapshot.is_suspended("other.example").is_some());
+        assert_eq!((summaries[1].suspend, summaries[1].overridden), (1, 1));
+        // Equal priorities: the harshest wins, as before.
+        local.priority = 0;
+        let (snapshot, _) = load(&[local], &[remote], &PolicyConfig::default()).expect("loads");
+        assert!(snapshot.is_suspended("shared.example").is_some());
+    }
+
+    #[test]
+    fn toml_and_allow_sources_load_with_their_kinds() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/blocklists");
+        let mut allows = source(&root.join("domain_allows.csv"));
+        allows.kind = crate::config::SourceKind::Allow;
+        let policy = PolicyConfig {
+            mode: crate::config::PolicyMode::Allowlist,
+            ..PolicyConfig::default()
+        };
+        let (snapshot, summaries) =
+            load(&[source(&root.join("rules.toml")), allows], &[], &policy).expect("loads");
+        assert_eq!(snapshot.mode(), crate::config::PolicyMode::Allowlist);
+        assert!(snapshot.allow_for("x.partner.example").is_some());
+        assert!(snapshot
+            .actor_rule_for("https://elsewhere.example/@mallory")
+            .is_some());
+        assert!(snapshot.friendly_federators().is_some());
+        let toml = &summaries[0];
+        assert_eq!(
+            (
+                toml.suspend,
+                toml.silence,
+                toml.allow,
+                toml.exclude,
+                toml.actor_suspend,
+                toml.overridden
+            ),
+            (2, 1, 1, 1, 2, 0)
+        );
+        // friend.example is in both; the first source listing it counts it.
+        assert_eq!((summaries[1].allow, summaries[1].overridden), (2, 1));
+        assert_eq!(
+            toml.to_string(),
+            format!(
+                "{}: suspend=2 silence=1 noop=0 allow=1 exclude=1 actor_suspend=2",
+                root.join("rules.toml").display()
+            )
+        );
+        // A second [friendly_federators] table is refused, naming both places.
+        let e = load(
+            &[
+                source(&root.join("rules.toml")),
+                source(&root.join("rules.toml")),
+            ],
+            &[],
+            &policy,
+        )
+        .expect_err("two tables");
+        assert_eq!(e.line, 36);
+        assert!(matches!(
+            e.kind,
+            LoadErrorKind::DuplicateFriendlyFederators { .. }
+        ));
+    }
+
+    #[test]
+    fn gauges_and_reload_log_cover_every_kind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rules.toml");
+        std::fs::write(&path, "[[allow]]\ndomain = \"a.example\"\n").expect("write");
+        let m = metrics();
+        let rules =
+            Rules::new(vec![source(&path)], PolicyConfig::default(), m.clone()).expect("load");
+        let label = path.display().to_string();
+        let gauge = |kind: &str| {
+            m.rules_loaded
+                .with_label_values(&[label.as_str(), kind])
+                .get()
+        };
+        assert_eq!((gauge("allow"), gauge("actor_suspend")), (1, 0));
+        std::fs::write(
+            &path,
+            "[[actor]]\nactor = \"@m@bad.example\"\n[[exclude]]\ndomain = \"x.example\"\n",
+        )
+        .expect("write");
+        rules.reload().expect("reload");
+        assert_eq!(
+            (gauge("allow"), gauge("actor_suspend"), gauge("exclude")),
+            (0, 1, 1)
+        );
+    }
 }

@@ -1702,4 +1702,255 @@ mod tests {
         );
         assert!(new.diff(&new).is_empty());
     }
+
+    fn entry(domain: &str) -> DomainEntry {
+        DomainEntry {
+            domain: domain.into(),
+            comment: None,
+            source: Arc::from("list.txt"),
+            line: 1,
+        }
+    }
+
+    fn actor(text: &str, dry_run: bool) -> ActorRule {
+        ActorRule {
+            actor: text.into(),
+            pattern: ActorPattern::parse(text).expect(text),
+            comment: None,
+            dry_run,
+            source: Arc::from("rules.toml"),
+            line: 1,
+        }
+    }
+
+    fn reason_of(s: &Snapshot, facts: Facts<'_>) -> &'static str {
+        s.decide(&facts).reason()
+    }
+
+    #[test]
+    fn exceptions_shadow_blocks_on_their_suffix_only() {
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.rule(rule("bad.example", Severity::Suspend, false))
+            .rule(rule("deep.ok.bad.example", Severity::Silence, false))
+            .rule(rule("same.example", Severity::Suspend, false))
+            .rule(dry("preview.example", Severity::Suspend, false))
+            .rule(hashed(
+                "ha****.example",
+                "hashed.example",
+                Severity::Suspend,
+            ))
+            .exception(entry("ok.bad.example"))
+            .exception(entry("same.example"))
+            .exception(entry("preview.example"))
+            .exception(entry("hashed.example"));
+        let s = b.build();
+        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        assert_eq!(domain("bad.example"), Some("bad.example"));
+        assert_eq!(domain("x.bad.example"), Some("bad.example"));
+        // The exception and everything under it: no rule from the parent.
+        assert_eq!(domain("ok.bad.example"), None);
+        assert_eq!(domain("a.ok.bad.example"), None);
+        assert!(s.is_suspended("a.ok.bad.example").is_none());
+        // A rule on a longer suffix than the exception still applies.
+        assert_eq!(domain("x.deep.ok.bad.example"), Some("deep.ok.bad.example"));
+        // An exception beats a rule on the same domain, named, by digest, or dry run.
+        assert_eq!(domain("same.example"), None);
+        assert_eq!(domain("hashed.example"), None);
+        assert!(s.rule_for_including_dry_run("x.preview.example").is_none());
+        assert_eq!(
+            s.exception_for("a.ok.bad.example")
+                .map(|e| e.domain.as_str()),
+            Some("ok.bad.example")
+        );
+        let excluded: Vec<bool> = ["bad.example", "same.example", "ha****.example"]
+            .iter()
+            .map(|d| {
+                let r = s.iter().find(|r| r.domain == *d).expect(d);
+                s.is_excluded(r)
+            })
+            .collect();
+        assert_eq!(excluded, [false, true, true]);
+        assert_eq!(
+            reason_of(
+                &s,
+                Facts {
+                    key_host: "ok.bad.example",
+                    actor_host: Some("ok.bad.example"),
+                    ..Facts::default()
+                }
+            ),
+            "allowed"
+        );
+    }
+
+    #[test]
+    fn allowlist_mode_passes_allowed_domains_only_and_blocks_still_apply() {
+        let mut b = Snapshot::builder(PolicyMode::Allowlist, 1);
+        b.allow(entry("friend.example"))
+            .allow(entry("mixed.example"))
+            .allow(entry("192.0.2.1"))
+            .rule(rule("bad.mixed.example", Severity::Suspend, false))
+            .rule(rule("mixed.example", Severity::Noop, true));
+        let s = b.build();
+        let check = |h: &'static str| s.check_host(h, Party::KeyHost).map(|d| d.reason());
+        assert_eq!(check("friend.example"), None);
+        assert_eq!(check("a.friend.example"), None, "sub-domains are allowed");
+        assert_eq!(check("stranger.example"), Some("not_allowed"));
+        assert_eq!(check("friend.example.evil"), Some("not_allowed"));
+        assert_eq!(check("bad.mixed.example"), Some("suspended_key_host"));
+        assert_eq!(check("192.0.2.1"), None);
+        let facts = |key: &'static str, actor: &'static str, kind| Facts {
+            key_host: key,
+            actor_host: Some(actor),
+            activity_type: kind,
+            ..Facts::default()
+        };
+        assert_eq!(
+            reason_of(&s, facts("friend.example", "friend.example", None)),
+            "allowed"
+        );
+        // A relayed activity: the actor's domain must be allowed too.
+        let d = s.decide(&facts("friend.example", "stranger.example", None));
+        assert_eq!(
+            d,
+            Decision::NotAllowed {
+                party: Party::ActorHost,
+                host: "stranger.example"
+            }
+        );
+        assert!(!d.forwards() && d.rule().is_none() && d.origin().is_none());
+        assert_eq!(
+            reason_of(&s, facts("mixed.example", "bad.mixed.example", None)),
+            "suspended_actor_host"
+        );
+        assert_eq!(
+            reason_of(&s, facts("mixed.example", "mixed.example", Some("Flag"))),
+            "reject_reports"
+        );
+        // Allow entries mean nothing in blocklist mode.
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.allow(entry("friend.example"));
+        let s = b.build();
+        assert!(s.check_host("stranger.example", Party::KeyHost).is_none());
+        assert!(s.allow_for("x.friend.example").is_some());
+    }
+
+    #[test]
+    fn actor_rules_apply_to_the_actor_and_the_author() {
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.actor(actor("@mallory@bad.example", false))
+            .actor(actor("https://other.example/users/x", false))
+            .actor(actor("@preview@bad.example", true))
+            .rule(rule("silenced.example", Severity::Silence, false));
+        let s = b.build();
+        assert!(s.has_dry_run());
+        let facts = |actor: &'static str, author: Option<&'static str>| Facts {
+            key_host: "bad.example",
+            actor_host: Some("bad.example"),
+            activity_type: Some("Create"),
+            actor: Some(actor),
+            attributed_to: author,
+        };
+        let d = s.decide(&facts("https://bad.example/users/Mallory", None));
+        assert_eq!(d.reason(), "actor_suspended");
+        assert!(matches!(
+            d,
+            Decision::ActorSuspended {
+                party: ActorParty::Actor,
+                actor: "https://bad.example/users/Mallory",
+                ..
+            }
+        ));
+        assert_eq!(d.origin().map(|o| o.0), Some("@mallory@bad.example"));
+        let d = s.decide(&facts(
+            "https://bad.example/users/bob",
+            Some("https://other.example/users/x"),
+        ));
+        assert!(matches!(
+            d,
+            Decision::ActorSuspended {
+                party: ActorParty::AttributedTo,
+                ..
+            }
+        ));
+        assert_eq!(
+            reason_of(&s, facts("https://bad.example/users/bob", None)),
+            "allowed"
+        );
+        // Dry run: forwarded, with the reason it would have had.
+        let d = s.decide(&facts("https://bad.example/@preview", None));
+        assert!(d.forwards());
+        assert_eq!(d.reason(), "actor_suspended");
+        assert!(matches!(d.would(), Some(Decision::ActorSuspended { .. })));
+        assert_eq!(d.actor_rule().map(|r| r.dry_run), Some(true));
+        // A domain suspension decides before actor rules.
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.actor(actor("@mallory@bad.example", false)).rule(rule(
+            "bad.example",
+            Severity::Suspend,
+            false,
+        ));
+        let s = b.build();
+        assert_eq!(
+            reason_of(&s, facts("https://bad.example/users/mallory", None)),
+            "suspended_key_host"
+        );
+        assert_eq!(
+            s.actor_rule_for("https://bad.example/@mallory")
+                .map(|r| r.actor.as_str()),
+            Some("@mallory@bad.example")
+        );
+    }
+
+    #[test]
+    fn diff_counts_allows_exceptions_and_actors() {
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.allow(entry("a.example"))
+            .exception(entry("x.example"))
+            .actor(actor("@m@bad.example", false))
+            .actor(actor("@gone@bad.example", false));
+        let old = b.build();
+        let mut changed = actor("@m@bad.example", false);
+        changed.comment = Some("now with a reason".into());
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.allow(entry("a.example"))
+            .allow(entry("b.example"))
+            .actor(changed)
+            .actor(actor("@new@bad.example", true));
+        let new = b.build();
+        let c = old.diff(&new);
+        assert_eq!(
+            (c.added(RuleKind::Allow), c.removed(RuleKind::Allow)),
+            (1, 0)
+        );
+        assert_eq!(c.removed(RuleKind::Exclude), 1);
+        assert_eq!(
+            (
+                c.added(RuleKind::ActorSuspend),
+                c.removed(RuleKind::ActorSuspend),
+                c.changed(RuleKind::ActorSuspend)
+            ),
+            (1, 1, 1)
+        );
+        assert!(new.diff(&new).is_empty());
+        assert!(!new.is_empty() && new.len() == 0);
+    }
+
+    #[test]
+    fn withheld_rules_are_never_matched_but_listed() {
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 2);
+        b.withhold(rule("bad.example", Severity::Suspend, false))
+            .withhold(hashed("ha***.example", "hashed.example", Severity::Silence));
+        let s = b.build();
+        assert!(s.rule_for("x.bad.example").is_none());
+        assert_eq!(s.subscription_threshold(), 2);
+        let listed: Vec<&str> = s
+            .withheld_rules("x.bad.example")
+            .iter()
+            .map(|r| r.domain.as_str())
+            .collect();
+        assert_eq!(listed, ["bad.example"]);
+        assert_eq!(s.withheld_rules("hashed.example").len(), 1);
+        assert_eq!(s.iter_withheld().count(), 2);
+    }
 }

@@ -384,9 +384,16 @@ fn parse_csv(text: &str, out: &mut Collector) -> Result<(), LineError> {
         if record.iter().all(str::is_empty) {
             continue;
         }
-        let line = record
-            .position()
-            .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+        // From the byte offset: the reader counts a blank line before a record as part of
+        // it (its line and its start), so skip the line breaks it begins with.
+        let line = record.position().map_or(0, |p| {
+            let start = usize::try_from(p.byte()).unwrap_or(usize::MAX);
+            let skipped = text
+                .as_bytes()
+                .get(start..)
+                .map_or(0, |rest| rest.iter().take_while(|&&b| b == b'\n').count());
+            line_of_offset(text.as_bytes(), start.saturating_add(skipped))
+        });
         let field = |i: Option<usize>| i.and_then(|i| record.get(i)).filter(|v| !v.is_empty());
         let severity = match field(columns.severity) {
             None => Severity::Suspend,
@@ -1005,5 +1012,148 @@ mod tests {
             (starter.format, starter.rules.len()),
             (Format::MastodonCsv, 0)
         );
+    }
+
+    #[test]
+    fn mastodon_allows_fixture_and_plain_allow_list() {
+        let p = parse_file_as(
+            &fixture("domain_allows.csv"),
+            BlocklistFormat::Auto,
+            SourceKind::Allow,
+        )
+        .expect("parses");
+        assert_eq!(p.format, Format::MastodonCsv);
+        assert!(p.rules.is_empty());
+        let got: Vec<_> = p
+            .allows
+            .iter()
+            .map(|e| (e.domain.as_str(), e.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("friend.example", 2),
+                ("partner.example", 3),
+                ("xn--bcher-kva.example", 5),
+            ]
+        );
+        assert_eq!((p.obfuscated, p.first_obfuscated_line), (1, Some(6)));
+        let p = parse_file_as(
+            &fixture("allows.txt"),
+            BlocklistFormat::Auto,
+            SourceKind::Allow,
+        )
+        .expect("parses");
+        assert_eq!(p.format, Format::Plain);
+        let got: Vec<_> = p.allows.iter().map(|e| e.domain.as_str()).collect();
+        assert_eq!(got, ["friend.example", "partner.example"]);
+        let e = parse_file_as(
+            &fixture("bad_allows.csv"),
+            BlocklistFormat::Auto,
+            SourceKind::Allow,
+        )
+        .expect_err("digest in an allow list");
+        assert!(
+            e.to_string().ends_with(
+                "bad_allows.csv:3: \"sha256:a379a6f6eeafb9a55e378c118034e2751e682fab9f2d30ab13d2125586ce1947\": \
+                 only block rules can be given by digest; name the domain"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn toml_rules_fixture() {
+        let p = parse_file(&fixture("rules.toml"), BlocklistFormat::Auto).expect("parses");
+        assert_eq!(p.format, Format::Toml);
+        let rules: Vec<_> = p
+            .rules
+            .iter()
+            .map(|r| {
+                (
+                    r.domain.as_str(),
+                    r.severity,
+                    r.reject_media,
+                    r.reject_reports,
+                    r.dry_run,
+                    r.line,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                ("bad.example", Severity::Suspend, false, true, false, 4),
+                ("preview.example", Severity::Suspend, false, false, true, 10),
+                ("limited.example", Severity::Silence, true, false, false, 16),
+            ]
+        );
+        assert_eq!(
+            p.rules[0].public_comment.as_deref(),
+            Some("spam and harassment")
+        );
+        assert_eq!(
+            (p.allows[0].domain.as_str(), p.allows[0].line),
+            ("friend.example", 21)
+        );
+        assert_eq!(p.allows[0].comment.as_deref(), Some("sister instance"));
+        assert_eq!(
+            (p.exceptions[0].domain.as_str(), p.exceptions[0].line),
+            ("ok.bad.example", 25)
+        );
+        let actors: Vec<_> = p
+            .actors
+            .iter()
+            .map(|a| (a.actor.as_str(), a.dry_run, a.line))
+            .collect();
+        assert_eq!(
+            actors,
+            [
+                ("@mallory@elsewhere.example", false, 29),
+                ("https://elsewhere.example/users/preview", true, 33),
+            ]
+        );
+        assert!(p.actors[0].source.ends_with("rules.toml"));
+        let ff = p.friendly_federators.expect("table");
+        assert!(ff.announce && ff.reply && ff.attributed_to && !ff.quote && !ff.mention);
+        let escalation = ff.escalation.expect("escalation");
+        assert_eq!(escalation.threshold, 20);
+        assert_eq!(escalation.window.as_secs(), 7 * 86_400);
+        assert_eq!(escalation.action, rules_file::EscalationAction::Limit);
+        assert_eq!(ff.line, 36);
+        // A forced format reads any name as TOML.
+        let forced = parse_bytes(
+            b"[[domain]]\ndomain = \"x.example\"\n",
+            Arc::from("rules.conf"),
+            BlocklistFormat::Toml,
+        )
+        .expect("forced");
+        assert_eq!((forced.format, forced.rules.len()), (Format::Toml, 1));
+    }
+
+    #[test]
+    fn malformed_toml_rules_name_file_and_line() {
+        for (name, line, message) in [
+            (
+                "bad_actor.toml",
+                6,
+                "invalid actor \"mallory at elsewhere\" (expected an https:// actor URI or @user@host)",
+            ),
+            ("bad_syntax.toml", 3, "unknown variant `obliterate`"),
+            ("bad_key.toml", 6, "unknown field `reason`"),
+            ("bad_domain.toml", 5, "invalid domain \"not a domain\""),
+        ] {
+            let e = parse_file(&fixture(name), BlocklistFormat::Auto).expect_err(name);
+            assert_eq!(e.line, line, "{name}: {e}");
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("tests/fixtures/blocklists/{name}:{line}: "))
+                    && text.contains(message),
+                "{name}: {text}"
+            );
+        }
+        let e = parse("[[domain]\n", BlocklistFormat::Toml).expect_err("syntax");
+        assert_eq!(e.line, 1, "{e}");
+        assert!(matches!(e.kind, LoadErrorKind::Toml { .. }));
     }
 }
