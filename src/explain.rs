@@ -543,4 +543,24 @@ mod tests {
         );
         assert!(rows[2].starts_with(" *  ba***.example (sha256:"), "{text}");
     }
+
+    #[test]
+    fn report_lists_rules_held_back_by_the_threshold() {
+        let mut held = rule("bad.example", Severity::Suspend, 4);
+        held.source = Arc::from("https://lists.example/blocks.csv");
+        held.public_comment = Some("spam".into());
+        let mut b = Snapshot::builder(crate::policy::PolicyMode::Blocklist, 3);
+        b.withhold(held);
+        let rules = b.build();
+        let text = report(&rules, &Subject::Domain("x.bad.example".into()));
+        assert!(text.contains("subscription_threshold: 3 ("), "{text}");
+        assert!(text.contains("decision: forward\n"), "{text}");
+        assert!(
+            text.contains(
+                "held back by subscription_threshold = 3 (listed by too few subscribed sources):\n  \
+                 bad.example suspend (https://lists.example/blocks.csv:4) \"spam\"\n"
+            ),
+            "{text}"
+        );
+    }
 }

@@ -1389,7 +1389,7 @@ mod tests {
         );
         let (snapshot, summaries) = load(
             &[local.clone()],
-            &[remote.clone()],
+            std::slice::from_ref(&remote),
             &PolicyConfig::default(),
         )
         .expect("loads");

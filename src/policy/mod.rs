@@ -705,13 +705,10 @@ impl Snapshot {
         self.enforcing.len() + self.dry_run.len()
     }
 
-    /// No rule of any kind.
+    /// No domain rule (allow entries, exceptions and actor rules are not counted, as in
+    /// `len`).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-            && self.allows.len() == 0
-            && self.exceptions.len() == 0
-            && self.actors.len() == 0
-            && self.dry_run_actors.len() == 0
     }
 
     /// Whether any domain or actor rule comes from a dry-run source (or is marked dry run).
@@ -1933,7 +1930,11 @@ mod tests {
             (1, 1, 1)
         );
         assert!(new.diff(&new).is_empty());
-        assert!(!new.is_empty() && new.len() == 0);
+        assert!(new.is_empty(), "no domain rules");
+        assert_eq!(
+            (new.iter_allows().count(), new.iter_actors().count()),
+            (2, 2)
+        );
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
     let line = |span: Range<usize>| line_of_offset(text.as_bytes(), span.start);
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         (
-            e.span().map_or(0, line.clone()),
+            e.span().map_or(0, line),
             LoadErrorKind::Toml {
                 message: e.message().trim_end().to_string(),
             },
