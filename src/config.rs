@@ -718,4 +718,45 @@ path = "config/blocklist.csv"      # Mastodon's domain_blocks.csv export, or one
         let text = ISSUE_EXAMPLE.replace("http://127.0.0.1:3000", "https://127.0.0.1:3000");
         assert!(Config::from_toml(&text, Path::new("x.toml")).is_err());
     }
+
+    #[test]
+    fn policy_and_source_kinds_are_validated() {
+        let c = Config::from_toml(ISSUE_EXAMPLE, Path::new("x.toml")).expect("loads");
+        assert_eq!(c.policy.mode, PolicyMode::Blocklist);
+        assert_eq!(c.policy.subscription_threshold, 1);
+        assert_eq!(c.blocklists[0].kind, SourceKind::Block);
+        assert!(!c.blocklists[0].is_toml());
+        let with = |extra: &str| {
+            Config::from_toml(&format!("{ISSUE_EXAMPLE}{extra}"), Path::new("x.toml"))
+        };
+        let c = with("kind = \"allow\"\npriority = 5\n[policy]\nmode = \"allowlist\"\nsubscription_threshold = 3\n")
+            .expect("loads");
+        assert_eq!(
+            (
+                c.blocklists[0].kind,
+                c.blocklists[0].priority,
+                c.policy.mode
+            ),
+            (SourceKind::Allow, 5, PolicyMode::Allowlist)
+        );
+        assert_eq!(c.policy.subscription_threshold, 3);
+        for (extra, key) in [
+            (
+                "[policy]\nsubscription_threshold = 0\n",
+                "policy.subscription_threshold",
+            ),
+            ("exclude = true\ndry_run = true\n", "blocklists.dry_run"),
+            ("kind = \"allow\"\ndry_run = true\n", "blocklists.dry_run"),
+            (
+                "[[blocklists]]\npath = \"rules.toml\"\nexclude = true\n",
+                "blocklists.kind",
+            ),
+        ] {
+            let e = with(extra).expect_err(extra);
+            assert!(e.to_string().contains(key), "{extra}: {e}");
+        }
+        assert!(with("[policy]\nmode = \"openlist\"\n").is_err());
+        let c = with("[[blocklists]]\npath = \"r.TOML\"\n").expect("loads");
+        assert!(c.blocklists[1].is_toml());
+    }
 }

@@ -1,7 +1,13 @@
-//! Rule files → rules: Mastodon's `domain_blocks.csv` export or a plain one-domain-per-line
-//! list, each rule carrying its file and line.
+//! Rule files → rules: Mastodon's `domain_blocks.csv` export, Mastodon's `domain_allows.csv`,
+//! a plain one-domain-per-line list, or inboxguard's TOML rules file (`rules_file`), each rule
+//! carrying its file and line.
 //!
-//! Formats (`BlocklistFormat::Auto` picks by the first line, as Mastodon's import does):
+//! A CSV or plain source holds block rules, or allowed domains when configured with
+//! `kind = "allow"` (Mastodon's `domain_allows.csv` is a `#domain` header and one domain per
+//! row; any other column is ignored). A TOML file says per entry what it holds.
+//!
+//! Formats (`BlocklistFormat::Auto` picks TOML by a `.toml` name, then by the first line, as
+//! Mastodon's import does):
 //! * **Mastodon CSV**: the first line's first field is `#domain` (the export writes
 //!   `#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate`). Columns are
 //!   found by header name, so a shorter header or a different order works and unknown columns
