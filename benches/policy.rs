@@ -43,6 +43,7 @@ fn policy(c: &mut Criterion) {
                     key_host: black_box(host),
                     actor_host: Some(black_box(host)),
                     activity_type: Some("Create"),
+                    ..Facts::default()
                 };
                 snapshot.decide(&facts).reason()
             })
@@ -68,10 +69,16 @@ fn policy(c: &mut Criterion) {
             path,
             format: BlocklistFormat::Auto,
             dry_run: false,
+            kind: Default::default(),
+            exclude: false,
+            priority: 0,
         }];
         b.iter_batched(
             || (),
-            |_| inboxguard::reload::load(black_box(&sources), &[]).expect("load"),
+            |_| {
+                inboxguard::reload::load(black_box(&sources), &[], &Default::default())
+                    .expect("load")
+            },
             BatchSize::PerIteration,
         )
     });

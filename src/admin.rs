@@ -148,7 +148,10 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
             }
         }
         (&Method::GET, "/admin/friendly-federators") => {
-            let report = app.federators.report(crate::federators::unix_now());
+            let rules = app.rules.current().load();
+            let report = app
+                .federators
+                .report(crate::federators::unix_now(), rules.friendly_federators());
             match serde_json::to_vec_pretty(&report) {
                 Ok(body) => {
                     let mut resp = Response::new(full(body));

@@ -26,6 +26,8 @@ pub struct Config {
     #[serde(default)]
     pub blocklists: Vec<BlocklistConfig>,
     #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
     pub logging: LoggingConfig,
     #[serde(default)]
     pub friendly_federators: FriendlyFederatorsConfig,
@@ -179,16 +181,102 @@ pub struct BlocklistConfig {
     /// and counted as `would_reject`, but forwarded.
     #[serde(default)]
     pub dry_run: bool,
+    /// What the domains of a CSV or plain list are: block rules (default) or allowed domains
+    /// (Mastodon's `domain_allows.csv`). A TOML rules file says it per entry.
+    #[serde(default)]
+    pub kind: SourceKind,
+    /// An exception list: its domains are exempt from the block rules of every other source
+    /// (that domain and its sub-domains; a rule on a longer suffix still applies).
+    #[serde(default)]
+    pub exclude: bool,
+    /// Where sources list the same domain, only the rules of the highest `priority` compete
+    /// (the harshest of those wins). Default 0 for every source: the harshest rule wins.
+    #[serde(default)]
+    pub priority: i32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BlocklistFormat {
-    /// Mastodon's `domain_blocks.csv` if the first line is its header, else a plain list.
+    /// A TOML rules file if the name ends in `.toml`; else Mastodon's CSV if the first line
+    /// is its header (`#domain,...`); else a plain list.
     #[default]
     Auto,
     MastodonCsv,
     Plain,
+    /// inboxguard's TOML rules file (domain, allow, exclude and actor rules, per-rule dry run,
+    /// friendly-federator settings).
+    Toml,
+}
+
+/// What the domains of a CSV or plain source are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Domain blocks (`domain_blocks.csv`, or one domain per line = suspend).
+    #[default]
+    Block,
+    /// Allowed domains (`domain_allows.csv` with its `#domain` header, or one per line).
+    Allow,
+}
+
+/// `[policy]`: how the rules of all sources combine. Needs a restart to change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// `blocklist` (default): everything not blocked passes. `allowlist` (Mastodon's limited
+    /// federation mode): only domains covered by an allow entry pass; blocks still apply.
+    #[serde(default)]
+    pub mode: PolicyMode,
+    /// A rule from subscribed (remote) sources applies only when this many subscribed sources
+    /// list the domain. Local files always apply. 1: every subscribed rule applies.
+    #[serde(default = "default_subscription_threshold")]
+    pub subscription_threshold: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyMode {
+    #[default]
+    Blocklist,
+    Allowlist,
+}
+
+impl PolicyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyMode::Blocklist => "blocklist",
+            PolicyMode::Allowlist => "allowlist",
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            mode: PolicyMode::Blocklist,
+            subscription_threshold: default_subscription_threshold(),
+        }
+    }
+}
+
+fn default_subscription_threshold() -> usize {
+    1
+}
+
+impl BlocklistConfig {
+    /// Whether the file is read as a TOML rules file (by `format`, or for `auto` by its
+    /// `.toml` extension).
+    pub fn is_toml(&self) -> bool {
+        match self.format {
+            BlocklistFormat::Toml => true,
+            BlocklistFormat::Auto => self
+                .path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("toml")),
+            BlocklistFormat::MastodonCsv | BlocklistFormat::Plain => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -612,6 +700,33 @@ impl Config {
             ));
         }
         self.validate_friendly_federators(path)?;
+        if self.policy.subscription_threshold == 0 {
+            return Err(invalid(
+                "policy.subscription_threshold",
+                "must be at least 1".into(),
+            ));
+        }
+        for source in &self.blocklists {
+            let path = source.path.display();
+            if source.is_toml() && (source.kind != SourceKind::Block || source.exclude) {
+                return Err(invalid(
+                    "blocklists.kind",
+                    format!(
+                        "{path}: a TOML rules file lists allowed domains in [[allow]] and \
+                         exceptions in [[exclude]]; kind and exclude are for CSV and plain lists"
+                    ),
+                ));
+            }
+            if (source.exclude || source.kind == SourceKind::Allow) && source.dry_run {
+                return Err(invalid(
+                    "blocklists.dry_run",
+                    format!(
+                        "{path}: dry_run previews block and actor rules; an allow or \
+                         exception list cannot be dry_run"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -821,5 +936,46 @@ path = "config/blocklist.csv"      # Mastodon's domain_blocks.csv export, or one
     fn https_upstream_is_refused() {
         let text = ISSUE_EXAMPLE.replace("http://127.0.0.1:3000", "https://127.0.0.1:3000");
         assert!(Config::from_toml(&text, Path::new("x.toml")).is_err());
+    }
+
+    #[test]
+    fn policy_and_source_kinds_are_validated() {
+        let c = Config::from_toml(ISSUE_EXAMPLE, Path::new("x.toml")).expect("loads");
+        assert_eq!(c.policy.mode, PolicyMode::Blocklist);
+        assert_eq!(c.policy.subscription_threshold, 1);
+        assert_eq!(c.blocklists[0].kind, SourceKind::Block);
+        assert!(!c.blocklists[0].is_toml());
+        let with = |extra: &str| {
+            Config::from_toml(&format!("{ISSUE_EXAMPLE}{extra}"), Path::new("x.toml"))
+        };
+        let c = with("kind = \"allow\"\npriority = 5\n[policy]\nmode = \"allowlist\"\nsubscription_threshold = 3\n")
+            .expect("loads");
+        assert_eq!(
+            (
+                c.blocklists[0].kind,
+                c.blocklists[0].priority,
+                c.policy.mode
+            ),
+            (SourceKind::Allow, 5, PolicyMode::Allowlist)
+        );
+        assert_eq!(c.policy.subscription_threshold, 3);
+        for (extra, key) in [
+            (
+                "[policy]\nsubscription_threshold = 0\n",
+                "policy.subscription_threshold",
+            ),
+            ("exclude = true\ndry_run = true\n", "blocklists.dry_run"),
+            ("kind = \"allow\"\ndry_run = true\n", "blocklists.dry_run"),
+            (
+                "[[blocklists]]\npath = \"rules.toml\"\nexclude = true\n",
+                "blocklists.kind",
+            ),
+        ] {
+            let e = with(extra).expect_err(extra);
+            assert!(e.to_string().contains(key), "{extra}: {e}");
+        }
+        assert!(with("[policy]\nmode = \"openlist\"\n").is_err());
+        let c = with("[[blocklists]]\npath = \"r.TOML\"\n").expect("loads");
+        assert!(c.blocklists[1].is_toml());
     }
 }

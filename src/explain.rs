@@ -3,7 +3,9 @@
 //! fetches anything, so it answers "why was this rejected?" from the rules alone.
 
 use crate::activity::{Facts as ActivityFacts, FactsError};
-use crate::policy::{digest_hex, host, Decision, DomainRule, Facts, Snapshot};
+use crate::policy::{
+    digest_hex, host, ActorPattern, Decision, DomainEntry, DomainRule, Facts, PolicyMode, Snapshot,
+};
 use std::fmt::Write;
 use std::io::Read;
 use std::path::Path;
@@ -104,29 +106,40 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, Bounded> {
 }
 
 /// The full report for `subject` under `rules`: the decision first, then the matching rules
-/// per host. Stable: the same rules and subject always print the same text.
+/// per host and per account. Stable: the same rules and subject always print the same text.
 pub fn report(rules: &Snapshot, subject: &Subject) -> String {
     let mut out = String::new();
     match subject {
         Subject::Domain(domain) => {
             let _ = writeln!(out, "subject: domain {domain}");
+            write_policy(&mut out, rules);
             let decision = rules.decide(&Facts {
                 key_host: domain,
                 actor_host: Some(domain),
-                activity_type: None,
+                ..Facts::default()
             });
             write_decision(&mut out, &decision);
-            write_rules(&mut out, rules, domain, "");
+            write_host(&mut out, rules, domain, "");
         }
         Subject::Actor { uri, host } => {
             let _ = writeln!(out, "subject: actor {uri} (host {host})");
+            write_policy(&mut out, rules);
+            let actor = actor_uri(uri);
+            if actor != *uri {
+                let _ = writeln!(
+                    out,
+                    "assuming: the account's URI is {actor} (a handle cannot be resolved offline)"
+                );
+            }
             let decision = rules.decide(&Facts {
                 key_host: host,
                 actor_host: Some(host),
-                activity_type: None,
+                actor: Some(&actor),
+                ..Facts::default()
             });
             write_decision(&mut out, &decision);
-            write_rules(&mut out, rules, host, "actor host ");
+            write_host(&mut out, rules, host, "actor host ");
+            write_actor(&mut out, rules, &actor, "actor");
         }
         Subject::Activity { path, facts } => {
             let actor = facts.actor.as_deref().unwrap_or("-");
@@ -142,45 +155,49 @@ pub fn report(rules: &Snapshot, subject: &Subject) -> String {
                 "subject: activity {path} (type {}, actor {actor})",
                 kind.unwrap_or("-")
             );
+            write_policy(&mut out, rules);
             let _ = writeln!(
                 out,
                 "assuming: signed by a key on the actor's host ({actor_host})"
             );
+            let author = facts
+                .object
+                .as_ref()
+                .and_then(|o| o.attributed_to.as_deref());
             let decision = rules.decide(&Facts {
                 key_host: &actor_host,
                 actor_host: Some(&actor_host),
                 activity_type: kind,
+                actor: facts.actor.as_deref(),
+                attributed_to: author,
             });
             write_decision(&mut out, &decision);
             if kind == Some("Flag") {
                 write_report_outcome(&mut out, &decision);
             }
-            write_rules(&mut out, rules, &actor_host, "actor host ");
-            let author = facts
-                .object
-                .as_ref()
-                .and_then(|o| o.attributed_to.as_deref());
+            write_host(&mut out, rules, &actor_host, "actor host ");
+            write_actor(&mut out, rules, actor, "actor");
             if let Some(author) = author {
+                let _ = writeln!(out, "\nobject attributedTo: {author}");
+                write_actor(&mut out, rules, author, "attributedTo");
                 match host::of_uri(author) {
                     Some(author_host) => {
                         let _ = writeln!(
                             out,
-                            "\nobject attributedTo: {author} (informational: not enforced yet)"
+                            "\nthe author's domain (informational: domain rules are enforced on the \
+                             sender, not on the author):"
                         );
                         let would = rules.decide(&Facts {
                             key_host: &author_host,
                             actor_host: Some(&author_host),
-                            activity_type: None,
+                            ..Facts::default()
                         });
                         let _ =
                             writeln!(out, "  as a sender this host would be: {}", outcome(&would));
-                        write_rules(&mut out, rules, &author_host, "attributedTo host ");
+                        write_host(&mut out, rules, &author_host, "attributedTo host ");
                     }
                     None => {
-                        let _ = writeln!(
-                            out,
-                            "\nobject attributedTo: {author} (no valid host; informational)"
-                        );
+                        let _ = writeln!(out, "  (no valid host)");
                     }
                 }
             }
@@ -189,11 +206,45 @@ pub fn report(rules: &Snapshot, subject: &Subject) -> String {
     out
 }
 
+/// An actor URI to match actor rules with: the subject itself, or for a handle
+/// (`@user@host`, `acct:user@host`) the Mastodon-shaped `https://host/users/user`.
+fn actor_uri(subject: &str) -> String {
+    match ActorPattern::parse(subject) {
+        Some(ActorPattern::Handle(key)) => match key.split_once('@') {
+            Some((user, host)) => format!("https://{host}/users/{user}"),
+            None => subject.to_string(),
+        },
+        _ => subject.to_string(),
+    }
+}
+
+/// The merge settings that change what rules mean, when not the defaults.
+fn write_policy(out: &mut String, rules: &Snapshot) {
+    if rules.mode() == PolicyMode::Allowlist {
+        let _ = writeln!(
+            out,
+            "mode: allowlist (only domains covered by an allow entry pass; blocks still apply)"
+        );
+    }
+    if rules.subscription_threshold() > 1 {
+        let _ = writeln!(
+            out,
+            "subscription_threshold: {} (a subscribed rule applies only when that many subscribed \
+             sources list the domain)",
+            rules.subscription_threshold()
+        );
+    }
+}
+
 /// `forward`, `reject (403)` or `drop (202)`.
 pub fn outcome(decision: &Decision) -> &'static str {
     match decision {
-        Decision::Forward { .. } | Decision::WouldStop { .. } => "forward",
-        Decision::Reject { .. } => "reject (403)",
+        Decision::Forward { .. }
+        | Decision::WouldStop { .. }
+        | Decision::WouldSuspendActor { .. } => "forward",
+        Decision::Reject { .. } | Decision::NotAllowed { .. } | Decision::ActorSuspended { .. } => {
+            "reject (403)"
+        }
         Decision::Drop { .. } => "drop (202)",
     }
 }
@@ -201,32 +252,113 @@ pub fn outcome(decision: &Decision) -> &'static str {
 fn write_decision(out: &mut String, decision: &Decision) {
     let _ = writeln!(out, "decision: {}", outcome(decision));
     let _ = writeln!(out, "reason: {}", decision.reason());
-    match (decision, decision.would()) {
-        (Decision::WouldStop { rule, .. }, Some(would)) => {
+    if let Decision::NotAllowed { host, .. } = decision {
+        let _ = writeln!(out, "not allowed: no allow entry covers {host}");
+        return;
+    }
+    match (decision.would(), decision.origin()) {
+        (Some(would), Some((rule, source, line))) => {
             let _ = writeln!(
                 out,
-                "dry run: would {} ({}) by {} ({}:{})",
+                "dry run: would {} ({}) by {rule} ({source}:{line})",
                 outcome(&would),
                 would.reason(),
-                rule.domain,
-                rule.source,
-                rule.line
             );
         }
-        _ => {
-            if let Some(rule) = decision.rule() {
-                // A forward is not decided by its rule (silence, noop): it only names it.
-                let label = if decision.forwards() {
-                    "rule in force"
-                } else {
-                    "deciding rule"
-                };
-                let _ = writeln!(
-                    out,
-                    "{label}: {} ({}:{})",
-                    rule.domain, rule.source, rule.line
-                );
-            }
+        (None, Some((rule, source, line))) => {
+            // A forward is not decided by its rule (silence, noop): it only names it.
+            let label = if decision.forwards() {
+                "rule in force"
+            } else {
+                "deciding rule"
+            };
+            let _ = writeln!(out, "{label}: {rule} ({source}:{line})");
+        }
+        _ => {}
+    }
+}
+
+/// Everything about one host: allow entry, exception, the block rules, and held-back rules.
+fn write_host(out: &mut String, rules: &Snapshot, host: &str, label: &str) {
+    match (rules.allow_for(host), rules.mode()) {
+        (Some(entry), mode) => {
+            let note = if mode == PolicyMode::Allowlist {
+                ""
+            } else {
+                " (informational: mode is blocklist)"
+            };
+            let _ = writeln!(
+                out,
+                "\nallowed: {label}{host} by {}{note}",
+                entry_text(entry)
+            );
+        }
+        (None, PolicyMode::Allowlist) => {
+            let _ = writeln!(out, "\nnot allowed: no allow entry covers {label}{host}");
+        }
+        (None, PolicyMode::Blocklist) => {}
+    }
+    if let Some(entry) = rules.exception_for(host) {
+        let _ = writeln!(
+            out,
+            "\nexception: {} (block rules on it and its parent domains do not apply here; \
+             rules on longer suffixes still do)",
+            entry_text(entry)
+        );
+    }
+    write_rules(out, rules, host, label);
+    let withheld = rules.withheld_rules(host);
+    if !withheld.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nheld back by subscription_threshold = {} (listed by too few subscribed sources):",
+            rules.subscription_threshold()
+        );
+        for rule in withheld {
+            let _ = writeln!(
+                out,
+                "  {} {} ({}:{}){}",
+                rule.domain,
+                rule.severity,
+                rule.source,
+                rule.line,
+                comment(rule.public_comment.as_deref())
+            );
+        }
+    }
+}
+
+/// `domain (file:line) "comment"`.
+fn entry_text(entry: &DomainEntry) -> String {
+    format!(
+        "{} ({}:{}){}",
+        entry.domain,
+        entry.source,
+        entry.line,
+        comment(entry.comment.as_deref())
+    )
+}
+
+fn comment(text: Option<&str>) -> String {
+    text.map_or_else(String::new, |c| format!(" {c:?}"))
+}
+
+/// The actor rule matching account `uri`, if any.
+fn write_actor(out: &mut String, rules: &Snapshot, uri: &str, label: &str) {
+    match rules.actor_rule_for(uri) {
+        Some(rule) => {
+            let dry = if rule.dry_run { " [dry run]" } else { "" };
+            let _ = writeln!(
+                out,
+                "\nactor rule matching {label} {uri}: suspend {} ({}:{}){}{dry}",
+                rule.actor,
+                rule.source,
+                rule.line,
+                comment(rule.comment.as_deref())
+            );
+        }
+        None => {
+            let _ = writeln!(out, "\nno actor rule matches {label} {uri}");
         }
     }
 }
@@ -255,10 +387,11 @@ fn write_rules(out: &mut String, rules: &Snapshot, host: &str, label: &str) {
     }
     let in_force = rules.rule_for(host);
     let with_dry_run = rules.rule_for_including_dry_run(host);
+    let exception = rules.exception_for(host);
     let _ = writeln!(
         out,
         "\nrules matching {label}{host} (longest suffix first; * in force, ~ would be in force \
-         with dry-run sources enforced):"
+         with dry-run sources enforced, x shadowed by the exception):"
     );
     let rows: Vec<[String; 7]> = matching
         .iter()
@@ -267,6 +400,8 @@ fn write_rules(out: &mut String, rules: &Snapshot, host: &str, label: &str) {
                 "*"
             } else if rule.dry_run && with_dry_run.is_some_and(|r| std::ptr::eq(r, *rule)) {
                 "~"
+            } else if exception.is_some_and(|e| shadows(e, rule)) {
+                "x"
             } else {
                 ""
             };
@@ -321,6 +456,24 @@ fn write_rules(out: &mut String, rules: &Snapshot, host: &str, label: &str) {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
+}
+
+/// Whether exception `e` (the longest one over the host) covers `rule`'s domain: the rule is
+/// on the exception's domain or a parent of it. A digest rule's real name is unknown, so it is
+/// judged by the exception's own digest or its parents'.
+fn shadows(e: &DomainEntry, rule: &DomainRule) -> bool {
+    let mut candidate = Some(e.domain.as_str());
+    while let Some(c) = candidate {
+        let hit = match &rule.digest {
+            Some(d) => crate::policy::domain_digest(c) == *d,
+            None => rule.domain == c,
+        };
+        if hit {
+            return true;
+        }
+        candidate = c.split_once('.').map(|(_, parent)| parent);
+    }
+    false
 }
 
 #[cfg(test)]
@@ -389,5 +542,25 @@ mod tests {
             "{text}"
         );
         assert!(rows[2].starts_with(" *  ba***.example (sha256:"), "{text}");
+    }
+
+    #[test]
+    fn report_lists_rules_held_back_by_the_threshold() {
+        let mut held = rule("bad.example", Severity::Suspend, 4);
+        held.source = Arc::from("https://lists.example/blocks.csv");
+        held.public_comment = Some("spam".into());
+        let mut b = Snapshot::builder(crate::policy::PolicyMode::Blocklist, 3);
+        b.withhold(held);
+        let rules = b.build();
+        let text = report(&rules, &Subject::Domain("x.bad.example".into()));
+        assert!(text.contains("subscription_threshold: 3 ("), "{text}");
+        assert!(text.contains("decision: forward\n"), "{text}");
+        assert!(
+            text.contains(
+                "held back by subscription_threshold = 3 (listed by too few subscribed sources):\n  \
+                 bad.example suspend (https://lists.example/blocks.csv:4) \"spam\"\n"
+            ),
+            "{text}"
+        );
     }
 }

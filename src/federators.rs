@@ -25,6 +25,7 @@
 use crate::activity::Facts;
 use crate::config::{EscalationAction, FriendlyFederatorsConfig, MAX_WINDOW_DAYS};
 use crate::metrics::Metrics;
+use crate::policy::rules_file::{self, FriendlyFederatorSettings};
 use crate::policy::sources::{self, MASTODON_HEADER};
 use crate::policy::{host, Severity, Snapshot};
 use crate::reload::{MemorySource, Rules};
@@ -102,15 +103,67 @@ impl Kind {
         self as usize
     }
 
-    fn enabled(self, config: &FriendlyFederatorsConfig) -> bool {
-        match self {
-            Kind::Announce => config.announce,
-            Kind::Reply => config.reply,
-            Kind::Quote => config.quote,
-            Kind::Mention => config.mention,
-            Kind::AttributedTo => config.attributed_to,
+    /// On in the rules file's table when one is loaded, else in the config (see `effective`).
+    fn enabled(
+        self,
+        config: &FriendlyFederatorsConfig,
+        table: Option<&FriendlyFederatorSettings>,
+    ) -> bool {
+        match (self, table) {
+            (Kind::Announce, Some(t)) => t.announce,
+            (Kind::Reply, Some(t)) => t.reply,
+            (Kind::Quote, Some(t)) => t.quote,
+            (Kind::Mention, Some(t)) => t.mention,
+            (Kind::AttributedTo, Some(t)) => t.attributed_to,
+            (Kind::Announce, None) => config.announce,
+            (Kind::Reply, None) => config.reply,
+            (Kind::Quote, None) => config.quote,
+            (Kind::Mention, None) => config.mention,
+            (Kind::AttributedTo, None) => config.attributed_to,
         }
     }
+}
+
+/// The settings in force: the config file's `[friendly_federators]`, except that a loaded TOML
+/// rules file with a `[friendly_federators]` table replaces the laundering kinds and the
+/// escalation (threshold, window, action), so moderators change them with a rules reload and
+/// no restart. Where evidence is kept and how much stays with the config file.
+pub fn effective<'c>(
+    config: &'c FriendlyFederatorsConfig,
+    table: Option<&FriendlyFederatorSettings>,
+) -> Cow<'c, FriendlyFederatorsConfig> {
+    let Some(table) = table else {
+        return Cow::Borrowed(config);
+    };
+    let mut c = config.clone();
+    c.announce = table.announce;
+    c.attributed_to = table.attributed_to;
+    c.reply = table.reply;
+    c.quote = table.quote;
+    c.mention = table.mention;
+    match &table.escalation {
+        None => {
+            c.threshold = None;
+            c.window = None;
+            c.action = None;
+        }
+        Some(e) => {
+            c.threshold = Some(e.threshold);
+            // Evidence is counted in whole UTC days: a window is rounded up to days.
+            let days = e.window.as_secs().div_ceil(SECS_PER_DAY).max(1);
+            c.window = Some(crate::config::Window {
+                days: u32::try_from(days)
+                    .unwrap_or(MAX_WINDOW_DAYS)
+                    .min(MAX_WINDOW_DAYS),
+            });
+            c.action = Some(match e.action {
+                rules_file::EscalationAction::Report => EscalationAction::Report,
+                rules_file::EscalationAction::Limit => EscalationAction::Limit,
+                rules_file::EscalationAction::Suspend => EscalationAction::Suspend,
+            });
+        }
+    }
+    Cow::Owned(c)
 }
 
 /// The laundering check's answer for an activity it stops.
@@ -381,7 +434,9 @@ impl Federators {
                     severity,
                 });
             }
-            if !kind.enabled(&self.config) || stop.is_some_and(|s| !s.dry_run) {
+            if !kind.enabled(&self.config, rules.friendly_federators())
+                || stop.is_some_and(|s| !s.dry_run)
+            {
                 return;
             }
             if severity == Some(Severity::Suspend) {
@@ -418,7 +473,15 @@ impl Federators {
         }
         if !found.is_empty() {
             let dropped = stop.is_some_and(|s| !s.dry_run);
-            self.record(sender, facts.id.as_deref(), &found, dropped, unix_now());
+            let window_days = effective(&self.config, rules.friendly_federators()).window_days();
+            self.record(
+                sender,
+                facts.id.as_deref(),
+                &found,
+                dropped,
+                unix_now(),
+                window_days,
+            );
             if let Some(stop) = stop.filter(|s| !s.dry_run) {
                 if let Some(f) = found.iter().find(|f| f.kind.reason() == stop.reason) {
                     tracing::info!(
@@ -435,7 +498,15 @@ impl Federators {
     }
 
     /// Adds one activity's references to the sender's evidence.
-    fn record(&self, sender: &str, id: Option<&str>, found: &[Found], dropped: bool, now: u64) {
+    fn record(
+        &self,
+        sender: &str,
+        id: Option<&str>,
+        found: &[Found],
+        dropped: bool,
+        now: u64,
+        window_days: u32,
+    ) {
         // Each (kind, severity) pair and each referenced domain counts once per activity.
         let mut pairs = [[false; 2]; 5];
         for f in found {
@@ -484,7 +555,7 @@ impl Federators {
             }
             e.first_seen = e.first_seen.min(now);
             e.last_seen = e.last_seen.max(now);
-            bump_day(&mut e.days, now / SECS_PER_DAY, self.config.window_days());
+            bump_day(&mut e.days, now / SECS_PER_DAY, window_days);
             store.dirty = true;
             store.domains.len()
         };
@@ -504,9 +575,11 @@ impl Federators {
     }
 
     /// The evidence as `/admin/friendly-federators` and `inboxguard report` show it.
-    pub fn report(&self, now: u64) -> Report {
+    /// `table`: the loaded rules file's `[friendly_federators]` table, if any (see `effective`).
+    pub fn report(&self, now: u64, table: Option<&FriendlyFederatorSettings>) -> Report {
         let store = self.lock();
-        Report::build(&store.domains, &store.escalated, &self.config, now, None)
+        let config = effective(&self.config, table);
+        Report::build(&store.domains, &store.escalated, &config, now, None)
     }
 
     /// Saves the evidence if it changed since the last save (blocking file I/O: call from a
@@ -549,15 +622,20 @@ impl Federators {
     /// Re-evaluates escalation at `now`. Returns the generated source to put in force when the
     /// set of escalated domains changed (`Some(None)`: take it out of force), else `None`.
     /// Pure bookkeeping; the caller does the reload.
-    fn evaluate(&self, now: u64, first: bool) -> Option<Option<MemorySource>> {
-        let action = self.config.action();
-        let enforcing = self.config.threshold.is_some() && action != EscalationAction::Report;
+    fn evaluate(
+        &self,
+        now: u64,
+        first: bool,
+        table: Option<&FriendlyFederatorSettings>,
+    ) -> Option<Option<MemorySource>> {
+        let config = effective(&self.config, table);
+        let action = config.action();
+        let enforcing = config.threshold.is_some() && action != EscalationAction::Report;
         let mut store = self.lock();
-        let Some(threshold) = self.config.threshold else {
+        let Some(threshold) = config.threshold else {
             return self.drop_escalations(&mut store, first);
         };
-        let from_day =
-            (now / SECS_PER_DAY + 1).saturating_sub(u64::from(self.config.window_days()));
+        let from_day = (now / SECS_PER_DAY + 1).saturating_sub(u64::from(config.window_days()));
         let over: BTreeMap<String, u64> = store
             .domains
             .iter()
@@ -576,20 +654,20 @@ impl Federators {
                     domain = %domain,
                     references = count,
                     threshold,
-                    window_days = self.config.window_days(),
+                    window_days = config.window_days(),
                     "friendly federator over the escalation threshold (action = report: no rule generated)"
                 );
                 continue;
             }
-            if store.escalated.len() >= self.config.max_tracked_domains {
-                tracing::error!(domain = %domain, limit = self.config.max_tracked_domains, "too many escalated friendly federators; not escalating more");
+            if store.escalated.len() >= config.max_tracked_domains {
+                tracing::error!(domain = %domain, limit = config.max_tracked_domains, "too many escalated friendly federators; not escalating more");
                 continue;
             }
             tracing::warn!(
                 domain = %domain,
                 references = count,
                 threshold,
-                window_days = self.config.window_days(),
+                window_days = config.window_days(),
                 action = action.as_str(),
                 "friendly federator escalated into the generated rule source"
             );
@@ -622,7 +700,7 @@ impl Federators {
         if !(changed || (first && !store.escalated.is_empty())) {
             return None;
         }
-        match generated_source(&store.escalated, action, self.config.window_days()) {
+        match generated_source(&store.escalated, action, config.window_days()) {
             Ok(source) => Some(Some(source)),
             Err(e) => {
                 // Domains are normalised when recorded or loaded, so this means a bug; keep
@@ -662,7 +740,8 @@ pub fn apply_at_startup(federators: &Federators, rules: &Rules) {
 }
 
 fn apply(federators: &Federators, rules: &Rules, now: u64, first: bool) {
-    match federators.evaluate(now, first) {
+    let snapshot = rules.current().load();
+    match federators.evaluate(now, first, snapshot.friendly_federators()) {
         None => {}
         Some(Some(source)) => {
             // `set_memory_source` logs and counts a failed reload itself; the source is kept
@@ -743,11 +822,7 @@ fn generated_source(
         Arc::from(SOURCE_LABEL),
         crate::config::BlocklistFormat::MastodonCsv,
     )?;
-    Ok(MemorySource {
-        label: SOURCE_LABEL.to_string(),
-        parsed: Arc::new(parsed),
-        dry_run: false,
-    })
+    Ok(MemorySource::new(SOURCE_LABEL, Arc::new(parsed)))
 }
 
 impl Store {
@@ -1039,7 +1114,7 @@ impl Report {
             max_tracked_domains: config.max_tracked_domains,
             dropping: Kind::ALL
                 .into_iter()
-                .filter(|k| k.enabled(config))
+                .filter(|k| k.enabled(config, None))
                 .map(Kind::as_str)
                 .collect(),
             escalation: config.threshold.map(|threshold| EscalationReport {
@@ -1318,7 +1393,7 @@ mod tests {
         assert_eq!(check(&f2, quote), stop("laundered_quote"));
         assert_eq!(check(&f2, mention), stop("laundered_mention"));
 
-        let report = f.report(unix_now());
+        let report = f.report(unix_now(), None);
         let d = &report.domains[0];
         assert_eq!(d.domain, "friend.example");
         assert_eq!((d.total, d.dropped), (6, 3));
@@ -1359,7 +1434,7 @@ mod tests {
         ] {
             assert_eq!(check(&f, body), None, "{body}");
         }
-        let report = f.report(unix_now());
+        let report = f.report(unix_now(), None);
         assert_eq!(report.domains.len(), 1);
         let d = &report.domains[0];
         assert_eq!((d.total, d.dropped, d.by_severity.silence), (1, 0, 1));
@@ -1377,7 +1452,7 @@ mod tests {
             })
         );
         assert!(
-            f.report(unix_now()).domains.is_empty(),
+            f.report(unix_now(), None).domains.is_empty(),
             "a dry-run rule is no evidence"
         );
         let both = r#"{"type":"Create","actor":"https://friend.example/u/f","object":{
@@ -1400,19 +1475,26 @@ mod tests {
             severity: Severity::Suspend,
         }];
         for _ in 0..3 {
-            f.record("a.example", None, &found, true, 100);
+            f.record("a.example", None, &found, true, 100, 7);
         }
-        f.record("b.example", None, &found, true, 200);
-        f.record("c.example", None, &found, true, 300);
-        f.record("c.example", Some("https://c.example/1"), &found, true, 300);
-        let report = f.report(400);
+        f.record("b.example", None, &found, true, 200, 7);
+        f.record("c.example", None, &found, true, 300, 7);
+        f.record(
+            "c.example",
+            Some("https://c.example/1"),
+            &found,
+            true,
+            300,
+            7,
+        );
+        let report = f.report(400, None);
         let names: Vec<&str> = report.domains.iter().map(|d| d.domain.as_str()).collect();
         assert_eq!(names, ["a.example", "c.example"]);
         assert_eq!(report.tracked_domains, 2);
         for i in 0..10 {
-            f.record("a.example", Some(&format!("id{i}")), &found, true, 500);
+            f.record("a.example", Some(&format!("id{i}")), &found, true, 500, 7);
         }
-        let report = f.report(600);
+        let report = f.report(600, None);
         assert_eq!(
             report.domains[0].samples,
             ["id5", "id6", "id7", "id8", "id9"]
@@ -1438,7 +1520,7 @@ mod tests {
         assert!(!dir.path().join("ff.json.tmp").exists());
 
         let again = federators(c.clone());
-        let (before, after) = (f.report(10), again.report(10));
+        let (before, after) = (f.report(10, None), again.report(10, None));
         assert_eq!(after.domains.len(), 1);
         assert_eq!(after.domains[0].samples, before.domains[0].samples);
         assert_eq!(after.domains[0].total, 1);
@@ -1447,7 +1529,7 @@ mod tests {
 
         std::fs::write(&path, b"{\"version\":1,\"domains\":").expect("write");
         let fresh = federators(c.clone());
-        assert!(fresh.report(10).domains.is_empty());
+        assert!(fresh.report(10, None).domains.is_empty());
         assert!(!path.exists());
         assert_eq!(
             std::fs::read(with_suffix(&path, ".corrupt")).expect("kept"),
@@ -1466,7 +1548,7 @@ mod tests {
             severity: Severity::Silence,
         }];
         for _ in 0..n {
-            f.record(domain, None, &found, false, at);
+            f.record(domain, None, &found, false, at, 7);
         }
     }
 
@@ -1481,10 +1563,10 @@ mod tests {
         found(2, &f, "old.example", now - DAY);
         found(3, &f, "busy.example", now - 6 * DAY);
         assert!(
-            f.evaluate(now, true).is_none(),
+            f.evaluate(now, true, None).is_none(),
             "report never generates rules"
         );
-        let report = f.report(now);
+        let report = f.report(now, None);
         let status: Vec<_> = report
             .domains
             .iter()
@@ -1503,7 +1585,7 @@ mod tests {
         let f = federators(c);
         found(3, &f, "busy.example", now);
         found(2, &f, "calm.example", now);
-        let Some(Some(source)) = f.evaluate(now, false) else {
+        let Some(Some(source)) = f.evaluate(now, false, None) else {
             panic!("escalation must generate a source");
         };
         assert_eq!(source.label, SOURCE_LABEL);
@@ -1514,10 +1596,13 @@ mod tests {
             .map(|r| (r.domain.as_str(), r.severity, r.line))
             .collect();
         assert_eq!(rules, [("busy.example", Severity::Suspend, 2)]);
-        assert!(f.evaluate(now, false).is_none(), "unchanged set: no reload");
+        assert!(
+            f.evaluate(now, false, None).is_none(),
+            "unchanged set: no reload"
+        );
         // Sticky: the window moving on does not lift it.
-        assert!(f.evaluate(now + 30 * DAY, false).is_none());
-        assert_eq!(f.report(now + 30 * DAY).escalated.len(), 1);
+        assert!(f.evaluate(now + 30 * DAY, false, None).is_none());
+        assert_eq!(f.report(now + 30 * DAY, None).escalated.len(), 1);
     }
 
     #[test]

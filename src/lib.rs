@@ -79,7 +79,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let metrics = Arc::new(metrics::Metrics::new()?);
-    let rules = reload::Rules::new(config.blocklists.clone(), metrics.clone())?;
+    let rules = reload::Rules::new(
+        config.blocklists.clone(),
+        config.policy.clone(),
+        metrics.clone(),
+    )?;
     let keys = keys::KeyStore::new(&config.key_fetch, metrics.clone()).map_err(RunError::Keys)?;
     let base = config.upstream_uri().map_err(RunError::Upstream)?;
     let upstream = forward::Upstream::new(&config.upstream, base).map_err(RunError::Upstream)?;

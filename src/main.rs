@@ -127,7 +127,7 @@ fn check(path: PathBuf) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let summaries = match inboxguard::reload::load(&config.blocklists, &[]) {
+    let summaries = match inboxguard::reload::load(&config.blocklists, &[], &config.policy) {
         Ok((_, s)) => s,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");
@@ -139,16 +139,14 @@ fn check(path: PathBuf) -> ExitCode {
     println!("  admin     {}", config.admin.listen);
     println!("  upstream  {}", config.upstream.url);
     println!("  tls       {}", config.server.tls_cert_file.is_some());
+    println!(
+        "  policy    mode={} subscription_threshold={}",
+        config.policy.mode.as_str(),
+        config.policy.subscription_threshold
+    );
     println!("  rule sources:");
     for s in &summaries {
-        println!(
-            "    {}: suspend={} silence={} noop={}{}",
-            s.source,
-            s.suspend,
-            s.silence,
-            s.noop,
-            if s.dry_run { " (dry run)" } else { "" }
-        );
+        println!("    {s}");
     }
     if summaries.is_empty() {
         println!("    (none: every verified delivery will be forwarded)");
@@ -165,7 +163,7 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let snapshot = match inboxguard::reload::load(&config.blocklists, &[]) {
+    let snapshot = match inboxguard::reload::load(&config.blocklists, &[], &config.policy) {
         Ok((snapshot, _)) => snapshot,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");
@@ -193,7 +191,14 @@ fn report(path: PathBuf, json: bool) -> ExitCode {
         }
     };
     use inboxguard::federators::{self, EvidenceError};
-    match federators::report_from_file(&config.friendly_federators, federators::unix_now()) {
+    // A rules file's [friendly_federators] table overrides the config's kinds and escalation,
+    // as it does in the running proxy; rules that fail to load leave the config's settings.
+    let snapshot = inboxguard::reload::load(&config.blocklists, &[], &config.policy)
+        .map(|(snapshot, _)| snapshot)
+        .ok();
+    let table = snapshot.as_ref().and_then(|s| s.friendly_federators());
+    let settings = federators::effective(&config.friendly_federators, table);
+    match federators::report_from_file(&settings, federators::unix_now()) {
         Ok(report) if json => match serde_json::to_string_pretty(&report) {
             Ok(text) => {
                 println!("{text}");

@@ -45,7 +45,8 @@ pub struct Metrics {
     pub key_fetch_duration_seconds: Histogram,
     /// `result` = success | failure.
     pub rules_reloads_total: IntCounterVec,
-    /// Rules in force, per source file and severity.
+    /// Rules in force, per source and kind (`policy::RuleKind`: the three severities, allow,
+    /// exclude, actor_suspend).
     pub rules_loaded: IntGaugeVec,
     pub rules_last_reload_timestamp_seconds: IntGaugeVec,
     pub connections_active: IntGauge,
@@ -150,7 +151,7 @@ impl Metrics {
         let rules_loaded = IntGaugeVec::new(
             Opts::new(
                 "inboxguard_rules_loaded",
-                "Domain rules in force by source and severity",
+                "Rules in force by source and kind (severity: suspend, silence, noop, allow, exclude, actor_suspend)",
             ),
             &["source", "severity"],
         )?;

@@ -9,9 +9,12 @@
 //!        ─► finish: metrics + access log, exactly once, whatever happened above
 //! ```
 //!
-//! Cheap before expensive: a request from a suspended domain, a stale or tampered request, or
-//! broken JSON costs no key fetch and no public-key operation. Both signature formats
-//! (draft-cavage and RFC 9421) take this same path; only `signature::prepare_headers` tells them
+//! Cheap before expensive: a request from a suspended domain (or, in allowlist mode, from a
+//! domain not allowed), a stale or tampered request, or broken JSON costs no key fetch and no
+//! public-key operation. Actor rules (a suspended account as actor or as the object's author)
+//! are applied in the policy phase. Both signature formats
+//! (draft-cavage and RFC 9421) take this same path; only `signature::prepare_headers` tells
+//! them
 //! apart.
 //!
 //! A relayed activity (its actor is not the key's owner: relays, forwarded replies) is held to
@@ -117,8 +120,9 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
 
     // One snapshot for the whole request.
     let rules = app.rules.current().load();
-    if rules.is_suspended(&key_host).is_some() {
-        return Outcome::Stopped(suspended(&key_host, "suspended_key_host"));
+    let refused = rules.check_host(&key_host, policy::Party::KeyHost);
+    if let Some(verdict) = refused.as_ref().and_then(policy_verdict) {
+        return Outcome::Stopped(verdict);
     }
     if let Err(e) = prepared.check_body(&parts.headers, &body) {
         return Outcome::Stopped(bad_signature(app, &e));
@@ -138,8 +142,9 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
     ctx.kind = facts.kind.clone();
     let actor_host = facts.actor.as_deref().and_then(host::of_uri);
     if let Some(actor_host) = &actor_host {
-        if rules.is_suspended(actor_host).is_some() {
-            return Outcome::Stopped(suspended(actor_host, "suspended_actor_host"));
+        let refused = rules.check_host(actor_host, policy::Party::ActorHost);
+        if let Some(verdict) = refused.as_ref().and_then(policy_verdict) {
+            return Outcome::Stopped(verdict);
         }
     }
 
@@ -189,19 +194,23 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
         key_host: &key_host,
         actor_host: actor_host.as_deref(),
         activity_type: facts.kind.as_deref(),
+        actor: facts.actor.as_deref(),
+        attributed_to: facts
+            .object
+            .as_ref()
+            .and_then(|o| o.attributed_to.as_deref()),
     });
     if let Some(verdict) = policy_verdict(&decision) {
         return Outcome::Stopped(verdict);
     }
-    if let policy::Decision::WouldStop { host, rule, .. } = decision {
+    if let (Some(would), Some((rule, source, line))) = (decision.would(), decision.origin()) {
         let reason = decision.reason();
         tracing::warn!(
-            host,
             reason,
-            rule_domain = %rule.domain,
-            rule_source = %rule.source,
-            rule_line = rule.line,
-            severity = rule.severity.as_str(),
+            would = ?would,
+            rule,
+            rule_source = source,
+            rule_line = line,
             "dry-run rule would have stopped this request; forwarding it"
         );
         ctx.would_stop = Some(reason);
@@ -408,10 +417,25 @@ fn public_scheme(app: &App, headers: &http::HeaderMap) -> &'static str {
 }
 
 fn policy_verdict(decision: &policy::Decision) -> Option<Verdict> {
-    match decision {
-        policy::Decision::Forward { .. } | policy::Decision::WouldStop { .. } => None,
-        policy::Decision::Reject { host, .. } => Some(suspended(host, decision.reason())),
-        policy::Decision::Drop { .. } => Some(Verdict::drop(decision.reason())),
+    let reason = decision.reason();
+    match *decision {
+        policy::Decision::Forward { .. }
+        | policy::Decision::WouldStop { .. }
+        | policy::Decision::WouldSuspendActor { .. } => None,
+        policy::Decision::Reject { host, .. } => Some(suspended(host, reason)),
+        policy::Decision::NotAllowed { host, .. } => Some(Verdict::reject(
+            StatusCode::FORBIDDEN,
+            reason,
+            format!(
+                "Deliveries from {host} are refused: this instance federates only with allowed domains"
+            ),
+        )),
+        policy::Decision::ActorSuspended { actor, .. } => Some(Verdict::reject(
+            StatusCode::FORBIDDEN,
+            reason,
+            format!("Activities involving {actor} are refused: the account is suspended on this instance"),
+        )),
+        policy::Decision::Drop { .. } => Some(Verdict::drop(reason)),
     }
 }
 

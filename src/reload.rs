@@ -5,17 +5,18 @@
 //! requests keep the snapshot they started with. A source that fails to load leaves the
 //! previous rules in force, logged with file and line and counted as a failed reload.
 
-use crate::config::BlocklistConfig;
+use crate::config::{BlocklistConfig, PolicyConfig};
 use crate::metrics::Metrics;
 use crate::policy::sources::{self, ParsedSource};
 pub use crate::policy::sources::{LoadError, LoadErrorKind};
-use crate::policy::{Severity, Snapshot};
+use crate::policy::{DomainDigest, DomainEntry, DomainRule, RuleKind, Snapshot};
 use arc_swap::ArcSwap;
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,105 +27,357 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Per-source counts for `check`, the admin reload answer and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SourceSummary {
     /// The source path as configured; also the `source` metric label.
     pub source: String,
-    /// Rules from this source in force, by severity. A domain listed in several sources counts
-    /// only for the source whose rule won (the harshest).
+    /// Domain rules from this source in force, by severity. A domain listed in several sources
+    /// counts only for the source whose rule won (the harshest, of the highest priority).
     pub suspend: usize,
     pub silence: usize,
     pub noop: usize,
-    /// Entries of this source not in force because another source lists the domain harsher.
+    /// Allowed domains, exceptions and actor rules of this source in force (a domain or actor
+    /// listed twice counts for the first source listing it).
+    pub allow: usize,
+    pub exclude: usize,
+    pub actor_suspend: usize,
+    /// Entries of this source not in force because another source lists the domain harsher
+    /// or with a higher priority (or, for allow, exception and actor entries, first).
     pub overridden: usize,
+    /// Block rules of this source with no effect because an exception names their domain.
+    pub excluded: usize,
+    /// Block rules of this (subscribed) source held back by `subscription_threshold`.
+    pub below_threshold: usize,
     /// Entries containing `*` (obfuscated or wildcard) without a digest, which were skipped.
     pub obfuscated: usize,
     /// The source's `dry_run`: its rules are reported, not enforced.
     pub dry_run: bool,
+    /// The source is an exception list (`exclude`).
+    pub exception_list: bool,
+    /// A remote subscription (subject to `subscription_threshold`).
+    pub subscribed: bool,
 }
 
 impl SourceSummary {
-    pub fn count(&self, severity: Severity) -> usize {
-        match severity {
-            Severity::Suspend => self.suspend,
-            Severity::Silence => self.silence,
-            Severity::Noop => self.noop,
+    pub fn count(&self, kind: impl Into<RuleKind>) -> usize {
+        match kind.into() {
+            RuleKind::Suspend => self.suspend,
+            RuleKind::Silence => self.silence,
+            RuleKind::Noop => self.noop,
+            RuleKind::Allow => self.allow,
+            RuleKind::Exclude => self.exclude,
+            RuleKind::ActorSuspend => self.actor_suspend,
         }
+    }
+
+    fn count_mut(&mut self, kind: RuleKind) -> &mut usize {
+        match kind {
+            RuleKind::Suspend => &mut self.suspend,
+            RuleKind::Silence => &mut self.silence,
+            RuleKind::Noop => &mut self.noop,
+            RuleKind::Allow => &mut self.allow,
+            RuleKind::Exclude => &mut self.exclude,
+            RuleKind::ActorSuspend => &mut self.actor_suspend,
+        }
+    }
+}
+
+/// `suspend=1 silence=0 noop=0 allow=2 exclude=0 actor_suspend=1`, then the notable extras
+/// (`overridden=`, `excluded=`, `below_threshold=`, `obfuscated=`) when not 0, and the
+/// source's flags. What `check` and the admin reload print per source.
+impl fmt::Display for SourceSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.source)?;
+        for kind in RuleKind::ALL {
+            write!(f, " {kind}={}", self.count(kind))?;
+        }
+        for (name, n) in [
+            ("overridden", self.overridden),
+            ("excluded", self.excluded),
+            ("below_threshold", self.below_threshold),
+            ("obfuscated", self.obfuscated),
+        ] {
+            if n > 0 {
+                write!(f, " {name}={n}")?;
+            }
+        }
+        for (name, on) in [
+            ("dry run", self.dry_run),
+            ("exception list", self.exception_list),
+            ("subscribed", self.subscribed),
+        ] {
+            if on {
+                write!(f, " ({name})")?;
+            }
+        }
+        Ok(())
     }
 }
 
 /// A rule source held in memory instead of read from a file at each reload: a remote
 /// subscription's last good copy, the Mastodon admin API pull, or rules inboxguard generates
 /// (friendly-federator escalation). Whoever owns it replaces it with `Rules::set_memory_source`.
+/// `MemorySource::new` gives the defaults of a local file (all flags off, priority 0).
 #[derive(Debug, Clone)]
 pub struct MemorySource {
     /// Unique among sources: the `source` metric label, and what logs and `explain` name. Every
     /// rule in `parsed` carries it as its `source`.
     pub label: String,
+    /// Its block and actor rules, allowed domains (e.g. from Mastodon's
+    /// `/api/v1/admin/domain_allows`, in `parsed.allows`) and exceptions.
     pub parsed: Arc<ParsedSource>,
     /// Its rules are reported, not enforced (as `BlocklistConfig::dry_run`).
     pub dry_run: bool,
+    /// An exception list (as `BlocklistConfig::exclude`): its block rules become exceptions
+    /// that override the block rules of every other source.
+    pub exclude: bool,
+    /// A remote subscription: its block rules apply only when `[policy]
+    /// subscription_threshold` subscribed sources list the domain. False for inboxguard's own
+    /// generated rules and for Mastodon's admin API (the moderators' own list).
+    pub subscribed: bool,
+    /// As `BlocklistConfig::priority`.
+    pub priority: i32,
+}
+
+impl MemorySource {
+    pub fn new(label: impl Into<String>, parsed: Arc<ParsedSource>) -> MemorySource {
+        MemorySource {
+            label: label.into(),
+            parsed,
+            dry_run: false,
+            exclude: false,
+            subscribed: false,
+            priority: 0,
+        }
+    }
+}
+
+/// One source on its way into a snapshot.
+struct Loading<'s> {
+    parsed: Cow<'s, ParsedSource>,
+    summary: SourceSummary,
+    priority: i32,
 }
 
 /// Builds a snapshot from every configured file source, in order, then every memory source in
-/// label order (the one code path for first load and every reload). Across sources the
-/// harshest rule for a domain wins; on a tie, the earlier source. The first file that fails
+/// label order (the one code path for first load and every reload). The first file that fails
 /// stops the load.
+///
+/// Merge, per domain (or digest), in this order:
+/// 1. an exception list's (`exclude`) domains become exceptions (a digest entry cannot be one:
+///    it is skipped with a warning);
+/// 2. block rules of subscribed sources listed by fewer than `policy.subscription_threshold`
+///    subscribed sources are held back (enforcing rules count only enforcing subscriptions, so
+///    a dry-run preview never tips a real rule into force; dry-run rules count all);
+/// 3. of the rules left, only those of the highest `priority` listing the domain compete;
+/// 4. the harshest of those wins; on a tie, the earlier source.
 pub fn load(
     sources: &[BlocklistConfig],
     memory: &[MemorySource],
+    policy: &PolicyConfig,
 ) -> Result<(Snapshot, Vec<SourceSummary>), LoadError> {
-    let mut parsed: Vec<(String, Cow<'_, ParsedSource>, bool)> =
-        Vec::with_capacity(sources.len() + memory.len());
+    let mut loading: Vec<Loading<'_>> = Vec::with_capacity(sources.len() + memory.len());
     for config in sources {
-        let source = sources::parse_file(&config.path, config.format)?;
+        let parsed = sources::parse_file_as(&config.path, config.format, config.kind)?;
         let label = config.path.display().to_string();
-        warn_about_skips(&label, &source);
-        parsed.push((label, Cow::Owned(source), config.dry_run));
+        warn_about_skips(&label, &parsed);
+        loading.push(Loading {
+            parsed: Cow::Owned(parsed),
+            summary: SourceSummary {
+                source: label,
+                dry_run: config.dry_run,
+                exception_list: config.exclude,
+                ..SourceSummary::default()
+            },
+            priority: config.priority,
+        });
     }
     for source in memory {
-        parsed.push((
-            source.label.clone(),
-            Cow::Borrowed(&*source.parsed),
-            source.dry_run,
-        ));
+        loading.push(Loading {
+            parsed: Cow::Borrowed(&*source.parsed),
+            summary: SourceSummary {
+                source: source.label.clone(),
+                dry_run: source.dry_run,
+                exception_list: source.exclude,
+                subscribed: source.subscribed,
+                ..SourceSummary::default()
+            },
+            priority: source.priority,
+        });
     }
-    let listed: Vec<(String, usize, usize, bool)> = parsed
-        .iter()
-        .map(|(label, p, dry_run)| (label.clone(), p.rules.len(), p.obfuscated, *dry_run))
-        .collect();
-    let snapshot = Snapshot::from_rules(parsed.into_iter().flat_map(|(_, p, dry_run)| {
-        let rules = match p {
-            Cow::Owned(p) => p.rules,
-            Cow::Borrowed(p) => p.rules.clone(),
-        };
-        rules.into_iter().map(move |mut rule| {
-            rule.dry_run = dry_run;
-            rule
-        })
-    }));
-    let mut in_force: HashMap<&str, [usize; 3]> = HashMap::new();
-    for rule in snapshot.iter() {
-        let counts = in_force.entry(&*rule.source).or_default();
-        counts[rule.severity.index()] += 1;
-    }
-    let summaries = listed
-        .into_iter()
-        .map(|(source, listed, obfuscated, dry_run)| {
-            let [noop, silence, suspend] =
-                in_force.get(source.as_str()).copied().unwrap_or_default();
-            SourceSummary {
-                overridden: listed.saturating_sub(suspend + silence + noop),
-                source,
-                suspend,
-                silence,
-                noop,
-                obfuscated,
-                dry_run,
+
+    let mut builder = Snapshot::builder(policy.mode, policy.subscription_threshold);
+    let mut friendly: Option<&str> = None;
+    for l in &loading {
+        if let Some(ff) = &l.parsed.friendly_federators {
+            if let Some(first) = friendly {
+                return Err(LoadError {
+                    file: l.summary.source.clone(),
+                    line: ff.line,
+                    kind: LoadErrorKind::DuplicateFriendlyFederators {
+                        first: first.to_string(),
+                    },
+                });
             }
-        })
-        .collect();
+            friendly = Some(&l.summary.source);
+            builder.friendly_federators(ff.clone());
+        }
+    }
+
+    // Agreement among subscribed sources, per rule key: [enforcing sources, all sources].
+    let threshold = policy.subscription_threshold;
+    let mut agreement: HashMap<RuleKey<'_>, [usize; 2]> = HashMap::new();
+    if threshold > 1 {
+        for l in loading
+            .iter()
+            .filter(|l| l.summary.subscribed && !l.summary.exception_list)
+        {
+            for rule in &l.parsed.rules {
+                let seen = agreement.entry(RuleKey::of(rule)).or_default();
+                seen[1] += 1;
+                if !(l.summary.dry_run || rule.dry_run) {
+                    seen[0] += 1;
+                }
+            }
+        }
+    }
+    let agreed = |l: &Loading<'_>, rule: &DomainRule| {
+        if threshold <= 1 || !l.summary.subscribed {
+            return true;
+        }
+        let seen = agreement
+            .get(&RuleKey::of(rule))
+            .copied()
+            .unwrap_or_default();
+        let count = if l.summary.dry_run || rule.dry_run {
+            seen[1]
+        } else {
+            seen[0]
+        };
+        count >= threshold
+    };
+    // The highest priority listing each key, among rules that will be in force.
+    let mut top: HashMap<RuleKey<'_>, i32> = HashMap::new();
+    if loading.iter().any(|l| l.priority != 0) {
+        for l in loading.iter().filter(|l| !l.summary.exception_list) {
+            for rule in l.parsed.rules.iter().filter(|r| agreed(l, r)) {
+                let best = top.entry(RuleKey::of(rule)).or_insert(l.priority);
+                *best = (*best).max(l.priority);
+            }
+        }
+    }
+
+    let mut below: HashMap<&str, usize> = HashMap::new();
+    for l in &loading {
+        let label = l.summary.source.as_str();
+        let dry_run = l.summary.dry_run;
+        if l.summary.exception_list {
+            let named = l.parsed.rules.iter().filter(|r| r.digest.is_none());
+            let digests = l.parsed.rules.len() - named.clone().count();
+            if digests > 0 {
+                tracing::warn!(
+                    source = label,
+                    count = digests,
+                    "exception list entries given by digest cannot be exceptions; skipped"
+                );
+            }
+            for rule in named {
+                builder.exception(DomainEntry {
+                    domain: rule.domain.clone(),
+                    comment: rule.public_comment.clone(),
+                    source: rule.source.clone(),
+                    line: rule.line,
+                });
+            }
+        } else {
+            for rule in &l.parsed.rules {
+                let mut rule = rule.clone();
+                rule.dry_run |= dry_run;
+                if !agreed(l, &rule) {
+                    *below.entry(label).or_default() += 1;
+                    builder.withhold(rule);
+                    continue;
+                }
+                let outranked = top
+                    .get(&RuleKey::of(&rule))
+                    .is_some_and(|&best| l.priority < best);
+                if !outranked {
+                    builder.rule(rule);
+                }
+            }
+        }
+        for entry in l.parsed.allows.iter().cloned() {
+            builder.allow(entry);
+        }
+        for entry in l.parsed.exceptions.iter().cloned() {
+            builder.exception(entry);
+        }
+        for rule in l.parsed.actors.iter().cloned() {
+            let mut rule = rule;
+            rule.dry_run |= dry_run;
+            builder.actor(rule);
+        }
+    }
+    let snapshot = builder.build();
+
+    // What each source has in force, from the snapshot itself.
+    let mut summaries: Vec<SourceSummary> = Vec::with_capacity(loading.len());
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(loading.len());
+    for l in &loading {
+        index.insert(l.summary.source.clone(), summaries.len());
+        let mut summary = l.summary.clone();
+        summary.obfuscated = l.parsed.obfuscated;
+        summary.below_threshold = below.get(summary.source.as_str()).copied().unwrap_or(0);
+        summaries.push(summary);
+    }
+    let mut counted = |source: &str, kind: Option<RuleKind>| {
+        if let Some(s) = index.get(source).and_then(|&i| summaries.get_mut(i)) {
+            match kind {
+                Some(kind) => *s.count_mut(kind) += 1,
+                None => s.excluded += 1,
+            }
+        }
+    };
+    for rule in snapshot.iter() {
+        let kind = (!snapshot.is_excluded(rule)).then(|| RuleKind::from(rule.severity));
+        counted(&rule.source, kind);
+    }
+    for entry in snapshot.iter_allows() {
+        counted(&entry.source, Some(RuleKind::Allow));
+    }
+    for entry in snapshot.iter_exceptions() {
+        counted(&entry.source, Some(RuleKind::Exclude));
+    }
+    for rule in snapshot.iter_actors() {
+        counted(&rule.source, Some(RuleKind::ActorSuspend));
+    }
+    for (summary, l) in summaries.iter_mut().zip(&loading) {
+        let listed = l.parsed.len();
+        let accounted = RuleKind::ALL
+            .iter()
+            .map(|&k| summary.count(k))
+            .sum::<usize>()
+            + summary.excluded
+            + summary.below_threshold;
+        summary.overridden = listed.saturating_sub(accounted);
+    }
     Ok((snapshot, summaries))
+}
+
+/// What makes two sources' rules about the same domain.
+#[derive(PartialEq, Eq, Hash)]
+enum RuleKey<'r> {
+    Name(&'r str),
+    Digest(&'r DomainDigest),
+}
+
+impl<'r> RuleKey<'r> {
+    fn of(rule: &'r DomainRule) -> RuleKey<'r> {
+        match &rule.digest {
+            Some(digest) => RuleKey::Digest(digest),
+            None => RuleKey::Name(&rule.domain),
+        }
+    }
 }
 
 fn warn_about_skips(label: &str, source: &ParsedSource) {
@@ -158,6 +411,8 @@ struct State {
 /// Owns the live snapshot and knows how to rebuild it. Shared as `Arc<Rules>`.
 pub struct Rules {
     sources: Vec<BlocklistConfig>,
+    /// `[policy]`: mode and subscription threshold (restart-only, like the source list).
+    policy: PolicyConfig,
     metrics: Arc<Metrics>,
     current: ArcSwap<Snapshot>,
     /// Held for a whole reload (load, diff, swap, gauges) so reloads from the watcher, SIGHUP,
@@ -174,11 +429,13 @@ impl Rules {
     /// is not counted in `rules_reloads_total`, but sets the gauges like a reload.
     pub fn new(
         sources: Vec<BlocklistConfig>,
+        policy: PolicyConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Rules>, LoadError> {
-        let (snapshot, summaries) = load(&sources, &[])?;
+        let (snapshot, summaries) = load(&sources, &[], &policy)?;
         let rules = Rules {
             sources,
+            policy,
             metrics,
             current: ArcSwap::from_pointee(snapshot),
             reloading: Mutex::new(State::default()),
@@ -194,7 +451,12 @@ impl Rules {
                 suspend = s.suspend,
                 silence = s.silence,
                 noop = s.noop,
+                allow = s.allow,
+                exclude = s.exclude,
+                actor_suspend = s.actor_suspend,
                 overridden = s.overridden,
+                excluded = s.excluded,
+                below_threshold = s.below_threshold,
                 "rules loaded"
             );
         }
@@ -254,7 +516,7 @@ impl Rules {
 
     fn reload_locked(&self, state: &mut State) -> Result<Vec<SourceSummary>, LoadError> {
         let memory: Vec<MemorySource> = state.memory.values().cloned().collect();
-        let (snapshot, summaries) = match load(&self.sources, &memory) {
+        let (snapshot, summaries) = match load(&self.sources, &memory, &self.policy) {
             Ok(loaded) => loaded,
             Err(e) => {
                 self.metrics
@@ -360,11 +622,11 @@ impl Rules {
             .iter()
             .filter(|p| !summaries.iter().any(|s| &s.source == *p))
         {
-            for severity in Severity::ALL {
+            for kind in RuleKind::ALL {
                 let _ = self
                     .metrics
                     .rules_loaded
-                    .remove_label_values(&[stale, severity.as_str()]);
+                    .remove_label_values(&[stale, kind.as_str()]);
             }
             let _ = self
                 .metrics
@@ -373,11 +635,11 @@ impl Rules {
         }
         published.clear();
         for s in summaries {
-            for severity in Severity::ALL {
-                let count = i64::try_from(s.count(severity)).unwrap_or(i64::MAX);
+            for kind in RuleKind::ALL {
+                let count = i64::try_from(s.count(kind)).unwrap_or(i64::MAX);
                 self.metrics
                     .rules_loaded
-                    .with_label_values(&[s.source.as_str(), severity.as_str()])
+                    .with_label_values(&[s.source.as_str(), kind.as_str()])
                     .set(count);
             }
             self.metrics
@@ -491,6 +753,7 @@ async fn next_hangup(signal: &mut Hangup) -> Option<()> {
 mod tests {
     use super::*;
     use crate::config::BlocklistFormat;
+    use crate::policy::Severity;
     use std::time::Instant;
 
     /// Generous: these wait on inotify and a debounce, on a loaded 2-core machine.
@@ -501,6 +764,9 @@ mod tests {
             path: path.to_path_buf(),
             format: BlocklistFormat::Auto,
             dry_run: false,
+            kind: crate::config::SourceKind::Block,
+            exclude: false,
+            priority: 0,
         }
     }
 
@@ -557,7 +823,8 @@ mod tests {
         )
         .expect("write");
         std::fs::write(&b, "shared.example\nonly-b.example\n").expect("write");
-        let (snapshot, summaries) = load(&[source(&a), source(&b)], &[]).expect("loads");
+        let (snapshot, summaries) =
+            load(&[source(&a), source(&b)], &[], &PolicyConfig::default()).expect("loads");
         assert_eq!(snapshot.len(), 3);
         let shared = snapshot.get("shared.example").expect("listed");
         assert_eq!(
@@ -577,6 +844,7 @@ mod tests {
                     overridden: 1,
                     obfuscated: 1,
                     dry_run: false,
+                    ..SourceSummary::default()
                 },
                 SourceSummary {
                     source: b.display().to_string(),
@@ -586,10 +854,17 @@ mod tests {
                     overridden: 0,
                     obfuscated: 0,
                     dry_run: false,
+                    ..SourceSummary::default()
                 },
             ]
         );
-        assert_eq!(load(&[], &[]).expect("no sources").0.len(), 0);
+        assert_eq!(
+            load(&[], &[], &PolicyConfig::default())
+                .expect("no sources")
+                .0
+                .len(),
+            0
+        );
     }
 
     #[test]
@@ -601,7 +876,8 @@ mod tests {
         std::fs::write(&preview, "both.example\npreview.example\n").expect("write");
         let mut dry = source(&preview);
         dry.dry_run = true;
-        let (snapshot, summaries) = load(&[source(&enforced), dry], &[]).expect("loads");
+        let (snapshot, summaries) =
+            load(&[source(&enforced), dry], &[], &PolicyConfig::default()).expect("loads");
         assert!(snapshot.is_suspended("both.example").is_some());
         assert!(snapshot.is_suspended("preview.example").is_none());
         let rule = snapshot.get("preview.example").expect("listed");
@@ -622,7 +898,12 @@ mod tests {
         let bad = dir.path().join("bad.txt");
         std::fs::write(&good, "ok.example\n").expect("write");
         std::fs::write(&bad, "ok.example\n\nnot valid!\n").expect("write");
-        let e = load(&[source(&good), source(&bad)], &[]).expect_err("must fail");
+        let e = load(
+            &[source(&good), source(&bad)],
+            &[],
+            &PolicyConfig::default(),
+        )
+        .expect_err("must fail");
         assert_eq!(e.file, bad.display().to_string());
         assert_eq!(e.line, 3);
         assert!(
@@ -637,7 +918,8 @@ mod tests {
         let path = dir.path().join("blocklist.csv");
         std::fs::write(&path, "old.example\n").expect("write");
         let m = metrics();
-        let rules = Rules::new(vec![source(&path)], m.clone()).expect("first load");
+        let rules = Rules::new(vec![source(&path)], PolicyConfig::default(), m.clone())
+            .expect("first load");
         let label = path.display().to_string();
         let gauge = |sev: &str| {
             m.rules_loaded
@@ -684,7 +966,8 @@ mod tests {
         let path = dir.path().join("local.csv");
         std::fs::write(&path, "#domain,#severity\nshared.example,silence\n").expect("write");
         let m = metrics();
-        let rules = Rules::new(vec![source(&path)], m.clone()).expect("first load");
+        let rules = Rules::new(vec![source(&path)], PolicyConfig::default(), m.clone())
+            .expect("first load");
         let remote = |domains: &[&str]| {
             let text: String = domains.iter().map(|d| format!("{d}\n")).collect();
             let label: Arc<str> = Arc::from("https://lists.example/blocks.txt");
@@ -699,6 +982,9 @@ mod tests {
                     .expect("parses"),
                 ),
                 dry_run: false,
+                exclude: false,
+                subscribed: true,
+                priority: 0,
             }
         };
         let summaries = rules
@@ -740,9 +1026,13 @@ mod tests {
 
     #[test]
     fn unreadable_source_fails_the_first_load() {
-        let e = Rules::new(vec![source(Path::new("/nonexistent/x.csv"))], metrics())
-            .err()
-            .expect("must fail");
+        let e = Rules::new(
+            vec![source(Path::new("/nonexistent/x.csv"))],
+            PolicyConfig::default(),
+            metrics(),
+        )
+        .err()
+        .expect("must fail");
         assert_eq!(e.line, 0);
         assert!(matches!(e.kind, LoadErrorKind::Read(_)));
     }
@@ -753,7 +1043,8 @@ mod tests {
         let path = dir.path().join("a.txt");
         std::fs::write(&path, "a.example\n").expect("write");
         let m = metrics();
-        let rules = Rules::new(vec![source(&path)], m.clone()).expect("load");
+        let rules =
+            Rules::new(vec![source(&path)], PolicyConfig::default(), m.clone()).expect("load");
         let mut published = vec!["gone.csv".to_string()];
         m.rules_loaded
             .with_label_values(&["gone.csv", "suspend"])
@@ -809,7 +1100,8 @@ mod tests {
         let path = dir.path().join("blocklist.csv");
         std::fs::write(&path, "old.example\n").expect("write");
         let m = metrics();
-        let rules = Rules::new(vec![source(&path)], m.clone()).expect("load");
+        let rules =
+            Rules::new(vec![source(&path)], PolicyConfig::default(), m.clone()).expect("load");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(rules.clone().watch(async {
             let _ = stopped.await;
@@ -860,7 +1152,8 @@ mod tests {
         symlink("..2026_01_01", root.join("..data")).expect("..data");
         symlink("..data/blocklist.csv", root.join("blocklist.csv")).expect("link");
         let path = root.join("blocklist.csv");
-        let rules = Rules::new(vec![source(&path)], metrics()).expect("load");
+        let rules =
+            Rules::new(vec![source(&path)], PolicyConfig::default(), metrics()).expect("load");
         assert!(suspended(&rules, "first.example"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(rules.clone().watch(async {
@@ -902,7 +1195,8 @@ mod tests {
         let path = dir.path().join("blocklist.txt");
         std::fs::write(&path, "a.example\n").expect("write");
         let m = metrics();
-        let rules = Rules::new(vec![source(&path)], m.clone()).expect("load");
+        let rules =
+            Rules::new(vec![source(&path)], PolicyConfig::default(), m.clone()).expect("load");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(rules.clone().watch(async {
             let _ = stopped.await;
@@ -926,5 +1220,271 @@ mod tests {
             .await
             .expect("watch stops")
             .expect("watch task");
+    }
+
+    fn memory(label: &str, text: &str) -> MemorySource {
+        let label_arc: Arc<str> = Arc::from(label);
+        let parsed = sources::parse_bytes(text.as_bytes(), label_arc, BlocklistFormat::Auto)
+            .expect("parses");
+        MemorySource::new(label, Arc::new(parsed))
+    }
+
+    fn subscribed(label: &str, text: &str) -> MemorySource {
+        MemorySource {
+            subscribed: true,
+            ..memory(label, text)
+        }
+    }
+
+    fn threshold(n: usize) -> PolicyConfig {
+        PolicyConfig {
+            subscription_threshold: n,
+            ..PolicyConfig::default()
+        }
+    }
+
+    #[test]
+    fn exception_sources_override_every_other_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = dir.path().join("local.csv");
+        let exceptions = dir.path().join("exceptions.csv");
+        std::fs::write(
+            &local,
+            "#domain,#severity\nbad.example,suspend\nkept.example,silence\n",
+        )
+        .expect("write");
+        std::fs::write(
+            &exceptions,
+            "#domain,#public_comment\nok.bad.example,\nkept.example,asked nicely\n",
+        )
+        .expect("write");
+        let mut exclude = source(&exceptions);
+        exclude.exclude = true;
+        let mut remote_exceptions =
+            memory("https://lists.example/exceptions.txt", "remote.example\n");
+        remote_exceptions.exclude = true;
+        let (snapshot, summaries) = load(
+            &[source(&local), exclude],
+            &[
+                subscribed(
+                    "https://lists.example/blocks.txt",
+                    "remote.example\nx.ok.bad.example\n",
+                ),
+                remote_exceptions,
+            ],
+            &PolicyConfig::default(),
+        )
+        .expect("loads");
+        assert!(snapshot.is_suspended("bad.example").is_some());
+        assert!(snapshot.is_suspended("a.ok.bad.example").is_none());
+        assert!(
+            snapshot.is_suspended("y.x.ok.bad.example").is_some(),
+            "a longer suffix than the exception still applies"
+        );
+        assert!(snapshot.rule_for("kept.example").is_none());
+        assert!(
+            snapshot.is_suspended("remote.example").is_none(),
+            "a memory exception list works like a file"
+        );
+        assert_eq!(
+            snapshot
+                .exception_for("kept.example")
+                .and_then(|e| e.comment.as_deref()),
+            Some("asked nicely")
+        );
+        let counts: Vec<(usize, usize, usize, usize, bool)> = summaries
+            .iter()
+            .map(|s| {
+                (
+                    s.suspend,
+                    s.silence,
+                    s.exclude,
+                    s.excluded,
+                    s.exception_list,
+                )
+            })
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                (1, 0, 0, 1, false),
+                (0, 0, 2, 0, true),
+                (1, 0, 0, 1, false),
+                (0, 0, 1, 0, true),
+            ]
+        );
+        assert_eq!(summaries[0].overridden, 0);
+    }
+
+    #[test]
+    fn subscribed_rules_need_the_threshold_and_local_files_always_apply() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = dir.path().join("local.txt");
+        std::fs::write(&local, "local.example\n").expect("write");
+        let a = subscribed("https://a.example/list", "both.example\nonly-a.example\n");
+        let b = subscribed(
+            "https://b.example/list",
+            "#domain,#severity\nboth.example,silence\nlocal.example,noop\n",
+        );
+        let mut preview = subscribed("https://c.example/list", "only-a.example\n");
+        preview.dry_run = true;
+        let api = memory("mastodon-api", "only-api.example\n");
+        let (snapshot, summaries) = load(
+            &[source(&local)],
+            &[a.clone(), b.clone(), preview.clone(), api.clone()],
+            &threshold(2),
+        )
+        .expect("loads");
+        // Two sources agree: in force, the harsher wins.
+        assert!(snapshot.is_suspended("both.example").is_some());
+        // One enforcing source: held back; a dry-run preview agreeing does not tip it into
+        // force, but the preview's own rule is judged with it.
+        assert!(snapshot.rule_for("only-a.example").is_none());
+        assert_eq!(
+            snapshot
+                .rule_for_including_dry_run("only-a.example")
+                .map(|r| (r.dry_run, &*r.source)),
+            Some((true, "https://c.example/list"))
+        );
+        // Local files, and memory sources that are not subscriptions, always apply.
+        assert!(snapshot.is_suspended("local.example").is_some());
+        assert!(snapshot.is_suspended("only-api.example").is_some());
+        let withheld: Vec<&str> = snapshot
+            .withheld_rules("only-a.example")
+            .iter()
+            .map(|r| &*r.source)
+            .collect();
+        assert_eq!(withheld, ["https://a.example/list"]);
+        let below: Vec<(usize, usize, usize)> = summaries
+            .iter()
+            .map(|s| {
+                (
+                    s.suspend + s.silence + s.noop,
+                    s.below_threshold,
+                    s.overridden,
+                )
+            })
+            .collect();
+        assert_eq!(
+            below,
+            [(1, 0, 0), (1, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 0)]
+        );
+        // Threshold 1: every subscribed rule applies.
+        let (snapshot, _) =
+            load(&[source(&local)], &[a, b, preview, api], &threshold(1)).expect("loads");
+        assert!(snapshot.is_suspended("only-a.example").is_some());
+        assert_eq!(snapshot.iter_withheld().count(), 0);
+    }
+
+    #[test]
+    fn priority_picks_which_sources_compete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ours = dir.path().join("ours.csv");
+        std::fs::write(&ours, "#domain,#severity\nshared.example,silence\n").expect("write");
+        let mut local = source(&ours);
+        local.priority = 10;
+        let remote = subscribed(
+            "https://lists.example/blocks.txt",
+            "shared.example\nother.example\n",
+        );
+        let (snapshot, summaries) = load(
+            &[local.clone()],
+            std::slice::from_ref(&remote),
+            &PolicyConfig::default(),
+        )
+        .expect("loads");
+        assert_eq!(
+            snapshot.rule_for("shared.example").map(|r| r.severity),
+            Some(Severity::Silence),
+            "the higher priority wins even though milder"
+        );
+        assert!(snapshot.is_suspended("other.example").is_some());
+        assert_eq!((summaries[1].suspend, summaries[1].overridden), (1, 1));
+        // Equal priorities: the harshest wins, as before.
+        local.priority = 0;
+        let (snapshot, _) = load(&[local], &[remote], &PolicyConfig::default()).expect("loads");
+        assert!(snapshot.is_suspended("shared.example").is_some());
+    }
+
+    #[test]
+    fn toml_and_allow_sources_load_with_their_kinds() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/blocklists");
+        let mut allows = source(&root.join("domain_allows.csv"));
+        allows.kind = crate::config::SourceKind::Allow;
+        let policy = PolicyConfig {
+            mode: crate::config::PolicyMode::Allowlist,
+            ..PolicyConfig::default()
+        };
+        let (snapshot, summaries) =
+            load(&[source(&root.join("rules.toml")), allows], &[], &policy).expect("loads");
+        assert_eq!(snapshot.mode(), crate::config::PolicyMode::Allowlist);
+        assert!(snapshot.allow_for("x.partner.example").is_some());
+        assert!(snapshot
+            .actor_rule_for("https://elsewhere.example/@mallory")
+            .is_some());
+        assert!(snapshot.friendly_federators().is_some());
+        let toml = &summaries[0];
+        assert_eq!(
+            (
+                toml.suspend,
+                toml.silence,
+                toml.allow,
+                toml.exclude,
+                toml.actor_suspend,
+                toml.overridden
+            ),
+            (2, 1, 1, 1, 2, 0)
+        );
+        // friend.example is in both; the first source listing it counts it.
+        assert_eq!((summaries[1].allow, summaries[1].overridden), (2, 1));
+        assert_eq!(
+            toml.to_string(),
+            format!(
+                "{}: suspend=2 silence=1 noop=0 allow=1 exclude=1 actor_suspend=2",
+                root.join("rules.toml").display()
+            )
+        );
+        // A second [friendly_federators] table is refused, naming both places.
+        let e = load(
+            &[
+                source(&root.join("rules.toml")),
+                source(&root.join("rules.toml")),
+            ],
+            &[],
+            &policy,
+        )
+        .expect_err("two tables");
+        assert_eq!(e.line, 36);
+        assert!(matches!(
+            e.kind,
+            LoadErrorKind::DuplicateFriendlyFederators { .. }
+        ));
+    }
+
+    #[test]
+    fn gauges_and_reload_log_cover_every_kind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rules.toml");
+        std::fs::write(&path, "[[allow]]\ndomain = \"a.example\"\n").expect("write");
+        let m = metrics();
+        let rules =
+            Rules::new(vec![source(&path)], PolicyConfig::default(), m.clone()).expect("load");
+        let label = path.display().to_string();
+        let gauge = |kind: &str| {
+            m.rules_loaded
+                .with_label_values(&[label.as_str(), kind])
+                .get()
+        };
+        assert_eq!((gauge("allow"), gauge("actor_suspend")), (1, 0));
+        std::fs::write(
+            &path,
+            "[[actor]]\nactor = \"@m@bad.example\"\n[[exclude]]\ndomain = \"x.example\"\n",
+        )
+        .expect("write");
+        rules.reload().expect("reload");
+        assert_eq!(
+            (gauge("allow"), gauge("actor_suspend"), gauge("exclude")),
+            (0, 1, 1)
+        );
     }
 }

@@ -206,8 +206,11 @@ fn activity_files_show_actor_decision_author_and_report_outcome() {
     );
     assert!(
         out.stdout.contains(
-            "object attributedTo: https://bad.example/users/mallory (informational: not enforced yet)\n  as a sender this host would be: reject (403)"
-        ),
+            "object attributedTo: https://bad.example/users/mallory\n\n\
+             no actor rule matches attributedTo https://bad.example/users/mallory\n"
+        ) && out
+            .stdout
+            .contains("  as a sender this host would be: reject (403)\n"),
         "{}",
         out.describe()
     );
@@ -300,4 +303,197 @@ fn bad_config_and_bad_subject_exit_non_zero() {
     assert!(out
         .stderr
         .contains("is not a domain, an actor URI or an activity file"));
+}
+
+/// A config with a TOML rules file, an allow list, an exception list and a threshold, in
+/// allowlist mode.
+fn setup_rules() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[domain]]\n\
+         domain = \"bad.example\"\n\
+         comment = \"spam\"\n\n\
+         [[actor]]\n\
+         actor = \"@mallory@friend.example\"\n\
+         comment = \"harassment\"\n\n\
+         [[actor]]\n\
+         actor = \"https://friend.example/users/pat\"\n\
+         dry_run = true\n",
+    )
+    .unwrap();
+    let allows = dir.path().join("allows.txt");
+    std::fs::write(&allows, "friend.example\nbad.example\n").unwrap();
+    let exceptions = dir.path().join("exceptions.csv");
+    std::fs::write(
+        &exceptions,
+        "#domain,#public_comment\nok.bad.example,their moderators asked\n",
+    )
+    .unwrap();
+    let quote = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    let config = dir.path().join("inboxguard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:18080\"\n\n\
+             [upstream]\nurl = \"http://127.0.0.1:13000\"\n\n\
+             [admin]\nlisten = \"127.0.0.1:19100\"\n\n\
+             [policy]\nmode = \"allowlist\"\nsubscription_threshold = 2\n\n\
+             [[blocklists]]\npath = {}\n\n\
+             [[blocklists]]\npath = {}\nkind = \"allow\"\n\n\
+             [[blocklists]]\npath = {}\nexclude = true\n",
+            quote(&rules),
+            quote(&allows),
+            quote(&exceptions)
+        ),
+    )
+    .unwrap();
+    (dir, config)
+}
+
+#[test]
+fn allow_rules_and_allowlist_mode_are_explained() {
+    let (_dir, config) = setup_rules();
+    let out = explain(&config, "x.friend.example");
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let s = &out.stdout;
+    assert!(s.contains("mode: allowlist"), "{}", out.describe());
+    assert!(
+        s.contains("subscription_threshold: 2"),
+        "{}",
+        out.describe()
+    );
+    assert!(s.contains("decision: forward\n"), "{}", out.describe());
+    assert!(
+        s.contains("\nallowed: x.friend.example by friend.example (")
+            && s.contains("allows.txt:1)"),
+        "{}",
+        out.describe()
+    );
+
+    let out = explain(&config, "stranger.example");
+    assert!(
+        out.stdout
+            .contains("decision: reject (403)\nreason: not_allowed\nnot allowed: no allow entry covers stranger.example\n"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn exclusions_are_explained_with_their_source_and_comment() {
+    let (_dir, config) = setup_rules();
+    let out = explain(&config, "a.ok.bad.example");
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let s = &out.stdout;
+    assert!(
+        s.contains("decision: forward\nreason: allowed\n"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        s.contains("\nexception: ok.bad.example (")
+            && s.contains("exceptions.csv:2) \"their moderators asked\" (block rules on it"),
+        "{}",
+        out.describe()
+    );
+    let row = s
+        .lines()
+        .find(|l| l.contains("rules.toml:2"))
+        .unwrap_or_else(|| panic!("{}", out.describe()));
+    assert!(
+        row.starts_with(" x  bad.example") && row.ends_with("\"spam\""),
+        "{}",
+        out.describe()
+    );
+    // Outside the exception, the block decides.
+    let out = explain(&config, "bad.example");
+    assert!(
+        out.stdout
+            .contains("reason: suspended_key_host\ndeciding rule: bad.example ("),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn actor_rules_are_explained_for_handles_uris_and_authors() {
+    let (dir, config) = setup_rules();
+    let out = explain(&config, "@Mallory@friend.example");
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let s = &out.stdout;
+    assert!(
+        s.contains("assuming: the account's URI is https://friend.example/users/mallory"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        s.contains("decision: reject (403)\nreason: actor_suspended\ndeciding rule: @mallory@friend.example ("),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        s.contains("actor rule matching actor https://friend.example/users/mallory: suspend @mallory@friend.example (")
+            && s.contains("rules.toml:6) \"harassment\"\n"),
+        "{}",
+        out.describe()
+    );
+
+    // A dry-run actor rule, by URI.
+    let out = explain(&config, "https://friend.example/users/pat");
+    assert!(
+        out.stdout.contains("decision: forward\nreason: actor_suspended\ndry run: would reject (403) (actor_suspended) by https://friend.example/users/pat ("),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("[dry run]\n"), "{}", out.describe());
+
+    // The author of an activity's object.
+    let boost = dir.path().join("boost.json");
+    std::fs::write(
+        &boost,
+        r#"{"type":"Announce","actor":"https://friend.example/users/fay",
+            "object":{"id":"https://friend.example/@mallory/1","type":"Note",
+                      "attributedTo":"https://friend.example/@mallory"}}"#,
+    )
+    .unwrap();
+    let out = explain(&config, boost.to_str().unwrap());
+    let s = &out.stdout;
+    assert!(
+        s.contains("decision: reject (403)\nreason: actor_suspended\n"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        s.contains("no actor rule matches actor https://friend.example/users/fay")
+            && s.contains("actor rule matching attributedTo https://friend.example/@mallory: suspend @mallory@friend.example"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn check_counts_every_kind_per_source() {
+    let (_dir, config) = setup_rules();
+    let out = Command::new(BIN)
+        .args(["check", "--config", config.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("policy    mode=allowlist subscription_threshold=2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "rules.toml: suspend=1 silence=0 noop=0 allow=0 exclude=0 actor_suspend=2\n"
+        ) && stdout.contains("allows.txt: suspend=0 silence=0 noop=0 allow=2 exclude=0 actor_suspend=0\n")
+            && stdout.contains(
+                "exceptions.csv: suspend=0 silence=0 noop=0 allow=0 exclude=1 actor_suspend=0 (exception list)\n"
+            ),
+        "{stdout}"
+    );
 }

@@ -244,6 +244,36 @@ async fn announce_can_be_turned_off() {
     assert_eq!(domain(&d, "friend.example")["dropped"], 0);
 }
 
+#[tokio::test]
+async fn a_rules_file_table_overrides_the_config_kinds() {
+    let friend = RemoteInstance::start("friend.example").await;
+    let fred = friend.add_actor("fred");
+    let puma = RecordingUpstream::start().await;
+    // The config turns replies off and announces on (the defaults); the moderators' rules file
+    // turns replies on and announces off, and wins.
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&friend)
+        .blocklist_file("blocks.csv", BLOCKLIST)
+        .blocklist_file(
+            "rules.toml",
+            "[friendly_federators]\nannounce = false\nreply = true\n",
+        )
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let reply = create(&fred, 1, json!({"inReplyTo": "https://bad.example/notes/9"}));
+    assert_eq!(deliver(&proxy, &fred, &reply).await, StatusCode::ACCEPTED);
+    assert_eq!(puma.count(), 0, "the reply is dropped");
+    let boost = fred.activity("Announce", json!("https://bad.example/notes/1"));
+    assert_eq!(deliver(&proxy, &fred, &boost).await, StatusCode::ACCEPTED);
+    assert_eq!(puma.count(), 1, "the boost is forwarded");
+    let m = proxy.metrics().await;
+    assert_eq!(requests(&m, "dropped", "laundered_reply"), 1.0);
+    assert_eq!(requests(&m, "dropped", "laundered_announce"), 0.0);
+    let d = admin_json(&proxy).await;
+    assert_eq!(d["dropping"], json!(["reply", "attributed_to"]), "{d}");
+}
+
 /// Runs the real binary (bounded, so a hang fails the test).
 fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
     use std::process::{Command, Stdio};

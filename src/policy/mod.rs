@@ -8,8 +8,14 @@
 //! * **silence** and **noop** are forwarded: Mastodon applies silence itself when it processes
 //!   the activity, and a proxy cannot rewrite a signed body.
 
+pub mod actors;
 pub mod host;
+pub mod rules_file;
 pub mod sources;
+
+pub use crate::config::PolicyMode;
+pub use actors::{ActorPattern, ActorRule};
+pub use rules_file::FriendlyFederatorSettings;
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -45,11 +51,6 @@ impl Severity {
         Severity::ALL
             .into_iter()
             .find(|s| s.as_str().eq_ignore_ascii_case(word))
-    }
-
-    /// 0, 1, 2 from mildest to harshest, for per-severity count arrays.
-    pub(crate) fn index(self) -> usize {
-        self as usize
     }
 }
 
@@ -139,15 +140,199 @@ impl DomainRule {
     }
 }
 
+/// A domain named by an allow list (`kind = "allow"`, Mastodon's `domain_allows.csv`) or an
+/// exception list (`exclude = true`), and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainEntry {
+    /// Normalised with `host::normalize`.
+    pub domain: String,
+    pub comment: Option<String>,
+    /// File (or source label) the entry came from, and its 1-based line.
+    pub source: Arc<str>,
+    pub line: usize,
+}
+
+/// Every kind of rule a source can hold: the `severity` label of `inboxguard_rules_loaded`
+/// and the rows of the reload log. A fixed set, so the label stays bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleKind {
+    Suspend,
+    Silence,
+    Noop,
+    /// An allowed domain (enforced in `mode = "allowlist"`).
+    Allow,
+    /// An exception: block rules do not apply to the domain and its sub-domains.
+    Exclude,
+    /// A suspended actor.
+    ActorSuspend,
+}
+
+impl RuleKind {
+    /// Every kind, in the order summaries and logs use.
+    pub const ALL: [RuleKind; 6] = [
+        RuleKind::Suspend,
+        RuleKind::Silence,
+        RuleKind::Noop,
+        RuleKind::Allow,
+        RuleKind::Exclude,
+        RuleKind::ActorSuspend,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Suspend => "suspend",
+            RuleKind::Silence => "silence",
+            RuleKind::Noop => "noop",
+            RuleKind::Allow => "allow",
+            RuleKind::Exclude => "exclude",
+            RuleKind::ActorSuspend => "actor_suspend",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<Severity> for RuleKind {
+    fn from(severity: Severity) -> RuleKind {
+        match severity {
+            Severity::Suspend => RuleKind::Suspend,
+            Severity::Silence => RuleKind::Silence,
+            Severity::Noop => RuleKind::Noop,
+        }
+    }
+}
+
+impl fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something found by its normalised domain.
+pub(crate) trait Named {
+    fn name(&self) -> &str;
+}
+
+impl Named for DomainRule {
+    fn name(&self) -> &str {
+        &self.domain
+    }
+}
+
+impl Named for DomainEntry {
+    fn name(&self) -> &str {
+        &self.domain
+    }
+}
+
+/// A value that hashes and compares as its domain, so a set is looked up by `&str` without a
+/// second copy of every domain as a map key (100,000 rules would carry ~5 MB of copies).
+#[derive(Debug)]
+struct ByName<T>(T);
+
+impl<T: Named> Hash for ByName<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly as the `str` it borrows as.
+        self.0.name().hash(state)
+    }
+}
+
+impl<T: Named> PartialEq for ByName<T> {
+    fn eq(&self, other: &ByName<T>) -> bool {
+        self.0.name() == other.0.name()
+    }
+}
+
+impl<T: Named> Eq for ByName<T> {}
+
+impl<T: Named> Borrow<str> for ByName<T> {
+    fn borrow(&self) -> &str {
+        self.0.name()
+    }
+}
+
+/// Values by normalised domain, with the label counts in use.
+#[derive(Debug)]
+struct NameSet<T> {
+    set: HashSet<ByName<T>>,
+    /// Bit `n - 1` is set when some domain has `n` labels (bit 63: 64 or more). A suffix
+    /// whose label count no domain has cannot match, so `exact` does not hash it:
+    /// `a.b.c.d.e.f.bad.example` costs one lookup per label count in use, not nine.
+    label_counts: u64,
+}
+
+impl<T> Default for NameSet<T> {
+    fn default() -> Self {
+        NameSet {
+            set: HashSet::new(),
+            label_counts: 0,
+        }
+    }
+}
+
+impl<T: Named> NameSet<T> {
+    /// Puts `value` in, replacing one of the same name.
+    fn replace(&mut self, value: T) {
+        self.label_counts |= label_bit(label_count(value.name()));
+        self.set.replace(ByName(value));
+    }
+
+    /// Puts `value` in unless one of the same name is there (the first one listed stays).
+    fn insert_first(&mut self, value: T) {
+        if !self.set.contains(value.name()) {
+            self.replace(value);
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&T> {
+        self.set.get(name).map(|v| &v.0)
+    }
+
+    /// The value for exactly `candidate`, which has `labels` labels.
+    fn exact(&self, candidate: &str, labels: usize) -> Option<&T> {
+        if self.label_counts & label_bit(labels) == 0 {
+            return None;
+        }
+        self.get(candidate)
+    }
+
+    /// The value on the longest suffix of `host` (already normalised); IP literals only
+    /// exactly.
+    fn longest_suffix(&self, host: &str) -> Option<&T> {
+        if self.set.is_empty() {
+            return None;
+        }
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let exact_only = host::is_ip_literal(host);
+        let mut candidate = host;
+        let mut labels = label_count(host);
+        loop {
+            if let Some(found) = self.exact(candidate, labels) {
+                return Some(found);
+            }
+            if exact_only {
+                return None;
+            }
+            candidate = candidate.split_once('.')?.1;
+            labels -= 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.set.iter().map(|v| &v.0)
+    }
+}
+
 /// One tier of rules (enforcing, or dry run): by name, and by digest for obfuscated entries.
 #[derive(Debug, Default)]
 struct Tier {
-    /// Found by normalised domain, so a lookup of one suffix is one hash of a borrowed `&str`.
-    by_name: HashSet<ByDomain>,
-    /// Bit `n - 1` is set when some named domain has `n` labels (bit 63: 64 or more). A
-    /// suffix whose label count no named rule has cannot match by name, so `exact` does not
-    /// hash it: `a.b.c.d.e.f.bad.example` costs one lookup per label count in use, not nine.
-    label_counts: u64,
+    by_name: NameSet<DomainRule>,
     by_digest: HashMap<DomainDigest, DomainRule>,
 }
 
@@ -158,32 +343,6 @@ fn label_bit(labels: usize) -> u64 {
 
 fn label_count(domain: &str) -> usize {
     domain.bytes().filter(|&b| b == b'.').count() + 1
-}
-
-/// A rule that hashes and compares as its domain, so the set is looked up by `&str` without
-/// a second copy of every domain as a map key (100,000 rules would carry ~5 MB of copies).
-#[derive(Debug)]
-struct ByDomain(DomainRule);
-
-impl Hash for ByDomain {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must hash exactly as the `str` it borrows as.
-        self.0.domain.as_str().hash(state)
-    }
-}
-
-impl PartialEq for ByDomain {
-    fn eq(&self, other: &ByDomain) -> bool {
-        self.0.domain == other.0.domain
-    }
-}
-
-impl Eq for ByDomain {}
-
-impl Borrow<str> for ByDomain {
-    fn borrow(&self) -> &str {
-        &self.0.domain
-    }
 }
 
 impl Tier {
@@ -197,13 +356,10 @@ impl Tier {
                     self.by_digest.insert(digest, rule);
                 }
             },
-            None => match self.by_name.get(rule.domain.as_str()) {
-                Some(existing) if !rule.is_harsher_than(&existing.0) => {}
+            None => match self.by_name.get(&rule.domain) {
+                Some(existing) if !rule.is_harsher_than(existing) => {}
                 // Harsher than the rule listed so far, or the first one: in force.
-                _ => {
-                    self.label_counts |= label_bit(label_count(&rule.domain));
-                    self.by_name.replace(ByDomain(rule));
-                }
+                _ => self.by_name.replace(rule),
             },
         }
     }
@@ -213,14 +369,11 @@ impl Tier {
     }
 
     fn iter(&self) -> impl Iterator<Item = &DomainRule> {
-        self.by_name
-            .iter()
-            .map(|r| &r.0)
-            .chain(self.by_digest.values())
+        self.by_name.iter().chain(self.by_digest.values())
     }
 
     fn get(&self, domain: &str) -> Option<&DomainRule> {
-        self.by_name.get(domain).map(|r| &r.0)
+        self.by_name.get(domain)
     }
 
     /// The rules listed for exactly `candidate` (of `labels` labels): by name, then by digest
@@ -231,12 +384,8 @@ impl Tier {
         labels: usize,
         digest: Option<&DomainDigest>,
     ) -> impl Iterator<Item = &'s DomainRule> {
-        let named = if self.label_counts & label_bit(labels) != 0 {
-            self.get(candidate)
-        } else {
-            None
-        };
-        named
+        self.by_name
+            .exact(candidate, labels)
             .into_iter()
             .chain(digest.and_then(|d| self.by_digest.get(d)))
     }
@@ -255,26 +404,111 @@ fn harsher<'r>(a: Option<&'r DomainRule>, b: &'r DomainRule) -> &'r DomainRule {
 /// Rules from `dry_run` sources live in their own tier: they never change what `rule_for`,
 /// `is_suspended` or an enforcing `decide` see, and are consulted only to tell whether a
 /// forwarded request would have been stopped had they been enforced.
+///
+/// Besides domain rules it holds allowed domains (enforced in `PolicyMode::Allowlist`),
+/// exceptions (domains block rules do not apply to), actor rules, the subscribed rules held
+/// back by `subscription_threshold` (for `explain`), and the friendly-federator settings of a
+/// TOML rules file.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     enforcing: Tier,
     dry_run: Tier,
+    allows: NameSet<DomainEntry>,
+    exceptions: NameSet<DomainEntry>,
+    actors: actors::ActorIndex,
+    dry_run_actors: actors::ActorIndex,
+    mode: PolicyMode,
+    /// `subscription_threshold`, and the subscribed rules it held back, by domain (or
+    /// `sha256:<hex>` for a digest rule): one rule per subscribed source listing it.
+    threshold: usize,
+    withheld: HashMap<String, Vec<DomainRule>>,
+    friendly_federators: Option<FriendlyFederatorSettings>,
+}
+
+/// Assembles a `Snapshot` (see `Snapshot::builder`).
+#[derive(Debug, Default)]
+pub struct SnapshotBuilder {
+    snapshot: Snapshot,
+}
+
+impl SnapshotBuilder {
+    /// A domain rule: harsher wins over one already given for the same domain (or digest) in
+    /// its tier; on a tie, the first one given.
+    pub fn rule(&mut self, rule: DomainRule) -> &mut Self {
+        if rule.dry_run {
+            self.snapshot.dry_run.insert(rule);
+        } else {
+            self.snapshot.enforcing.insert(rule);
+        }
+        self
+    }
+
+    /// An allowed domain; the first entry for a domain is kept.
+    pub fn allow(&mut self, entry: DomainEntry) -> &mut Self {
+        self.snapshot.allows.insert_first(entry);
+        self
+    }
+
+    /// An exception; the first entry for a domain is kept.
+    pub fn exception(&mut self, entry: DomainEntry) -> &mut Self {
+        self.snapshot.exceptions.insert_first(entry);
+        self
+    }
+
+    /// An actor rule; the first rule for a pattern in its tier is kept.
+    pub fn actor(&mut self, rule: ActorRule) -> &mut Self {
+        if rule.dry_run {
+            self.snapshot.dry_run_actors.insert(rule);
+        } else {
+            self.snapshot.actors.insert(rule);
+        }
+        self
+    }
+
+    /// A subscribed rule that `subscription_threshold` kept out of force: never matched, only
+    /// shown by `explain`.
+    pub fn withhold(&mut self, rule: DomainRule) -> &mut Self {
+        let key = match &rule.digest {
+            Some(digest) => format!("sha256:{}", digest_hex(digest)),
+            None => rule.domain.clone(),
+        };
+        self.snapshot.withheld.entry(key).or_default().push(rule);
+        self
+    }
+
+    pub fn friendly_federators(&mut self, settings: FriendlyFederatorSettings) -> &mut Self {
+        self.snapshot.friendly_federators = Some(settings);
+        self
+    }
+
+    pub fn build(self) -> Snapshot {
+        self.snapshot
+    }
 }
 
 impl Snapshot {
-    /// Builds a snapshot; when a domain (or digest) appears more than once in one tier the
-    /// harsher rule wins (see `DomainRule::is_harsher_than`), and on a tie the first one given.
-    /// Domains must already be normalised (`sources` does that).
-    pub fn from_rules(rules: impl IntoIterator<Item = DomainRule>) -> Snapshot {
-        let mut snapshot = Snapshot::default();
-        for rule in rules {
-            if rule.dry_run {
-                snapshot.dry_run.insert(rule);
-            } else {
-                snapshot.enforcing.insert(rule);
-            }
+    /// A builder for a snapshot in `mode` with `threshold` (`subscription_threshold`, for
+    /// `explain`; `reload::load` applies it).
+    pub fn builder(mode: PolicyMode, threshold: usize) -> SnapshotBuilder {
+        SnapshotBuilder {
+            snapshot: Snapshot {
+                mode,
+                threshold,
+                ..Snapshot::default()
+            },
         }
-        snapshot
+    }
+
+    /// Builds a blocklist-mode snapshot of domain rules only; when a domain (or digest)
+    /// appears more than once in one tier the harsher rule wins (see
+    /// `DomainRule::is_harsher_than`), and on a tie the first one given. Domains must already
+    /// be normalised (`sources` does that).
+    pub fn from_rules(rules: impl IntoIterator<Item = DomainRule>) -> Snapshot {
+        let mut builder = Snapshot::builder(PolicyMode::Blocklist, 1);
+        for rule in rules {
+            builder.rule(rule);
+        }
+        builder.build()
     }
 
     /// The most specific enforcing rule covering `host` (already normalised): every parent
@@ -282,10 +516,12 @@ impl Snapshot {
     /// Mastodon's `DomainBlock.rule_for`. So a `noop` on `ok.bad.example` shadows a `suspend`
     /// on `bad.example` for that sub-domain. A digest rule counts as listing the domain it is
     /// the digest of, so the longest suffix wins across named and obfuscated entries (and when
-    /// both name the same domain, the harsher). IP literals match only exactly.
+    /// both name the same domain, the harsher). An exception counts as listing its domain with
+    /// no rule, and beats rules on the same domain: `None` from there down. IP literals match
+    /// only exactly.
     ///
-    /// Cost: at most one hash lookup per label count some rule has, no allocation; plus one
-    /// SHA-256 per label only when the snapshot has digest rules.
+    /// Cost: at most one hash lookup per label count some rule or exception has, no
+    /// allocation; plus one SHA-256 per label only when the snapshot has digest rules.
     pub fn rule_for(&self, host: &str) -> Option<&DomainRule> {
         self.lookup(host, false)
     }
@@ -309,6 +545,9 @@ impl Snapshot {
         let mut candidate = host;
         let mut labels = label_count(host);
         loop {
+            if self.exceptions.exact(candidate, labels).is_some() {
+                return None;
+            }
             let digest = hashing.then(|| domain_digest(candidate));
             let mut best = None;
             for rule in self.enforcing.exact(candidate, labels, digest.as_ref()) {
@@ -328,34 +567,109 @@ impl Snapshot {
     }
 
     /// Every rule covering `host`, enforcing and dry-run, by name and by digest: longest
-    /// suffix first, and on one suffix enforcing before dry run, name before digest. For
-    /// `explain`; it allocates, so it is not for the request path.
+    /// suffix first, and on one suffix enforcing before dry run, name before digest. Rules an
+    /// exception shadows are included (`exception_for` tells which). For `explain`; it
+    /// allocates, so it is not for the request path.
     pub fn matching_rules(&self, host: &str) -> impl Iterator<Item = &DomainRule> {
         let hashing = !self.enforcing.by_digest.is_empty() || !self.dry_run.by_digest.is_empty();
-        let host = host.strip_suffix('.').unwrap_or(host);
-        let exact_only = host::is_ip_literal(host);
         let mut found = Vec::new();
-        let mut candidate = Some(host);
-        while let Some(c) = candidate {
-            let digest = hashing.then(|| domain_digest(c));
-            let labels = label_count(c);
-            found.extend(self.enforcing.exact(c, labels, digest.as_ref()));
-            found.extend(self.dry_run.exact(c, labels, digest.as_ref()));
-            candidate = if exact_only {
-                None
-            } else {
-                c.split_once('.').map(|(_, parent)| parent)
-            };
+        for candidate in suffixes(host) {
+            let digest = hashing.then(|| domain_digest(candidate));
+            let labels = label_count(candidate);
+            found.extend(self.enforcing.exact(candidate, labels, digest.as_ref()));
+            found.extend(self.dry_run.exact(candidate, labels, digest.as_ref()));
         }
         found.into_iter()
     }
 
+    /// The exception on the longest suffix of `host`, if any. It shadows every block rule on
+    /// that suffix and shorter ones; rules on longer suffixes still apply.
+    pub fn exception_for(&self, host: &str) -> Option<&DomainEntry> {
+        self.exceptions.longest_suffix(host)
+    }
+
+    /// Whether an exception names exactly the domain `rule` covers (by name, or by the digest
+    /// of an exception's domain), so the rule has no effect anywhere.
+    pub fn is_excluded(&self, rule: &DomainRule) -> bool {
+        match &rule.digest {
+            None => self.exceptions.get(&rule.domain).is_some(),
+            Some(digest) => self
+                .exceptions
+                .iter()
+                .any(|e| domain_digest(&e.domain) == *digest),
+        }
+    }
+
+    /// The allow entry on the longest suffix of `host`, if any (Mastodon's
+    /// `DomainAllow.rule_for`).
+    pub fn allow_for(&self, host: &str) -> Option<&DomainEntry> {
+        self.allows.longest_suffix(host)
+    }
+
+    /// Blocklist (default) or allowlist mode.
+    pub fn mode(&self) -> PolicyMode {
+        self.mode
+    }
+
+    /// `subscription_threshold` as loaded (1: every subscribed rule applies).
+    pub fn subscription_threshold(&self) -> usize {
+        self.threshold
+    }
+
+    /// The subscribed rules held back by the threshold on every suffix of `host` (by name and
+    /// by digest), longest suffix first. For `explain`.
+    pub fn withheld_rules(&self, host: &str) -> Vec<&DomainRule> {
+        if self.withheld.is_empty() {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for candidate in suffixes(host) {
+            for key in [
+                candidate.to_string(),
+                format!("sha256:{}", digest_hex(&domain_digest(candidate))),
+            ] {
+                if let Some(rules) = self.withheld.get(&key) {
+                    found.extend(rules);
+                }
+            }
+        }
+        found
+    }
+
+    /// Every withheld rule, for summaries.
+    pub fn iter_withheld(&self) -> impl Iterator<Item = &DomainRule> {
+        self.withheld.values().flatten()
+    }
+
+    /// The actor rule (enforcing, else dry run) matching actor URI `uri`.
+    pub fn actor_rule_for(&self, uri: &str) -> Option<&ActorRule> {
+        self.actors
+            .find(uri)
+            .or_else(|| self.dry_run_actors.find(uri))
+    }
+
+    /// The `[friendly_federators]` settings of a TOML rules file, if one has them.
+    pub fn friendly_federators(&self) -> Option<&FriendlyFederatorSettings> {
+        self.friendly_federators.as_ref()
+    }
+
     /// The enforcing rule that makes `host` suspended, if any: Mastodon's `DomainBlock.blocked?`.
     /// Only the most specific rule counts, so a sub-domain `noop` under a parent `suspend` is
-    /// not suspended. For the pipeline's pre-fetch checks; dry-run rules never count here.
+    /// not suspended. Dry-run rules never count here.
     pub fn is_suspended(&self, host: &str) -> Option<&DomainRule> {
         self.rule_for(host)
             .filter(|rule| rule.severity == Severity::Suspend)
+    }
+
+    /// The pre-fetch check of one host (the keyId's, or the actor's once the body is parsed):
+    /// `NotAllowed` in allowlist mode when no allow entry covers it, else `Reject` when an
+    /// enforcing rule suspends it. Costs no I/O, so the pipeline runs it before any key fetch.
+    pub fn check_host<'a>(&'a self, host: &'a str, party: Party) -> Option<Decision<'a>> {
+        if self.mode == PolicyMode::Allowlist && self.allow_for(host).is_none() {
+            return Some(Decision::NotAllowed { party, host });
+        }
+        self.is_suspended(host)
+            .map(|rule| Decision::Reject { party, host, rule })
     }
 
     /// The rule listed by name for exactly `domain`, without suffix matching: the enforcing
@@ -366,41 +680,64 @@ impl Snapshot {
             .or_else(|| self.dry_run.get(domain))
     }
 
-    /// Every rule (enforcing and dry run), in no particular order.
+    /// Every domain rule (enforcing and dry run), in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &DomainRule> {
         self.enforcing.iter().chain(self.dry_run.iter())
     }
 
-    /// Total rules, enforcing and dry run.
+    /// Every allow entry, in no particular order.
+    pub fn iter_allows(&self) -> impl Iterator<Item = &DomainEntry> {
+        self.allows.iter()
+    }
+
+    /// Every exception, in no particular order.
+    pub fn iter_exceptions(&self) -> impl Iterator<Item = &DomainEntry> {
+        self.exceptions.iter()
+    }
+
+    /// Every actor rule (enforcing and dry run), in no particular order.
+    pub fn iter_actors(&self) -> impl Iterator<Item = &ActorRule> {
+        self.actors.iter().chain(self.dry_run_actors.iter())
+    }
+
+    /// Total domain rules, enforcing and dry run.
     pub fn len(&self) -> usize {
         self.enforcing.len() + self.dry_run.len()
     }
 
+    /// No domain rule (allow entries, exceptions and actor rules are not counted, as in
+    /// `len`).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Whether any rule comes from a dry-run source.
+    /// Whether any domain or actor rule comes from a dry-run source (or is marked dry run).
     pub fn has_dry_run(&self) -> bool {
-        self.dry_run.len() > 0
+        self.dry_run.len() > 0 || self.dry_run_actors.len() > 0
     }
 
-    /// The verdict for one verified request. Pure: facts in, decision out; no allocation.
+    /// The verdict for one verified request. Pure: facts in, decision out; no allocation
+    /// unless actor rules exist (matching an actor URI parses it).
     ///
     /// The enforcing rules decide, in order:
-    /// 1. the keyId host's rule is `suspend` → `Reject` (Mastodon: 403 before the key fetch);
-    /// 2. the actor host's rule is `suspend` → `Reject` (Mastodon refuses to create or process
+    /// 1. allowlist mode, and no allow entry covers the keyId host → `NotAllowed`;
+    /// 2. the keyId host's rule is `suspend` → `Reject` (Mastodon: 403 before the key fetch);
+    /// 3. allowlist mode, and no allow entry covers the actor host → `NotAllowed`;
+    /// 4. the actor host's rule is `suspend` → `Reject` (Mastodon refuses to create or process
     ///    actors of a suspended domain);
-    /// 3. a `Flag` whose actor host's rule (the keyId host's when the activity names no actor)
+    /// 5. an actor rule matches the activity's actor, then its object's `attributedTo` →
+    ///    `ActorSuspended`;
+    /// 6. a `Flag` whose actor host's rule (the keyId host's when the activity names no actor)
     ///    has `reject_reports` → `Drop` (Mastodon's `Flag` handler ignores it; it checks the
     ///    reporting account's domain);
-    /// 4. otherwise `Forward`, carrying the harsher of the two hosts' rules for the log.
+    /// 7. otherwise `Forward`, carrying the harsher of the two hosts' rules for the log.
     ///
     /// When that is `Forward` and dry-run rules exist, the same steps run again as if the
     /// dry-run sources were enforced (longest suffix across both, the harsher on the same
-    /// domain); if a dry-run rule would then stop the request, the answer is `WouldStop`, which
-    /// is forwarded too. So a dry-run rule only matters where no enforcing rule stops the
-    /// request, and an enforcing rule on a longer suffix shadows it as it would when enforced.
+    /// domain); if a dry-run rule would then stop the request, the answer is `WouldStop` (or
+    /// `WouldSuspendActor`), which is forwarded too. So a dry-run rule only matters where no
+    /// enforcing rule stops the request, and an enforcing rule on a longer suffix shadows it
+    /// as it would when enforced.
     pub fn decide<'a>(&'a self, facts: &Facts<'a>) -> Decision<'a> {
         let enforced = self.decide_with(facts, false);
         if !matches!(enforced, Decision::Forward { .. }) || !self.has_dry_run() {
@@ -417,11 +754,21 @@ impl Snapshot {
                 host: facts.actor_host.unwrap_or(facts.key_host),
                 rule,
             },
+            Decision::ActorSuspended { party, actor, rule } if rule.dry_run => {
+                Decision::WouldSuspendActor { party, actor, rule }
+            }
             _ => enforced,
         }
     }
 
     fn decide_with<'a>(&'a self, facts: &Facts<'a>, with_dry_run: bool) -> Decision<'a> {
+        let allowlist = self.mode == PolicyMode::Allowlist;
+        if allowlist && self.allow_for(facts.key_host).is_none() {
+            return Decision::NotAllowed {
+                party: Party::KeyHost,
+                host: facts.key_host,
+            };
+        }
         let key_rule = self.lookup(facts.key_host, with_dry_run);
         if let Some(rule) = key_rule.filter(|r| r.severity == Severity::Suspend) {
             return Decision::Reject {
@@ -429,6 +776,14 @@ impl Snapshot {
                 host: facts.key_host,
                 rule,
             };
+        }
+        if let Some(actor) = facts.actor_host {
+            if allowlist && self.allow_for(actor).is_none() {
+                return Decision::NotAllowed {
+                    party: Party::ActorHost,
+                    host: actor,
+                };
+            }
         }
         let actor_rule = match facts.actor_host {
             Some(actor) if actor == facts.key_host => key_rule,
@@ -443,6 +798,9 @@ impl Snapshot {
                     rule,
                 };
             }
+        }
+        if let Some(stop) = self.actor_decision(facts, with_dry_run) {
+            return stop;
         }
         if facts.activity_type == Some("Flag") {
             let reporter_rule = if facts.actor_host.is_some() {
@@ -462,23 +820,52 @@ impl Snapshot {
         Decision::Forward { rule }
     }
 
-    /// What changed from `self` (the rules in force) to `next`, counted per severity: a domain
-    /// only in `next` is added (under its new severity), one only in `self` is removed (under
-    /// its old severity), and one in both with a different severity, flag or public comment is
-    /// changed (under its new severity). Moving a rule to another line or file is no change;
-    /// moving it between an enforcing and a dry-run source is a removal and an addition.
+    /// Step 5 of `decide`: the activity's actor, then its object's author.
+    fn actor_decision<'a>(&'a self, facts: &Facts<'a>, with_dry_run: bool) -> Option<Decision<'a>> {
+        let any = self.actors.len() > 0 || (with_dry_run && self.dry_run_actors.len() > 0);
+        if !any {
+            return None;
+        }
+        let find = |uri: &str| {
+            self.actors.find(uri).or_else(|| {
+                with_dry_run
+                    .then(|| self.dry_run_actors.find(uri))
+                    .flatten()
+            })
+        };
+        [
+            (ActorParty::Actor, facts.actor),
+            (ActorParty::AttributedTo, facts.attributed_to),
+        ]
+        .into_iter()
+        .find_map(|(party, uri)| {
+            let uri = uri?;
+            find(uri).map(|rule| Decision::ActorSuspended {
+                party,
+                actor: uri,
+                rule,
+            })
+        })
+    }
+
+    /// What changed from `self` (the rules in force) to `next`, counted per kind: an entry
+    /// only in `next` is added (under its new kind), one only in `self` is removed (under its
+    /// old kind), and a domain rule in both with a different severity, flag or public comment
+    /// is changed (under its new severity); an actor rule whose comment changed is changed.
+    /// Moving an entry to another line or file is no change; moving it between an enforcing
+    /// and a dry-run source is a removal and an addition.
     pub fn diff(&self, next: &Snapshot) -> Changes {
         let mut changes = Changes::default();
         for (old, new) in [
             (&self.enforcing, &next.enforcing),
             (&self.dry_run, &next.dry_run),
         ] {
-            for rule in new.by_name.iter().map(|r| &r.0) {
+            for rule in new.by_name.iter() {
                 changes.count_new(old.get(&rule.domain), rule);
             }
-            for rule in old.by_name.iter().map(|r| &r.0) {
+            for rule in old.by_name.iter() {
                 if new.get(&rule.domain).is_none() {
-                    changes.removed[rule.severity.index()] += 1;
+                    changes.removed[RuleKind::from(rule.severity).index()] += 1;
                 }
             }
             for (digest, rule) in &new.by_digest {
@@ -486,59 +873,98 @@ impl Snapshot {
             }
             for (digest, rule) in &old.by_digest {
                 if !new.by_digest.contains_key(digest) {
-                    changes.removed[rule.severity.index()] += 1;
+                    changes.removed[RuleKind::from(rule.severity).index()] += 1;
                 }
             }
+        }
+        for (kind, old, new) in [
+            (RuleKind::Allow, &self.allows, &next.allows),
+            (RuleKind::Exclude, &self.exceptions, &next.exceptions),
+        ] {
+            changes.added[kind.index()] +=
+                new.iter().filter(|e| old.get(&e.domain).is_none()).count();
+            changes.removed[kind.index()] +=
+                old.iter().filter(|e| new.get(&e.domain).is_none()).count();
+        }
+        let i = RuleKind::ActorSuspend.index();
+        for (old, new) in [
+            (&self.actors, &next.actors),
+            (&self.dry_run_actors, &next.dry_run_actors),
+        ] {
+            for rule in new.iter() {
+                match old.get(&rule.pattern) {
+                    None => changes.added[i] += 1,
+                    Some(was) if was.comment != rule.comment => changes.changed[i] += 1,
+                    Some(_) => {}
+                }
+            }
+            changes.removed[i] += old.iter().filter(|r| new.get(&r.pattern).is_none()).count();
         }
         changes
     }
 }
 
-/// Rule changes between two snapshots, per severity (see `Snapshot::diff`).
+/// `host` (trailing dot dropped) and each parent suffix on a label boundary, longest first;
+/// an IP literal only itself.
+fn suffixes(host: &str) -> impl Iterator<Item = &str> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let exact_only = host::is_ip_literal(host);
+    std::iter::successors(Some(host), move |c| {
+        if exact_only {
+            None
+        } else {
+            c.split_once('.').map(|(_, parent)| parent)
+        }
+    })
+}
+
+/// Rule changes between two snapshots, per kind (see `Snapshot::diff`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Changes {
-    added: [usize; 3],
-    removed: [usize; 3],
-    changed: [usize; 3],
+    added: [usize; 6],
+    removed: [usize; 6],
+    changed: [usize; 6],
 }
 
 impl Changes {
     /// Counts `new` against what was listed under the same key before.
     fn count_new(&mut self, was: Option<&DomainRule>, new: &DomainRule) {
+        let i = RuleKind::from(new.severity).index();
         match was {
-            None => self.added[new.severity.index()] += 1,
-            Some(was) if !was.same_effect(new) => self.changed[new.severity.index()] += 1,
+            None => self.added[i] += 1,
+            Some(was) if !was.same_effect(new) => self.changed[i] += 1,
             Some(_) => {}
         }
     }
 
-    pub fn added(&self, severity: Severity) -> usize {
-        self.added[severity.index()]
+    pub fn added(&self, kind: impl Into<RuleKind>) -> usize {
+        self.added[kind.into().index()]
     }
-    pub fn removed(&self, severity: Severity) -> usize {
-        self.removed[severity.index()]
+    pub fn removed(&self, kind: impl Into<RuleKind>) -> usize {
+        self.removed[kind.into().index()]
     }
-    pub fn changed(&self, severity: Severity) -> usize {
-        self.changed[severity.index()]
+    pub fn changed(&self, kind: impl Into<RuleKind>) -> usize {
+        self.changed[kind.into().index()]
     }
     pub fn is_empty(&self) -> bool {
         *self == Changes::default()
     }
 }
 
-/// `suspend +2 -0 ~1, silence +0 -1 ~0, noop +0 -0 ~0` (added, removed, changed).
+/// `suspend +2 -0 ~1, silence +0 -1 ~0, noop +0 -0 ~0, allow +0 -0 ~0, exclude +0 -0 ~0,
+/// actor_suspend +1 -0 ~0` (added, removed, changed).
 impl fmt::Display for Changes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, severity) in Severity::ALL.into_iter().enumerate() {
+        for (i, kind) in RuleKind::ALL.into_iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
             write!(
                 f,
-                "{severity} +{} -{} ~{}",
-                self.added(severity),
-                self.removed(severity),
-                self.changed(severity)
+                "{kind} +{} -{} ~{}",
+                self.added(kind),
+                self.removed(kind),
+                self.changed(kind)
             )?;
         }
         Ok(())
@@ -546,7 +972,7 @@ impl fmt::Display for Changes {
 }
 
 /// What `decide` needs to know about one request, borrowed from it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Facts<'a> {
     /// The keyId's host, normalised (`host::normalize` / `host::of_uri`).
     pub key_host: &'a str,
@@ -554,6 +980,10 @@ pub struct Facts<'a> {
     pub actor_host: Option<&'a str>,
     /// The activity's `type` (`Create`, `Flag`, …), case-sensitive as in ActivityStreams.
     pub activity_type: Option<&'a str>,
+    /// The activity's `actor` URI as sent, for actor rules.
+    pub actor: Option<&'a str>,
+    /// The `attributedTo` of the activity's object as sent, for actor rules.
+    pub attributed_to: Option<&'a str>,
 }
 
 /// Which of the request's hosts a rejecting rule matched.
@@ -563,8 +993,26 @@ pub enum Party {
     ActorHost,
 }
 
+/// Which of the request's accounts an actor rule matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorParty {
+    /// The activity's `actor`.
+    Actor,
+    /// The `attributedTo` of the activity's object (its author).
+    AttributedTo,
+}
+
+impl ActorParty {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorParty::Actor => "actor",
+            ActorParty::AttributedTo => "attributedTo",
+        }
+    }
+}
+
 /// The policy verdict. Each variant names the rule that decided it, so the caller can log the
-/// rule's domain, source file and line.
+/// rule's domain (or actor), source file and line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision<'a> {
     /// Pass to Mastodon. `rule` is the harsher matching rule (silence, noop), if any.
@@ -575,6 +1023,15 @@ pub enum Decision<'a> {
         host: &'a str,
         rule: &'a DomainRule,
     },
+    /// Refuse with 403: allowlist mode, and no allow entry covers `host`.
+    NotAllowed { party: Party, host: &'a str },
+    /// Refuse with 403: the account `actor` (the activity's actor, or its object's author)
+    /// is suspended by an actor rule.
+    ActorSuspended {
+        party: ActorParty,
+        actor: &'a str,
+        rule: &'a ActorRule,
+    },
     /// Acknowledge with 202 and do not forward: a report from a `reject_reports` domain.
     Drop { rule: &'a DomainRule },
     /// Forward, but a dry-run `rule` would have stopped the request: rejected for `party`'s
@@ -583,6 +1040,12 @@ pub enum Decision<'a> {
         party: Option<Party>,
         host: &'a str,
         rule: &'a DomainRule,
+    },
+    /// Forward, but a dry-run actor rule would have refused it as `ActorSuspended`.
+    WouldSuspendActor {
+        party: ActorParty,
+        actor: &'a str,
+        rule: &'a ActorRule,
     },
 }
 
@@ -599,27 +1062,60 @@ impl<'a> Decision<'a> {
                 party: Party::ActorHost,
                 ..
             } => "suspended_actor_host",
+            Decision::NotAllowed { .. } => "not_allowed",
+            Decision::ActorSuspended { .. } => "actor_suspended",
             Decision::Drop { .. } => "reject_reports",
-            Decision::WouldStop { .. } => self.would().map_or("allowed", |d| d.reason()),
+            Decision::WouldStop { .. } | Decision::WouldSuspendActor { .. } => {
+                self.would().map_or("allowed", |d| d.reason())
+            }
         }
     }
 
-    /// The rule that decided, if any (for `WouldStop`, the dry-run rule).
+    /// The domain rule that decided, if any (for `WouldStop`, the dry-run rule).
     pub fn rule(&self) -> Option<&'a DomainRule> {
         match *self {
             Decision::Forward { rule } => rule,
             Decision::Reject { rule, .. }
             | Decision::Drop { rule }
             | Decision::WouldStop { rule, .. } => Some(rule),
+            Decision::NotAllowed { .. }
+            | Decision::ActorSuspended { .. }
+            | Decision::WouldSuspendActor { .. } => None,
         }
     }
 
-    /// Whether the request goes on to Mastodon (`Forward` and `WouldStop`).
-    pub fn forwards(&self) -> bool {
-        matches!(self, Decision::Forward { .. } | Decision::WouldStop { .. })
+    /// The actor rule that decided, if any.
+    pub fn actor_rule(&self) -> Option<&'a ActorRule> {
+        match *self {
+            Decision::ActorSuspended { rule, .. } | Decision::WouldSuspendActor { rule, .. } => {
+                Some(rule)
+            }
+            _ => None,
+        }
     }
 
-    /// For `WouldStop`, the decision the dry-run rule would have made if enforced.
+    /// What the deciding rule lists (a domain, or an actor as written), its source and line:
+    /// what logs name. `None` for `NotAllowed` (no rule decided) and a bare `Forward`.
+    pub fn origin(&self) -> Option<(&'a str, &'a str, usize)> {
+        if let Some(rule) = self.actor_rule() {
+            return Some((&rule.actor, &rule.source, rule.line));
+        }
+        self.rule()
+            .map(|rule| (rule.domain.as_str(), &*rule.source, rule.line))
+    }
+
+    /// Whether the request goes on to Mastodon (`Forward`, `WouldStop`, `WouldSuspendActor`).
+    pub fn forwards(&self) -> bool {
+        matches!(
+            self,
+            Decision::Forward { .. }
+                | Decision::WouldStop { .. }
+                | Decision::WouldSuspendActor { .. }
+        )
+    }
+
+    /// For `WouldStop` and `WouldSuspendActor`, the decision the dry-run rule would have made
+    /// if enforced.
     pub fn would(&self) -> Option<Decision<'a>> {
         match *self {
             Decision::WouldStop {
@@ -630,6 +1126,9 @@ impl<'a> Decision<'a> {
             Decision::WouldStop {
                 party: None, rule, ..
             } => Some(Decision::Drop { rule }),
+            Decision::WouldSuspendActor { party, actor, rule } => {
+                Some(Decision::ActorSuspended { party, actor, rule })
+            }
             _ => None,
         }
     }
@@ -912,6 +1411,7 @@ mod tests {
                 key_host,
                 actor_host,
                 activity_type,
+                ..Facts::default()
             });
             assert_eq!(
                 (d.reason(), d.rule().map(|r| r.domain.as_str())),
@@ -953,6 +1453,7 @@ mod tests {
             key_host: key,
             actor_host: actor,
             activity_type: kind,
+            ..Facts::default()
         });
         (d.reason(), d.forwards(), d.rule().map(|r| r.domain.clone()))
     }
@@ -989,6 +1490,7 @@ mod tests {
             key_host: "enforced.example",
             actor_host: None,
             activity_type: None,
+            ..Facts::default()
         });
         assert!(!d.rule().expect("rule").dry_run);
         // A dry-run suspend forwards, carrying the reason it would have had.
@@ -1014,6 +1516,7 @@ mod tests {
             key_host: "good.example",
             actor_host: Some("sub.preview.example"),
             activity_type: None,
+            ..Facts::default()
         });
         assert_eq!(
             d,
@@ -1056,6 +1559,7 @@ mod tests {
             key_host: "reports.example",
             actor_host: Some("reports.example"),
             activity_type: Some("Flag"),
+            ..Facts::default()
         });
         assert_eq!(d.reason(), "reject_reports");
         assert!(d.forwards());
@@ -1190,8 +1694,264 @@ mod tests {
         assert_eq!(c.added(Severity::Noop) + c.removed(Severity::Suspend), 0);
         assert_eq!(
             c.to_string(),
-            "suspend +2 -0 ~1, silence +0 -1 ~0, noop +0 -0 ~1"
+            "suspend +2 -0 ~1, silence +0 -1 ~0, noop +0 -0 ~1, allow +0 -0 ~0, \
+             exclude +0 -0 ~0, actor_suspend +0 -0 ~0"
         );
         assert!(new.diff(&new).is_empty());
+    }
+
+    fn entry(domain: &str) -> DomainEntry {
+        DomainEntry {
+            domain: domain.into(),
+            comment: None,
+            source: Arc::from("list.txt"),
+            line: 1,
+        }
+    }
+
+    fn actor(text: &str, dry_run: bool) -> ActorRule {
+        ActorRule {
+            actor: text.into(),
+            pattern: ActorPattern::parse(text).expect(text),
+            comment: None,
+            dry_run,
+            source: Arc::from("rules.toml"),
+            line: 1,
+        }
+    }
+
+    fn reason_of(s: &Snapshot, facts: Facts<'_>) -> &'static str {
+        s.decide(&facts).reason()
+    }
+
+    #[test]
+    fn exceptions_shadow_blocks_on_their_suffix_only() {
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.rule(rule("bad.example", Severity::Suspend, false))
+            .rule(rule("deep.ok.bad.example", Severity::Silence, false))
+            .rule(rule("same.example", Severity::Suspend, false))
+            .rule(dry("preview.example", Severity::Suspend, false))
+            .rule(hashed(
+                "ha****.example",
+                "hashed.example",
+                Severity::Suspend,
+            ))
+            .exception(entry("ok.bad.example"))
+            .exception(entry("same.example"))
+            .exception(entry("preview.example"))
+            .exception(entry("hashed.example"));
+        let s = b.build();
+        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        assert_eq!(domain("bad.example"), Some("bad.example"));
+        assert_eq!(domain("x.bad.example"), Some("bad.example"));
+        // The exception and everything under it: no rule from the parent.
+        assert_eq!(domain("ok.bad.example"), None);
+        assert_eq!(domain("a.ok.bad.example"), None);
+        assert!(s.is_suspended("a.ok.bad.example").is_none());
+        // A rule on a longer suffix than the exception still applies.
+        assert_eq!(domain("x.deep.ok.bad.example"), Some("deep.ok.bad.example"));
+        // An exception beats a rule on the same domain, named, by digest, or dry run.
+        assert_eq!(domain("same.example"), None);
+        assert_eq!(domain("hashed.example"), None);
+        assert!(s.rule_for_including_dry_run("x.preview.example").is_none());
+        assert_eq!(
+            s.exception_for("a.ok.bad.example")
+                .map(|e| e.domain.as_str()),
+            Some("ok.bad.example")
+        );
+        let excluded: Vec<bool> = ["bad.example", "same.example", "ha****.example"]
+            .iter()
+            .map(|d| {
+                let r = s.iter().find(|r| r.domain == *d).expect(d);
+                s.is_excluded(r)
+            })
+            .collect();
+        assert_eq!(excluded, [false, true, true]);
+        assert_eq!(
+            reason_of(
+                &s,
+                Facts {
+                    key_host: "ok.bad.example",
+                    actor_host: Some("ok.bad.example"),
+                    ..Facts::default()
+                }
+            ),
+            "allowed"
+        );
+    }
+
+    #[test]
+    fn allowlist_mode_passes_allowed_domains_only_and_blocks_still_apply() {
+        let mut b = Snapshot::builder(PolicyMode::Allowlist, 1);
+        b.allow(entry("friend.example"))
+            .allow(entry("mixed.example"))
+            .allow(entry("192.0.2.1"))
+            .rule(rule("bad.mixed.example", Severity::Suspend, false))
+            .rule(rule("mixed.example", Severity::Noop, true));
+        let s = b.build();
+        let check = |h: &'static str| s.check_host(h, Party::KeyHost).map(|d| d.reason());
+        assert_eq!(check("friend.example"), None);
+        assert_eq!(check("a.friend.example"), None, "sub-domains are allowed");
+        assert_eq!(check("stranger.example"), Some("not_allowed"));
+        assert_eq!(check("friend.example.evil"), Some("not_allowed"));
+        assert_eq!(check("bad.mixed.example"), Some("suspended_key_host"));
+        assert_eq!(check("192.0.2.1"), None);
+        let facts = |key: &'static str, actor: &'static str, kind| Facts {
+            key_host: key,
+            actor_host: Some(actor),
+            activity_type: kind,
+            ..Facts::default()
+        };
+        assert_eq!(
+            reason_of(&s, facts("friend.example", "friend.example", None)),
+            "allowed"
+        );
+        // A relayed activity: the actor's domain must be allowed too.
+        let d = s.decide(&facts("friend.example", "stranger.example", None));
+        assert_eq!(
+            d,
+            Decision::NotAllowed {
+                party: Party::ActorHost,
+                host: "stranger.example"
+            }
+        );
+        assert!(!d.forwards() && d.rule().is_none() && d.origin().is_none());
+        assert_eq!(
+            reason_of(&s, facts("mixed.example", "bad.mixed.example", None)),
+            "suspended_actor_host"
+        );
+        assert_eq!(
+            reason_of(&s, facts("mixed.example", "mixed.example", Some("Flag"))),
+            "reject_reports"
+        );
+        // Allow entries mean nothing in blocklist mode.
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.allow(entry("friend.example"));
+        let s = b.build();
+        assert!(s.check_host("stranger.example", Party::KeyHost).is_none());
+        assert!(s.allow_for("x.friend.example").is_some());
+    }
+
+    #[test]
+    fn actor_rules_apply_to_the_actor_and_the_author() {
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.actor(actor("@mallory@bad.example", false))
+            .actor(actor("https://other.example/users/x", false))
+            .actor(actor("@preview@bad.example", true))
+            .rule(rule("silenced.example", Severity::Silence, false));
+        let s = b.build();
+        assert!(s.has_dry_run());
+        let facts = |actor: &'static str, author: Option<&'static str>| Facts {
+            key_host: "bad.example",
+            actor_host: Some("bad.example"),
+            activity_type: Some("Create"),
+            actor: Some(actor),
+            attributed_to: author,
+        };
+        let d = s.decide(&facts("https://bad.example/users/Mallory", None));
+        assert_eq!(d.reason(), "actor_suspended");
+        assert!(matches!(
+            d,
+            Decision::ActorSuspended {
+                party: ActorParty::Actor,
+                actor: "https://bad.example/users/Mallory",
+                ..
+            }
+        ));
+        assert_eq!(d.origin().map(|o| o.0), Some("@mallory@bad.example"));
+        let d = s.decide(&facts(
+            "https://bad.example/users/bob",
+            Some("https://other.example/users/x"),
+        ));
+        assert!(matches!(
+            d,
+            Decision::ActorSuspended {
+                party: ActorParty::AttributedTo,
+                ..
+            }
+        ));
+        assert_eq!(
+            reason_of(&s, facts("https://bad.example/users/bob", None)),
+            "allowed"
+        );
+        // Dry run: forwarded, with the reason it would have had.
+        let d = s.decide(&facts("https://bad.example/@preview", None));
+        assert!(d.forwards());
+        assert_eq!(d.reason(), "actor_suspended");
+        assert!(matches!(d.would(), Some(Decision::ActorSuspended { .. })));
+        assert_eq!(d.actor_rule().map(|r| r.dry_run), Some(true));
+        // A domain suspension decides before actor rules.
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.actor(actor("@mallory@bad.example", false)).rule(rule(
+            "bad.example",
+            Severity::Suspend,
+            false,
+        ));
+        let s = b.build();
+        assert_eq!(
+            reason_of(&s, facts("https://bad.example/users/mallory", None)),
+            "suspended_key_host"
+        );
+        assert_eq!(
+            s.actor_rule_for("https://bad.example/@mallory")
+                .map(|r| r.actor.as_str()),
+            Some("@mallory@bad.example")
+        );
+    }
+
+    #[test]
+    fn diff_counts_allows_exceptions_and_actors() {
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.allow(entry("a.example"))
+            .exception(entry("x.example"))
+            .actor(actor("@m@bad.example", false))
+            .actor(actor("@gone@bad.example", false));
+        let old = b.build();
+        let mut changed = actor("@m@bad.example", false);
+        changed.comment = Some("now with a reason".into());
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+        b.allow(entry("a.example"))
+            .allow(entry("b.example"))
+            .actor(changed)
+            .actor(actor("@new@bad.example", true));
+        let new = b.build();
+        let c = old.diff(&new);
+        assert_eq!(
+            (c.added(RuleKind::Allow), c.removed(RuleKind::Allow)),
+            (1, 0)
+        );
+        assert_eq!(c.removed(RuleKind::Exclude), 1);
+        assert_eq!(
+            (
+                c.added(RuleKind::ActorSuspend),
+                c.removed(RuleKind::ActorSuspend),
+                c.changed(RuleKind::ActorSuspend)
+            ),
+            (1, 1, 1)
+        );
+        assert!(new.diff(&new).is_empty());
+        assert!(new.is_empty(), "no domain rules");
+        assert_eq!(
+            (new.iter_allows().count(), new.iter_actors().count()),
+            (2, 2)
+        );
+    }
+
+    #[test]
+    fn withheld_rules_are_never_matched_but_listed() {
+        let mut b = Snapshot::builder(PolicyMode::Blocklist, 2);
+        b.withhold(rule("bad.example", Severity::Suspend, false))
+            .withhold(hashed("ha***.example", "hashed.example", Severity::Silence));
+        let s = b.build();
+        assert!(s.rule_for("x.bad.example").is_none());
+        assert_eq!(s.subscription_threshold(), 2);
+        let listed: Vec<&str> = s
+            .withheld_rules("x.bad.example")
+            .iter()
+            .map(|r| r.domain.as_str())
+            .collect();
+        assert_eq!(listed, ["bad.example"]);
+        assert_eq!(s.withheld_rules("hashed.example").len(), 1);
+        assert_eq!(s.iter_withheld().count(), 2);
     }
 }

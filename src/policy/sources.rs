@@ -1,7 +1,13 @@
-//! Rule files → rules: Mastodon's `domain_blocks.csv` export or a plain one-domain-per-line
-//! list, each rule carrying its file and line.
+//! Rule files → rules: Mastodon's `domain_blocks.csv` export, Mastodon's `domain_allows.csv`,
+//! a plain one-domain-per-line list, or inboxguard's TOML rules file (`rules_file`), each rule
+//! carrying its file and line.
 //!
-//! Formats (`BlocklistFormat::Auto` picks by the first line, as Mastodon's import does):
+//! A CSV or plain source holds block rules, or allowed domains when configured with
+//! `kind = "allow"` (Mastodon's `domain_allows.csv` is a `#domain` header and one domain per
+//! row; any other column is ignored). A TOML file says per entry what it holds.
+//!
+//! Formats (`BlocklistFormat::Auto` picks TOML by a `.toml` name, then by the first line, as
+//! Mastodon's import does):
 //! * **Mastodon CSV**: the first line's first field is `#domain` (the export writes
 //!   `#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate`). Columns are
 //!   found by header name, so a shorter header or a different order works and unknown columns
@@ -25,8 +31,9 @@
 //! A domain listed twice in one file keeps the harsher rule (`DomainRule::is_harsher_than`)
 //! and is counted in `ParsedSource::duplicates`.
 
-use super::{digest_hex, host, parse_digest_hex, DomainRule, Severity};
-use crate::config::BlocklistFormat;
+use super::{digest_hex, host, parse_digest_hex, ActorRule, DomainEntry, DomainRule, Severity};
+use super::{rules_file, FriendlyFederatorSettings};
+use crate::config::{BlocklistFormat, SourceKind};
 use std::borrow::Cow;
 use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
@@ -48,6 +55,8 @@ pub const MASTODON_HEADER: &str =
 pub enum Format {
     MastodonCsv,
     Plain,
+    /// inboxguard's TOML rules file (`rules_file`).
+    Toml,
 }
 
 impl Format {
@@ -55,6 +64,7 @@ impl Format {
         match self {
             Format::MastodonCsv => "mastodon-csv",
             Format::Plain => "plain",
+            Format::Toml => "toml",
         }
     }
 }
@@ -63,8 +73,17 @@ impl Format {
 #[derive(Debug, Clone)]
 pub struct ParsedSource {
     pub format: Format,
-    /// One rule per domain, in file order of first appearance.
+    /// Domain (block) rules: one per domain, in file order of first appearance.
     pub rules: Vec<DomainRule>,
+    /// Allowed domains (`kind = "allow"`, or a TOML file's `[[allow]]`).
+    pub allows: Vec<DomainEntry>,
+    /// Exceptions (a TOML file's `[[exclude]]`; a source marked `exclude` turns its `rules`
+    /// into exceptions at load time instead).
+    pub exceptions: Vec<DomainEntry>,
+    /// Actor rules (a TOML file's `[[actor]]`).
+    pub actors: Vec<ActorRule>,
+    /// A TOML file's `[friendly_federators]` table.
+    pub friendly_federators: Option<FriendlyFederatorSettings>,
     /// Entries containing `*` without a digest that were skipped, and the line of the first.
     pub obfuscated: usize,
     pub first_obfuscated_line: Option<usize>,
@@ -117,6 +136,23 @@ pub enum LoadErrorKind {
     /// A boolean column with a value that is neither true-ish nor false-ish.
     #[error("{column}: {value:?} is not a boolean (true/false, t/f, 1/0, yes/no, on/off)")]
     InvalidBoolean { column: &'static str, value: String },
+    /// A `sha256:` or obfuscated entry where only a named domain works (allow lists and
+    /// exceptions are looked up by name).
+    #[error("{text:?}: only block rules can be given by digest; name the domain")]
+    DigestNotAllowed { text: String },
+    /// A TOML rules file that is not valid TOML or does not have the expected shape (toml's
+    /// message, without its excerpt).
+    #[error("{message}")]
+    Toml { message: String },
+    /// An `[[actor]]` entry that is neither an http(s) actor URI nor `@user@host`.
+    #[error("invalid actor {text:?} (expected an https:// actor URI or @user@host)")]
+    InvalidActor { text: String },
+    /// A `window` that is not a number followed by s, m, h, d or w.
+    #[error("invalid duration {text:?} (expected e.g. \"30m\", \"12h\", \"7d\")")]
+    InvalidDuration { text: String },
+    /// A second source with a `[friendly_federators]` table (the first one is `first`).
+    #[error("[friendly_federators] is already set in {first}; keep it in one rules file")]
+    DuplicateFriendlyFederators { first: String },
 }
 
 impl fmt::Display for LoadError {
@@ -135,8 +171,45 @@ impl std::error::Error for LoadError {
     }
 }
 
-/// Reads and parses one rule file. The file's label in rules and errors is `path` as given.
+impl ParsedSource {
+    /// An empty source of `format`, to fill in (for sources built in memory).
+    pub fn new(format: Format) -> ParsedSource {
+        ParsedSource {
+            format,
+            rules: Vec::new(),
+            allows: Vec::new(),
+            exceptions: Vec::new(),
+            actors: Vec::new(),
+            friendly_federators: None,
+            obfuscated: 0,
+            first_obfuscated_line: None,
+            duplicates: 0,
+            first_duplicate_line: None,
+        }
+    }
+
+    /// Entries of every kind this source lists.
+    pub fn len(&self) -> usize {
+        self.rules.len() + self.allows.len() + self.exceptions.len() + self.actors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads and parses one block-rule (or TOML) file. The file's label in rules and errors is
+/// `path` as given.
 pub fn parse_file(path: &Path, format: BlocklistFormat) -> Result<ParsedSource, LoadError> {
+    parse_file_as(path, format, SourceKind::Block)
+}
+
+/// Reads and parses one rule file whose CSV or plain entries are of `kind`.
+pub fn parse_file_as(
+    path: &Path,
+    format: BlocklistFormat,
+    kind: SourceKind,
+) -> Result<ParsedSource, LoadError> {
     let label = path.display().to_string();
     let fail = |kind| LoadError {
         file: label.clone(),
@@ -156,14 +229,26 @@ pub fn parse_file(path: &Path, format: BlocklistFormat) -> Result<ParsedSource, 
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(fail(LoadErrorKind::TooLarge));
     }
-    parse_bytes(&bytes, Arc::from(label.as_str()), format)
+    parse_bytes_as(&bytes, Arc::from(label.as_str()), format, kind)
 }
 
-/// Parses one rule file's contents; `source` labels the rules and errors.
+/// Parses one block-rule (or TOML) file's contents; `source` labels the rules and errors.
 pub fn parse_bytes(
     bytes: &[u8],
     source: Arc<str>,
     format: BlocklistFormat,
+) -> Result<ParsedSource, LoadError> {
+    parse_bytes_as(bytes, source, format, SourceKind::Block)
+}
+
+/// Parses one rule file's contents whose CSV or plain entries are of `kind`: block rules, or
+/// allowed domains (Mastodon's `domain_allows.csv`: header `#domain`, one domain per row; or
+/// a plain list). `Auto` reads a TOML rules file when `source` ends in `.toml`.
+pub fn parse_bytes_as(
+    bytes: &[u8],
+    source: Arc<str>,
+    format: BlocklistFormat,
+    kind: SourceKind,
 ) -> Result<ParsedSource, LoadError> {
     let fail = |line, kind| LoadError {
         file: source.to_string(),
@@ -191,7 +276,12 @@ pub fn parse_bytes(
         .next()
         .and_then(|l| l.split(',').next())
         .is_some_and(|f| f.trim().eq_ignore_ascii_case("#domain"));
+    let toml_name = source
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("toml"));
     let format = match format {
+        BlocklistFormat::Toml => Format::Toml,
+        BlocklistFormat::Auto if toml_name => Format::Toml,
         BlocklistFormat::Auto if first_field_is_domain => Format::MastodonCsv,
         BlocklistFormat::Auto | BlocklistFormat::Plain => Format::Plain,
         BlocklistFormat::MastodonCsv if first_field_is_domain => Format::MastodonCsv,
@@ -201,13 +291,38 @@ pub fn parse_bytes(
     match format {
         Format::MastodonCsv => parse_csv(text, &mut out),
         Format::Plain => parse_plain(text, &mut out),
+        Format::Toml => rules_file::parse(text, &mut out),
     }
     .map_err(|(line, kind)| fail(line, kind))?;
-    Ok(out.finish())
+    let mut parsed = out.finish();
+    if kind == SourceKind::Allow && format != Format::Toml {
+        let rules = std::mem::take(&mut parsed.rules);
+        parsed.allows = entries_of(rules).map_err(|(line, kind)| fail(line, kind))?;
+    }
+    Ok(parsed)
+}
+
+/// Domain rules read from an allow or exception list, as named entries (the comment kept).
+pub(crate) fn entries_of(rules: Vec<DomainRule>) -> Result<Vec<DomainEntry>, LineError> {
+    rules
+        .into_iter()
+        .map(|rule| match rule.digest {
+            Some(_) => Err((
+                rule.line,
+                LoadErrorKind::DigestNotAllowed { text: rule.domain },
+            )),
+            None => Ok(DomainEntry {
+                domain: rule.domain,
+                comment: rule.public_comment,
+                source: rule.source,
+                line: rule.line,
+            }),
+        })
+        .collect()
 }
 
 /// Failures inside one format's parser, before the file name is attached.
-type LineError = (usize, LoadErrorKind);
+pub(super) type LineError = (usize, LoadErrorKind);
 
 fn parse_plain(text: &str, out: &mut Collector) -> Result<(), LineError> {
     for (i, line) in text.lines().enumerate() {
@@ -275,9 +390,16 @@ fn parse_csv(text: &str, out: &mut Collector) -> Result<(), LineError> {
         if record.iter().all(str::is_empty) {
             continue;
         }
-        let line = record
-            .position()
-            .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+        // From the byte offset: the reader counts a blank line before a record as part of
+        // it (its line and its start), so skip the line breaks it begins with.
+        let line = record.position().map_or(0, |p| {
+            let start = usize::try_from(p.byte()).unwrap_or(usize::MAX);
+            let skipped = text
+                .as_bytes()
+                .get(start..)
+                .map_or(0, |rest| rest.iter().take_while(|&&b| b == b'\n').count());
+            line_of_offset(text.as_bytes(), start.saturating_add(skipped))
+        });
         let field = |i: Option<usize>| i.and_then(|i| record.get(i)).filter(|v| !v.is_empty());
         let severity = match field(columns.severity) {
             None => Severity::Suspend,
@@ -332,13 +454,13 @@ fn parse_bool(value: &str) -> Option<bool> {
 }
 
 /// The columns of one entry other than its domain.
-struct Entry {
-    severity: Severity,
-    reject_media: bool,
-    reject_reports: bool,
-    public_comment: Option<String>,
+pub(super) struct Entry {
+    pub(super) severity: Severity,
+    pub(super) reject_media: bool,
+    pub(super) reject_reports: bool,
+    pub(super) public_comment: Option<String>,
     /// The `#digest` column's text, for an obfuscated entry.
-    digest: Option<String>,
+    pub(super) digest: Option<String>,
 }
 
 impl Default for Entry {
@@ -355,27 +477,26 @@ impl Default for Entry {
 }
 
 /// Accumulates one file's rules, counting skips; duplicates are folded once at the end.
-struct Collector {
-    source: Arc<str>,
-    parsed: ParsedSource,
+pub(super) struct Collector {
+    pub(super) source: Arc<str>,
+    pub(super) parsed: ParsedSource,
 }
 
 impl Collector {
     fn new(format: Format, source: Arc<str>) -> Collector {
         Collector {
             source,
-            parsed: ParsedSource {
-                format,
-                rules: Vec::new(),
-                obfuscated: 0,
-                first_obfuscated_line: None,
-                duplicates: 0,
-                first_duplicate_line: None,
-            },
+            parsed: ParsedSource::new(format),
         }
     }
 
-    fn push(&mut self, line: usize, text: &str, entry: Entry) -> Result<(), LineError> {
+    /// Adds one domain rule; `Ok(false)` when it was skipped (`*` without a digest).
+    pub(super) fn push(
+        &mut self,
+        line: usize,
+        text: &str,
+        entry: Entry,
+    ) -> Result<bool, LineError> {
         let bad_digest = |text: &str| {
             (
                 line,
@@ -395,7 +516,7 @@ impl Collector {
             let Some(hex) = entry.digest.as_deref() else {
                 self.parsed.obfuscated += 1;
                 self.parsed.first_obfuscated_line.get_or_insert(line);
-                return Ok(());
+                return Ok(false);
             };
             let digest = parse_digest_hex(hex).ok_or_else(|| bad_digest(hex))?;
             (text.to_ascii_lowercase(), Some(digest))
@@ -421,13 +542,13 @@ impl Collector {
             source: self.source.clone(),
             line,
         });
-        Ok(())
+        Ok(true)
     }
 
     /// Keeps one rule per domain, at the place of its first appearance: the harsher one, or on
     /// a tie the first. The index borrows the domains already parsed instead of copying each
     /// one into a map key (a 100,000-line file would allocate 100,000 more strings).
-    fn finish(mut self) -> ParsedSource {
+    pub(super) fn finish(mut self) -> ParsedSource {
         let all = std::mem::take(&mut self.parsed.rules);
         // For each first appearance, the index of the rule in force for its domain.
         let mut winner: Vec<Option<usize>> = vec![None; all.len()];
@@ -477,7 +598,7 @@ enum Key<'a> {
     Digest(&'a super::DomainDigest),
 }
 
-fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
+pub(super) fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
     bytes[..offset.min(bytes.len())]
         .iter()
         .filter(|&&b| b == b'\n')
@@ -897,5 +1018,148 @@ mod tests {
             (starter.format, starter.rules.len()),
             (Format::MastodonCsv, 0)
         );
+    }
+
+    #[test]
+    fn mastodon_allows_fixture_and_plain_allow_list() {
+        let p = parse_file_as(
+            &fixture("domain_allows.csv"),
+            BlocklistFormat::Auto,
+            SourceKind::Allow,
+        )
+        .expect("parses");
+        assert_eq!(p.format, Format::MastodonCsv);
+        assert!(p.rules.is_empty());
+        let got: Vec<_> = p
+            .allows
+            .iter()
+            .map(|e| (e.domain.as_str(), e.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("friend.example", 2),
+                ("partner.example", 3),
+                ("xn--bcher-kva.example", 5),
+            ]
+        );
+        assert_eq!((p.obfuscated, p.first_obfuscated_line), (1, Some(6)));
+        let p = parse_file_as(
+            &fixture("allows.txt"),
+            BlocklistFormat::Auto,
+            SourceKind::Allow,
+        )
+        .expect("parses");
+        assert_eq!(p.format, Format::Plain);
+        let got: Vec<_> = p.allows.iter().map(|e| e.domain.as_str()).collect();
+        assert_eq!(got, ["friend.example", "partner.example"]);
+        let e = parse_file_as(
+            &fixture("bad_allows.csv"),
+            BlocklistFormat::Auto,
+            SourceKind::Allow,
+        )
+        .expect_err("digest in an allow list");
+        assert!(
+            e.to_string().ends_with(
+                "bad_allows.csv:3: \"sha256:a379a6f6eeafb9a55e378c118034e2751e682fab9f2d30ab13d2125586ce1947\": \
+                 only block rules can be given by digest; name the domain"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn toml_rules_fixture() {
+        let p = parse_file(&fixture("rules.toml"), BlocklistFormat::Auto).expect("parses");
+        assert_eq!(p.format, Format::Toml);
+        let rules: Vec<_> = p
+            .rules
+            .iter()
+            .map(|r| {
+                (
+                    r.domain.as_str(),
+                    r.severity,
+                    r.reject_media,
+                    r.reject_reports,
+                    r.dry_run,
+                    r.line,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                ("bad.example", Severity::Suspend, false, true, false, 4),
+                ("preview.example", Severity::Suspend, false, false, true, 10),
+                ("limited.example", Severity::Silence, true, false, false, 16),
+            ]
+        );
+        assert_eq!(
+            p.rules[0].public_comment.as_deref(),
+            Some("spam and harassment")
+        );
+        assert_eq!(
+            (p.allows[0].domain.as_str(), p.allows[0].line),
+            ("friend.example", 21)
+        );
+        assert_eq!(p.allows[0].comment.as_deref(), Some("sister instance"));
+        assert_eq!(
+            (p.exceptions[0].domain.as_str(), p.exceptions[0].line),
+            ("ok.bad.example", 25)
+        );
+        let actors: Vec<_> = p
+            .actors
+            .iter()
+            .map(|a| (a.actor.as_str(), a.dry_run, a.line))
+            .collect();
+        assert_eq!(
+            actors,
+            [
+                ("@mallory@elsewhere.example", false, 29),
+                ("https://elsewhere.example/users/preview", true, 33),
+            ]
+        );
+        assert!(p.actors[0].source.ends_with("rules.toml"));
+        let ff = p.friendly_federators.expect("table");
+        assert!(ff.announce && ff.reply && ff.attributed_to && !ff.quote && !ff.mention);
+        let escalation = ff.escalation.expect("escalation");
+        assert_eq!(escalation.threshold, 20);
+        assert_eq!(escalation.window.as_secs(), 7 * 86_400);
+        assert_eq!(escalation.action, rules_file::EscalationAction::Limit);
+        assert_eq!(ff.line, 36);
+        // A forced format reads any name as TOML.
+        let forced = parse_bytes(
+            b"[[domain]]\ndomain = \"x.example\"\n",
+            Arc::from("rules.conf"),
+            BlocklistFormat::Toml,
+        )
+        .expect("forced");
+        assert_eq!((forced.format, forced.rules.len()), (Format::Toml, 1));
+    }
+
+    #[test]
+    fn malformed_toml_rules_name_file_and_line() {
+        for (name, line, message) in [
+            (
+                "bad_actor.toml",
+                6,
+                "invalid actor \"mallory at elsewhere\" (expected an https:// actor URI or @user@host)",
+            ),
+            ("bad_syntax.toml", 3, "unknown variant `obliterate`"),
+            ("bad_key.toml", 6, "unknown field `reason`"),
+            ("bad_domain.toml", 5, "invalid domain \"not a domain\""),
+        ] {
+            let e = parse_file(&fixture(name), BlocklistFormat::Auto).expect_err(name);
+            assert_eq!(e.line, line, "{name}: {e}");
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("tests/fixtures/blocklists/{name}:{line}: "))
+                    && text.contains(message),
+                "{name}: {text}"
+            );
+        }
+        let e = parse("[[domain]\n", BlocklistFormat::Toml).expect_err("syntax");
+        assert_eq!(e.line, 1, "{e}");
+        assert!(matches!(e.kind, LoadErrorKind::Toml { .. }));
     }
 }

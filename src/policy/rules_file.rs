@@ -1,0 +1,403 @@
+//! inboxguard's TOML rules file: what a CSV cannot say. Domain rules with per-rule dry run,
+//! allowed domains, exceptions, actor rules, comments, and the friendly-federator settings.
+//!
+//! ```toml
+//! # Comments are TOML comments.
+//! [[domain]]
+//! domain = "bad.example"          # or "sha256:<hex>", or "exam***.com" with digest = "<hex>"
+//! severity = "suspend"            # suspend (default) | silence | noop
+//! reject_media = false
+//! reject_reports = false
+//! comment = "spam"                # the public comment
+//! dry_run = false                 # preview this rule only
+//!
+//! [[allow]]                       # allowed domains (enforced in [policy] mode = "allowlist")
+//! domain = "friend.example"
+//! comment = "partner instance"
+//!
+//! [[exclude]]                     # block rules of every source do not apply here
+//! domain = "ok.bad.example"
+//! comment = "their moderation team asked"
+//!
+//! [[actor]]                       # suspend one account
+//! actor = "@mallory@elsewhere.example"   # or "https://elsewhere.example/users/mallory"
+//! comment = "harassment"
+//! dry_run = false
+//!
+//! [friendly_federators]           # read by the friendly-federator rules; see the struct
+//! announce = true
+//! attributed_to = true
+//! reply = false
+//! quote = false
+//! mention = false
+//! threshold = 20                  # escalation is opt-in: only with a threshold
+//! window = "7d"
+//! action = "report"               # report | limit | suspend
+//! ```
+//!
+//! Unknown keys are errors. Every error names the line: toml's spans give it for syntax and
+//! shape errors, and each entry's key span for a value that does not validate.
+
+use super::actors::{ActorPattern, ActorRule};
+use super::sources::{entries_of, line_of_offset, Collector, Entry, LineError, LoadErrorKind};
+use super::{DomainEntry, DomainRule, Severity};
+use serde::Deserialize;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+use toml::Spanned;
+
+/// The `[friendly_federators]` table of a TOML rules file, as the friendly-federator rules
+/// consume it. At most one loaded source may have it (a second one fails the load).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FriendlyFederatorSettings {
+    /// Laundering kinds: an activity from an allowed domain carrying content from a suspended
+    /// domain is acknowledged (202) and not forwarded, per kind, when on.
+    /// `Announce` of an object whose id or `attributedTo` is on a suspended domain. Default on.
+    pub announce: bool,
+    /// An object whose `attributedTo` is on a suspended domain. Default on.
+    pub attributed_to: bool,
+    /// A `Create` replying (`inReplyTo`) to such content. Default off.
+    pub reply: bool,
+    /// A `Create` quoting (`quote`, `quoteUrl`, `_misskey_quote`) such content. Default off.
+    pub quote: bool,
+    /// A `Create` mentioning an account of a suspended domain. Default off.
+    pub mention: bool,
+    /// Opt-in escalation; `None` unless `threshold` is set.
+    pub escalation: Option<Escalation>,
+    /// Where the table is written.
+    pub source: Arc<str>,
+    pub line: usize,
+}
+
+/// `threshold` activities within `window` escalate a sending domain to `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Escalation {
+    /// At least 1.
+    pub threshold: u64,
+    /// Default 7 days.
+    pub window: Duration,
+    /// Default `Report`.
+    pub action: EscalationAction,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EscalationAction {
+    /// Only report the domain (evidence, logs); no rule is generated.
+    #[default]
+    Report,
+    /// Generate a `silence` rule for the domain.
+    Limit,
+    /// Generate a `suspend` rule for the domain.
+    Suspend,
+}
+
+/// Default escalation window: 7 days.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    domain: Vec<RawDomain>,
+    #[serde(default)]
+    allow: Vec<RawEntry>,
+    #[serde(default)]
+    exclude: Vec<RawEntry>,
+    #[serde(default)]
+    actor: Vec<RawActor>,
+    friendly_federators: Option<Spanned<RawFriendly>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDomain {
+    domain: Spanned<String>,
+    #[serde(default)]
+    severity: RawSeverity,
+    #[serde(default)]
+    reject_media: bool,
+    #[serde(default)]
+    reject_reports: bool,
+    comment: Option<String>,
+    digest: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawSeverity {
+    #[default]
+    Suspend,
+    Silence,
+    Noop,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    domain: Spanned<String>,
+    comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawActor {
+    actor: Spanned<String>,
+    comment: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFriendly {
+    #[serde(default = "on")]
+    announce: bool,
+    #[serde(default = "on")]
+    attributed_to: bool,
+    #[serde(default)]
+    reply: bool,
+    #[serde(default)]
+    quote: bool,
+    #[serde(default)]
+    mention: bool,
+    threshold: Option<Spanned<u64>>,
+    window: Option<Spanned<String>>,
+    action: Option<EscalationAction>,
+}
+
+fn on() -> bool {
+    true
+}
+
+/// Parses a TOML rules file into `out` (domain rules go through the same checks and duplicate
+/// folding as the CSV and plain formats).
+pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
+    let line = |span: Range<usize>| line_of_offset(text.as_bytes(), span.start);
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        (
+            e.span().map_or(0, line),
+            LoadErrorKind::Toml {
+                message: e.message().trim_end().to_string(),
+            },
+        )
+    })?;
+    for d in raw.domain {
+        let at = line(d.domain.span());
+        let entry = Entry {
+            severity: match d.severity {
+                RawSeverity::Suspend => Severity::Suspend,
+                RawSeverity::Silence => Severity::Silence,
+                RawSeverity::Noop => Severity::Noop,
+            },
+            reject_media: d.reject_media,
+            reject_reports: d.reject_reports,
+            public_comment: d.comment,
+            digest: d.digest,
+        };
+        if out.push(at, d.domain.get_ref(), entry)? && d.dry_run {
+            if let Some(rule) = out.parsed.rules.last_mut() {
+                rule.dry_run = true;
+            }
+        }
+    }
+    out.parsed.allows = named_entries(raw.allow, &line, &out.source)?;
+    out.parsed.exceptions = named_entries(raw.exclude, &line, &out.source)?;
+    for a in raw.actor {
+        let at = line(a.actor.span());
+        let text = a.actor.into_inner();
+        let pattern = ActorPattern::parse(&text)
+            .ok_or_else(|| (at, LoadErrorKind::InvalidActor { text: text.clone() }))?;
+        out.parsed.actors.push(ActorRule {
+            actor: text,
+            pattern,
+            comment: a.comment,
+            dry_run: a.dry_run,
+            source: out.source.clone(),
+            line: at,
+        });
+    }
+    if let Some(ff) = raw.friendly_federators {
+        let at = line(ff.span());
+        let ff = ff.into_inner();
+        let escalation = match ff.threshold {
+            None => None,
+            Some(threshold) => {
+                let threshold_line = line(threshold.span());
+                let threshold = *threshold.get_ref();
+                if threshold == 0 {
+                    return Err((
+                        threshold_line,
+                        LoadErrorKind::Toml {
+                            message: "friendly_federators.threshold must be at least 1".into(),
+                        },
+                    ));
+                }
+                let window = match ff.window {
+                    None => DEFAULT_WINDOW,
+                    Some(w) => parse_duration(w.get_ref()).ok_or_else(|| {
+                        (
+                            line(w.span()),
+                            LoadErrorKind::InvalidDuration {
+                                text: w.get_ref().clone(),
+                            },
+                        )
+                    })?,
+                };
+                Some(Escalation {
+                    threshold,
+                    window,
+                    action: ff.action.unwrap_or_default(),
+                })
+            }
+        };
+        out.parsed.friendly_federators = Some(FriendlyFederatorSettings {
+            announce: ff.announce,
+            attributed_to: ff.attributed_to,
+            reply: ff.reply,
+            quote: ff.quote,
+            mention: ff.mention,
+            escalation,
+            source: out.source.clone(),
+            line: at,
+        });
+    }
+    Ok(())
+}
+
+/// `[[allow]]` or `[[exclude]]` entries: normalised names only.
+fn named_entries(
+    raw: Vec<RawEntry>,
+    line: &impl Fn(Range<usize>) -> usize,
+    source: &Arc<str>,
+) -> Result<Vec<DomainEntry>, LineError> {
+    let mut rules = Vec::with_capacity(raw.len());
+    for e in raw {
+        let at = line(e.domain.span());
+        let text = e.domain.into_inner();
+        if text.contains('*') || text.to_ascii_lowercase().starts_with("sha256:") {
+            return Err((at, LoadErrorKind::DigestNotAllowed { text }));
+        }
+        let domain = super::host::normalize(&text)
+            .ok_or_else(|| (at, LoadErrorKind::InvalidDomain { text: text.clone() }))?;
+        rules.push(DomainRule {
+            domain,
+            digest: None,
+            severity: Severity::Noop,
+            reject_media: false,
+            reject_reports: false,
+            public_comment: e.comment,
+            dry_run: false,
+            source: source.clone(),
+            line: at,
+        });
+    }
+    entries_of(rules)
+}
+
+/// `30s`, `15m`, `12h`, `7d`, `2w`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let secs_per = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => return None,
+    };
+    let n: u64 = text[..text.len() - 1].parse().ok()?;
+    (n > 0).then(|| n.checked_mul(secs_per).map(Duration::from_secs))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BlocklistFormat;
+    use crate::policy::sources::{parse_bytes, ParsedSource};
+
+    fn parse_text(text: &str) -> Result<ParsedSource, crate::policy::sources::LoadError> {
+        parse_bytes(
+            text.as_bytes(),
+            Arc::from("rules.toml"),
+            BlocklistFormat::Auto,
+        )
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2w"), Some(Duration::from_secs(1_209_600)));
+        assert_eq!(parse_duration("0d"), None);
+        assert_eq!(parse_duration("7"), None);
+        assert_eq!(parse_duration("d"), None);
+        assert_eq!(parse_duration("1y"), None);
+        assert_eq!(parse_duration("99999999999999999999w"), None);
+    }
+
+    #[test]
+    fn friendly_federator_defaults_and_escalation() {
+        let p = parse_text("[friendly_federators]\nreply = true\n").expect("parses");
+        let ff = p.friendly_federators.expect("table");
+        assert!(ff.announce && ff.attributed_to && ff.reply && !ff.quote && !ff.mention);
+        assert_eq!((ff.escalation, ff.line), (None, 1));
+        let p = parse_text("\n[friendly_federators]\nthreshold = 5\naction = \"limit\"\n")
+            .expect("parses");
+        let ff = p.friendly_federators.expect("table");
+        assert_eq!(
+            ff.escalation,
+            Some(Escalation {
+                threshold: 5,
+                window: DEFAULT_WINDOW,
+                action: EscalationAction::Limit
+            })
+        );
+        let e = parse_text("[friendly_federators]\nthreshold = 5\nwindow = \"soon\"\n")
+            .expect_err("bad window");
+        assert_eq!(
+            e.to_string(),
+            "rules.toml:3: invalid duration \"soon\" (expected e.g. \"30m\", \"12h\", \"7d\")"
+        );
+        let e = parse_text("[friendly_federators]\n\nthreshold = 0\n").expect_err("zero");
+        assert_eq!(e.line, 3);
+        let e = parse_text("[friendly_federators]\naction = \"ban\"\n").expect_err("action");
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn per_rule_dry_run_and_shapes() {
+        let p = parse_text(
+            "[[domain]]\ndomain = \"a.example\"\ndry_run = true\n\n\
+             [[domain]]\ndomain = \"b.example\"\nseverity = \"noop\"\nreject_reports = true\n",
+        )
+        .expect("parses");
+        let got: Vec<_> = p
+            .rules
+            .iter()
+            .map(|r| {
+                (
+                    r.domain.as_str(),
+                    r.severity,
+                    r.reject_reports,
+                    r.dry_run,
+                    r.line,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a.example", Severity::Suspend, false, true, 2),
+                ("b.example", Severity::Noop, true, false, 6),
+            ]
+        );
+        let e = parse_text("[[allow]]\ndomain = \"sha256:00\"\n").expect_err("digest");
+        assert!(matches!(e.kind, LoadErrorKind::DigestNotAllowed { .. }));
+        assert_eq!(e.line, 2);
+    }
+}
