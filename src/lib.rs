@@ -19,6 +19,7 @@
 //! | `app`       | the shared state those modules hang off |
 //! | `demo`      | `inboxguard demo`: the whole system in one process |
 //! | `explain`   | `inboxguard explain`: the decision and every matching rule for a domain, actor or activity |
+//! | `subscriptions` | remote rule sources (`[[subscriptions]]`, Mastodon's admin API): fetch, disk cache, refresh tasks |
 //!
 //! Lower modules never import higher ones: `signature`, `policy`, `activity` and `config`
 //! know nothing of HTTP servers, and `policy` does no I/O.
@@ -39,6 +40,7 @@ pub mod reject;
 pub mod reload;
 pub mod server;
 pub mod signature;
+pub mod subscriptions;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -66,6 +68,8 @@ pub enum RunError {
     Tls(String),
     #[error("admin token: {0}")]
     AdminToken(String),
+    #[error("remote rule sources: {0}")]
+    Remotes(String),
 }
 
 /// Runs the proxy on the given listeners until `shutdown` resolves, then stops accepting,
@@ -78,6 +82,10 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let metrics = Arc::new(metrics::Metrics::new()?);
     let rules = reload::Rules::new(config.blocklists.clone(), metrics.clone())?;
+    let remotes =
+        subscriptions::Remotes::new(&config, &rules, &metrics).map_err(RunError::Remotes)?;
+    // Before anything serves: a restart while a list host is down keeps its last good copy.
+    remotes.load_caches().await;
     let keys = keys::KeyStore::new(&config.key_fetch, metrics.clone()).map_err(RunError::Keys)?;
     let base = config.upstream_uri().map_err(RunError::Upstream)?;
     let upstream = forward::Upstream::new(&config.upstream, base).map_err(RunError::Upstream)?;
@@ -101,9 +109,18 @@ pub async fn run(
         tracing::info!(%addr, tls = tls.is_some(), "proxy listening");
     }
     let proxy_task = tokio::spawn(server::serve(app.clone(), listeners.proxy, tls, proxy_rx));
-    app.set_ready(true);
+    let (remote_tasks, first_round) = remotes.start(stop_rest.subscribe());
 
-    shutdown.await;
+    // Ready once every remote source has a copy in force or has been tried once.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let stopped_early = tokio::select! {
+        () = first_round => false,
+        () = &mut shutdown => true,
+    };
+    if !stopped_early {
+        app.set_ready(true);
+        shutdown.await;
+    }
     tracing::info!("shutting down");
     app.set_ready(false);
     let _ = stop_proxy.send(true);
@@ -111,6 +128,9 @@ pub async fn run(
     let _ = stop_rest.send(true);
     let _ = admin_task.await;
     let _ = watcher.await;
+    for task in remote_tasks {
+        let _ = task.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

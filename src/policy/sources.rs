@@ -10,7 +10,10 @@
 //! * **Plain**: one domain per line, severity `suspend`; blank lines and `#` comments (whole
 //!   line or after the domain) are ignored.
 //!
-//! Both: a UTF-8 byte-order mark is ignored, CRLF line endings are fine, each domain goes
+//! * **JSON** (`parse_json_bytes`, chosen by the caller, never by `Auto`): an array of objects
+//!   as Mastodon's admin and public APIs and GoToSocial's export write them.
+//!
+//! All: a UTF-8 byte-order mark is ignored, CRLF line endings are fine, each domain goes
 //! through `host::normalize` and an invalid one is an error naming the line.
 //!
 //! Obfuscated entries: Mastodon's public list writes `exam***.com` for blocks marked obfuscate,
@@ -48,6 +51,8 @@ pub const MASTODON_HEADER: &str =
 pub enum Format {
     MastodonCsv,
     Plain,
+    /// A JSON array of domain-block objects (`parse_json_bytes`).
+    Json,
 }
 
 impl Format {
@@ -55,6 +60,7 @@ impl Format {
         match self {
             Format::MastodonCsv => "mastodon-csv",
             Format::Plain => "plain",
+            Format::Json => "json",
         }
     }
 }
@@ -117,6 +123,15 @@ pub enum LoadErrorKind {
     /// A boolean column with a value that is neither true-ish nor false-ish.
     #[error("{column}: {value:?} is not a boolean (true/false, t/f, 1/0, yes/no, on/off)")]
     InvalidBoolean { column: &'static str, value: String },
+    /// A JSON list that is not valid JSON, or an entry whose fields have the wrong types.
+    #[error("malformed JSON: {0}")]
+    Json(Arc<serde_json::Error>),
+    /// A JSON list whose top level is not an array.
+    #[error("expected a JSON array of domain entries")]
+    NotJsonArray,
+    /// A JSON entry without a `domain` string.
+    #[error("entry has no \"domain\" string")]
+    MissingDomain,
 }
 
 impl fmt::Display for LoadError {
@@ -201,6 +216,7 @@ pub fn parse_bytes(
     match format {
         Format::MastodonCsv => parse_csv(text, &mut out),
         Format::Plain => parse_plain(text, &mut out),
+        Format::Json => parse_json_into(text, &mut out),
     }
     .map_err(|(line, kind)| fail(line, kind))?;
     Ok(out.finish())
@@ -475,6 +491,156 @@ impl Collector {
 enum Key<'a> {
     Name(&'a str),
     Digest(&'a super::DomainDigest),
+}
+
+/// The fields of one JSON list entry that rules use; every other field (`id`, `created_at`,
+/// `private_comment`, `obfuscate`, ...) is ignored. `comment` is the public API's name for the
+/// public comment.
+#[derive(serde::Deserialize)]
+struct JsonEntry {
+    domain: Option<String>,
+    severity: Option<String>,
+    reject_media: Option<serde_json::Value>,
+    reject_reports: Option<serde_json::Value>,
+    public_comment: Option<String>,
+    comment: Option<String>,
+    digest: Option<String>,
+}
+
+/// Parses a JSON domain-block list: a top-level array of objects, as served by Mastodon's
+/// admin API (`GET /api/v1/admin/domain_blocks`), Mastodon's public list
+/// (`GET /api/v1/instance/domain_blocks`, obfuscated entries carrying `digest`) and
+/// GoToSocial's export (no `severity`: every entry is a suspend). A missing `severity` means
+/// suspend and missing flags `false`, as for CSV; booleans may be JSON booleans or the words
+/// CSV accepts. "Lines" in errors and rules are the line where the entry starts (API answers are
+/// often one line, so every entry of such a list reports line 1; the error text names the entry).
+pub fn parse_json_bytes(bytes: &[u8], source: Arc<str>) -> Result<ParsedSource, LoadError> {
+    let text = json_text(bytes, &source)?;
+    let mut out = Collector::new(Format::Json, source.clone());
+    parse_json_into(text, &mut out).map_err(|(line, kind)| LoadError {
+        file: source.to_string(),
+        line,
+        kind,
+    })?;
+    Ok(out.finish())
+}
+
+/// One domain of a domain-allow list (Mastodon's `GET /api/v1/admin/domain_allows`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowEntry {
+    /// Normalised with `host::normalize`.
+    pub domain: String,
+    /// The line where the entry starts.
+    pub line: usize,
+}
+
+/// Parses a JSON domain-allow list: a top-level array of objects with a `domain` string
+/// (Mastodon's admin API answer; `id` and `created_at` are ignored). A domain listed twice is
+/// kept once, at its first place. Allows carry no digest: an entry containing `*` is invalid.
+pub fn parse_allow_json_bytes(bytes: &[u8], source: &str) -> Result<Vec<AllowEntry>, LoadError> {
+    let fail = |(line, kind)| LoadError {
+        file: source.to_string(),
+        line,
+        kind,
+    };
+    let text = json_text(bytes, source)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (line, entry) in json_entries(text).map_err(fail)? {
+        let entry = entry.map_err(fail)?;
+        let text = entry.domain.ok_or((line, LoadErrorKind::MissingDomain)).map_err(fail)?;
+        let domain = host::normalize(&text)
+            .ok_or_else(|| fail((line, LoadErrorKind::InvalidDomain { text })))?;
+        if seen.insert(domain.clone()) {
+            out.push(AllowEntry { domain, line });
+        }
+    }
+    Ok(out)
+}
+
+/// The UTF-8 text of a JSON list, size-checked, without a byte-order mark.
+fn json_text<'a>(bytes: &'a [u8], source: &str) -> Result<&'a str, LoadError> {
+    let fail = |line, kind| LoadError {
+        file: source.to_string(),
+        line,
+        kind,
+    };
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(fail(0, LoadErrorKind::TooLarge));
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes)
+        .map_err(|e| fail(line_of_offset(bytes, e.valid_up_to()), LoadErrorKind::NotUtf8))
+}
+
+/// Splits a JSON array into its entries, each with the line it starts on, and decodes each
+/// lazily (so an error names the entry's line).
+#[allow(clippy::type_complexity)]
+fn json_entries(
+    text: &str,
+) -> Result<impl Iterator<Item = (usize, Result<JsonEntry, LineError>)> + '_, LineError> {
+    if !text.trim_start().starts_with('[') {
+        let line = line_of_offset(text.as_bytes(), text.len() - text.trim_start().len());
+        return Err((line, LoadErrorKind::NotJsonArray));
+    }
+    let raw: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)
+        .map_err(|e| (e.line(), LoadErrorKind::Json(Arc::new(e))))?;
+    // A RawValue borrows from `text`, so its address gives its offset: the entry's line.
+    let base = text.as_ptr() as usize;
+    Ok(raw.into_iter().map(move |value| {
+        let offset = (value.get().as_ptr() as usize).saturating_sub(base);
+        let line = line_of_offset(text.as_bytes(), offset);
+        let entry = serde_json::from_str::<JsonEntry>(value.get())
+            .map_err(|e| (line + e.line() - 1, LoadErrorKind::Json(Arc::new(e))));
+        (line, entry)
+    }))
+}
+
+fn parse_json_into(text: &str, out: &mut Collector) -> Result<(), LineError> {
+    for (line, entry) in json_entries(text)? {
+        let entry = entry?;
+        let domain = entry.domain.ok_or((line, LoadErrorKind::MissingDomain))?;
+        let severity = match entry.severity.as_deref().filter(|s| !s.trim().is_empty()) {
+            None => Severity::Suspend,
+            Some(value) => Severity::parse(value).ok_or_else(|| {
+                (
+                    line,
+                    LoadErrorKind::UnknownSeverity {
+                        value: value.to_string(),
+                    },
+                )
+            })?,
+        };
+        let flag = |column: &'static str, value: Option<serde_json::Value>| {
+            let parsed = match &value {
+                None | Some(serde_json::Value::Null) => Some(false),
+                Some(serde_json::Value::Bool(b)) => Some(*b),
+                Some(serde_json::Value::String(s)) => parse_bool(s),
+                Some(_) => None,
+            };
+            parsed.ok_or_else(|| {
+                (
+                    line,
+                    LoadErrorKind::InvalidBoolean {
+                        column,
+                        value: value.map(|v| v.to_string()).unwrap_or_default(),
+                    },
+                )
+            })
+        };
+        let entry_fields = Entry {
+            severity,
+            reject_media: flag("reject_media", entry.reject_media)?,
+            reject_reports: flag("reject_reports", entry.reject_reports)?,
+            public_comment: entry
+                .public_comment
+                .or(entry.comment)
+                .filter(|c| !c.is_empty()),
+            digest: entry.digest.filter(|d| !d.is_empty()),
+        };
+        out.push(line, domain.trim(), entry_fields)?;
+    }
+    Ok(())
 }
 
 fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
