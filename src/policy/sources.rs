@@ -1064,4 +1064,123 @@ mod tests {
             (Format::MastodonCsv, 0)
         );
     }
+
+    fn json_fixture(name: &str) -> ParsedSource {
+        let bytes = std::fs::read(fixture(name)).expect("fixture");
+        parse_json_bytes(&bytes, Arc::from(name)).expect("parses")
+    }
+
+    #[test]
+    fn mastodon_admin_api_json() {
+        let p = json_fixture("mastodon_admin_api.json");
+        assert_eq!(p.format, Format::Json);
+        assert_eq!(p.rules.len(), 3);
+        let spam = find(&p, "spam.example");
+        assert_eq!(spam.severity, Severity::Suspend);
+        assert!(spam.reject_media && spam.reject_reports);
+        assert_eq!(spam.public_comment.as_deref(), Some("Spam and harassment"));
+        // The digest of a real (not obfuscated) domain is not needed to match it.
+        assert_eq!(spam.digest, None);
+        assert_eq!(spam.line, 2, "the line where the entry starts");
+        let limited = find(&p, "limited.example");
+        assert_eq!(limited.severity, Severity::Silence);
+        assert!(limited.reject_media && !limited.reject_reports);
+        assert_eq!(limited.public_comment, None);
+        let reports = find(&p, "reports.example");
+        assert_eq!((reports.severity, reports.reject_reports), (Severity::Noop, true));
+    }
+
+    #[test]
+    fn mastodon_public_api_json_matches_obfuscated_entries_by_digest() {
+        let p = json_fixture("mastodon_public_api.json");
+        assert_eq!(p.rules.len(), 3);
+        let hidden = find(&p, "hidd**.example");
+        assert_eq!(hidden.digest, Some(crate::policy::domain_digest("hidden.example")));
+        assert_eq!(hidden.severity, Severity::Silence);
+        assert_eq!(
+            hidden.public_comment.as_deref(),
+            Some("Obfuscated on the about page"),
+            "the public API calls it comment"
+        );
+        let snapshot = crate::policy::Snapshot::from_rules(p.rules.clone());
+        assert!(snapshot.rule_for("sub.hidden.example").is_some());
+        assert_eq!(p.obfuscated, 0);
+    }
+
+    #[test]
+    fn gotosocial_export_json_is_all_suspends() {
+        let p = json_fixture("gotosocial_export.json");
+        let all: Vec<_> = p
+            .rules
+            .iter()
+            .map(|r| (r.domain.as_str(), r.severity, r.public_comment.as_deref()))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                ("spam.example", Severity::Suspend, Some("Spam and harassment")),
+                ("hidden.example", Severity::Suspend, None),
+                ("xn--bcher-kva.example", Severity::Suspend, Some("IDN")),
+            ]
+        );
+    }
+
+    #[test]
+    fn json_errors_name_the_entry_line() {
+        let bytes = std::fs::read(fixture("bad_entry.json")).expect("fixture");
+        let e = parse_json_bytes(&bytes, Arc::from("bad_entry.json")).expect_err("bad");
+        assert_eq!(e.line, 4);
+        assert_eq!(e.to_string(), "bad_entry.json:4: invalid domain \"not valid!\"");
+
+        let json = |text: &str| parse_json_bytes(text.as_bytes(), Arc::from("j"));
+        let kind = |text: &str| json(text).expect_err("must fail").kind;
+        assert!(matches!(kind("{\"domain\": \"a.example\"}"), LoadErrorKind::NotJsonArray));
+        assert!(matches!(kind("[{\"domain\": \"a.example\""), LoadErrorKind::Json(_)));
+        assert!(matches!(kind("[{\"severity\": \"silence\"}]"), LoadErrorKind::MissingDomain));
+        assert!(matches!(kind("[{\"domain\": 5}]"), LoadErrorKind::Json(_)));
+        assert!(matches!(kind("[\"a.example\"]"), LoadErrorKind::Json(_)));
+        assert!(matches!(
+            kind("[{\"domain\": \"a.example\", \"severity\": \"banish\"}]"),
+            LoadErrorKind::UnknownSeverity { .. }
+        ));
+        assert!(matches!(
+            kind("[{\"domain\": \"a.example\", \"reject_media\": 2}]"),
+            LoadErrorKind::InvalidBoolean { column: "reject_media", .. }
+        ));
+        assert!(matches!(
+            kind("[{\"domain\": \"a***.example\", \"digest\": \"xyz\"}]"),
+            LoadErrorKind::InvalidDigest { .. }
+        ));
+        let e = json("[\n{\"domain\": \"a.example\"},\n{\"domain\": \"b.example\",\n \"x\": }]")
+            .expect_err("syntax");
+        assert_eq!(e.line, 4, "{e}");
+        // Words as booleans, nulls, an empty list, an obfuscated entry without a digest.
+        let p = json(
+            "\u{feff}[{\"domain\": \"a.example\", \"reject_reports\": \"yes\", \"severity\": null},\
+             {\"domain\": \"b***.example\"}]",
+        )
+        .expect("ok");
+        assert!(p.rules[0].reject_reports);
+        assert_eq!(p.rules[0].severity, Severity::Suspend);
+        assert_eq!((p.rules.len(), p.obfuscated), (1, 1));
+        assert!(json("[]").expect("empty").rules.is_empty());
+    }
+
+    #[test]
+    fn allow_json() {
+        let bytes = std::fs::read(fixture("mastodon_admin_allows.json")).expect("fixture");
+        let allows = parse_allow_json_bytes(&bytes, "allows").expect("parses");
+        assert_eq!(
+            allows
+                .iter()
+                .map(|a| (a.domain.as_str(), a.line))
+                .collect::<Vec<_>>(),
+            [("friends.example", 2), ("pals.example", 7)]
+        );
+        let e = parse_allow_json_bytes(b"[{\"domain\": \"a*.example\"}]", "allows")
+            .expect_err("no wildcards");
+        assert!(matches!(e.kind, LoadErrorKind::InvalidDomain { .. }));
+        let e = parse_allow_json_bytes(b"[{\"id\": \"1\"}]", "allows").expect_err("no domain");
+        assert!(matches!(e.kind, LoadErrorKind::MissingDomain));
+    }
 }
