@@ -641,8 +641,8 @@ impl Config {
             }
         }
         if let Some(m) = &self.mastodon {
-            let url = check_remote_url(&m.url, m.allow_http)
-                .map_err(|e| invalid("mastodon.url", e))?;
+            let url =
+                check_remote_url(&m.url, m.allow_http).map_err(|e| invalid("mastodon.url", e))?;
             if url.path() != "/" || url.query().is_some() {
                 return Err(invalid(
                     "mastodon.url",

@@ -205,7 +205,9 @@ impl Metrics {
             &["source", "op"],
         )?;
         registry.register(Box::new(subscription_fetches_total.clone()))?;
-        registry.register(Box::new(subscription_last_success_timestamp_seconds.clone()))?;
+        registry.register(Box::new(
+            subscription_last_success_timestamp_seconds.clone(),
+        ))?;
         registry.register(Box::new(subscription_cache_errors_total.clone()))?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])

@@ -548,7 +548,10 @@ pub fn parse_allow_json_bytes(bytes: &[u8], source: &str) -> Result<Vec<AllowEnt
     let mut out = Vec::new();
     for (line, entry) in json_entries(text).map_err(fail)? {
         let entry = entry.map_err(fail)?;
-        let text = entry.domain.ok_or((line, LoadErrorKind::MissingDomain)).map_err(fail)?;
+        let text = entry
+            .domain
+            .ok_or((line, LoadErrorKind::MissingDomain))
+            .map_err(fail)?;
         let domain = host::normalize(&text)
             .ok_or_else(|| fail((line, LoadErrorKind::InvalidDomain { text })))?;
         if seen.insert(domain.clone()) {
@@ -569,8 +572,12 @@ fn json_text<'a>(bytes: &'a [u8], source: &str) -> Result<&'a str, LoadError> {
         return Err(fail(0, LoadErrorKind::TooLarge));
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    std::str::from_utf8(bytes)
-        .map_err(|e| fail(line_of_offset(bytes, e.valid_up_to()), LoadErrorKind::NotUtf8))
+    std::str::from_utf8(bytes).map_err(|e| {
+        fail(
+            line_of_offset(bytes, e.valid_up_to()),
+            LoadErrorKind::NotUtf8,
+        )
+    })
 }
 
 /// Splits a JSON array into its entries, each with the line it starts on, and decodes each
@@ -583,8 +590,8 @@ fn json_entries(
         let line = line_of_offset(text.as_bytes(), text.len() - text.trim_start().len());
         return Err((line, LoadErrorKind::NotJsonArray));
     }
-    let raw: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)
-        .map_err(|e| (e.line(), LoadErrorKind::Json(Arc::new(e))))?;
+    let raw: Vec<&serde_json::value::RawValue> =
+        serde_json::from_str(text).map_err(|e| (e.line(), LoadErrorKind::Json(Arc::new(e))))?;
     // A RawValue borrows from `text`, so its address gives its offset: the entry's line.
     let base = text.as_ptr() as usize;
     Ok(raw.into_iter().map(move |value| {
@@ -1087,7 +1094,10 @@ mod tests {
         assert!(limited.reject_media && !limited.reject_reports);
         assert_eq!(limited.public_comment, None);
         let reports = find(&p, "reports.example");
-        assert_eq!((reports.severity, reports.reject_reports), (Severity::Noop, true));
+        assert_eq!(
+            (reports.severity, reports.reject_reports),
+            (Severity::Noop, true)
+        );
     }
 
     #[test]
@@ -1095,7 +1105,10 @@ mod tests {
         let p = json_fixture("mastodon_public_api.json");
         assert_eq!(p.rules.len(), 3);
         let hidden = find(&p, "hidd**.example");
-        assert_eq!(hidden.digest, Some(crate::policy::domain_digest("hidden.example")));
+        assert_eq!(
+            hidden.digest,
+            Some(crate::policy::domain_digest("hidden.example"))
+        );
         assert_eq!(hidden.severity, Severity::Silence);
         assert_eq!(
             hidden.public_comment.as_deref(),
@@ -1118,7 +1131,11 @@ mod tests {
         assert_eq!(
             all,
             [
-                ("spam.example", Severity::Suspend, Some("Spam and harassment")),
+                (
+                    "spam.example",
+                    Severity::Suspend,
+                    Some("Spam and harassment")
+                ),
                 ("hidden.example", Severity::Suspend, None),
                 ("xn--bcher-kva.example", Severity::Suspend, Some("IDN")),
             ]
@@ -1130,13 +1147,25 @@ mod tests {
         let bytes = std::fs::read(fixture("bad_entry.json")).expect("fixture");
         let e = parse_json_bytes(&bytes, Arc::from("bad_entry.json")).expect_err("bad");
         assert_eq!(e.line, 4);
-        assert_eq!(e.to_string(), "bad_entry.json:4: invalid domain \"not valid!\"");
+        assert_eq!(
+            e.to_string(),
+            "bad_entry.json:4: invalid domain \"not valid!\""
+        );
 
         let json = |text: &str| parse_json_bytes(text.as_bytes(), Arc::from("j"));
         let kind = |text: &str| json(text).expect_err("must fail").kind;
-        assert!(matches!(kind("{\"domain\": \"a.example\"}"), LoadErrorKind::NotJsonArray));
-        assert!(matches!(kind("[{\"domain\": \"a.example\""), LoadErrorKind::Json(_)));
-        assert!(matches!(kind("[{\"severity\": \"silence\"}]"), LoadErrorKind::MissingDomain));
+        assert!(matches!(
+            kind("{\"domain\": \"a.example\"}"),
+            LoadErrorKind::NotJsonArray
+        ));
+        assert!(matches!(
+            kind("[{\"domain\": \"a.example\""),
+            LoadErrorKind::Json(_)
+        ));
+        assert!(matches!(
+            kind("[{\"severity\": \"silence\"}]"),
+            LoadErrorKind::MissingDomain
+        ));
         assert!(matches!(kind("[{\"domain\": 5}]"), LoadErrorKind::Json(_)));
         assert!(matches!(kind("[\"a.example\"]"), LoadErrorKind::Json(_)));
         assert!(matches!(
@@ -1145,7 +1174,10 @@ mod tests {
         ));
         assert!(matches!(
             kind("[{\"domain\": \"a.example\", \"reject_media\": 2}]"),
-            LoadErrorKind::InvalidBoolean { column: "reject_media", .. }
+            LoadErrorKind::InvalidBoolean {
+                column: "reject_media",
+                ..
+            }
         ));
         assert!(matches!(
             kind("[{\"domain\": \"a***.example\", \"digest\": \"xyz\"}]"),

@@ -193,7 +193,9 @@ mod tests {
             Some(copy(b"a.example\n"))
         );
         // A body may hold newlines and any bytes; a rewrite replaces it whole.
-        cache.write(label, &copy(b"b.example\n\xff\n")).expect("write");
+        cache
+            .write(label, &copy(b"b.example\n\xff\n"))
+            .expect("write");
         assert_eq!(
             cache.read(label, 1024).expect("read").expect("some").body,
             b"b.example\n\xff\n"
@@ -210,7 +212,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = Cache::new(dir.path());
         let label = "https://lists.example/blocks.csv";
-        cache.write(label, &copy(b"a.example\nb.example\n")).expect("write");
+        cache
+            .write(label, &copy(b"a.example\nb.example\n"))
+            .expect("write");
         let path = cache.path_of(label);
         let good = std::fs::read(&path).expect("read");
 
@@ -221,7 +225,10 @@ mod tests {
                 other => panic!("expected corrupt, got {other:?}"),
             }
         };
-        assert_eq!(corrupt(&good[..good.len() - 3]), "body length does not match");
+        assert_eq!(
+            corrupt(&good[..good.len() - 3]),
+            "body length does not match"
+        );
         let mut flipped = good.clone();
         let last = flipped.len() - 2;
         flipped[last] ^= 1;
@@ -245,7 +252,9 @@ mod tests {
     fn a_copy_is_read_only_for_its_own_source() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = Cache::new(dir.path());
-        cache.write("https://a.example/l", &copy(b"x\n")).expect("write");
+        cache
+            .write("https://a.example/l", &copy(b"x\n"))
+            .expect("write");
         // Simulate a hash collision: another label's file at this label's path.
         std::fs::rename(
             cache.path_of("https://a.example/l"),

@@ -314,9 +314,7 @@ pub fn link_next(headers: &HeaderMap, base: &Url) -> Option<Url> {
                 break;
             };
             let uri = &after[..close];
-            let params_end = after[close..]
-                .find('<')
-                .map_or(after.len(), |i| close + i);
+            let params_end = after[close..].find('<').map_or(after.len(), |i| close + i);
             let params = &after[close + 1..params_end];
             let is_next = params.split(';').any(|p| {
                 let p = p.trim().trim_end_matches(',').trim();
@@ -358,8 +356,8 @@ mod tests {
 
     #[test]
     fn link_next_as_mastodon_writes_it() {
-        let base = Url::parse("https://m.example/api/v1/admin/domain_blocks?limit=500")
-            .expect("url");
+        let base =
+            Url::parse("https://m.example/api/v1/admin/domain_blocks?limit=500").expect("url");
         let h = headers(&[
             "<https://m.example/api/v1/admin/domain_blocks?limit=500&max_id=42>; rel=\"next\", <https://m.example/api/v1/admin/domain_blocks?limit=500&min_id=99>; rel=\"prev\"",
         ]);
@@ -384,10 +382,22 @@ mod tests {
     #[test]
     fn origins() {
         let u = |s| Url::parse(s).expect("url");
-        assert!(same_origin(&u("https://a.example/x"), &u("https://a.example:443/y?z")));
-        assert!(!same_origin(&u("https://a.example/"), &u("http://a.example/")));
-        assert!(!same_origin(&u("https://a.example/"), &u("https://b.example/")));
-        assert!(!same_origin(&u("https://a.example/"), &u("https://a.example:8443/")));
+        assert!(same_origin(
+            &u("https://a.example/x"),
+            &u("https://a.example:443/y?z")
+        ));
+        assert!(!same_origin(
+            &u("https://a.example/"),
+            &u("http://a.example/")
+        ));
+        assert!(!same_origin(
+            &u("https://a.example/"),
+            &u("https://b.example/")
+        ));
+        assert!(!same_origin(
+            &u("https://a.example/"),
+            &u("https://a.example:8443/")
+        ));
     }
 
     #[test]
@@ -395,7 +405,12 @@ mod tests {
         let u = |s| Url::parse(s).expect("url");
         let t = Target::of(&u("https://Lists.Example./x/y.csv?v=1"), false).expect("ok");
         assert_eq!(
-            (t.host.as_str(), t.port, t.authority.as_str(), t.path_and_query.as_str()),
+            (
+                t.host.as_str(),
+                t.port,
+                t.authority.as_str(),
+                t.path_and_query.as_str()
+            ),
             ("lists.example", 443, "lists.example", "/x/y.csv?v=1")
         );
         let t = Target::of(&u("http://[::1]:8080/l"), true).expect("ok");

@@ -322,7 +322,8 @@ impl Subscription {
             install(&self.rules, &self.metrics, &self.cache, source, copy).await;
         } else {
             let rules = self.rules.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || rules.set_memory_source(source)).await
+            if let Err(e) =
+                tokio::task::spawn_blocking(move || rules.set_memory_source(source)).await
             {
                 tracing::error!(source = self.label(), error = %e, "rules reload task failed");
             }
@@ -344,8 +345,10 @@ impl Subscription {
         headers.insert(ACCEPT, HeaderValue::from_static(accept(self.config.format)));
         let mut conditional = false;
         if let Some(f) = &in_force {
-            for (name, value) in [(IF_NONE_MATCH, &f.etag), (IF_MODIFIED_SINCE, &f.last_modified)]
-            {
+            for (name, value) in [
+                (IF_NONE_MATCH, &f.etag),
+                (IF_MODIFIED_SINCE, &f.last_modified),
+            ] {
                 if let Some(v) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
                     headers.insert(name, v);
                     conditional = true;
