@@ -529,10 +529,13 @@ impl Remotes {
         for s in &self.subscriptions {
             let s = s.clone();
             let interval = Duration::from_secs(s.config.refresh_secs);
-            let ready = tx.clone();
-            if s.has_copy() {
-                let _ = ready.try_send(());
-            }
+            // A source with a copy in force is ready now; its first fetch must not count twice.
+            let ready = if s.has_copy() {
+                let _ = tx.try_send(());
+                None
+            } else {
+                Some(tx.clone())
+            };
             tasks.push(tokio::spawn(drive(
                 interval,
                 move || {
@@ -546,10 +549,13 @@ impl Remotes {
         if let Some(m) = &self.mastodon {
             let m = m.clone();
             let interval = Duration::from_secs(m.refresh_secs());
-            let ready = tx.clone();
-            if m.has_copy() {
-                let _ = ready.try_send(());
-            }
+            // A source with a copy in force is ready now; its first fetch must not count twice.
+            let ready = if m.has_copy() {
+                let _ = tx.try_send(());
+                None
+            } else {
+                Some(tx.clone())
+            };
             tasks.push(tokio::spawn(drive(
                 interval,
                 move || {
@@ -574,17 +580,17 @@ impl Remotes {
 }
 
 /// Drives one source: refresh at once, then every `interval` (jittered), sooner after
-/// failures; reports the end of its first attempt on `ready` (once, whatever the result).
+/// failures; reports the end of its first attempt on `ready`, if given (once, whatever the
+/// result).
 async fn drive<F, Fut>(
     interval: Duration,
     mut refresh: F,
-    ready: mpsc::Sender<()>,
+    mut ready: Option<mpsc::Sender<()>>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let mut ready = Some(ready);
     let mut failures = 0u32;
     loop {
         let ok = tokio::select! {
@@ -592,7 +598,6 @@ async fn drive<F, Fut>(
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         if let Some(tx) = ready.take() {
-            // Full: the cached copy already reported this source.
             let _ = tx.try_send(());
         }
         failures = if ok { 0 } else { failures.saturating_add(1) };
