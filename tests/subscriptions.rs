@@ -681,13 +681,18 @@ async fn subscribed_domain_is_refused_by_the_proxy() {
     let good = RemoteInstance::start("good.example").await;
     let (mallory, alice) = (bad.add_actor("mallory"), good.add_actor("alice"));
     let puma = RecordingUpstream::start().await;
-    let builder = Proxy::builder(puma.addr()).remote(&bad).remote(&good);
+    let state = tempfile::tempdir().unwrap();
     let url = list.url("/shared-blocklist.csv");
     let toml = format!(
         "[state]\ndir = {:?}\n\n[[subscriptions]]\nurl = {url:?}\nallow_http = true\nallow_private_addresses = true\n",
-        builder.dir().join("state")
+        state.path()
     );
-    let proxy = builder.toml(&toml).start().await;
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&bad)
+        .remote(&good)
+        .toml(&toml)
+        .start()
+        .await;
     // Ready only after the first fetch of the subscription.
     proxy.wait_ready().await;
     assert_eq!(list.requests().len(), 1);
@@ -728,5 +733,40 @@ async fn subscribed_domain_is_refused_by_the_proxy() {
         Some(1.0),
         "{m}"
     );
+    assert!(proxy.shutdown().await.is_ok());
+
+    // Restart while the list host fails: the disk copy is in force from the start.
+    list.answer(|_| reply(500, &[], ""));
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&bad)
+        .remote(&good)
+        .toml(&toml)
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let body = mallory.activity("Create", json!("http://bad.example/statuses/2"));
+    let (status, _, _) = within(
+        "delivery after a restart during an outage",
+        proxy.post_signed(&mallory, "/inbox", "mastodon.local", &body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(puma.count(), 1);
+    // Readiness did not wait for that fetch (a copy was in force): wait for its failure.
+    let failed =
+        format!("inboxguard_subscription_fetches_total{{result=\"http_status\",source=\"{url}\"}}");
+    within("the failed fetch is counted", async {
+        while metric_value(&proxy.metrics().await, &failed).is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let body = mallory.activity("Create", json!("http://bad.example/statuses/3"));
+    let (status, _, _) = within(
+        "delivery after the failed fetch",
+        proxy.post_signed(&mallory, "/inbox", "mastodon.local", &body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the last good copy stays");
     assert!(proxy.shutdown().await.is_ok());
 }
