@@ -31,6 +31,13 @@ pub struct Config {
     pub logging: LoggingConfig,
     #[serde(default)]
     pub friendly_federators: FriendlyFederatorsConfig,
+    /// Remote rule lists fetched on an interval (see `subscriptions`).
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionConfig>,
+    /// Mastodon's own domain blocks, pulled from its admin API.
+    pub mastodon: Option<MastodonApiConfig>,
+    #[serde(default)]
+    pub state: StateConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,6 +284,136 @@ impl BlocklistConfig {
             BlocklistFormat::MastodonCsv | BlocklistFormat::Plain => false,
         }
     }
+}
+
+/// One remote rule list, fetched on an interval; its last good copy is kept in force (and on
+/// disk under `state.dir`) whatever later fetches return. Its `source` label is the URL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    pub url: String,
+    #[serde(default)]
+    pub format: SubscriptionFormat,
+    /// Time between fetches (jittered by up to 10%); after a failure the next try comes
+    /// sooner, backing off from 30 s up to this.
+    #[serde(default = "default_subscription_refresh_secs")]
+    pub refresh_secs: u64,
+    /// Passed to the merge of rule sources. With the default merge the harshest rule for a
+    /// domain wins whatever the priority.
+    #[serde(default)]
+    pub priority: i32,
+    /// An exception list: its domains are taken out of every source's block rules (as
+    /// `[[blocklists]] exclude`).
+    #[serde(default)]
+    pub exclude: bool,
+    /// Larger answers are refused (the last good copy stays).
+    #[serde(default = "default_subscription_max_bytes")]
+    pub max_bytes: u64,
+    /// Whole fetch (connect, TLS, redirects, body).
+    #[serde(default = "default_subscription_timeout_secs")]
+    pub timeout_secs: u64,
+    /// As `blocklists.dry_run`: matches are counted as `would_reject` but forwarded.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Fetch over plain http (the list could be altered on the way). Off by default.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Fetch from loopback/private/link-local addresses. Off by default.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubscriptionFormat {
+    /// JSON if the body starts with `[`, else as `BlocklistFormat::Auto`.
+    #[default]
+    Auto,
+    MastodonCsv,
+    Plain,
+    /// Mastodon's admin or public API answer, or GoToSocial's export.
+    Json,
+}
+
+impl SubscriptionFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionFormat::Auto => "auto",
+            SubscriptionFormat::MastodonCsv => "mastodon-csv",
+            SubscriptionFormat::Plain => "plain",
+            SubscriptionFormat::Json => "json",
+        }
+    }
+}
+
+/// Pulls `GET /api/v1/admin/domain_blocks` (and `domain_allows`) from Mastodon, following its
+/// `Link` pagination, so moderators keep using Mastodon's admin UI as the source of truth.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MastodonApiConfig {
+    /// Mastodon's base URL, e.g. `https://mastodon.example` (no path).
+    pub url: String,
+    /// A file holding an access token with scope `admin:read:domain_blocks` (and
+    /// `admin:read:domain_allows` for `domain_allows`). Read again before every pull, so a
+    /// rotated token is picked up; never logged.
+    pub token_file: PathBuf,
+    #[serde(default = "default_mastodon_refresh_secs")]
+    pub refresh_secs: u64,
+    #[serde(default = "default_true")]
+    pub domain_blocks: bool,
+    #[serde(default)]
+    pub domain_allows: bool,
+    /// Each page request (connect, TLS, body).
+    #[serde(default = "default_subscription_timeout_secs")]
+    pub timeout_secs: u64,
+    /// All pages of one list together.
+    #[serde(default = "default_subscription_max_bytes")]
+    pub max_bytes: u64,
+    /// Pages of 500 entries followed per list.
+    #[serde(default = "default_mastodon_max_pages")]
+    pub max_pages: usize,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub allow_http: bool,
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+}
+
+/// Where inboxguard keeps what must survive a restart (the subscriptions' last good copies).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Created if missing. systemd: `StateDirectory=inboxguard`; Kubernetes: a volume.
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_state_dir(),
+        }
+    }
+}
+
+fn default_subscription_refresh_secs() -> u64 {
+    3600
+}
+fn default_subscription_max_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_subscription_timeout_secs() -> u64 {
+    30
+}
+fn default_mastodon_refresh_secs() -> u64 {
+    300
+}
+fn default_mastodon_max_pages() -> usize {
+    1000
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/inboxguard")
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -693,6 +830,7 @@ impl Config {
                 "must differ from server.listen".into(),
             ));
         }
+        self.validate_remote_sources(path)?;
         if self.signatures.max_age_secs == 0 {
             return Err(invalid(
                 "signatures.max_age_secs",
@@ -768,6 +906,82 @@ impl Config {
         }
     }
 
+    /// Subscriptions and the Mastodon pull: URLs usable under their own scheme settings, every
+    /// limit positive, no URL subscribed twice (the URL is the source's label).
+    fn validate_remote_sources(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        let max = crate::policy::sources::MAX_FILE_BYTES;
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.subscriptions {
+            check_remote_url(&s.url, s.allow_http).map_err(|m| invalid("subscriptions.url", m))?;
+            if !seen.insert(s.url.as_str()) {
+                return Err(invalid(
+                    "subscriptions.url",
+                    format!("{:?} is subscribed twice", s.url),
+                ));
+            }
+            for (key, value) in [
+                ("subscriptions.refresh_secs", s.refresh_secs),
+                ("subscriptions.timeout_secs", s.timeout_secs),
+            ] {
+                if value == 0 {
+                    return Err(invalid(key, "must be greater than 0".into()));
+                }
+            }
+            if s.exclude && s.dry_run {
+                return Err(invalid(
+                    "subscriptions.dry_run",
+                    format!(
+                        "{}: dry_run previews block rules; an exception list cannot be dry_run",
+                        s.url
+                    ),
+                ));
+            }
+            if s.max_bytes == 0 || s.max_bytes > max {
+                return Err(invalid(
+                    "subscriptions.max_bytes",
+                    format!("must be between 1 and {max}"),
+                ));
+            }
+        }
+        if let Some(m) = &self.mastodon {
+            let url =
+                check_remote_url(&m.url, m.allow_http).map_err(|e| invalid("mastodon.url", e))?;
+            if url.path() != "/" || url.query().is_some() {
+                return Err(invalid(
+                    "mastodon.url",
+                    format!("{:?}: give the base URL only, without a path", m.url),
+                ));
+            }
+            for (key, value) in [
+                ("mastodon.refresh_secs", m.refresh_secs),
+                ("mastodon.timeout_secs", m.timeout_secs),
+                ("mastodon.max_pages", m.max_pages as u64),
+            ] {
+                if value == 0 {
+                    return Err(invalid(key, "must be greater than 0".into()));
+                }
+            }
+            if m.max_bytes == 0 || m.max_bytes > max {
+                return Err(invalid(
+                    "mastodon.max_bytes",
+                    format!("must be between 1 and {max}"),
+                ));
+            }
+            if !m.domain_blocks && !m.domain_allows {
+                return Err(invalid(
+                    "mastodon.domain_blocks",
+                    "domain_blocks and domain_allows are both off: nothing to pull".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The upstream base as a URI with scheme `http` and an authority.
     pub fn upstream_uri(&self) -> Result<http::Uri, String> {
         let uri: http::Uri = self
@@ -804,6 +1018,26 @@ impl ServerConfig {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+}
+
+/// An absolute https URL with a host (http only with `allow_http`), without credentials.
+pub fn check_remote_url(text: &str, allow_http: bool) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => return Err(format!("{text:?}: http needs allow_http = true")),
+        other => return Err(format!("{text:?}: scheme {other:?} is not http(s)")),
+    }
+    if url.host_str().map_or(true, str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{text:?}: credentials in the URL would end up in logs and metrics"
+        ));
+    }
+    Ok(url)
 }
 
 /// toml's own message already carries line/column and a caret excerpt; keep it, but make sure

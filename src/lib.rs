@@ -20,6 +20,7 @@
 //! | `demo`      | `inboxguard demo`: the whole system in one process |
 //! | `explain`   | `inboxguard explain`: the decision and every matching rule for a domain, actor or activity |
 //! | `federators`| friendly federators: laundering checks, evidence store and file, escalation into a generated source |
+//! | `subscriptions` | remote rule sources (`[[subscriptions]]`, Mastodon's admin API): fetch, disk cache, refresh tasks |
 //!
 //! Lower modules never import higher ones: `signature`, `policy`, `activity` and `config`
 //! know nothing of HTTP servers, and `policy` does no I/O.
@@ -41,6 +42,7 @@ pub mod reject;
 pub mod reload;
 pub mod server;
 pub mod signature;
+pub mod subscriptions;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -68,6 +70,8 @@ pub enum RunError {
     Tls(String),
     #[error("admin token: {0}")]
     AdminToken(String),
+    #[error("remote rule sources: {0}")]
+    Remotes(String),
 }
 
 /// Runs the proxy on the given listeners until `shutdown` resolves, then stops accepting,
@@ -84,6 +88,10 @@ pub async fn run(
         config.policy.clone(),
         metrics.clone(),
     )?;
+    let remotes =
+        subscriptions::Remotes::new(&config, &rules, &metrics).map_err(RunError::Remotes)?;
+    // Before anything serves: a restart while a list host is down keeps its last good copy.
+    remotes.load_caches().await;
     let keys = keys::KeyStore::new(&config.key_fetch, metrics.clone()).map_err(RunError::Keys)?;
     let base = config.upstream_uri().map_err(RunError::Upstream)?;
     let upstream = forward::Upstream::new(&config.upstream, base).map_err(RunError::Upstream)?;
@@ -114,9 +122,18 @@ pub async fn run(
         tracing::info!(%addr, tls = tls.is_some(), "proxy listening");
     }
     let proxy_task = tokio::spawn(server::serve(app.clone(), listeners.proxy, tls, proxy_rx));
-    app.set_ready(true);
+    let (remote_tasks, first_round) = remotes.start(stop_rest.subscribe());
 
-    shutdown.await;
+    // Ready once every remote source has a copy in force or has been tried once.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let stopped_early = tokio::select! {
+        () = first_round => false,
+        () = &mut shutdown => true,
+    };
+    if !stopped_early {
+        app.set_ready(true);
+        shutdown.await;
+    }
     tracing::info!("shutting down");
     app.set_ready(false);
     let _ = stop_proxy.send(true);
@@ -126,6 +143,9 @@ pub async fn run(
     let _ = watcher.await;
     // After the drain, so the final save holds every request's evidence.
     let _ = federators_task.await;
+    for task in remote_tasks {
+        let _ = task.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

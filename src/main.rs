@@ -127,13 +127,16 @@ fn check(path: PathBuf) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let summaries = match inboxguard::reload::load(&config.blocklists, &[], &config.policy) {
-        Ok((_, s)) => s,
-        Err(e) => {
-            eprintln!("inboxguard: blocklist: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
+    // Remote sources as `serve` would start with: their disk-cached copies, no network.
+    let cached = inboxguard::subscriptions::load_cached(&config);
+    let summaries =
+        match inboxguard::reload::load(&config.blocklists, &cached.sources, &config.policy) {
+            Ok((_, s)) => s,
+            Err(e) => {
+                eprintln!("inboxguard: blocklist: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
     println!("config {} is valid", path.display());
     println!("  listen    {}", config.server.listen);
     println!("  admin     {}", config.admin.listen);
@@ -151,10 +154,21 @@ fn check(path: PathBuf) -> ExitCode {
     if summaries.is_empty() {
         println!("    (none: every verified delivery will be forwarded)");
     }
+    for line in &cached.missing {
+        println!("    {line}");
+    }
+    if let Some(allows) = &cached.allows {
+        println!(
+            "  mastodon domain allows (cached, for allowlist mode): {} from {}",
+            allows.domains.len(),
+            allows.source
+        );
+    }
     ExitCode::SUCCESS
 }
 
-/// Loads the config and rules exactly as `check` does, then prints `explain::report`.
+/// Loads the config and rules exactly as `check` does (remote sources from their disk cache),
+/// then prints `explain::report`.
 fn explain(path: PathBuf, subject: &str) -> ExitCode {
     let config = match Config::load(&path) {
         Ok(c) => c,
@@ -163,13 +177,15 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let snapshot = match inboxguard::reload::load(&config.blocklists, &[], &config.policy) {
-        Ok((snapshot, _)) => snapshot,
-        Err(e) => {
-            eprintln!("inboxguard: blocklist: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
+    let cached = inboxguard::subscriptions::load_cached(&config);
+    let snapshot =
+        match inboxguard::reload::load(&config.blocklists, &cached.sources, &config.policy) {
+            Ok((snapshot, _)) => snapshot,
+            Err(e) => {
+                eprintln!("inboxguard: blocklist: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
     let subject = match inboxguard::explain::Subject::parse(subject) {
         Ok(s) => s,
         Err(e) => {

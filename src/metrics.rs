@@ -64,6 +64,14 @@ pub struct Metrics {
     /// Evidence file loads and saves: `op` = load | save, `result` = ok | missing | corrupt |
     /// error.
     pub friendly_federator_evidence_file_total: IntCounterVec,
+    /// Remote rule source fetches (subscriptions, Mastodon admin API) by configured `source`
+    /// (URL) and `result`: updated | unchanged | not_modified | malformed, or a
+    /// `subscriptions::FetchError::reason`.
+    pub subscription_fetches_total: IntCounterVec,
+    /// Unix time of each remote source's last successful fetch (a 200 that parsed, or a 304).
+    pub subscription_last_success_timestamp_seconds: IntGaugeVec,
+    /// Disk cache failures per remote source, `op` = read | write.
+    pub subscription_cache_errors_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -218,6 +226,32 @@ impl Metrics {
         registry.register(Box::new(rules_last_reload_timestamp_seconds.clone()))?;
         registry.register(Box::new(connections_active.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
+        let subscription_fetches_total = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_subscription_fetches_total",
+                "Remote rule source fetches by source and result",
+            ),
+            &["source", "result"],
+        )?;
+        let subscription_last_success_timestamp_seconds = IntGaugeVec::new(
+            Opts::new(
+                "inboxguard_subscription_last_success_timestamp_seconds",
+                "Unix time of the last successful fetch of each remote rule source",
+            ),
+            &["source"],
+        )?;
+        let subscription_cache_errors_total = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_subscription_cache_errors_total",
+                "Remote rule source disk cache failures by source and operation",
+            ),
+            &["source", "op"],
+        )?;
+        registry.register(Box::new(subscription_fetches_total.clone()))?;
+        registry.register(Box::new(
+            subscription_last_success_timestamp_seconds.clone(),
+        ))?;
+        registry.register(Box::new(subscription_cache_errors_total.clone()))?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -254,6 +288,9 @@ impl Metrics {
             friendly_federator_tracked_domains,
             friendly_federator_escalations,
             friendly_federator_evidence_file_total,
+            subscription_fetches_total,
+            subscription_last_success_timestamp_seconds,
+            subscription_cache_errors_total,
         })
     }
 

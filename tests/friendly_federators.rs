@@ -261,7 +261,11 @@ async fn a_rules_file_table_overrides_the_config_kinds() {
         .start()
         .await;
     proxy.wait_ready().await;
-    let reply = create(&fred, 1, json!({"inReplyTo": "https://bad.example/notes/9"}));
+    let reply = create(
+        &fred,
+        1,
+        json!({"inReplyTo": "https://bad.example/notes/9"}),
+    );
     assert_eq!(deliver(&proxy, &fred, &reply).await, StatusCode::ACCEPTED);
     assert_eq!(puma.count(), 0, "the reply is dropped");
     let boost = fred.activity("Announce", json!("https://bad.example/notes/1"));

@@ -95,7 +95,7 @@ enum Answer {
 
 /// Aborts the task driving a client connection once the exchange is over or abandoned
 /// (timeout), so no socket outlives its fetch.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -503,7 +503,7 @@ fn signature_header(signer: &Signer, target: &Target, date: &str) -> Option<Stri
 
 /// Sends `request` on a new HTTP/1.1 connection over `io`. The returned guard keeps the
 /// connection task alive until dropped.
-async fn exchange<S>(
+pub(crate) async fn exchange<S>(
     io: S,
     request: Request<Empty<Bytes>>,
 ) -> Result<(Response<Incoming>, AbortOnDrop), hyper::Error>
@@ -550,7 +550,7 @@ fn is_allowed_content_type(value: &str) -> bool {
         .any(|allowed| essence.eq_ignore_ascii_case(allowed))
 }
 
-fn tls_connector() -> Result<TlsConnector, String> {
+pub(crate) fn tls_connector() -> Result<TlsConnector, String> {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };

@@ -19,6 +19,9 @@ mod test_server;
 
 pub use address::is_forbidden_address;
 pub use cache::KeyStore;
+/// The fetcher's TLS client setup and one-shot HTTP/1.1 exchange, shared with the
+/// subscription fetcher so there is one outbound HTTP stack.
+pub(crate) use fetch::{exchange, tls_connector};
 
 use crate::signature::PublicKey;
 

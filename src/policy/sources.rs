@@ -16,7 +16,10 @@
 //! * **Plain**: one domain per line, severity `suspend`; blank lines and `#` comments (whole
 //!   line or after the domain) are ignored.
 //!
-//! Both: a UTF-8 byte-order mark is ignored, CRLF line endings are fine, each domain goes
+//! * **JSON** (`parse_json_bytes`, chosen by the caller, never by `Auto`): an array of objects
+//!   as Mastodon's admin and public APIs and GoToSocial's export write them.
+//!
+//! All: a UTF-8 byte-order mark is ignored, CRLF line endings are fine, each domain goes
 //! through `host::normalize` and an invalid one is an error naming the line.
 //!
 //! Obfuscated entries: Mastodon's public list writes `exam***.com` for blocks marked obfuscate,
@@ -57,6 +60,8 @@ pub enum Format {
     Plain,
     /// inboxguard's TOML rules file (`rules_file`).
     Toml,
+    /// A JSON array of domain-block objects (`parse_json_bytes`).
+    Json,
 }
 
 impl Format {
@@ -65,6 +70,7 @@ impl Format {
             Format::MastodonCsv => "mastodon-csv",
             Format::Plain => "plain",
             Format::Toml => "toml",
+            Format::Json => "json",
         }
     }
 }
@@ -153,6 +159,15 @@ pub enum LoadErrorKind {
     /// A second source with a `[friendly_federators]` table (the first one is `first`).
     #[error("[friendly_federators] is already set in {first}; keep it in one rules file")]
     DuplicateFriendlyFederators { first: String },
+    /// A JSON list that is not valid JSON, or an entry whose fields have the wrong types.
+    #[error("malformed JSON: {0}")]
+    Json(Arc<serde_json::Error>),
+    /// A JSON list whose top level is not an array.
+    #[error("expected a JSON array of domain entries")]
+    NotJsonArray,
+    /// A JSON entry without a `domain` string.
+    #[error("entry has no \"domain\" string")]
+    MissingDomain,
 }
 
 impl fmt::Display for LoadError {
@@ -292,6 +307,7 @@ pub fn parse_bytes_as(
         Format::MastodonCsv => parse_csv(text, &mut out),
         Format::Plain => parse_plain(text, &mut out),
         Format::Toml => rules_file::parse(text, &mut out),
+        Format::Json => parse_json_into(text, &mut out),
     }
     .map_err(|(line, kind)| fail(line, kind))?;
     let mut parsed = out.finish();
@@ -596,6 +612,163 @@ impl Collector {
 enum Key<'a> {
     Name(&'a str),
     Digest(&'a super::DomainDigest),
+}
+
+/// The fields of one JSON list entry that rules use; every other field (`id`, `created_at`,
+/// `private_comment`, `obfuscate`, ...) is ignored. `comment` is the public API's name for the
+/// public comment.
+#[derive(serde::Deserialize)]
+struct JsonEntry {
+    domain: Option<String>,
+    severity: Option<String>,
+    reject_media: Option<serde_json::Value>,
+    reject_reports: Option<serde_json::Value>,
+    public_comment: Option<String>,
+    comment: Option<String>,
+    digest: Option<String>,
+}
+
+/// Parses a JSON domain-block list: a top-level array of objects, as served by Mastodon's
+/// admin API (`GET /api/v1/admin/domain_blocks`), Mastodon's public list
+/// (`GET /api/v1/instance/domain_blocks`, obfuscated entries carrying `digest`) and
+/// GoToSocial's export (no `severity`: every entry is a suspend). A missing `severity` means
+/// suspend and missing flags `false`, as for CSV; booleans may be JSON booleans or the words
+/// CSV accepts. "Lines" in errors and rules are the line where the entry starts (API answers are
+/// often one line, so every entry of such a list reports line 1; the error text names the entry).
+pub fn parse_json_bytes(bytes: &[u8], source: Arc<str>) -> Result<ParsedSource, LoadError> {
+    let text = json_text(bytes, &source)?;
+    let mut out = Collector::new(Format::Json, source.clone());
+    parse_json_into(text, &mut out).map_err(|(line, kind)| LoadError {
+        file: source.to_string(),
+        line,
+        kind,
+    })?;
+    Ok(out.finish())
+}
+
+/// One domain of a domain-allow list (Mastodon's `GET /api/v1/admin/domain_allows`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowEntry {
+    /// Normalised with `host::normalize`.
+    pub domain: String,
+    /// The line where the entry starts.
+    pub line: usize,
+}
+
+/// Parses a JSON domain-allow list: a top-level array of objects with a `domain` string
+/// (Mastodon's admin API answer; `id` and `created_at` are ignored). A domain listed twice is
+/// kept once, at its first place. Allows carry no digest: an entry containing `*` is invalid.
+pub fn parse_allow_json_bytes(bytes: &[u8], source: &str) -> Result<Vec<AllowEntry>, LoadError> {
+    let fail = |(line, kind)| LoadError {
+        file: source.to_string(),
+        line,
+        kind,
+    };
+    let text = json_text(bytes, source)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (line, entry) in json_entries(text).map_err(fail)? {
+        let entry = entry.map_err(fail)?;
+        let text = entry
+            .domain
+            .ok_or((line, LoadErrorKind::MissingDomain))
+            .map_err(fail)?;
+        let domain = host::normalize(&text)
+            .ok_or_else(|| fail((line, LoadErrorKind::InvalidDomain { text })))?;
+        if seen.insert(domain.clone()) {
+            out.push(AllowEntry { domain, line });
+        }
+    }
+    Ok(out)
+}
+
+/// The UTF-8 text of a JSON list, size-checked, without a byte-order mark.
+fn json_text<'a>(bytes: &'a [u8], source: &str) -> Result<&'a str, LoadError> {
+    let fail = |line, kind| LoadError {
+        file: source.to_string(),
+        line,
+        kind,
+    };
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(fail(0, LoadErrorKind::TooLarge));
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        fail(
+            line_of_offset(bytes, e.valid_up_to()),
+            LoadErrorKind::NotUtf8,
+        )
+    })
+}
+
+/// Splits a JSON array into its entries, each with the line it starts on, and decodes each
+/// lazily (so an error names the entry's line).
+#[allow(clippy::type_complexity)]
+fn json_entries(
+    text: &str,
+) -> Result<impl Iterator<Item = (usize, Result<JsonEntry, LineError>)> + '_, LineError> {
+    if !text.trim_start().starts_with('[') {
+        let line = line_of_offset(text.as_bytes(), text.len() - text.trim_start().len());
+        return Err((line, LoadErrorKind::NotJsonArray));
+    }
+    let raw: Vec<&serde_json::value::RawValue> =
+        serde_json::from_str(text).map_err(|e| (e.line(), LoadErrorKind::Json(Arc::new(e))))?;
+    // A RawValue borrows from `text`, so its address gives its offset: the entry's line.
+    let base = text.as_ptr() as usize;
+    Ok(raw.into_iter().map(move |value| {
+        let offset = (value.get().as_ptr() as usize).saturating_sub(base);
+        let line = line_of_offset(text.as_bytes(), offset);
+        let entry = serde_json::from_str::<JsonEntry>(value.get())
+            .map_err(|e| (line + e.line() - 1, LoadErrorKind::Json(Arc::new(e))));
+        (line, entry)
+    }))
+}
+
+fn parse_json_into(text: &str, out: &mut Collector) -> Result<(), LineError> {
+    for (line, entry) in json_entries(text)? {
+        let entry = entry?;
+        let domain = entry.domain.ok_or((line, LoadErrorKind::MissingDomain))?;
+        let severity = match entry.severity.as_deref().filter(|s| !s.trim().is_empty()) {
+            None => Severity::Suspend,
+            Some(value) => Severity::parse(value).ok_or_else(|| {
+                (
+                    line,
+                    LoadErrorKind::UnknownSeverity {
+                        value: value.to_string(),
+                    },
+                )
+            })?,
+        };
+        let flag = |column: &'static str, value: Option<serde_json::Value>| {
+            let parsed = match &value {
+                None | Some(serde_json::Value::Null) => Some(false),
+                Some(serde_json::Value::Bool(b)) => Some(*b),
+                Some(serde_json::Value::String(s)) => parse_bool(s),
+                Some(_) => None,
+            };
+            parsed.ok_or_else(|| {
+                (
+                    line,
+                    LoadErrorKind::InvalidBoolean {
+                        column,
+                        value: value.map(|v| v.to_string()).unwrap_or_default(),
+                    },
+                )
+            })
+        };
+        let entry_fields = Entry {
+            severity,
+            reject_media: flag("reject_media", entry.reject_media)?,
+            reject_reports: flag("reject_reports", entry.reject_reports)?,
+            public_comment: entry
+                .public_comment
+                .or(entry.comment)
+                .filter(|c| !c.is_empty()),
+            digest: entry.digest.filter(|d| !d.is_empty()),
+        };
+        out.push(line, domain.trim(), entry_fields)?;
+    }
+    Ok(())
 }
 
 pub(super) fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
@@ -1161,5 +1334,149 @@ mod tests {
         let e = parse("[[domain]\n", BlocklistFormat::Toml).expect_err("syntax");
         assert_eq!(e.line, 1, "{e}");
         assert!(matches!(e.kind, LoadErrorKind::Toml { .. }));
+    }
+
+    fn json_fixture(name: &str) -> ParsedSource {
+        let bytes = std::fs::read(fixture(name)).expect("fixture");
+        parse_json_bytes(&bytes, Arc::from(name)).expect("parses")
+    }
+
+    #[test]
+    fn mastodon_admin_api_json() {
+        let p = json_fixture("mastodon_admin_api.json");
+        assert_eq!(p.format, Format::Json);
+        assert_eq!(p.rules.len(), 3);
+        let spam = find(&p, "spam.example");
+        assert_eq!(spam.severity, Severity::Suspend);
+        assert!(spam.reject_media && spam.reject_reports);
+        assert_eq!(spam.public_comment.as_deref(), Some("Spam and harassment"));
+        // The digest of a real (not obfuscated) domain is not needed to match it.
+        assert_eq!(spam.digest, None);
+        assert_eq!(spam.line, 2, "the line where the entry starts");
+        let limited = find(&p, "limited.example");
+        assert_eq!(limited.severity, Severity::Silence);
+        assert!(limited.reject_media && !limited.reject_reports);
+        assert_eq!(limited.public_comment, None);
+        let reports = find(&p, "reports.example");
+        assert_eq!(
+            (reports.severity, reports.reject_reports),
+            (Severity::Noop, true)
+        );
+    }
+
+    #[test]
+    fn mastodon_public_api_json_matches_obfuscated_entries_by_digest() {
+        let p = json_fixture("mastodon_public_api.json");
+        assert_eq!(p.rules.len(), 3);
+        let hidden = find(&p, "hidd**.example");
+        assert_eq!(
+            hidden.digest,
+            Some(crate::policy::domain_digest("hidden.example"))
+        );
+        assert_eq!(hidden.severity, Severity::Silence);
+        assert_eq!(
+            hidden.public_comment.as_deref(),
+            Some("Obfuscated on the about page"),
+            "the public API calls it comment"
+        );
+        let snapshot = crate::policy::Snapshot::from_rules(p.rules.clone());
+        assert!(snapshot.rule_for("sub.hidden.example").is_some());
+        assert_eq!(p.obfuscated, 0);
+    }
+
+    #[test]
+    fn gotosocial_export_json_is_all_suspends() {
+        let p = json_fixture("gotosocial_export.json");
+        let all: Vec<_> = p
+            .rules
+            .iter()
+            .map(|r| (r.domain.as_str(), r.severity, r.public_comment.as_deref()))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                (
+                    "spam.example",
+                    Severity::Suspend,
+                    Some("Spam and harassment")
+                ),
+                ("hidden.example", Severity::Suspend, None),
+                ("xn--bcher-kva.example", Severity::Suspend, Some("IDN")),
+            ]
+        );
+    }
+
+    #[test]
+    fn json_errors_name_the_entry_line() {
+        let bytes = std::fs::read(fixture("bad_entry.json")).expect("fixture");
+        let e = parse_json_bytes(&bytes, Arc::from("bad_entry.json")).expect_err("bad");
+        assert_eq!(e.line, 4);
+        assert_eq!(
+            e.to_string(),
+            "bad_entry.json:4: invalid domain \"not valid!\""
+        );
+
+        let json = |text: &str| parse_json_bytes(text.as_bytes(), Arc::from("j"));
+        let kind = |text: &str| json(text).expect_err("must fail").kind;
+        assert!(matches!(
+            kind("{\"domain\": \"a.example\"}"),
+            LoadErrorKind::NotJsonArray
+        ));
+        assert!(matches!(
+            kind("[{\"domain\": \"a.example\""),
+            LoadErrorKind::Json(_)
+        ));
+        assert!(matches!(
+            kind("[{\"severity\": \"silence\"}]"),
+            LoadErrorKind::MissingDomain
+        ));
+        assert!(matches!(kind("[{\"domain\": 5}]"), LoadErrorKind::Json(_)));
+        assert!(matches!(kind("[\"a.example\"]"), LoadErrorKind::Json(_)));
+        assert!(matches!(
+            kind("[{\"domain\": \"a.example\", \"severity\": \"banish\"}]"),
+            LoadErrorKind::UnknownSeverity { .. }
+        ));
+        assert!(matches!(
+            kind("[{\"domain\": \"a.example\", \"reject_media\": 2}]"),
+            LoadErrorKind::InvalidBoolean {
+                column: "reject_media",
+                ..
+            }
+        ));
+        assert!(matches!(
+            kind("[{\"domain\": \"a***.example\", \"digest\": \"xyz\"}]"),
+            LoadErrorKind::InvalidDigest { .. }
+        ));
+        let e = json("[\n{\"domain\": \"a.example\"},\n{\"domain\": \"b.example\",\n \"x\": }]")
+            .expect_err("syntax");
+        assert_eq!(e.line, 4, "{e}");
+        // Words as booleans, nulls, an empty list, an obfuscated entry without a digest.
+        let p = json(
+            "\u{feff}[{\"domain\": \"a.example\", \"reject_reports\": \"yes\", \"severity\": null},\
+             {\"domain\": \"b***.example\"}]",
+        )
+        .expect("ok");
+        assert!(p.rules[0].reject_reports);
+        assert_eq!(p.rules[0].severity, Severity::Suspend);
+        assert_eq!((p.rules.len(), p.obfuscated), (1, 1));
+        assert!(json("[]").expect("empty").rules.is_empty());
+    }
+
+    #[test]
+    fn allow_json() {
+        let bytes = std::fs::read(fixture("mastodon_admin_allows.json")).expect("fixture");
+        let allows = parse_allow_json_bytes(&bytes, "allows").expect("parses");
+        assert_eq!(
+            allows
+                .iter()
+                .map(|a| (a.domain.as_str(), a.line))
+                .collect::<Vec<_>>(),
+            [("friends.example", 2), ("pals.example", 7)]
+        );
+        let e = parse_allow_json_bytes(b"[{\"domain\": \"a*.example\"}]", "allows")
+            .expect_err("no wildcards");
+        assert!(matches!(e.kind, LoadErrorKind::InvalidDomain { .. }));
+        let e = parse_allow_json_bytes(b"[{\"id\": \"1\"}]", "allows").expect_err("no domain");
+        assert!(matches!(e.kind, LoadErrorKind::MissingDomain));
     }
 }

@@ -1,0 +1,730 @@
+//! Remote rule sources: `[[subscriptions]]` (a list at a URL, fetched on an interval) and
+//! `[mastodon]` (Mastodon's own domain blocks from its admin API), each kept in force as a
+//! `reload::MemorySource` labelled with its URL.
+//!
+//! The contract for every remote source:
+//! * its last good copy stays in force whatever later fetches return: an error status, a
+//!   timeout, a refused address, an oversized or malformed body is logged, counted in
+//!   `inboxguard_subscription_fetches_total{source,result}` and changes nothing;
+//! * the last good copy is also on disk (`cache`) and is put in force at startup before the
+//!   first fetch, so a restart while the source is down loses nothing; `check` and `explain`
+//!   read the same copies ([`load_cached`]) without touching the network;
+//! * subscriptions send `If-None-Match` / `If-Modified-Since` from the copy in force; a 304
+//!   keeps it;
+//! * one task per source ([`Remotes::start`]) refreshes at once, then every `refresh_secs`
+//!   (±10% jitter so many instances subscribed to one list do not arrive together); after a
+//!   failure it retries sooner, backing off from [`RETRY_MIN`] up to `refresh_secs`.
+
+mod cache;
+mod http;
+mod mastodon;
+
+pub use cache::{Cache, CacheError, CachedCopy};
+pub use http::{link_next, FetchError, Getter, Limits};
+pub use mastodon::{AllowList, MastodonPull};
+
+use crate::config::{BlocklistFormat, Config, SubscriptionConfig, SubscriptionFormat};
+use crate::metrics::Metrics;
+use crate::policy::sources::{self, LoadError, ParsedSource};
+use crate::reload::{MemorySource, Rules};
+use ::http::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION};
+use ::http::{HeaderMap, HeaderValue, StatusCode};
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use url::Url;
+
+/// First retry delay after a failed fetch; doubles per consecutive failure up to the source's
+/// refresh interval.
+pub const RETRY_MIN: Duration = Duration::from_secs(30);
+/// Redirects a subscription fetch follows (list hosts move files, e.g. raw.githubusercontent).
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Why a refresh left the copy in force unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The fetch failed (network, status, size, ...).
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The answer arrived but is not a valid list (with the line where it is wrong).
+    #[error("malformed list: {0}")]
+    Malformed(LoadError),
+    /// A 304 answered a request that carried no validators (nothing to keep).
+    #[error("answered 304 Not Modified to an unconditional request")]
+    UnexpectedNotModified,
+}
+
+impl RefreshError {
+    /// The bounded `result` label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RefreshError::Fetch(e) => e.reason(),
+            RefreshError::Malformed(_) => "malformed",
+            RefreshError::UnexpectedNotModified => "http_status",
+        }
+    }
+}
+
+/// What a successful refresh did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new list is in force, with this many rules.
+    Updated { rules: usize },
+    /// A 200 with exactly the body already in force.
+    Unchanged,
+    /// A 304: the copy in force is current.
+    NotModified,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Updated { .. } => "updated",
+            Outcome::Unchanged => "unchanged",
+            Outcome::NotModified => "not_modified",
+        }
+    }
+}
+
+/// The copy of a source now in force: what makes the next request conditional and lets an
+/// identical body skip a reload.
+#[derive(Debug, Clone)]
+struct InForce {
+    etag: Option<String>,
+    last_modified: Option<String>,
+    sha256: Vec<u8>,
+}
+
+/// How a remote source's rules take part in the merge (see `reload::MemorySource`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Merge {
+    pub dry_run: bool,
+    /// An exception list: its domains are taken out of every source's block rules.
+    pub exclude: bool,
+    /// Counts towards `policy.subscription_threshold` (a shared list); Mastodon's own admin
+    /// list is not a subscription and always applies.
+    pub subscribed: bool,
+    pub priority: i32,
+}
+
+impl Merge {
+    fn of(s: &SubscriptionConfig) -> Merge {
+        Merge {
+            dry_run: s.dry_run,
+            exclude: s.exclude,
+            subscribed: true,
+            priority: s.priority,
+        }
+    }
+}
+
+/// The one place a remote source's rules become a `MemorySource`.
+fn memory_source(label: &str, parsed: ParsedSource, merge: Merge) -> MemorySource {
+    let mut source = MemorySource::new(label, Arc::new(parsed));
+    source.dry_run = merge.dry_run;
+    source.exclude = merge.exclude;
+    source.subscribed = merge.subscribed;
+    source.priority = merge.priority;
+    source
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Parses a subscription body in its configured format; `Auto` takes a body starting with
+/// `[` as JSON and anything else as `BlocklistFormat::Auto` does.
+pub fn parse_list(
+    body: &[u8],
+    label: &str,
+    format: SubscriptionFormat,
+) -> Result<ParsedSource, LoadError> {
+    let source: Arc<str> = Arc::from(label);
+    match format {
+        SubscriptionFormat::Json => sources::parse_json_bytes(body, source),
+        SubscriptionFormat::MastodonCsv => {
+            sources::parse_bytes(body, source, BlocklistFormat::MastodonCsv)
+        }
+        SubscriptionFormat::Plain => sources::parse_bytes(body, source, BlocklistFormat::Plain),
+        SubscriptionFormat::Auto => {
+            let start = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+            if start.trim_ascii_start().starts_with(b"[") {
+                sources::parse_json_bytes(body, source)
+            } else {
+                sources::parse_bytes(body, source, BlocklistFormat::Auto)
+            }
+        }
+    }
+}
+
+/// Counts a refresh and logs its outcome.
+fn record(metrics: &Metrics, label: &str, result: &Result<Outcome, RefreshError>) {
+    let word = match result {
+        Ok(outcome) => outcome.label(),
+        Err(e) => e.reason(),
+    };
+    metrics
+        .subscription_fetches_total
+        .with_label_values(&[label, word])
+        .inc();
+    match result {
+        Ok(outcome) => {
+            metrics
+                .subscription_last_success_timestamp_seconds
+                .with_label_values(&[label])
+                .set(i64::try_from(unix_now()).unwrap_or(i64::MAX));
+            match outcome {
+                Outcome::Updated { rules } => {
+                    tracing::info!(source = label, rules, "remote rule source updated")
+                }
+                _ => tracing::debug!(source = label, result = word, "remote rule source current"),
+            }
+        }
+        Err(e) => tracing::warn!(
+            source = label,
+            result = word,
+            error = %e,
+            "remote rule source fetch failed; the last good copy stays in force"
+        ),
+    }
+}
+
+/// Puts `parsed` in force under `label` and stores `copy` as its last good copy. A failing
+/// cache write is logged and counted: the rules are in force anyway, only a restart during an
+/// outage would miss them.
+async fn install(
+    rules: &Arc<Rules>,
+    metrics: &Metrics,
+    cache: &Cache,
+    source: MemorySource,
+    copy: CachedCopy,
+) {
+    let label = source.label.clone();
+    let r = rules.clone();
+    // `set_memory_source` keeps the source even when a broken local file fails the reload,
+    // and logs and counts that failure itself.
+    if let Err(e) = tokio::task::spawn_blocking(move || r.set_memory_source(source)).await {
+        tracing::error!(source = %label, error = %e, "rules reload task failed");
+    }
+    let c = cache.clone();
+    let l = label.clone();
+    match tokio::task::spawn_blocking(move || c.write(&l, &copy)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => cache_error(metrics, &label, "write", &e),
+        Err(e) => tracing::error!(source = %label, error = %e, "cache write task failed"),
+    }
+}
+
+fn cache_error(metrics: &Metrics, label: &str, op: &str, e: &CacheError) {
+    metrics
+        .subscription_cache_errors_total
+        .with_label_values(&[label, op])
+        .inc();
+    tracing::warn!(source = label, op, error = %e, "remote rule source disk cache");
+}
+
+/// Reads a source's disk copy and parses it with `parse` (blocking). `Ok(None)`: no copy yet.
+fn read_cached<T>(
+    cache: &Cache,
+    label: &str,
+    max_bytes: u64,
+    parse: impl FnOnce(&[u8]) -> Result<T, LoadError>,
+) -> Result<Option<(T, CachedCopy)>, String> {
+    let Some(copy) = cache.read(label, max_bytes).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let parsed = parse(&copy.body).map_err(|e| format!("cached copy does not parse: {e}"))?;
+    Ok(Some((parsed, copy)))
+}
+
+/// One `[[subscriptions]]` entry: fetches its list and keeps the last good copy in force.
+pub struct Subscription {
+    config: SubscriptionConfig,
+    url: Url,
+    rules: Arc<Rules>,
+    metrics: Arc<Metrics>,
+    getter: Arc<Getter>,
+    cache: Cache,
+    in_force: Mutex<Option<InForce>>,
+}
+
+impl Subscription {
+    /// `state_dir` is `state.dir`. The URL must pass `config::check_remote_url` (config
+    /// validation did that); the error names it otherwise.
+    pub fn new(
+        config: SubscriptionConfig,
+        state_dir: &Path,
+        getter: Arc<Getter>,
+        rules: Arc<Rules>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Subscription, String> {
+        let url = crate::config::check_remote_url(&config.url, config.allow_http)?;
+        Ok(Subscription {
+            cache: Cache::new(state_dir),
+            config,
+            url,
+            rules,
+            metrics,
+            getter,
+            in_force: Mutex::new(None),
+        })
+    }
+
+    /// The `source` label: the URL as configured.
+    pub fn label(&self) -> &str {
+        &self.config.url
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<InForce>> {
+        self.in_force.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a copy of this list is in force (from the disk cache or a fetch).
+    pub fn has_copy(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    /// Puts the disk-cached copy in force, if there is a usable one; a corrupt or unparsable
+    /// one is logged, counted and ignored. Returns whether a copy was put in force.
+    pub async fn load_cache(&self) -> bool {
+        let (cache, label, format, max) = (
+            self.cache.clone(),
+            self.config.url.clone(),
+            self.config.format,
+            self.config.max_bytes,
+        );
+        let read = tokio::task::spawn_blocking(move || {
+            read_cached(&cache, &label, max, |body| parse_list(body, &label, format))
+        })
+        .await;
+        let (parsed, copy) = match read {
+            Ok(Ok(Some(found))) => found,
+            Ok(Ok(None)) => return false,
+            Ok(Err(problem)) => {
+                self.metrics
+                    .subscription_cache_errors_total
+                    .with_label_values(&[self.label(), "read"])
+                    .inc();
+                tracing::warn!(source = self.label(), problem, "ignoring the cached copy");
+                return false;
+            }
+            Err(e) => {
+                tracing::error!(source = self.label(), error = %e, "cache read task failed");
+                return false;
+            }
+        };
+        tracing::info!(
+            source = self.label(),
+            rules = parsed.rules.len(),
+            fetched_at = copy.fetched_at,
+            "cached copy in force until the first fetch"
+        );
+        self.put_in_force(parsed, copy, false).await;
+        true
+    }
+
+    async fn put_in_force(&self, parsed: ParsedSource, copy: CachedCopy, write: bool) {
+        let state = InForce {
+            etag: copy.etag.clone(),
+            last_modified: copy.last_modified.clone(),
+            sha256: sha256(&copy.body),
+        };
+        let source = memory_source(self.label(), parsed, Merge::of(&self.config));
+        if write {
+            install(&self.rules, &self.metrics, &self.cache, source, copy).await;
+        } else {
+            let rules = self.rules.clone();
+            if let Err(e) =
+                tokio::task::spawn_blocking(move || rules.set_memory_source(source)).await
+            {
+                tracing::error!(source = self.label(), error = %e, "rules reload task failed");
+            }
+        }
+        *self.lock() = Some(state);
+    }
+
+    /// Fetches the list once (conditionally when a copy is in force) and puts a new, valid
+    /// copy in force. Logged and counted; on error the copy in force stays.
+    pub async fn refresh(&self) -> Result<Outcome, RefreshError> {
+        let result = self.refresh_uncounted().await;
+        record(&self.metrics, self.label(), &result);
+        result
+    }
+
+    async fn refresh_uncounted(&self) -> Result<Outcome, RefreshError> {
+        let in_force = self.lock().clone();
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(accept(self.config.format)));
+        let mut conditional = false;
+        if let Some(f) = &in_force {
+            for (name, value) in [
+                (IF_NONE_MATCH, &f.etag),
+                (IF_MODIFIED_SINCE, &f.last_modified),
+            ] {
+                if let Some(v) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                    headers.insert(name, v);
+                    conditional = true;
+                }
+            }
+        }
+        let timeout = Duration::from_secs(self.config.timeout_secs);
+        let answer = tokio::time::timeout(timeout, self.get_following_redirects(&headers))
+            .await
+            .map_err(|_| FetchError::Timeout {
+                secs: self.config.timeout_secs,
+            })??;
+        if answer.status == StatusCode::NOT_MODIFIED {
+            return if conditional {
+                Ok(Outcome::NotModified)
+            } else {
+                Err(RefreshError::UnexpectedNotModified)
+            };
+        }
+        if !answer.status.is_success() {
+            return Err(FetchError::HttpStatus {
+                status: answer.status.as_u16(),
+            }
+            .into());
+        }
+        let header = |name| {
+            answer
+                .headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let copy = CachedCopy {
+            etag: header(ETAG),
+            last_modified: header(LAST_MODIFIED),
+            fetched_at: unix_now(),
+            body: answer.body.to_vec(),
+        };
+        let digest = sha256(&copy.body);
+        if in_force.is_some_and(|f| f.sha256 == digest) {
+            // Same list: keep it, but remember the new validators for the next request.
+            *self.lock() = Some(InForce {
+                etag: copy.etag,
+                last_modified: copy.last_modified,
+                sha256: digest,
+            });
+            return Ok(Outcome::Unchanged);
+        }
+        let parsed = parse_list(&copy.body, self.label(), self.config.format)
+            .map_err(RefreshError::Malformed)?;
+        let rules = parsed.rules.len();
+        self.put_in_force(parsed, copy, true).await;
+        Ok(Outcome::Updated { rules })
+    }
+
+    /// GETs the URL, following up to [`MAX_REDIRECTS`] redirects; each hop is checked again
+    /// (scheme, addresses).
+    async fn get_following_redirects(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<http::Answer, FetchError> {
+        let limits = Limits {
+            max_bytes: self.config.max_bytes,
+            allow_http: self.config.allow_http,
+            allow_private_addresses: self.config.allow_private_addresses,
+        };
+        let mut url = self.url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let answer = self.getter.get(&url, headers, limits).await?;
+            if !answer.status.is_redirection() || answer.status == StatusCode::NOT_MODIFIED {
+                return Ok(answer);
+            }
+            let next = answer
+                .headers
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|loc| url.join(loc).ok())
+                .ok_or_else(|| FetchError::Redirect {
+                    url: url.to_string(),
+                })?;
+            tracing::debug!(source = self.label(), to = %next, "subscription redirected");
+            url = next;
+        }
+        Err(FetchError::Redirect {
+            url: url.to_string(),
+        })
+    }
+}
+
+fn accept(format: SubscriptionFormat) -> &'static str {
+    match format {
+        SubscriptionFormat::Json => "application/json",
+        SubscriptionFormat::MastodonCsv => "text/csv, text/plain;q=0.9, */*;q=0.1",
+        SubscriptionFormat::Plain => "text/plain, */*;q=0.1",
+        SubscriptionFormat::Auto => "text/csv, application/json, text/plain;q=0.9, */*;q=0.1",
+    }
+}
+
+/// Every remote source of one config, built by `run` and driven by [`Remotes::start`].
+pub struct Remotes {
+    subscriptions: Vec<Arc<Subscription>>,
+    mastodon: Option<Arc<MastodonPull>>,
+}
+
+impl Remotes {
+    /// Builds the sources; nothing is read or fetched yet. Errors name the setting.
+    pub fn new(
+        config: &Config,
+        rules: &Arc<Rules>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Remotes, String> {
+        if config.subscriptions.is_empty() && config.mastodon.is_none() {
+            return Ok(Remotes {
+                subscriptions: Vec::new(),
+                mastodon: None,
+            });
+        }
+        let getter = Arc::new(Getter::new(&config.key_fetch.user_agent)?);
+        let subscriptions = config
+            .subscriptions
+            .iter()
+            .map(|s| {
+                Subscription::new(
+                    s.clone(),
+                    &config.state.dir,
+                    getter.clone(),
+                    rules.clone(),
+                    metrics.clone(),
+                )
+                .map(Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mastodon = match &config.mastodon {
+            Some(m) => Some(Arc::new(MastodonPull::new(
+                m.clone(),
+                &config.state.dir,
+                getter,
+                rules.clone(),
+                metrics.clone(),
+            )?)),
+            None => None,
+        };
+        Ok(Remotes {
+            subscriptions,
+            mastodon,
+        })
+    }
+
+    pub fn subscriptions(&self) -> &[Arc<Subscription>] {
+        &self.subscriptions
+    }
+
+    pub fn mastodon(&self) -> Option<&Arc<MastodonPull>> {
+        self.mastodon.as_ref()
+    }
+
+    /// Puts every usable disk-cached copy in force (startup, before the proxy serves).
+    pub async fn load_caches(&self) {
+        for s in &self.subscriptions {
+            s.load_cache().await;
+        }
+        if let Some(m) = &self.mastodon {
+            m.load_cache().await;
+        }
+    }
+
+    /// Spawns one refresh task per source, each stopping when `shutdown` turns true. The
+    /// returned future resolves once every source has a copy in force or has been tried once
+    /// (readiness waits for it, so a fresh install does not serve without its lists when they
+    /// are reachable).
+    pub fn start(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> (Vec<JoinHandle<()>>, impl Future<Output = ()> + Send) {
+        let count = self.subscriptions.len() + usize::from(self.mastodon.is_some());
+        let (tx, mut rx) = mpsc::channel::<()>(count.max(1));
+        let mut tasks = Vec::with_capacity(count);
+        for s in &self.subscriptions {
+            let s = s.clone();
+            let interval = Duration::from_secs(s.config.refresh_secs);
+            // A source with a copy in force is ready now; its first fetch must not count twice.
+            let ready = if s.has_copy() {
+                let _ = tx.try_send(());
+                None
+            } else {
+                Some(tx.clone())
+            };
+            tasks.push(tokio::spawn(drive(
+                interval,
+                move || {
+                    let s = s.clone();
+                    async move { s.refresh().await.is_ok() }
+                },
+                ready,
+                shutdown.clone(),
+            )));
+        }
+        if let Some(m) = &self.mastodon {
+            let m = m.clone();
+            let interval = Duration::from_secs(m.refresh_secs());
+            // A source with a copy in force is ready now; its first fetch must not count twice.
+            let ready = if m.has_copy() {
+                let _ = tx.try_send(());
+                None
+            } else {
+                Some(tx.clone())
+            };
+            tasks.push(tokio::spawn(drive(
+                interval,
+                move || {
+                    let m = m.clone();
+                    async move { m.refresh().await }
+                },
+                ready,
+                shutdown,
+            )));
+        }
+        drop(tx);
+        let first_round = async move {
+            for _ in 0..count {
+                // `None`: every task ended (shutdown) before reporting.
+                if rx.recv().await.is_none() {
+                    break;
+                }
+            }
+        };
+        (tasks, first_round)
+    }
+}
+
+/// Drives one source: refresh at once, then every `interval` (jittered), sooner after
+/// failures; reports the end of its first attempt on `ready`, if given (once, whatever the
+/// result).
+async fn drive<F, Fut>(
+    interval: Duration,
+    mut refresh: F,
+    mut ready: Option<mpsc::Sender<()>>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut failures = 0u32;
+    loop {
+        let ok = tokio::select! {
+            ok = refresh() => ok,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        if let Some(tx) = ready.take() {
+            let _ = tx.try_send(());
+        }
+        failures = if ok { 0 } else { failures.saturating_add(1) };
+        let delay = jitter(next_delay(interval, failures));
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// `interval` after a success; after `failures` consecutive failures, [`RETRY_MIN`] doubled
+/// per further failure, never more than `interval`.
+pub fn next_delay(interval: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let backoff = RETRY_MIN.saturating_mul(1u32 << (failures - 1).min(16));
+    backoff.min(interval)
+}
+
+/// `delay` scaled by a random factor in [0.9, 1.1).
+fn jitter(delay: Duration) -> Duration {
+    // A randomly seeded hasher is random enough to spread fetches; no RNG crate needed.
+    let r = std::collections::hash_map::RandomState::new().hash_one(unix_now());
+    let factor = 0.9 + (r % 1000) as f64 / 5000.0;
+    delay.mul_f64(factor)
+}
+
+/// The disk-cached copies of every remote source of `config`, for `check` and `explain`
+/// (blocking; no network): what `serve` would put in force before its first fetch.
+#[derive(Debug, Default)]
+pub struct CachedSources {
+    /// In config order, then Mastodon's domain blocks.
+    pub sources: Vec<MemorySource>,
+    /// Mastodon's domain allows, when pulled and cached.
+    pub allows: Option<AllowList>,
+    /// One line per remote source without a usable copy (none yet, corrupt, unparsable).
+    pub missing: Vec<String>,
+}
+
+pub fn load_cached(config: &Config) -> CachedSources {
+    let cache = Cache::new(&config.state.dir);
+    let mut out = CachedSources::default();
+    for s in &config.subscriptions {
+        match read_cached(&cache, &s.url, s.max_bytes, |body| {
+            parse_list(body, &s.url, s.format)
+        }) {
+            Ok(Some((parsed, _))) => out
+                .sources
+                .push(memory_source(&s.url, parsed, Merge::of(s))),
+            Ok(None) => out
+                .missing
+                .push(format!("{}: no cached copy yet (serve fetches it)", s.url)),
+            Err(problem) => out.missing.push(format!("{}: {problem}", s.url)),
+        }
+    }
+    if let Some(m) = &config.mastodon {
+        mastodon::load_cached(m, &cache, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_back_off_up_to_the_interval() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(next_delay(hour, 0), hour);
+        assert_eq!(next_delay(hour, 1), Duration::from_secs(30));
+        assert_eq!(next_delay(hour, 2), Duration::from_secs(60));
+        assert_eq!(next_delay(hour, 7), Duration::from_secs(1920));
+        assert_eq!(next_delay(hour, 8), hour);
+        assert_eq!(next_delay(hour, u32::MAX), hour);
+        let short = Duration::from_secs(10);
+        assert_eq!(next_delay(short, 1), short);
+        for _ in 0..100 {
+            let j = jitter(hour);
+            assert!(j >= hour.mul_f64(0.9) && j < hour.mul_f64(1.1), "{j:?}");
+        }
+    }
+
+    #[test]
+    fn auto_format_picks_json_by_its_bracket() {
+        let json = parse_list(
+            b"\xEF\xBB\xBF  [{\"domain\": \"a.example\"}]",
+            "u",
+            SubscriptionFormat::Auto,
+        )
+        .expect("json");
+        assert_eq!(json.format, sources::Format::Json);
+        let csv = parse_list(
+            b"#domain,#severity\nb.example,silence\n",
+            "u",
+            SubscriptionFormat::Auto,
+        )
+        .expect("csv");
+        assert_eq!(csv.format, sources::Format::MastodonCsv);
+        let plain = parse_list(b"c.example\n", "u", SubscriptionFormat::Auto).expect("plain");
+        assert_eq!(plain.format, sources::Format::Plain);
+        assert!(parse_list(b"c.example\n", "u", SubscriptionFormat::Json).is_err());
+        assert!(parse_list(b"c.example\n", "u", SubscriptionFormat::MastodonCsv).is_err());
+    }
+}
