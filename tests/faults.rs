@@ -775,6 +775,66 @@ async fn per_host_fetch_cap_sheds_the_second_concurrent_fetch() {
     healthy.assert_served(&proxy, &puma).await;
 }
 
+/// A sender that declares a body over `max_body_bytes` and sends it anyway reads its 413, and
+/// the connection stays usable: the proxy reads and discards the refused body instead of
+/// closing on unread input (a close that the kernel turns into a reset, which can destroy the
+/// 413 before the sender reads it).
+#[tokio::test]
+async fn oversized_bodies_get_their_413_and_the_connection_survives() {
+    let healthy = Healthy::start().await;
+    let puma = RecordingUpstream::start().await;
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&healthy.remote)
+        .configure(|c| c.server.max_body_bytes = 64 * 1024)
+        .start()
+        .await;
+    proxy.wait_ready().await;
+
+    let stream = TcpStream::connect(proxy.proxy_addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for i in 0..3 {
+        let body = healthy
+            .actor
+            .activity("Create", note(&healthy.actor, &"x".repeat(100_000)));
+        let mut request = Request::new(Full::new(Bytes::from(body.clone())));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = INBOX.parse().unwrap();
+        *request.headers_mut() = healthy.actor.sign_post(INBOX, LOCAL, &body);
+        within("oversized request", sender.ready())
+            .await
+            .unwrap_or_else(|e| {
+                panic!("request {i}: the proxy closed the connection after a 413: {e}")
+            });
+        let response = within("oversized request", sender.send_request(request))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request {i}"
+        );
+        within("413 body", response.into_body().collect())
+            .await
+            .unwrap();
+    }
+    within("valid request on the same connection", sender.ready())
+        .await
+        .unwrap();
+    let response = within(
+        "valid request",
+        sender.send_request(signed_request(&healthy.actor)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(puma.count(), 1);
+    let m = proxy.metrics().await;
+    assert_eq!(requests(&m, "rejected", "body_too_large"), 3.0);
+}
+
 // ---------------------------------------------------------------------------------------
 // Client faults: slowloris and idle keep-alive connections
 // ---------------------------------------------------------------------------------------
