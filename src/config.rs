@@ -61,6 +61,28 @@ pub struct ServerConfig {
     /// with this listener's own scheme. Turn off when inboxguard faces the internet directly.
     #[serde(default = "default_true")]
     pub trust_forwarded_proto: bool,
+    /// The scheme senders use to reach this instance, for RFC 9421's `@target-uri` (the
+    /// signature covers the full URL). Mastodon is served over https in production; a
+    /// trusted `X-Forwarded-Proto` (see `trust_forwarded_proto`) takes precedence.
+    #[serde(default)]
+    pub public_scheme: PublicScheme,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublicScheme {
+    #[default]
+    Https,
+    Http,
+}
+
+impl PublicScheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublicScheme::Https => "https",
+            PublicScheme::Http => "http",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +178,10 @@ pub struct BlocklistConfig {
     pub path: PathBuf,
     #[serde(default)]
     pub format: BlocklistFormat,
+    /// Preview mode: this source's rules are matched, and a request they would stop is logged
+    /// and counted as `would_reject`, but forwarded.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -553,6 +579,20 @@ path = "config/blocklist.csv"      # Mastodon's domain_blocks.csv export, or one
         assert_eq!(c.server.max_body_bytes, 1048576);
         assert_eq!(c.blocklists.len(), 1);
         assert_eq!(c.upstream_uri().expect("uri").port_u16(), Some(3000));
+    }
+
+    #[test]
+    fn public_scheme_defaults_to_https_and_is_checked() {
+        let c = Config::from_toml(ISSUE_EXAMPLE, Path::new("x.toml")).expect("loads");
+        assert_eq!(c.server.public_scheme, PublicScheme::Https);
+        let text = ISSUE_EXAMPLE.replace(
+            "max_body_bytes = 1048576 ",
+            "public_scheme = \"http\"\nmax_body_bytes = 1048576 ",
+        );
+        let c = Config::from_toml(&text, Path::new("x.toml")).expect("loads");
+        assert_eq!(c.server.public_scheme.as_str(), "http");
+        let text = text.replace("\"http\"\n", "\"ftp\"\n");
+        assert!(Config::from_toml(&text, Path::new("x.toml")).is_err());
     }
 
     #[test]

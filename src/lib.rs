@@ -6,7 +6,7 @@
 //! |-------------|------|
 //! | `server`    | accept loop, connection limit, TLS, routing (inbox POST vs pass-through), drain |
 //! | `pipeline`  | THE inbox request flow, phase by phase, and its single finish (metrics + log) |
-//! | `signature` | draft-cavage `Signature` parsing, window, digest, signing string, verification |
+//! | `signature` | draft-cavage `Signature` and RFC 9421 `Signature-Input` parsing, window, digests, signing string / signature base, verification |
 //! | `keys`      | public key cache (coalesced, negative-cached) and the hardened key fetcher |
 //! | `activity`  | the few activity JSON fields policy needs, read in one pass |
 //! | `policy`    | immutable rule snapshot, host normalisation, suffix matching, pure decisions |
@@ -18,6 +18,7 @@
 //! | `config`    | the TOML file, validated |
 //! | `app`       | the shared state those modules hang off |
 //! | `demo`      | `inboxguard demo`: the whole system in one process |
+//! | `explain`   | `inboxguard explain`: the decision and every matching rule for a domain, actor or activity |
 //!
 //! Lower modules never import higher ones: `signature`, `policy`, `activity` and `config`
 //! know nothing of HTTP servers, and `policy` does no I/O.
@@ -28,6 +29,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod explain;
 pub mod forward;
 pub mod keys;
 pub mod metrics;

@@ -3,11 +3,15 @@
 
 use clap::{Parser, Subcommand};
 use inboxguard::config::{Config, LogFormat, LoggingConfig};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Exit code for a configuration or blocklist the program refuses (BSD EX_USAGE, as linkerd).
 const EXIT_CONFIG: u8 = 64;
+/// Exit code for an `explain` argument that names no domain, actor or readable activity
+/// (BSD EX_DATAERR).
+const EXIT_DATA: u8 = 65;
 /// Exit code for a failure while running (bind error, runtime error).
 const EXIT_RUNTIME: u8 = 1;
 
@@ -34,6 +38,15 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print the decision for a domain, an actor (URI, acct:, @user@host) or an activity JSON
+    /// file, and every rule that matched, with its file and line.
+    Explain {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// A domain, an actor URI, or the path of an activity JSON file.
+        #[arg(value_name = "DOMAIN|ACTOR|ACTIVITY.json")]
+        subject: String,
+    },
     /// Run a self-contained demonstration: stand-in Mastodon, stand-in remote instances and
     /// the proxy, with a scripted mix of signed traffic.
     Demo,
@@ -44,6 +57,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
+        Command::Explain { config, subject } => explain(config, &subject),
         Command::Demo => demo(),
     }
 }
@@ -99,7 +113,7 @@ fn check(path: PathBuf) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let summaries = match inboxguard::reload::load(&config.blocklists) {
+    let summaries = match inboxguard::reload::load(&config.blocklists, &[]) {
         Ok((_, s)) => s,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");
@@ -114,13 +128,44 @@ fn check(path: PathBuf) -> ExitCode {
     println!("  rule sources:");
     for s in &summaries {
         println!(
-            "    {}: suspend={} silence={} noop={}",
-            s.source, s.suspend, s.silence, s.noop
+            "    {}: suspend={} silence={} noop={}{}",
+            s.source,
+            s.suspend,
+            s.silence,
+            s.noop,
+            if s.dry_run { " (dry run)" } else { "" }
         );
     }
     if summaries.is_empty() {
         println!("    (none: every verified delivery will be forwarded)");
     }
+    ExitCode::SUCCESS
+}
+
+/// Loads the config and rules exactly as `check` does, then prints `explain::report`.
+fn explain(path: PathBuf, subject: &str) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("inboxguard: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let snapshot = match inboxguard::reload::load(&config.blocklists, &[]) {
+        Ok((snapshot, _)) => snapshot,
+        Err(e) => {
+            eprintln!("inboxguard: blocklist: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let subject = match inboxguard::explain::Subject::parse(subject) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("inboxguard: {e}");
+            return ExitCode::from(EXIT_DATA);
+        }
+    };
+    print!("{}", inboxguard::explain::report(&snapshot, &subject));
     ExitCode::SUCCESS
 }
 
@@ -159,7 +204,12 @@ fn init_tracing(cfg: &LoggingConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes only for a person at a terminal: under systemd or with output redirected,
+    // escape sequences would land in the journal or file, and writing them costs every
+    // request's access-log line several extra formatting calls.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     let _ = match cfg.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),

@@ -15,11 +15,15 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 pub struct Metrics {
     registry: Registry,
-    /// Inbox requests by outcome: `decision` is forwarded | rejected | dropped; `reason` is a
-    /// `reject::Reason` label.
+    /// Inbox requests by outcome: `decision` is forwarded | rejected | dropped | would_reject
+    /// (forwarded, but a dry-run rule would have stopped it); `reason` is a `reject::Reason`
+    /// label (for would_reject, the reason it would have had).
     pub requests_total: IntCounterVec,
     /// Whole inbox request time, from the first header byte to the response head.
     pub request_duration_seconds: HistogramVec,
+    /// Verified inbox requests whose activity actor is not the key's owner (relays,
+    /// forwarded replies), by `decision`; they are also counted in `requests_total`.
+    pub relayed_requests_total: IntCounterVec,
     /// Time Mastodon took to answer a forwarded request with a status line.
     pub upstream_duration_seconds: Histogram,
     /// Forwarded requests (inbox and pass-through) by upstream outcome:
@@ -64,6 +68,13 @@ impl Metrics {
                 "Inbox request handling time in seconds",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
+            &["decision"],
+        )?;
+        let relayed_requests_total = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_relayed_requests_total",
+                "Verified inbox requests whose actor is not the signing key's owner, by decision",
+            ),
             &["decision"],
         )?;
         let upstream_duration_seconds = Histogram::with_opts(
@@ -150,6 +161,7 @@ impl Metrics {
         )?;
         registry.register(Box::new(requests_total.clone()))?;
         registry.register(Box::new(request_duration_seconds.clone()))?;
+        registry.register(Box::new(relayed_requests_total.clone()))?;
         registry.register(Box::new(upstream_duration_seconds.clone()))?;
         registry.register(Box::new(upstream_responses_total.clone()))?;
         registry.register(Box::new(upstream_in_flight.clone()))?;
@@ -178,6 +190,7 @@ impl Metrics {
             registry,
             requests_total,
             request_duration_seconds,
+            relayed_requests_total,
             upstream_duration_seconds,
             upstream_responses_total,
             upstream_in_flight,

@@ -10,7 +10,13 @@
 //! ```
 //!
 //! Cheap before expensive: a request from a suspended domain, a stale or tampered request, or
-//! broken JSON costs no key fetch and no public-key operation.
+//! broken JSON costs no key fetch and no public-key operation. Both signature formats
+//! (draft-cavage and RFC 9421) take this same path; only `signature::prepare` tells them
+//! apart.
+//!
+//! A relayed activity (its actor is not the key's owner: relays, forwarded replies) is held to
+//! the rules of both hosts and forwarded; Mastodon checks its embedded LD signature or
+//! FEP-8b32 proof itself.
 
 use crate::activity::Facts;
 use crate::app::App;
@@ -35,8 +41,13 @@ struct Context {
     key_host: Option<String>,
     actor: Option<String>,
     kind: Option<String>,
-    /// The activity's actor is not the key's owner (relays, forwarded replies).
+    /// The activity's actor is not the key's owner (relays, forwarded replies). Set only
+    /// once the key verified the signature.
     relayed: bool,
+    format: Option<signature::Format>,
+    /// A dry-run rule would have stopped this verified request, for this reason; it is
+    /// forwarded all the same and counted as `would_reject`.
+    would_stop: Option<&'static str>,
 }
 
 enum Outcome {
@@ -77,17 +88,26 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
         .path_and_query()
         .map(|pq| pq.as_str())
         .unwrap_or("/");
+    let target = signature::RequestTarget {
+        scheme: public_scheme(app, &parts.headers),
+        authority: parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok()),
+    };
     let prepared = match signature::prepare(
         &parts.method,
         path_and_query,
         &parts.headers,
         &body,
+        &target,
         SystemTime::now(),
         &app.config.signatures,
     ) {
         Ok(p) => p,
         Err(e) => return Outcome::Stopped(bad_signature(app, &e)),
     };
+    ctx.format = Some(prepared.format());
     let Some(key_host) = host::normalize(&prepared.key_host) else {
         return Outcome::Stopped(Verdict::reject(
             StatusCode::UNAUTHORIZED,
@@ -172,6 +192,19 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
     if let Some(verdict) = policy_verdict(&decision) {
         return Outcome::Stopped(verdict);
     }
+    if let policy::Decision::WouldStop { host, rule, .. } = decision {
+        let reason = decision.reason();
+        tracing::warn!(
+            host,
+            reason,
+            rule_domain = %rule.domain,
+            rule_source = %rule.source,
+            rule_line = rule.line,
+            severity = rule.severity.as_str(),
+            "dry-run rule would have stopped this request; forwarding it"
+        );
+        ctx.would_stop = Some(reason);
+    }
 
     forward(app, parts, body, peer).await
 }
@@ -217,7 +250,10 @@ async fn send_upstream(
 /// Writes the request's metrics and its access-log line. Runs once for every inbox request.
 fn finish(app: &App, ctx: &Context, start: Instant, outcome: Outcome) -> Response<Body> {
     let (decision, reason, response) = match outcome {
-        Outcome::Forwarded(resp) => (Decision::Forwarded, "forwarded", resp),
+        Outcome::Forwarded(resp) => match ctx.would_stop {
+            Some(reason) => (Decision::WouldReject, reason, resp),
+            None => (Decision::Forwarded, "forwarded", resp),
+        },
         Outcome::Stopped(v) => (v.decision, v.reason, v.into_response()),
     };
     let elapsed = start.elapsed();
@@ -225,6 +261,12 @@ fn finish(app: &App, ctx: &Context, start: Instant, outcome: Outcome) -> Respons
         .requests_total
         .with_label_values(&[decision.as_str(), reason])
         .inc();
+    if ctx.relayed {
+        app.metrics
+            .relayed_requests_total
+            .with_label_values(&[decision.as_str()])
+            .inc();
+    }
     app.metrics
         .request_duration_seconds
         .with_label_values(&[decision.as_str()])
@@ -235,6 +277,7 @@ fn finish(app: &App, ctx: &Context, start: Instant, outcome: Outcome) -> Respons
         actor = ctx.actor.as_deref().unwrap_or("-"),
         activity_type = ctx.kind.as_deref().unwrap_or("-"),
         relayed = ctx.relayed,
+        signature_format = ctx.format.map_or("-", signature::Format::as_str),
         decision = decision.as_str(),
         reason,
         status = response.status().as_u16(),
@@ -348,12 +391,35 @@ fn bad_signature(app: &App, e: &signature::SigError) -> Verdict {
         .signature_failures_total
         .with_label_values(&[e.reason()])
         .inc();
-    Verdict::reject(StatusCode::UNAUTHORIZED, e.reason(), e.to_string())
+    Verdict::reject(e.status(), e.reason(), e.to_string())
+}
+
+/// The scheme the sender used, for RFC 9421's `@target-uri`: a trusted `X-Forwarded-Proto`
+/// (its last `http`/`https` value, as Rack reads it, so Mastodon sees the same URL), else
+/// `server.public_scheme`.
+fn public_scheme(app: &App, headers: &http::HeaderMap) -> &'static str {
+    if app.config.server.trust_forwarded_proto {
+        let forwarded = headers
+            .get_all("x-forwarded-proto")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|p| match p.trim() {
+                p if p.eq_ignore_ascii_case("https") => Some("https"),
+                p if p.eq_ignore_ascii_case("http") => Some("http"),
+                _ => None,
+            })
+            .next_back();
+        if let Some(scheme) = forwarded {
+            return scheme;
+        }
+    }
+    app.config.server.public_scheme.as_str()
 }
 
 fn policy_verdict(decision: &policy::Decision) -> Option<Verdict> {
     match decision {
-        policy::Decision::Forward { .. } => None,
+        policy::Decision::Forward { .. } | policy::Decision::WouldStop { .. } => None,
         policy::Decision::Reject { host, .. } => Some(suspended(host, decision.reason())),
         policy::Decision::Drop { .. } => Some(Verdict::drop(decision.reason())),
     }

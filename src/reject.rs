@@ -17,6 +17,9 @@ pub enum Decision {
     Rejected,
     /// The sender got 202, but the request was deliberately not forwarded (policy).
     Dropped,
+    /// Mastodon received the request, but a rule of a `dry_run` source would have stopped it;
+    /// `reason` is the reason it would have had. Counted instead of `Forwarded`.
+    WouldReject,
 }
 
 impl Decision {
@@ -25,6 +28,7 @@ impl Decision {
             Decision::Forwarded => "forwarded",
             Decision::Rejected => "rejected",
             Decision::Dropped => "dropped",
+            Decision::WouldReject => "would_reject",
         }
     }
 }

@@ -13,7 +13,8 @@ use crate::policy::{Severity, Snapshot};
 use arc_swap::ArcSwap;
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,8 +37,10 @@ pub struct SourceSummary {
     pub noop: usize,
     /// Entries of this source not in force because another source lists the domain harsher.
     pub overridden: usize,
-    /// Entries containing `*` (obfuscated or wildcard) that were skipped.
+    /// Entries containing `*` (obfuscated or wildcard) without a digest, which were skipped.
     pub obfuscated: usize,
+    /// The source's `dry_run`: its rules are reported, not enforced.
+    pub dry_run: bool,
 }
 
 impl SourceSummary {
@@ -50,22 +53,56 @@ impl SourceSummary {
     }
 }
 
-/// Builds a snapshot from every configured source, in order (the one code path for first load
-/// and every reload). Across sources the harshest rule for a domain wins; on a tie, the earlier
-/// source. The first source that fails stops the load.
-pub fn load(sources: &[BlocklistConfig]) -> Result<(Snapshot, Vec<SourceSummary>), LoadError> {
-    let mut parsed: Vec<(String, ParsedSource)> = Vec::with_capacity(sources.len());
+/// A rule source held in memory instead of read from a file at each reload: a remote
+/// subscription's last good copy, the Mastodon admin API pull, or rules inboxguard generates
+/// (friendly-federator escalation). Whoever owns it replaces it with `Rules::set_memory_source`.
+#[derive(Debug, Clone)]
+pub struct MemorySource {
+    /// Unique among sources: the `source` metric label, and what logs and `explain` name. Every
+    /// rule in `parsed` carries it as its `source`.
+    pub label: String,
+    pub parsed: Arc<ParsedSource>,
+    /// Its rules are reported, not enforced (as `BlocklistConfig::dry_run`).
+    pub dry_run: bool,
+}
+
+/// Builds a snapshot from every configured file source, in order, then every memory source in
+/// label order (the one code path for first load and every reload). Across sources the
+/// harshest rule for a domain wins; on a tie, the earlier source. The first file that fails
+/// stops the load.
+pub fn load(
+    sources: &[BlocklistConfig],
+    memory: &[MemorySource],
+) -> Result<(Snapshot, Vec<SourceSummary>), LoadError> {
+    let mut parsed: Vec<(String, Cow<'_, ParsedSource>, bool)> =
+        Vec::with_capacity(sources.len() + memory.len());
     for config in sources {
         let source = sources::parse_file(&config.path, config.format)?;
         let label = config.path.display().to_string();
         warn_about_skips(&label, &source);
-        parsed.push((label, source));
+        parsed.push((label, Cow::Owned(source), config.dry_run));
     }
-    let listed: Vec<(String, usize, usize)> = parsed
+    for source in memory {
+        parsed.push((
+            source.label.clone(),
+            Cow::Borrowed(&*source.parsed),
+            source.dry_run,
+        ));
+    }
+    let listed: Vec<(String, usize, usize, bool)> = parsed
         .iter()
-        .map(|(label, p)| (label.clone(), p.rules.len(), p.obfuscated))
+        .map(|(label, p, dry_run)| (label.clone(), p.rules.len(), p.obfuscated, *dry_run))
         .collect();
-    let snapshot = Snapshot::from_rules(parsed.into_iter().flat_map(|(_, p)| p.rules));
+    let snapshot = Snapshot::from_rules(parsed.into_iter().flat_map(|(_, p, dry_run)| {
+        let rules = match p {
+            Cow::Owned(p) => p.rules,
+            Cow::Borrowed(p) => p.rules.clone(),
+        };
+        rules.into_iter().map(move |mut rule| {
+            rule.dry_run = dry_run;
+            rule
+        })
+    }));
     let mut in_force: HashMap<&str, [usize; 3]> = HashMap::new();
     for rule in snapshot.iter() {
         let counts = in_force.entry(&*rule.source).or_default();
@@ -73,7 +110,7 @@ pub fn load(sources: &[BlocklistConfig]) -> Result<(Snapshot, Vec<SourceSummary>
     }
     let summaries = listed
         .into_iter()
-        .map(|(source, listed, obfuscated)| {
+        .map(|(source, listed, obfuscated, dry_run)| {
             let [noop, silence, suspend] =
                 in_force.get(source.as_str()).copied().unwrap_or_default();
             SourceSummary {
@@ -83,6 +120,7 @@ pub fn load(sources: &[BlocklistConfig]) -> Result<(Snapshot, Vec<SourceSummary>
                 silence,
                 noop,
                 obfuscated,
+                dry_run,
             }
         })
         .collect();
@@ -95,7 +133,7 @@ fn warn_about_skips(label: &str, source: &ParsedSource) {
             source = label,
             count = source.obfuscated,
             first_line = source.first_obfuscated_line,
-            "skipped entries containing '*' (obfuscated or wildcard); they cannot be matched by name"
+            "skipped entries containing '*' (obfuscated or wildcard) without a digest; they cannot be matched"
         );
     }
     if source.duplicates > 0 {
@@ -108,16 +146,25 @@ fn warn_about_skips(label: &str, source: &ParsedSource) {
     }
 }
 
+/// What a reload needs besides the configured files.
+#[derive(Default)]
+struct State {
+    /// By label, so a source's replacement takes its place and the load order is stable.
+    memory: BTreeMap<String, MemorySource>,
+    /// Source labels that currently have gauges.
+    published: Vec<String>,
+}
+
 /// Owns the live snapshot and knows how to rebuild it. Shared as `Arc<Rules>`.
 pub struct Rules {
     sources: Vec<BlocklistConfig>,
     metrics: Arc<Metrics>,
     current: ArcSwap<Snapshot>,
-    /// Held for a whole reload (load, diff, swap, gauges) so reloads from the watcher, SIGHUP
-    /// and the admin endpoint never interleave. It guards the source labels that currently
-    /// have gauges. A std mutex: reloads are blocking file work on blocking threads and the
-    /// guard is never held across an await.
-    reloading: Mutex<Vec<String>>,
+    /// Held for a whole reload (load, diff, swap, gauges) so reloads from the watcher, SIGHUP,
+    /// the admin endpoint and memory-source updates never interleave. It guards the memory
+    /// sources and the source labels that currently have gauges. A std mutex: reloads are
+    /// blocking file work on blocking threads and the guard is never held across an await.
+    reloading: Mutex<State>,
     /// 0 after the first load, +1 per successful reload.
     generation: AtomicU64,
 }
@@ -129,17 +176,17 @@ impl Rules {
         sources: Vec<BlocklistConfig>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Rules>, LoadError> {
-        let (snapshot, summaries) = load(&sources)?;
+        let (snapshot, summaries) = load(&sources, &[])?;
         let rules = Rules {
             sources,
             metrics,
             current: ArcSwap::from_pointee(snapshot),
-            reloading: Mutex::new(Vec::new()),
+            reloading: Mutex::new(State::default()),
             generation: AtomicU64::new(0),
         };
         {
-            let mut published = rules.lock();
-            rules.publish(&mut published, &summaries);
+            let mut state = rules.lock();
+            rules.publish(&mut state.published, &summaries);
         }
         for s in &summaries {
             tracing::info!(
@@ -173,8 +220,41 @@ impl Rules {
     /// snapshot stays, and the failure is logged with file and line and counted. On success the
     /// new snapshot is swapped in and what changed is logged per severity.
     pub fn reload(&self) -> Result<Vec<SourceSummary>, LoadError> {
-        let mut published = self.lock();
-        let (snapshot, summaries) = match load(&self.sources) {
+        let mut state = self.lock();
+        self.reload_locked(&mut state)
+    }
+
+    /// Puts `source` in force in place of the memory source with the same label (or beside the
+    /// others, when new), and reloads (blocking file I/O: call from a blocking thread). The
+    /// source is kept even when the reload fails because a file is broken: it takes effect with
+    /// the next successful reload, and the error is returned, logged and counted as for `reload`.
+    pub fn set_memory_source(&self, source: MemorySource) -> Result<Vec<SourceSummary>, LoadError> {
+        let mut state = self.lock();
+        state.memory.insert(source.label.clone(), source);
+        self.reload_locked(&mut state)
+    }
+
+    /// Takes the memory source `label` out of force (for instance, a subscription removed from
+    /// the config) and reloads; `Ok(None)` when there was no such source.
+    pub fn remove_memory_source(
+        &self,
+        label: &str,
+    ) -> Result<Option<Vec<SourceSummary>>, LoadError> {
+        let mut state = self.lock();
+        if state.memory.remove(label).is_none() {
+            return Ok(None);
+        }
+        self.reload_locked(&mut state).map(Some)
+    }
+
+    /// The memory sources in force, in load order.
+    pub fn memory_sources(&self) -> Vec<MemorySource> {
+        self.lock().memory.values().cloned().collect()
+    }
+
+    fn reload_locked(&self, state: &mut State) -> Result<Vec<SourceSummary>, LoadError> {
+        let memory: Vec<MemorySource> = state.memory.values().cloned().collect();
+        let (snapshot, summaries) = match load(&self.sources, &memory) {
             Ok(loaded) => loaded,
             Err(e) => {
                 self.metrics
@@ -194,7 +274,7 @@ impl Rules {
         let total = snapshot.len();
         self.current.store(Arc::new(snapshot));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.publish(&mut published, &summaries);
+        self.publish(&mut state.published, &summaries);
         self.metrics
             .rules_reloads_total
             .with_label_values(&["success"])
@@ -264,7 +344,7 @@ impl Rules {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic mid-reload leaves nothing half-done that matters: the snapshot swap is atomic.
         self.reloading
             .lock()
@@ -420,6 +500,7 @@ mod tests {
         BlocklistConfig {
             path: path.to_path_buf(),
             format: BlocklistFormat::Auto,
+            dry_run: false,
         }
     }
 
@@ -476,7 +557,7 @@ mod tests {
         )
         .expect("write");
         std::fs::write(&b, "shared.example\nonly-b.example\n").expect("write");
-        let (snapshot, summaries) = load(&[source(&a), source(&b)]).expect("loads");
+        let (snapshot, summaries) = load(&[source(&a), source(&b)], &[]).expect("loads");
         assert_eq!(snapshot.len(), 3);
         let shared = snapshot.get("shared.example").expect("listed");
         assert_eq!(
@@ -495,6 +576,7 @@ mod tests {
                     noop: 1,
                     overridden: 1,
                     obfuscated: 1,
+                    dry_run: false,
                 },
                 SourceSummary {
                     source: b.display().to_string(),
@@ -503,10 +585,34 @@ mod tests {
                     noop: 0,
                     overridden: 0,
                     obfuscated: 0,
+                    dry_run: false,
                 },
             ]
         );
-        assert_eq!(load(&[]).expect("no sources").0.len(), 0);
+        assert_eq!(load(&[], &[]).expect("no sources").0.len(), 0);
+    }
+
+    #[test]
+    fn dry_run_sources_load_as_dry_run_rules() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let enforced = dir.path().join("enforced.txt");
+        let preview = dir.path().join("preview.txt");
+        std::fs::write(&enforced, "both.example\n").expect("write");
+        std::fs::write(&preview, "both.example\npreview.example\n").expect("write");
+        let mut dry = source(&preview);
+        dry.dry_run = true;
+        let (snapshot, summaries) = load(&[source(&enforced), dry], &[]).expect("loads");
+        assert!(snapshot.is_suspended("both.example").is_some());
+        assert!(snapshot.is_suspended("preview.example").is_none());
+        let rule = snapshot.get("preview.example").expect("listed");
+        assert!(rule.dry_run);
+        assert_eq!(
+            summaries
+                .iter()
+                .map(|s| (s.suspend, s.dry_run))
+                .collect::<Vec<_>>(),
+            [(1, false), (2, true)]
+        );
     }
 
     #[test]
@@ -516,7 +622,7 @@ mod tests {
         let bad = dir.path().join("bad.txt");
         std::fs::write(&good, "ok.example\n").expect("write");
         std::fs::write(&bad, "ok.example\n\nnot valid!\n").expect("write");
-        let e = load(&[source(&good), source(&bad)]).expect_err("must fail");
+        let e = load(&[source(&good), source(&bad)], &[]).expect_err("must fail");
         assert_eq!(e.file, bad.display().to_string());
         assert_eq!(e.line, 3);
         assert!(
@@ -570,6 +676,66 @@ mod tests {
         assert!(m
             .render()
             .contains("inboxguard_rules_loaded{severity=\"noop\""));
+    }
+
+    #[test]
+    fn memory_sources_merge_survive_a_broken_file_and_can_be_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("local.csv");
+        std::fs::write(&path, "#domain,#severity\nshared.example,silence\n").expect("write");
+        let m = metrics();
+        let rules = Rules::new(vec![source(&path)], m.clone()).expect("first load");
+        let remote = |domains: &[&str]| {
+            let text: String = domains.iter().map(|d| format!("{d}\n")).collect();
+            let label: Arc<str> = Arc::from("https://lists.example/blocks.txt");
+            MemorySource {
+                label: label.to_string(),
+                parsed: Arc::new(
+                    sources::parse_bytes(
+                        text.as_bytes(),
+                        label,
+                        crate::config::BlocklistFormat::Plain,
+                    )
+                    .expect("parses"),
+                ),
+                dry_run: false,
+            }
+        };
+        let summaries = rules
+            .set_memory_source(remote(&["shared.example", "remote.example"]))
+            .expect("reload");
+        assert_eq!(summaries.len(), 2);
+        assert_eq!(
+            (summaries[1].source.as_str(), summaries[1].suspend),
+            ("https://lists.example/blocks.txt", 2),
+            "the harsher remote rule wins for the shared domain"
+        );
+        assert_eq!(summaries[0].overridden, 1);
+        assert!(suspended(&rules, "remote.example") && suspended(&rules, "shared.example"));
+
+        // A broken local file fails the reload, but the new remote copy is kept for the next one.
+        std::fs::write(&path, "#domain,#severity\nx.example,banish\n").expect("write");
+        rules
+            .set_memory_source(remote(&["later.example"]))
+            .expect_err("broken file");
+        assert!(suspended(&rules, "remote.example"), "old snapshot in force");
+        std::fs::write(&path, "#domain,#severity\n").expect("write");
+        rules.reload().expect("fixed");
+        assert!(suspended(&rules, "later.example") && !suspended(&rules, "remote.example"));
+
+        let label = "https://lists.example/blocks.txt";
+        assert!(rules.remove_memory_source(label).expect("reload").is_some());
+        assert!(!suspended(&rules, "later.example"));
+        assert!(rules
+            .remove_memory_source(label)
+            .expect("nothing")
+            .is_none());
+        assert!(rules.memory_sources().is_empty());
+        assert_eq!(
+            m.rules_loaded.with_label_values(&[label, "suspend"]).get(),
+            0,
+            "gauges of a removed source are dropped (a fresh series reads 0)"
+        );
     }
 
     #[test]

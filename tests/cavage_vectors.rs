@@ -13,7 +13,7 @@ use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use inboxguard::config::SignatureConfig;
 use inboxguard::signature::{
-    prepare, prepare_for_spec_vectors, KeyParseError, Prepared, PublicKey, SigError,
+    prepare, prepare_for_spec_vectors, KeyParseError, Prepared, PublicKey, RequestTarget, SigError,
 };
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -190,6 +190,10 @@ fn c1_default_signs_only_date() {
         &req.target,
         &with_signature(&req, &with_url_key_id(&header)),
         &req.body,
+        &RequestTarget {
+            scheme: "https",
+            authority: Some("example.com"),
+        },
         vector_date(&req),
         &SignatureConfig::default(),
     )
@@ -228,6 +232,10 @@ fn c3_draft10_form_passes_mastodon_rules_and_verifies() {
         &req.target,
         &with_signature(&req, &with_url_key_id(&header)),
         &req.body,
+        &RequestTarget {
+            scheme: "https",
+            authority: Some("example.com"),
+        },
         vector_date(&req),
         &SignatureConfig::default(),
     )

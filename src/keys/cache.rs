@@ -6,7 +6,7 @@
 //! Concurrent lookups of one keyId share one fetch (moka's per-key initialiser), and
 //! refreshes join the same queue.
 
-use super::document::FetchedKey;
+use super::document::{FetchedKey, KeyMaterial};
 use super::fetch::Fetcher;
 use super::{KeyError, KeyRecord, Source};
 use crate::config::KeyFetchConfig;
@@ -204,9 +204,13 @@ impl KeyStore {
     }
 }
 
-/// The last step of a lookup: parse the PEM into a verifying key.
+/// The last step of a lookup: parse the key material into a verifying key.
 fn build_record(key_id: &str, key: FetchedKey) -> Result<KeyRecord, KeyError> {
-    let public = PublicKey::from_pem(&key.pem).map_err(|e| KeyError::UnsupportedKey {
+    let parsed = match &key.material {
+        KeyMaterial::Pem(pem) => PublicKey::from_pem(pem),
+        KeyMaterial::Multibase(multibase) => PublicKey::from_multibase(multibase),
+    };
+    let public = parsed.map_err(|e| KeyError::UnsupportedKey {
         key_id: key_id.to_string(),
         reason: e.to_string(),
     })?;
@@ -275,7 +279,7 @@ mod tests {
         let (first, source) = store.get(KEY_ID).await.expect("key");
         assert_eq!(source, Source::Fetched);
         assert_eq!(first.owner, ACTOR);
-        assert_eq!(first.pem, PEM);
+        assert_eq!(first.material, KeyMaterial::Pem(PEM.into()));
         let (second, source) = store.get(KEY_ID).await.expect("key");
         assert_eq!(source, Source::Cache);
         assert!(Arc::ptr_eq(&first, &second));

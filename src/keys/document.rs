@@ -1,22 +1,34 @@
 //! What a fetched key document must say before its key is trusted. Pure functions over
 //! `serde_json::Value`; the fetcher does the I/O.
 //!
-//! Two shapes are accepted (as Mastodon does):
-//! * an actor document with `publicKey` (an object or an array of them); the entry whose `id`
-//!   is the keyId is used, its `owner` (when present) must be the actor's `id`;
-//! * a bare key object (`id`, `owner`, `publicKeyPem`); the owner's document must then be
-//!   fetched and list the keyId in its `publicKey` ([`check_owner_document`]).
+//! Accepted shapes (as Mastodon's main branch accepts them):
+//! * an actor document listing the key in `publicKey` (`publicKeyPem`) or in
+//!   `assertionMethod` (a FEP-521a `Multikey` with `publicKeyMultibase`), each an object or
+//!   an array; the entry whose `id` is the keyId is used, and its `owner` / `controller`
+//!   (when present) must be the actor's `id`;
+//! * a bare key object: `id` + `owner` + `publicKeyPem`, or `id` + `controller` +
+//!   `type: Multikey` + `publicKeyMultibase`; the owner's document must then be fetched and
+//!   list the keyId in `publicKey` or `assertionMethod` ([`check_owner_document`]).
 //!
-//! In both shapes the owner must live on the keyId's host: a server may only publish keys of
+//! In every shape the owner must live on the keyId's host: a server may only publish keys of
 //! its own actors.
 
 use super::{clip, KeyError};
 use serde_json::Value;
 
-/// A key that passed every document check, before its PEM is parsed.
+/// The published key material, not yet parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyMaterial {
+    /// `publicKeyPem`.
+    Pem(String),
+    /// A `Multikey`'s `publicKeyMultibase`.
+    Multibase(String),
+}
+
+/// A key that passed every document check, before its material is parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FetchedKey {
-    pub pem: String,
+    pub material: KeyMaterial,
     pub owner: String,
 }
 
@@ -29,6 +41,9 @@ pub(crate) enum Parsed {
     KeyObject(FetchedKey),
 }
 
+/// Where an actor lists its keys, and what names the owner in each.
+const KEY_LISTS: [(&str, &str); 2] = [("publicKey", "owner"), ("assertionMethod", "controller")];
+
 /// Checks the document found at `key_id` (fetched from the keyId without its fragment).
 pub(crate) fn parse_key_document(key_id: &str, doc: &Value) -> Result<Parsed, KeyError> {
     let invalid = |problem| KeyError::InvalidDocument {
@@ -39,80 +54,123 @@ pub(crate) fn parse_key_document(key_id: &str, doc: &Value) -> Result<Parsed, Ke
         .as_object()
         .ok_or_else(|| invalid("the document is not a JSON object"))?;
 
-    if let Some(public_key) = obj.get("publicKey") {
+    let is_actor = KEY_LISTS.iter().any(|(list, _)| obj.contains_key(*list));
+    if is_actor {
         let actor_id = obj
             .get("id")
             .and_then(Value::as_str)
             .ok_or_else(|| invalid("the actor document has no id"))?;
-        let entries = key_entries(public_key)
-            .ok_or_else(|| invalid("publicKey is neither an object nor an array"))?;
-        let key = entries
-            .iter()
-            .filter_map(|entry| entry.as_object())
-            .find(|entry| entry.get("id").and_then(Value::as_str) == Some(key_id))
-            .ok_or_else(|| KeyError::IdMismatch {
-                key_id: key_id.to_string(),
-                found: clip(
-                    entries
-                        .iter()
-                        .find_map(|e| e.get("id").and_then(Value::as_str))
-                        .unwrap_or(""),
-                ),
-            })?;
-        let pem = key
-            .get("publicKeyPem")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("the publicKey has no publicKeyPem"))?;
-        // An embedded key without `owner` can only belong to the actor that embeds it.
-        match key.get("owner") {
-            None => {}
-            Some(owner) if owner.as_str() == Some(actor_id) => {}
-            Some(owner) => {
-                return Err(KeyError::OwnerMismatch {
-                    key_id: key_id.to_string(),
-                    owner: clip(owner.as_str().unwrap_or("")),
+        let mut first_id = None;
+        for (list, owner_field) in KEY_LISTS {
+            let Some(value) = obj.get(list) else {
+                continue;
+            };
+            let entries = key_entries(value).ok_or_else(|| {
+                invalid(match list {
+                    "publicKey" => "publicKey is neither an object nor an array",
+                    _ => "assertionMethod is neither an object nor an array",
                 })
+            })?;
+            first_id = first_id.or_else(|| entries.iter().find_map(|e| entry_id(e)));
+            let Some(key) = entries
+                .iter()
+                .filter_map(|entry| entry.as_object())
+                .find(|entry| entry.get("id").and_then(Value::as_str) == Some(key_id))
+            else {
+                continue;
+            };
+            let material = key_material(key).ok_or_else(|| {
+                invalid(match list {
+                    "publicKey" => "the publicKey has no publicKeyPem",
+                    _ => "the assertionMethod entry is not a Multikey with publicKeyMultibase",
+                })
+            })?;
+            // An embedded key without an owner can only belong to the actor that embeds it.
+            match key.get(owner_field) {
+                None => {}
+                Some(owner) if owner.as_str() == Some(actor_id) => {}
+                Some(owner) => {
+                    return Err(KeyError::OwnerMismatch {
+                        key_id: key_id.to_string(),
+                        owner: clip(owner.as_str().unwrap_or("")),
+                    })
+                }
             }
+            require_same_host(key_id, actor_id)?;
+            return Ok(Parsed::Actor(FetchedKey {
+                material,
+                owner: actor_id.to_string(),
+            }));
         }
-        require_same_host(key_id, actor_id)?;
-        return Ok(Parsed::Actor(FetchedKey {
-            pem: pem.to_string(),
-            owner: actor_id.to_string(),
-        }));
+        return Err(KeyError::IdMismatch {
+            key_id: key_id.to_string(),
+            found: clip(first_id.unwrap_or("")),
+        });
     }
 
-    if let Some(pem) = obj.get("publicKeyPem") {
-        let pem = pem
-            .as_str()
-            .ok_or_else(|| invalid("publicKeyPem is not a string"))?;
-        let id = obj
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("the key object has no id"))?;
-        if id != key_id {
-            return Err(KeyError::IdMismatch {
-                key_id: key_id.to_string(),
-                found: clip(id),
-            });
-        }
-        let owner = obj
-            .get("owner")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("the key object has no owner"))?;
-        require_same_host(key_id, owner)?;
-        return Ok(Parsed::KeyObject(FetchedKey {
-            pem: pem.to_string(),
-            owner: owner.to_string(),
-        }));
+    let owner_field = if obj.contains_key("publicKeyPem") {
+        "owner"
+    } else if obj.contains_key("publicKeyMultibase") {
+        "controller"
+    } else {
+        return Err(invalid(
+            "the document is neither an actor with a publicKey or assertionMethod nor a key object",
+        ));
+    };
+    let material = key_material(obj).ok_or_else(|| {
+        invalid(match owner_field {
+            "owner" => "publicKeyPem is not a string",
+            _ => "the key object is not a Multikey with a string publicKeyMultibase",
+        })
+    })?;
+    let id = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("the key object has no id"))?;
+    if id != key_id {
+        return Err(KeyError::IdMismatch {
+            key_id: key_id.to_string(),
+            found: clip(id),
+        });
     }
+    let owner = obj
+        .get(owner_field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            invalid(match owner_field {
+                "owner" => "the key object has no owner",
+                _ => "the Multikey has no controller",
+            })
+        })?;
+    require_same_host(key_id, owner)?;
+    Ok(Parsed::KeyObject(FetchedKey {
+        material,
+        owner: owner.to_string(),
+    }))
+}
 
-    Err(invalid(
-        "the document is neither an actor with a publicKey nor a key object",
-    ))
+/// `publicKeyPem`, or a `Multikey`'s `publicKeyMultibase`.
+fn key_material(key: &serde_json::Map<String, Value>) -> Option<KeyMaterial> {
+    if let Some(pem) = key.get("publicKeyPem") {
+        return pem.as_str().map(|p| KeyMaterial::Pem(p.to_string()));
+    }
+    if key.get("type").and_then(Value::as_str) != Some("Multikey") {
+        return None;
+    }
+    key.get("publicKeyMultibase")
+        .and_then(Value::as_str)
+        .map(|m| KeyMaterial::Multibase(m.to_string()))
+}
+
+/// A key list entry's id: an object's `id`, or the entry itself when it is a reference.
+fn entry_id(entry: &Value) -> Option<&str> {
+    entry
+        .as_str()
+        .or_else(|| entry.get("id").and_then(Value::as_str))
 }
 
 /// Checks that the document fetched from `owner` is that actor and lists `key_id` among its
-/// keys (embedded or by reference).
+/// keys (`publicKey` or `assertionMethod`, embedded or by reference).
 pub(crate) fn check_owner_document(key_id: &str, owner: &str, doc: &Value) -> Result<(), KeyError> {
     let mismatch = || KeyError::OwnerMismatch {
         key_id: key_id.to_string(),
@@ -121,16 +179,11 @@ pub(crate) fn check_owner_document(key_id: &str, owner: &str, doc: &Value) -> Re
     if doc.get("id").and_then(Value::as_str) != Some(owner) {
         return Err(mismatch());
     }
-    let entries = doc
-        .get("publicKey")
-        .and_then(key_entries)
-        .ok_or_else(mismatch)?;
-    let lists_key = entries.iter().any(|entry| {
-        entry
-            .as_str()
-            .or_else(|| entry.get("id").and_then(Value::as_str))
-            == Some(key_id)
-    });
+    let lists_key = KEY_LISTS
+        .iter()
+        .filter_map(|(list, _)| doc.get(*list).and_then(key_entries))
+        .flatten()
+        .any(|entry| entry_id(entry) == Some(key_id));
     if lists_key {
         Ok(())
     } else {
@@ -179,7 +232,7 @@ mod tests {
 
     fn expected() -> FetchedKey {
         FetchedKey {
-            pem: PEM.into(),
+            material: KeyMaterial::Pem(PEM.into()),
             owner: ACTOR.into(),
         }
     }
@@ -297,6 +350,82 @@ mod tests {
             let err = check_owner_document(KEY_ID, ACTOR, &doc).expect_err("not listed");
             assert_eq!(err.reason(), "owner_mismatch", "{doc}");
         }
+    }
+
+    const MULTIBASE: &str = "z6Mkh4LmfP1ev9MNPGr7JbEbtD6BD4fsu1duEj83PMCs3xHG";
+
+    fn multikey(id: &str, controller: &str) -> Value {
+        json!({"id": id, "type": "Multikey", "controller": controller, "publicKeyMultibase": MULTIBASE})
+    }
+
+    fn multibase_key() -> FetchedKey {
+        FetchedKey {
+            material: KeyMaterial::Multibase(MULTIBASE.into()),
+            owner: ACTOR.into(),
+        }
+    }
+
+    #[test]
+    fn actor_with_only_an_assertion_method_multikey() {
+        let doc =
+            json!({"id": ACTOR, "type": "Person", "assertionMethod": [multikey(KEY_ID, ACTOR)]});
+        assert_eq!(
+            parse_key_document(KEY_ID, &doc),
+            Ok(Parsed::Actor(multibase_key()))
+        );
+        // Both lists: the entry with the keyId wins, wherever it is.
+        let mk_id = format!("{ACTOR}#ed25519-key");
+        let doc = json!({"id": ACTOR,
+            "publicKey": {"id": KEY_ID, "owner": ACTOR, "publicKeyPem": PEM},
+            "assertionMethod": multikey(&mk_id, ACTOR)});
+        assert_eq!(
+            parse_key_document(KEY_ID, &doc),
+            Ok(Parsed::Actor(expected()))
+        );
+        assert_eq!(
+            parse_key_document(&mk_id, &doc),
+            Ok(Parsed::Actor(multibase_key()))
+        );
+    }
+
+    #[test]
+    fn multikey_checks() {
+        let evil = "https://remote.test/users/mallory";
+        let doc = json!({"id": ACTOR, "assertionMethod": [multikey(KEY_ID, evil)]});
+        let err = parse_key_document(KEY_ID, &doc).expect_err("controller");
+        assert_eq!(err.reason(), "owner_mismatch");
+        let mut not_multikey = multikey(KEY_ID, ACTOR);
+        not_multikey["type"] = json!("Ed25519VerificationKey2020");
+        let doc = json!({"id": ACTOR, "assertionMethod": not_multikey});
+        let err = parse_key_document(KEY_ID, &doc).expect_err("type");
+        assert_eq!(err.reason(), "invalid_document");
+        let doc =
+            json!({"id": ACTOR, "assertionMethod": [multikey(&format!("{ACTOR}#other"), ACTOR)]});
+        let err = parse_key_document(KEY_ID, &doc).expect_err("id");
+        assert_eq!(err.reason(), "id_mismatch");
+        let doc = json!({"id": ACTOR, "assertionMethod": 3});
+        let err = parse_key_document(KEY_ID, &doc).expect_err("shape");
+        assert_eq!(err.reason(), "invalid_document");
+    }
+
+    #[test]
+    fn bare_multikey_names_its_controller() {
+        assert_eq!(
+            parse_key_document(KEY_ID, &multikey(KEY_ID, ACTOR)),
+            Ok(Parsed::KeyObject(multibase_key()))
+        );
+        let err = parse_key_document(KEY_ID, &multikey(KEY_ID, "https://evil.test/users/a"))
+            .expect_err("host");
+        assert_eq!(err.reason(), "host_mismatch");
+        let no_controller =
+            json!({"id": KEY_ID, "type": "Multikey", "publicKeyMultibase": MULTIBASE});
+        let err = parse_key_document(KEY_ID, &no_controller).expect_err("controller");
+        assert_eq!(err.reason(), "invalid_document");
+        // The owner document lists it under assertionMethod (embedded or by reference).
+        let owner = json!({"id": ACTOR, "assertionMethod": [KEY_ID]});
+        assert_eq!(check_owner_document(KEY_ID, ACTOR, &owner), Ok(()));
+        let owner = json!({"id": ACTOR, "assertionMethod": multikey(KEY_ID, ACTOR)});
+        assert_eq!(check_owner_document(KEY_ID, ACTOR, &owner), Ok(()));
     }
 
     #[test]

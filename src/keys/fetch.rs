@@ -602,7 +602,7 @@ mod tests {
 
     fn expected() -> FetchedKey {
         FetchedKey {
-            pem: PEM.into(),
+            material: crate::keys::document::KeyMaterial::Pem(PEM.into()),
             owner: ACTOR.into(),
         }
     }

@@ -11,8 +11,10 @@
 pub mod host;
 pub mod sources;
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Mastodon's domain-block severities, ordered from mildest to harshest.
@@ -57,15 +59,59 @@ impl fmt::Display for Severity {
     }
 }
 
+/// A SHA-256 digest of a normalised domain, as Mastodon publishes next to an obfuscated entry.
+pub type DomainDigest = [u8; 32];
+
+/// The SHA-256 digest of `domain` (already normalised), as Mastodon computes it for its
+/// public list (`Digest::SHA256.hexdigest(domain)`).
+pub fn domain_digest(domain: &str) -> DomainDigest {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, domain.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// Parses 64 hex digits (either case) into a digest.
+pub fn parse_digest_hex(text: &str) -> Option<DomainDigest> {
+    let text = text.as_bytes();
+    if text.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| {
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Lower-case hex, as Mastodon writes digests.
+pub fn digest_hex(digest: &DomainDigest) -> String {
+    use std::fmt::Write;
+    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
 /// One domain rule and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainRule {
-    /// Normalised with `host::normalize`.
+    /// Normalised with `host::normalize`. For a digest rule (`digest` is set), the entry as
+    /// listed (`exam***.com`, or `sha256:<hex>`), for display only: it is never matched by name.
     pub domain: String,
+    /// Set for an obfuscated entry: the rule covers the domain whose SHA-256 this is.
+    pub digest: Option<DomainDigest>,
     pub severity: Severity,
     pub reject_media: bool,
     pub reject_reports: bool,
     pub public_comment: Option<String>,
+    /// From the source's `dry_run`: the rule is matched and reported, never enforced.
+    pub dry_run: bool,
     /// File the rule came from, and its 1-based line.
     pub source: Arc<str>,
     pub line: usize,
@@ -93,88 +139,255 @@ impl DomainRule {
     }
 }
 
+/// One tier of rules (enforcing, or dry run): by name, and by digest for obfuscated entries.
+#[derive(Debug, Default)]
+struct Tier {
+    /// Found by normalised domain, so a lookup of one suffix is one hash of a borrowed `&str`.
+    by_name: HashSet<ByDomain>,
+    /// Bit `n - 1` is set when some named domain has `n` labels (bit 63: 64 or more). A
+    /// suffix whose label count no named rule has cannot match by name, so `exact` does not
+    /// hash it: `a.b.c.d.e.f.bad.example` costs one lookup per label count in use, not nine.
+    label_counts: u64,
+    by_digest: HashMap<DomainDigest, DomainRule>,
+}
+
+/// The `label_counts` bit for a domain of `labels` labels.
+fn label_bit(labels: usize) -> u64 {
+    1 << (labels.clamp(1, 64) - 1)
+}
+
+fn label_count(domain: &str) -> usize {
+    domain.bytes().filter(|&b| b == b'.').count() + 1
+}
+
+/// A rule that hashes and compares as its domain, so the set is looked up by `&str` without
+/// a second copy of every domain as a map key (100,000 rules would carry ~5 MB of copies).
+#[derive(Debug)]
+struct ByDomain(DomainRule);
+
+impl Hash for ByDomain {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly as the `str` it borrows as.
+        self.0.domain.as_str().hash(state)
+    }
+}
+
+impl PartialEq for ByDomain {
+    fn eq(&self, other: &ByDomain) -> bool {
+        self.0.domain == other.0.domain
+    }
+}
+
+impl Eq for ByDomain {}
+
+impl Borrow<str> for ByDomain {
+    fn borrow(&self) -> &str {
+        &self.0.domain
+    }
+}
+
+impl Tier {
+    /// Harsher wins; on a tie, the first one given.
+    fn insert(&mut self, rule: DomainRule) {
+        match rule.digest {
+            Some(digest) => match self.by_digest.get_mut(&digest) {
+                Some(existing) if !rule.is_harsher_than(existing) => {}
+                Some(existing) => *existing = rule,
+                None => {
+                    self.by_digest.insert(digest, rule);
+                }
+            },
+            None => match self.by_name.get(rule.domain.as_str()) {
+                Some(existing) if !rule.is_harsher_than(&existing.0) => {}
+                // Harsher than the rule listed so far, or the first one: in force.
+                _ => {
+                    self.label_counts |= label_bit(label_count(&rule.domain));
+                    self.by_name.replace(ByDomain(rule));
+                }
+            },
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.by_name.len() + self.by_digest.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &DomainRule> {
+        self.by_name
+            .iter()
+            .map(|r| &r.0)
+            .chain(self.by_digest.values())
+    }
+
+    fn get(&self, domain: &str) -> Option<&DomainRule> {
+        self.by_name.get(domain).map(|r| &r.0)
+    }
+
+    /// The rules listed for exactly `candidate` (of `labels` labels): by name, then by digest
+    /// (when `digest` is given, which the caller does only when this snapshot has digest rules).
+    fn exact<'s>(
+        &'s self,
+        candidate: &str,
+        labels: usize,
+        digest: Option<&DomainDigest>,
+    ) -> impl Iterator<Item = &'s DomainRule> {
+        let named = if self.label_counts & label_bit(labels) != 0 {
+            self.get(candidate)
+        } else {
+            None
+        };
+        named
+            .into_iter()
+            .chain(digest.and_then(|d| self.by_digest.get(d)))
+    }
+}
+
+/// The harsher of two rules; on a tie, `a`.
+fn harsher<'r>(a: Option<&'r DomainRule>, b: &'r DomainRule) -> &'r DomainRule {
+    match a {
+        Some(a) if !b.is_harsher_than(a) => a,
+        _ => b,
+    }
+}
+
 /// The rule set in force. Built off the hot path, swapped in whole, never mutated.
+///
+/// Rules from `dry_run` sources live in their own tier: they never change what `rule_for`,
+/// `is_suspended` or an enforcing `decide` see, and are consulted only to tell whether a
+/// forwarded request would have been stopped had they been enforced.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Keyed by normalised domain, so a lookup of one suffix is one hash of a borrowed `&str`.
-    rules: HashMap<Box<str>, DomainRule>,
+    enforcing: Tier,
+    dry_run: Tier,
 }
 
 impl Snapshot {
-    /// Builds a snapshot; when a domain appears more than once the harsher rule wins (see
-    /// `DomainRule::is_harsher_than`), and on a tie the first one given. Domains must already be
-    /// normalised (`sources` does that).
+    /// Builds a snapshot; when a domain (or digest) appears more than once in one tier the
+    /// harsher rule wins (see `DomainRule::is_harsher_than`), and on a tie the first one given.
+    /// Domains must already be normalised (`sources` does that).
     pub fn from_rules(rules: impl IntoIterator<Item = DomainRule>) -> Snapshot {
-        let mut map: HashMap<Box<str>, DomainRule> = HashMap::new();
+        let mut snapshot = Snapshot::default();
         for rule in rules {
-            match map.get_mut(rule.domain.as_str()) {
-                Some(existing) => {
-                    if rule.is_harsher_than(existing) {
-                        *existing = rule;
-                    }
-                }
-                None => {
-                    map.insert(rule.domain.clone().into_boxed_str(), rule);
-                }
+            if rule.dry_run {
+                snapshot.dry_run.insert(rule);
+            } else {
+                snapshot.enforcing.insert(rule);
             }
         }
-        Snapshot { rules: map }
+        snapshot
     }
 
-    /// The most specific rule covering `host` (already normalised): every parent suffix on a
-    /// label boundary is a candidate and the longest listed domain wins, as Mastodon's
-    /// `DomainBlock.rule_for`. So a `noop` on `ok.bad.example` shadows a `suspend` on
-    /// `bad.example` for that sub-domain. IP literals match only exactly.
+    /// The most specific enforcing rule covering `host` (already normalised): every parent
+    /// suffix on a label boundary is a candidate and the longest listed domain wins, as
+    /// Mastodon's `DomainBlock.rule_for`. So a `noop` on `ok.bad.example` shadows a `suspend`
+    /// on `bad.example` for that sub-domain. A digest rule counts as listing the domain it is
+    /// the digest of, so the longest suffix wins across named and obfuscated entries (and when
+    /// both name the same domain, the harsher). IP literals match only exactly.
     ///
-    /// Cost: at most one hash lookup per label, no allocation.
+    /// Cost: at most one hash lookup per label count some rule has, no allocation; plus one
+    /// SHA-256 per label only when the snapshot has digest rules.
     pub fn rule_for(&self, host: &str) -> Option<&DomainRule> {
-        if self.rules.is_empty() {
+        self.lookup(host, false)
+    }
+
+    /// Like `rule_for`, but as if the dry-run sources were enforced: the rule that would decide
+    /// for `host`, which may be a dry-run rule.
+    pub fn rule_for_including_dry_run(&self, host: &str) -> Option<&DomainRule> {
+        self.lookup(host, true)
+    }
+
+    fn lookup(&self, host: &str, with_dry_run: bool) -> Option<&DomainRule> {
+        let empty = self.enforcing.len() == 0 && (!with_dry_run || self.dry_run.len() == 0);
+        if empty {
             return None;
         }
+        let hashing = !self.enforcing.by_digest.is_empty()
+            || (with_dry_run && !self.dry_run.by_digest.is_empty());
         // Cheap insurance against a caller that skipped normalisation of the trailing dot.
         let host = host.strip_suffix('.').unwrap_or(host);
-        if host::is_ip_literal(host) {
-            return self.rules.get(host);
-        }
+        let exact_only = host::is_ip_literal(host);
         let mut candidate = host;
+        let mut labels = label_count(host);
         loop {
-            if let Some(rule) = self.rules.get(candidate) {
-                return Some(rule);
+            let digest = hashing.then(|| domain_digest(candidate));
+            let mut best = None;
+            for rule in self.enforcing.exact(candidate, labels, digest.as_ref()) {
+                best = Some(harsher(best, rule));
+            }
+            if with_dry_run {
+                for rule in self.dry_run.exact(candidate, labels, digest.as_ref()) {
+                    best = Some(harsher(best, rule));
+                }
+            }
+            if best.is_some() || exact_only {
+                return best;
             }
             candidate = candidate.split_once('.')?.1;
+            labels -= 1;
         }
     }
 
-    /// The rule that makes `host` suspended, if any: Mastodon's `DomainBlock.blocked?`. Only the
-    /// most specific rule counts, so a sub-domain `noop` under a parent `suspend` is not
-    /// suspended. For the pipeline's pre-fetch check of the keyId host.
+    /// Every rule covering `host`, enforcing and dry-run, by name and by digest: longest
+    /// suffix first, and on one suffix enforcing before dry run, name before digest. For
+    /// `explain`; it allocates, so it is not for the request path.
+    pub fn matching_rules(&self, host: &str) -> impl Iterator<Item = &DomainRule> {
+        let hashing = !self.enforcing.by_digest.is_empty() || !self.dry_run.by_digest.is_empty();
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let exact_only = host::is_ip_literal(host);
+        let mut found = Vec::new();
+        let mut candidate = Some(host);
+        while let Some(c) = candidate {
+            let digest = hashing.then(|| domain_digest(c));
+            let labels = label_count(c);
+            found.extend(self.enforcing.exact(c, labels, digest.as_ref()));
+            found.extend(self.dry_run.exact(c, labels, digest.as_ref()));
+            candidate = if exact_only {
+                None
+            } else {
+                c.split_once('.').map(|(_, parent)| parent)
+            };
+        }
+        found.into_iter()
+    }
+
+    /// The enforcing rule that makes `host` suspended, if any: Mastodon's `DomainBlock.blocked?`.
+    /// Only the most specific rule counts, so a sub-domain `noop` under a parent `suspend` is
+    /// not suspended. For the pipeline's pre-fetch checks; dry-run rules never count here.
     pub fn is_suspended(&self, host: &str) -> Option<&DomainRule> {
         self.rule_for(host)
             .filter(|rule| rule.severity == Severity::Suspend)
     }
 
-    /// The rule listed for exactly `domain`, without suffix matching.
+    /// The rule listed by name for exactly `domain`, without suffix matching: the enforcing
+    /// one, else the dry-run one.
     pub fn get(&self, domain: &str) -> Option<&DomainRule> {
-        self.rules.get(domain)
+        self.enforcing
+            .get(domain)
+            .or_else(|| self.dry_run.get(domain))
     }
 
-    /// Every rule, in no particular order.
+    /// Every rule (enforcing and dry run), in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &DomainRule> {
-        self.rules.values()
+        self.enforcing.iter().chain(self.dry_run.iter())
     }
 
-    /// Total rules.
+    /// Total rules, enforcing and dry run.
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.enforcing.len() + self.dry_run.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The verdict for one verified request. Pure: facts in, decision out.
+    /// Whether any rule comes from a dry-run source.
+    pub fn has_dry_run(&self) -> bool {
+        self.dry_run.len() > 0
+    }
+
+    /// The verdict for one verified request. Pure: facts in, decision out; no allocation.
     ///
-    /// In order:
+    /// The enforcing rules decide, in order:
     /// 1. the keyId host's rule is `suspend` → `Reject` (Mastodon: 403 before the key fetch);
     /// 2. the actor host's rule is `suspend` → `Reject` (Mastodon refuses to create or process
     ///    actors of a suspended domain);
@@ -182,8 +395,34 @@ impl Snapshot {
     ///    has `reject_reports` → `Drop` (Mastodon's `Flag` handler ignores it; it checks the
     ///    reporting account's domain);
     /// 4. otherwise `Forward`, carrying the harsher of the two hosts' rules for the log.
+    ///
+    /// When that is `Forward` and dry-run rules exist, the same steps run again as if the
+    /// dry-run sources were enforced (longest suffix across both, the harsher on the same
+    /// domain); if a dry-run rule would then stop the request, the answer is `WouldStop`, which
+    /// is forwarded too. So a dry-run rule only matters where no enforcing rule stops the
+    /// request, and an enforcing rule on a longer suffix shadows it as it would when enforced.
     pub fn decide<'a>(&'a self, facts: &Facts<'a>) -> Decision<'a> {
-        let key_rule = self.rule_for(facts.key_host);
+        let enforced = self.decide_with(facts, false);
+        if !matches!(enforced, Decision::Forward { .. }) || !self.has_dry_run() {
+            return enforced;
+        }
+        match self.decide_with(facts, true) {
+            Decision::Reject { party, host, rule } if rule.dry_run => Decision::WouldStop {
+                party: Some(party),
+                host,
+                rule,
+            },
+            Decision::Drop { rule } if rule.dry_run => Decision::WouldStop {
+                party: None,
+                host: facts.actor_host.unwrap_or(facts.key_host),
+                rule,
+            },
+            _ => enforced,
+        }
+    }
+
+    fn decide_with<'a>(&'a self, facts: &Facts<'a>, with_dry_run: bool) -> Decision<'a> {
+        let key_rule = self.lookup(facts.key_host, with_dry_run);
         if let Some(rule) = key_rule.filter(|r| r.severity == Severity::Suspend) {
             return Decision::Reject {
                 party: Party::KeyHost,
@@ -193,7 +432,7 @@ impl Snapshot {
         }
         let actor_rule = match facts.actor_host {
             Some(actor) if actor == facts.key_host => key_rule,
-            Some(actor) => self.rule_for(actor),
+            Some(actor) => self.lookup(actor, with_dry_run),
             None => None,
         };
         if let (Some(rule), Some(actor)) = (actor_rule, facts.actor_host) {
@@ -226,19 +465,29 @@ impl Snapshot {
     /// What changed from `self` (the rules in force) to `next`, counted per severity: a domain
     /// only in `next` is added (under its new severity), one only in `self` is removed (under
     /// its old severity), and one in both with a different severity, flag or public comment is
-    /// changed (under its new severity). Moving a rule to another line or file is no change.
+    /// changed (under its new severity). Moving a rule to another line or file is no change;
+    /// moving it between an enforcing and a dry-run source is a removal and an addition.
     pub fn diff(&self, next: &Snapshot) -> Changes {
         let mut changes = Changes::default();
-        for (domain, new) in &next.rules {
-            match self.rules.get(domain) {
-                None => changes.added[new.severity.index()] += 1,
-                Some(old) if !old.same_effect(new) => changes.changed[new.severity.index()] += 1,
-                Some(_) => {}
+        for (old, new) in [
+            (&self.enforcing, &next.enforcing),
+            (&self.dry_run, &next.dry_run),
+        ] {
+            for rule in new.by_name.iter().map(|r| &r.0) {
+                changes.count_new(old.get(&rule.domain), rule);
             }
-        }
-        for (domain, old) in &self.rules {
-            if !next.rules.contains_key(domain) {
-                changes.removed[old.severity.index()] += 1;
+            for rule in old.by_name.iter().map(|r| &r.0) {
+                if new.get(&rule.domain).is_none() {
+                    changes.removed[rule.severity.index()] += 1;
+                }
+            }
+            for (digest, rule) in &new.by_digest {
+                changes.count_new(old.by_digest.get(digest), rule);
+            }
+            for (digest, rule) in &old.by_digest {
+                if !new.by_digest.contains_key(digest) {
+                    changes.removed[rule.severity.index()] += 1;
+                }
             }
         }
         changes
@@ -254,6 +503,15 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Counts `new` against what was listed under the same key before.
+    fn count_new(&mut self, was: Option<&DomainRule>, new: &DomainRule) {
+        match was {
+            None => self.added[new.severity.index()] += 1,
+            Some(was) if !was.same_effect(new) => self.changed[new.severity.index()] += 1,
+            Some(_) => {}
+        }
+    }
+
     pub fn added(&self, severity: Severity) -> usize {
         self.added[severity.index()]
     }
@@ -319,6 +577,13 @@ pub enum Decision<'a> {
     },
     /// Acknowledge with 202 and do not forward: a report from a `reject_reports` domain.
     Drop { rule: &'a DomainRule },
+    /// Forward, but a dry-run `rule` would have stopped the request: rejected for `party`'s
+    /// `host` when `party` is set, else dropped as a report from `host`.
+    WouldStop {
+        party: Option<Party>,
+        host: &'a str,
+        rule: &'a DomainRule,
+    },
 }
 
 impl<'a> Decision<'a> {
@@ -335,14 +600,37 @@ impl<'a> Decision<'a> {
                 ..
             } => "suspended_actor_host",
             Decision::Drop { .. } => "reject_reports",
+            Decision::WouldStop { .. } => self.would().map_or("allowed", |d| d.reason()),
         }
     }
 
-    /// The rule that decided, if any.
+    /// The rule that decided, if any (for `WouldStop`, the dry-run rule).
     pub fn rule(&self) -> Option<&'a DomainRule> {
         match *self {
             Decision::Forward { rule } => rule,
-            Decision::Reject { rule, .. } | Decision::Drop { rule } => Some(rule),
+            Decision::Reject { rule, .. }
+            | Decision::Drop { rule }
+            | Decision::WouldStop { rule, .. } => Some(rule),
+        }
+    }
+
+    /// Whether the request goes on to Mastodon (`Forward` and `WouldStop`).
+    pub fn forwards(&self) -> bool {
+        matches!(self, Decision::Forward { .. } | Decision::WouldStop { .. })
+    }
+
+    /// For `WouldStop`, the decision the dry-run rule would have made if enforced.
+    pub fn would(&self) -> Option<Decision<'a>> {
+        match *self {
+            Decision::WouldStop {
+                party: Some(party),
+                host,
+                rule,
+            } => Some(Decision::Reject { party, host, rule }),
+            Decision::WouldStop {
+                party: None, rule, ..
+            } => Some(Decision::Drop { rule }),
+            _ => None,
         }
     }
 }
@@ -358,6 +646,8 @@ mod tests {
             reject_media: false,
             reject_reports,
             public_comment: None,
+            digest: None,
+            dry_run: false,
             source: Arc::from("test.csv"),
             line: 1,
         }
@@ -406,6 +696,30 @@ mod tests {
         assert_eq!(domain("192.0.2.1"), Some("192.0.2.1"));
         assert_eq!(domain("198.51.2.1"), None);
         assert_eq!(domain("x.2.1"), Some("2.1"));
+    }
+
+    #[test]
+    fn only_label_counts_in_use_are_looked_up_and_every_depth_still_matches() {
+        let s = Snapshot::from_rules([
+            rule("bad.example", Severity::Suspend, false),
+            rule("a.b.c.deep.example", Severity::Silence, false),
+            rule("localhost", Severity::Suspend, false),
+        ]);
+        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        assert_eq!(domain("x.y.a.b.c.deep.example"), Some("a.b.c.deep.example"));
+        assert_eq!(domain("b.c.deep.example"), None);
+        assert_eq!(domain("x.y.z.w.v.u.bad.example"), Some("bad.example"));
+        assert_eq!(domain("localhost"), Some("localhost"));
+        assert_eq!(domain("sub.localhost"), Some("localhost"));
+        // Beyond 64 labels every depth shares one bit; matching stays exact.
+        let long = format!("{}bad.example", "l.".repeat(70));
+        assert_eq!(domain(&long), Some("bad.example"));
+        let long_rule = format!("{}deep.example", "l.".repeat(70));
+        let s = Snapshot::from_rules([rule(&long_rule, Severity::Suspend, false)]);
+        assert!(s.rule_for(&format!("x.{long_rule}")).is_some());
+        assert!(s
+            .rule_for(&format!("x.{}deep.example", "l.".repeat(69)))
+            .is_none());
     }
 
     #[test]
@@ -613,6 +927,239 @@ mod tests {
                 assert_eq!(host, want);
             }
         }
+    }
+
+    fn dry(domain: &str, severity: Severity, reject_reports: bool) -> DomainRule {
+        DomainRule {
+            dry_run: true,
+            ..rule(domain, severity, reject_reports)
+        }
+    }
+
+    fn hashed(listed: &str, real: &str, severity: Severity) -> DomainRule {
+        DomainRule {
+            digest: Some(domain_digest(real)),
+            ..rule(listed, severity, false)
+        }
+    }
+
+    fn decide_reason(
+        s: &Snapshot,
+        key: &str,
+        actor: Option<&str>,
+        kind: Option<&str>,
+    ) -> (&'static str, bool, Option<String>) {
+        let d = s.decide(&Facts {
+            key_host: key,
+            actor_host: actor,
+            activity_type: kind,
+        });
+        (d.reason(), d.forwards(), d.rule().map(|r| r.domain.clone()))
+    }
+
+    #[test]
+    fn dry_run_rules_forward_and_report_what_they_would_do() {
+        let s = Snapshot::from_rules([
+            rule("enforced.example", Severity::Suspend, false),
+            dry("enforced.example", Severity::Suspend, false),
+            dry("preview.example", Severity::Suspend, false),
+            rule("ok.preview.example", Severity::Noop, false),
+            dry("reports.example", Severity::Noop, true),
+            rule("limited.example", Severity::Silence, false),
+            dry("deep.limited.example", Severity::Suspend, false),
+            rule("silenced.example", Severity::Silence, false),
+            dry("silenced.example", Severity::Suspend, false),
+        ]);
+        assert!(s.has_dry_run());
+        // Pre-fetch checks see enforcing rules only.
+        assert!(s.is_suspended("preview.example").is_none());
+        assert!(s.rule_for("preview.example").is_none());
+        assert_eq!(
+            s.rule_for_including_dry_run("x.preview.example")
+                .map(|r| r.dry_run),
+            Some(true)
+        );
+        let want = |reason: &'static str, forwards: bool, domain: &str| {
+            (reason, forwards, Some(domain.to_string()))
+        };
+        // An enforcing rule decides, even when a dry-run rule names the same domain.
+        let got = decide_reason(&s, "enforced.example", None, Some("Create"));
+        assert_eq!(got, want("suspended_key_host", false, "enforced.example"));
+        let d = s.decide(&Facts {
+            key_host: "enforced.example",
+            actor_host: None,
+            activity_type: None,
+        });
+        assert!(!d.rule().expect("rule").dry_run);
+        // A dry-run suspend forwards, carrying the reason it would have had.
+        assert_eq!(
+            decide_reason(
+                &s,
+                "preview.example",
+                Some("preview.example"),
+                Some("Create")
+            ),
+            want("suspended_key_host", true, "preview.example")
+        );
+        assert_eq!(
+            decide_reason(
+                &s,
+                "good.example",
+                Some("sub.preview.example"),
+                Some("Announce")
+            ),
+            want("suspended_actor_host", true, "preview.example")
+        );
+        let d = s.decide(&Facts {
+            key_host: "good.example",
+            actor_host: Some("sub.preview.example"),
+            activity_type: None,
+        });
+        assert_eq!(
+            d,
+            Decision::WouldStop {
+                party: Some(Party::ActorHost),
+                host: "sub.preview.example",
+                rule: s
+                    .rule_for_including_dry_run("preview.example")
+                    .expect("dry"),
+            }
+        );
+        assert!(matches!(
+            d.would(),
+            Some(Decision::Reject {
+                party: Party::ActorHost,
+                ..
+            })
+        ));
+        // A longer enforcing suffix shadows the dry-run parent, as it would when enforced.
+        assert_eq!(
+            decide_reason(&s, "ok.preview.example", None, Some("Create")),
+            want("allowed", true, "ok.preview.example")
+        );
+        // A longer dry-run suffix under an enforcing silence would suspend.
+        assert_eq!(
+            decide_reason(&s, "x.deep.limited.example", None, None),
+            want("suspended_key_host", true, "deep.limited.example")
+        );
+        assert_eq!(
+            decide_reason(&s, "limited.example", None, None),
+            want("allowed", true, "limited.example")
+        );
+        // Same domain, enforcing silence and dry-run suspend: the harsher would win.
+        assert_eq!(
+            decide_reason(&s, "silenced.example", None, None),
+            want("suspended_key_host", true, "silenced.example")
+        );
+        // Dry-run reject_reports: the report is forwarded, and would have been dropped.
+        let d = s.decide(&Facts {
+            key_host: "reports.example",
+            actor_host: Some("reports.example"),
+            activity_type: Some("Flag"),
+        });
+        assert_eq!(d.reason(), "reject_reports");
+        assert!(d.forwards());
+        assert!(matches!(d.would(), Some(Decision::Drop { .. })));
+        assert_eq!(
+            decide_reason(&s, "reports.example", None, Some("Create")),
+            ("allowed", true, None),
+            "a forward names enforcing rules only"
+        );
+        assert_eq!(
+            decide_reason(&s, "good.example", None, None),
+            ("allowed", true, None)
+        );
+        // Without dry-run rules, nothing changes.
+        let plain = snapshot();
+        assert!(!plain.has_dry_run());
+    }
+
+    #[test]
+    fn digests() {
+        let d = domain_digest("bad.example");
+        assert_eq!(parse_digest_hex(&digest_hex(&d)), Some(d));
+        assert_eq!(
+            parse_digest_hex(&digest_hex(&d).to_ascii_uppercase()),
+            Some(d)
+        );
+        assert_eq!(parse_digest_hex("abc"), None);
+        assert_eq!(parse_digest_hex(&"g".repeat(64)), None);
+        // Known value: SHA-256("example.com").
+        assert_eq!(
+            digest_hex(&domain_digest("example.com")),
+            "a379a6f6eeafb9a55e378c118034e2751e682fab9f2d30ab13d2125586ce1947"
+        );
+    }
+
+    #[test]
+    fn digest_rules_match_by_longest_suffix_across_kinds() {
+        let s = Snapshot::from_rules([
+            hashed("ba*.example", "bad.example", Severity::Suspend),
+            rule("ok.bad.example", Severity::Noop, false),
+            hashed(
+                "sub***.ok.bad.example",
+                "sub.ok.bad.example",
+                Severity::Silence,
+            ),
+            rule("named.example", Severity::Noop, false),
+            hashed("nam**.example", "named.example", Severity::Suspend),
+            dry("preview.example", Severity::Noop, false),
+            DomainRule {
+                dry_run: true,
+                ..hashed("pre****.example", "preview.example", Severity::Suspend)
+            },
+        ]);
+        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        // A digest of a parent domain covers its sub-domains.
+        assert_eq!(domain("bad.example"), Some("ba*.example"));
+        assert_eq!(domain("x.y.bad.example"), Some("ba*.example"));
+        assert!(s.is_suspended("x.bad.example").is_some());
+        // The obfuscated text itself is never matched by name.
+        assert_eq!(domain("ba*.example"), None);
+        // A longer named rule shadows a digest parent, and a longer digest shadows a name.
+        assert_eq!(domain("a.ok.bad.example"), Some("ok.bad.example"));
+        assert_eq!(
+            domain("a.sub.ok.bad.example"),
+            Some("sub***.ok.bad.example")
+        );
+        // Name and digest of the same domain: the harsher wins.
+        assert_eq!(domain("named.example"), Some("nam**.example"));
+        assert_eq!(domain("other.example"), None);
+        // Dry-run digests are consulted only as dry run.
+        assert_eq!(domain("preview.example"), None);
+        assert_eq!(
+            s.rule_for_including_dry_run("x.preview.example")
+                .map(|r| r.domain.as_str()),
+            Some("pre****.example")
+        );
+        let all: Vec<&str> = s
+            .matching_rules("a.sub.ok.bad.example")
+            .map(|r| r.domain.as_str())
+            .collect();
+        assert_eq!(
+            all,
+            ["sub***.ok.bad.example", "ok.bad.example", "ba*.example"]
+        );
+        let all: Vec<&str> = s
+            .matching_rules("preview.example")
+            .map(|r| r.domain.as_str())
+            .collect();
+        assert_eq!(all, ["preview.example", "pre****.example"]);
+        assert_eq!(s.matching_rules("good.example").count(), 0);
+        assert_eq!(s.len(), 7);
+    }
+
+    #[test]
+    fn diff_sees_digest_and_dry_run_rules() {
+        let old = Snapshot::from_rules([hashed("a*.example", "ab.example", Severity::Suspend)]);
+        let new = Snapshot::from_rules([
+            hashed("a*.example", "ab.example", Severity::Silence),
+            dry("preview.example", Severity::Suspend, false),
+        ]);
+        let c = old.diff(&new);
+        assert_eq!(c.changed(Severity::Silence), 1);
+        assert_eq!(c.added(Severity::Suspend), 1);
+        assert!(new.diff(&new).is_empty());
     }
 
     #[test]

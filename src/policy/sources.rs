@@ -13,18 +13,22 @@
 //! Both: a UTF-8 byte-order mark is ignored, CRLF line endings are fine, each domain goes
 //! through `host::normalize` and an invalid one is an error naming the line.
 //!
-//! Obfuscated entries (Mastodon's public list writes `ba**.example` for blocks marked
-//! obfuscate) cannot be matched by name, so any entry containing `*` is skipped and counted in
-//! `ParsedSource::obfuscated` rather than failing the whole file; this also covers wildcard
-//! entries like `*.bad.example`, which Mastodon itself refuses (sub-domains are covered by the
-//! parent entry anyway). Matching obfuscated entries by their SHA-256 digest is future work.
+//! Obfuscated entries: Mastodon's public list writes `exam***.com` for blocks marked obfuscate,
+//! with the SHA-256 hex digest of the real (normalised) domain next to it. Such an entry is
+//! matched by digest when its digest is given: in Mastodon CSV by an optional `#digest` column
+//! (read only for entries containing `*`), and in either format as an entry written
+//! `sha256:<64 hex digits>`. An entry containing `*` without a digest cannot be matched, so it is
+//! skipped and counted in `ParsedSource::obfuscated` rather than failing the whole file; this
+//! also covers wildcard entries like `*.bad.example`, which Mastodon itself refuses
+//! (sub-domains are covered by the parent entry anyway). A malformed digest is an error.
 //!
 //! A domain listed twice in one file keeps the harsher rule (`DomainRule::is_harsher_than`)
 //! and is counted in `ParsedSource::duplicates`.
 
-use super::{host, DomainRule, Severity};
+use super::{digest_hex, host, parse_digest_hex, DomainRule, Severity};
 use crate::config::BlocklistFormat;
 use std::borrow::Cow;
+use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
@@ -61,7 +65,7 @@ pub struct ParsedSource {
     pub format: Format,
     /// One rule per domain, in file order of first appearance.
     pub rules: Vec<DomainRule>,
-    /// Entries containing `*` that were skipped, and the line of the first.
+    /// Entries containing `*` without a digest that were skipped, and the line of the first.
     pub obfuscated: usize,
     pub first_obfuscated_line: Option<usize>,
     /// Repeated domains (the harsher rule kept), and the line of the first repeat.
@@ -104,6 +108,9 @@ pub enum LoadErrorKind {
     /// A domain that `host::normalize` refuses.
     #[error("invalid domain {text:?}")]
     InvalidDomain { text: String },
+    /// A `#digest` value, or a `sha256:` entry, that is not 64 hex digits.
+    #[error("invalid SHA-256 digest {text:?} (expected 64 hex digits)")]
+    InvalidDigest { text: String },
     /// A `#severity` other than suspend, silence or noop.
     #[error("unknown severity {value:?} (expected suspend, silence or noop)")]
     UnknownSeverity { value: String },
@@ -224,6 +231,7 @@ struct Columns {
     reject_media: Option<usize>,
     reject_reports: Option<usize>,
     public_comment: Option<usize>,
+    digest: Option<usize>,
 }
 
 fn parse_csv(text: &str, out: &mut Collector) -> Result<(), LineError> {
@@ -256,6 +264,7 @@ fn parse_csv(text: &str, out: &mut Collector) -> Result<(), LineError> {
             "#reject_media" => &mut columns.reject_media,
             "#reject_reports" => &mut columns.reject_reports,
             "#public_comment" => &mut columns.public_comment,
+            "#digest" => &mut columns.digest,
             _ => continue,
         };
         *slot = Some(i);
@@ -298,6 +307,7 @@ fn parse_csv(text: &str, out: &mut Collector) -> Result<(), LineError> {
             reject_media: flag("#reject_media", columns.reject_media)?,
             reject_reports: flag("#reject_reports", columns.reject_reports)?,
             public_comment: field(columns.public_comment).map(str::to_string),
+            digest: field(columns.digest).map(str::to_string),
         };
         let domain = record.get(columns.domain).unwrap_or_default();
         out.push(line, domain, entry)?;
@@ -327,6 +337,8 @@ struct Entry {
     reject_media: bool,
     reject_reports: bool,
     public_comment: Option<String>,
+    /// The `#digest` column's text, for an obfuscated entry.
+    digest: Option<String>,
 }
 
 impl Default for Entry {
@@ -337,16 +349,15 @@ impl Default for Entry {
             reject_media: false,
             reject_reports: false,
             public_comment: None,
+            digest: None,
         }
     }
 }
 
-/// Accumulates one file's rules, folding duplicates and counting skips.
+/// Accumulates one file's rules, counting skips; duplicates are folded once at the end.
 struct Collector {
     source: Arc<str>,
     parsed: ParsedSource,
-    /// Domain → index in `parsed.rules`.
-    seen: HashMap<String, usize>,
 }
 
 impl Collector {
@@ -361,53 +372,109 @@ impl Collector {
                 duplicates: 0,
                 first_duplicate_line: None,
             },
-            seen: HashMap::new(),
         }
     }
 
     fn push(&mut self, line: usize, text: &str, entry: Entry) -> Result<(), LineError> {
-        if text.contains('*') {
-            self.parsed.obfuscated += 1;
-            self.parsed.first_obfuscated_line.get_or_insert(line);
-            return Ok(());
-        }
-        let domain = host::normalize(text).ok_or_else(|| {
+        let bad_digest = |text: &str| {
             (
                 line,
-                LoadErrorKind::InvalidDomain {
+                LoadErrorKind::InvalidDigest {
                     text: text.to_string(),
                 },
             )
-        })?;
-        let rule = DomainRule {
+        };
+        let prefixed = text
+            .get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("sha256:"))
+            .map(|_| &text[7..]);
+        let (domain, digest) = if let Some(hex) = prefixed {
+            let digest = parse_digest_hex(hex.trim()).ok_or_else(|| bad_digest(text))?;
+            (format!("sha256:{}", digest_hex(&digest)), Some(digest))
+        } else if text.contains('*') {
+            let Some(hex) = entry.digest.as_deref() else {
+                self.parsed.obfuscated += 1;
+                self.parsed.first_obfuscated_line.get_or_insert(line);
+                return Ok(());
+            };
+            let digest = parse_digest_hex(hex).ok_or_else(|| bad_digest(hex))?;
+            (text.to_ascii_lowercase(), Some(digest))
+        } else {
+            let domain = host::normalize(text).ok_or_else(|| {
+                (
+                    line,
+                    LoadErrorKind::InvalidDomain {
+                        text: text.to_string(),
+                    },
+                )
+            })?;
+            (domain, None)
+        };
+        self.parsed.rules.push(DomainRule {
             domain,
             severity: entry.severity,
             reject_media: entry.reject_media,
             reject_reports: entry.reject_reports,
             public_comment: entry.public_comment,
+            digest,
+            dry_run: false,
             source: self.source.clone(),
             line,
-        };
-        match self.seen.get(&rule.domain) {
-            Some(&i) => {
-                self.parsed.duplicates += 1;
-                self.parsed.first_duplicate_line.get_or_insert(line);
-                if rule.is_harsher_than(&self.parsed.rules[i]) {
-                    self.parsed.rules[i] = rule;
-                }
-            }
-            None => {
-                self.seen
-                    .insert(rule.domain.clone(), self.parsed.rules.len());
-                self.parsed.rules.push(rule);
-            }
-        }
+        });
         Ok(())
     }
 
-    fn finish(self) -> ParsedSource {
+    /// Keeps one rule per domain, at the place of its first appearance: the harsher one, or on
+    /// a tie the first. The index borrows the domains already parsed instead of copying each
+    /// one into a map key (a 100,000-line file would allocate 100,000 more strings).
+    fn finish(mut self) -> ParsedSource {
+        let all = std::mem::take(&mut self.parsed.rules);
+        // For each first appearance, the index of the rule in force for its domain.
+        let mut winner: Vec<Option<usize>> = vec![None; all.len()];
+        let mut first: HashMap<Key<'_>, usize> = HashMap::with_capacity(all.len());
+        for (i, rule) in all.iter().enumerate() {
+            // Two obfuscated entries may read the same (`exam***.com`): their digest tells
+            // them apart.
+            let key = match &rule.digest {
+                Some(digest) => Key::Digest(digest),
+                None => Key::Name(&rule.domain),
+            };
+            match first.entry(key) {
+                Slot::Vacant(slot) => {
+                    slot.insert(i);
+                    winner[i] = Some(i);
+                }
+                Slot::Occupied(slot) => {
+                    let f = *slot.get();
+                    self.parsed.duplicates += 1;
+                    self.parsed.first_duplicate_line.get_or_insert(rule.line);
+                    let current = winner[f].unwrap_or(f);
+                    if rule.is_harsher_than(&all[current]) {
+                        winner[f] = Some(i);
+                    }
+                }
+            }
+        }
+        drop(first);
+        if self.parsed.duplicates == 0 {
+            self.parsed.rules = all;
+            return self.parsed;
+        }
+        let mut slots: Vec<Option<DomainRule>> = all.into_iter().map(Some).collect();
+        self.parsed.rules = winner
+            .iter()
+            .flatten()
+            .filter_map(|&w| slots[w].take())
+            .collect();
         self.parsed
     }
+}
+
+/// What makes two entries of one file the same rule.
+#[derive(PartialEq, Eq, Hash)]
+enum Key<'a> {
+    Name(&'a str),
+    Digest(&'a super::DomainDigest),
 }
 
 fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
@@ -650,6 +717,93 @@ mod tests {
             (Severity::Suspend, 3)
         );
         assert_eq!((p.duplicates, p.first_duplicate_line), (2, Some(3)));
+    }
+
+    #[test]
+    fn obfuscated_entries_with_a_digest_become_digest_rules() {
+        use crate::policy::{digest_hex, domain_digest};
+        let bad = digest_hex(&domain_digest("bad.example"));
+        let other = digest_hex(&domain_digest("bar.example"));
+        let text = format!(
+            "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate,#digest\n\
+             ba*.example,suspend,false,true,spam,true,{}\n\
+             ba*.example,silence,false,false,,true,{other}\n\
+             no**.example,suspend,false,false,,true,\n\
+             plain.example,silence,false,false,,false,{bad}\n",
+            bad.to_ascii_uppercase()
+        );
+        let p = parse(&text, BlocklistFormat::Auto).expect("parses");
+        assert_eq!(p.rules.len(), 3, "same text, different digests: two rules");
+        assert_eq!(p.rules[0].domain, "ba*.example");
+        assert_eq!(p.rules[0].digest, Some(domain_digest("bad.example")));
+        assert!(p.rules[0].reject_reports);
+        assert_eq!(p.rules[1].digest, Some(domain_digest("bar.example")));
+        assert_eq!((p.obfuscated, p.first_obfuscated_line), (1, Some(4)));
+        // A named entry is matched by name; its digest column is not needed.
+        assert_eq!(
+            (p.rules[2].domain.as_str(), p.rules[2].digest),
+            ("plain.example", None)
+        );
+
+        let e = parse(
+            "#domain,#digest\nba*.example,nothex\n",
+            BlocklistFormat::Auto,
+        )
+        .expect_err("bad digest");
+        assert_eq!(
+            e.to_string(),
+            "mem.csv:2: invalid SHA-256 digest \"nothex\" (expected 64 hex digits)"
+        );
+    }
+
+    #[test]
+    fn plain_lists_take_sha256_entries() {
+        use crate::policy::{digest_hex, domain_digest};
+        let hex = digest_hex(&domain_digest("bad.example"));
+        let text = format!("sha256:{hex} # bad, obfuscated\nSHA256:{hex}\nok.example\n");
+        let p = parse(&text, BlocklistFormat::Auto).expect("parses");
+        assert_eq!(p.rules.len(), 2);
+        assert_eq!(p.rules[0].domain, format!("sha256:{hex}"));
+        assert_eq!(p.rules[0].digest, Some(domain_digest("bad.example")));
+        assert_eq!(p.rules[0].severity, Severity::Suspend);
+        assert_eq!((p.duplicates, p.first_duplicate_line), (1, Some(2)));
+        let e = parse("sha256:1234\n", BlocklistFormat::Auto).expect_err("short");
+        assert_eq!(e.line, 1);
+        assert!(matches!(e.kind, LoadErrorKind::InvalidDigest { .. }));
+    }
+
+    #[test]
+    fn folded_duplicates_keep_first_appearance_order() {
+        let p = parse(
+            "a.example\nb.example\n#x\nc.example\n",
+            BlocklistFormat::Plain,
+        )
+        .expect("parses");
+        assert_eq!(p.duplicates, 0);
+        let p = parse(
+            "#domain,#severity\n\
+             a.example,noop\n\
+             b.example,silence\n\
+             a.example,suspend\n\
+             c.example,noop\n\
+             b.example,noop\n",
+            BlocklistFormat::Auto,
+        )
+        .expect("parses");
+        let got: Vec<(&str, Severity, usize)> = p
+            .rules
+            .iter()
+            .map(|r| (r.domain.as_str(), r.severity, r.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a.example", Severity::Suspend, 4),
+                ("b.example", Severity::Silence, 3),
+                ("c.example", Severity::Noop, 5),
+            ]
+        );
+        assert_eq!((p.duplicates, p.first_duplicate_line), (2, Some(4)));
     }
 
     #[test]

@@ -179,7 +179,9 @@ pub(crate) fn signed_header_list(
     let Some(raw) = headers else {
         return Ok(Cow::Borrowed(match algorithm {
             Algorithm::RsaSha256 => "date",
-            Algorithm::Hs2019 => "(created)",
+            // The cavage parser never yields `Rfc9421`; like any hs2019-style signature it
+            // would default to `(created)`.
+            Algorithm::Hs2019 | Algorithm::Rfc9421(_) => "(created)",
         }));
     };
     let raw = std::str::from_utf8(raw).map_err(|_| SigError::Malformed)?;

@@ -1,13 +1,15 @@
-//! Public keys (`publicKeyPem`) and the one signature primitive each kind supports (aws-lc-rs).
+//! Public keys (`publicKeyPem`, or a FEP-521a `Multikey`'s `publicKeyMultibase`) and the
+//! signature schemes each kind verifies (aws-lc-rs).
 //!
-//! A key is parsed once, when it is fetched, into an aws-lc-rs `ParsedPublicKey`; the key
-//! cache shares it and every verification reuses the parsed form, so the hot path does no DER
-//! or bignum parsing.
+//! A key is parsed once, when it is fetched, into aws-lc-rs `ParsedPublicKey`s; the key
+//! cache shares them and every verification reuses the parsed form, so the hot path does no
+//! DER or bignum parsing.
 
 use super::signing_key::pem_decode;
 use aws_lc_rs::signature::{
     ParsedPublicKey, RsaParameters, VerificationAlgorithm, ED25519,
     RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256,
+    RSA_PSS_2048_8192_SHA512,
 };
 
 /// rsaEncryption (1.2.840.113549.1.1.1), the OID content bytes inside an SPKI.
@@ -15,6 +17,11 @@ const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x
 /// id-Ed25519 (1.3.101.112).
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 const ED25519_KEY_LEN: usize = 32;
+/// Multicodec prefixes (unsigned varints) of FEP-521a `publicKeyMultibase` values.
+const MULTICODEC_ED25519_PUB: &[u8] = &[0xed, 0x01];
+const MULTICODEC_RSA_PUB: &[u8] = &[0x85, 0x24];
+/// Longest `publicKeyMultibase` we decode: an 8192-bit RSA key is ~1.4 KB of base58.
+const MAX_MULTIBASE_CHARS: usize = 2048;
 
 /// Which signature scheme a key verifies: RSA keys verify RSASSA-PKCS1-v1_5 with SHA-256
 /// (what both `rsa-sha256` and `hs2019` mean to Mastodon), Ed25519 keys verify Ed25519.
@@ -24,12 +31,48 @@ pub enum KeyKind {
     Ed25519,
 }
 
+/// A signature scheme, as RFC 9421 names them (`alg`). What draft-cavage means by
+/// `rsa-sha256`/`hs2019` is [`Scheme::RsaV1_5Sha256`] for RSA keys, [`Scheme::Ed25519`] for
+/// Ed25519 keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (`rsa-v1_5-sha256`).
+    RsaV1_5Sha256,
+    /// RSASSA-PSS with SHA-512, MGF1-SHA-512, 64-byte salt (`rsa-pss-sha512`).
+    RsaPssSha512,
+    /// Ed25519 (`ed25519`).
+    Ed25519,
+}
+
+impl Scheme {
+    /// The key kind that can verify this scheme.
+    pub fn key_kind(self) -> KeyKind {
+        match self {
+            Scheme::RsaV1_5Sha256 | Scheme::RsaPssSha512 => KeyKind::Rsa,
+            Scheme::Ed25519 => KeyKind::Ed25519,
+        }
+    }
+
+    /// The RFC 9421 `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::RsaV1_5Sha256 => "rsa-v1_5-sha256",
+            Scheme::RsaPssSha512 => "rsa-pss-sha512",
+            Scheme::Ed25519 => "ed25519",
+        }
+    }
+}
+
 /// A remote actor's public key, parsed once when fetched and shared (`Arc`) by the cache.
 pub struct PublicKey {
     kind: KeyKind,
     /// Modulus size for RSA keys, 256 for Ed25519 (for logs and metrics).
     bits: u32,
+    /// PKCS#1 v1.5 SHA-256 for RSA keys, Ed25519 for Ed25519 keys.
     key: ParsedPublicKey,
+    /// RSA keys only: the same key bound to RSA-PSS SHA-512 (aws-lc-rs binds one scheme per
+    /// parsed key). Parsed up front so an RFC 9421 `rsa-pss-sha512` request costs no parsing.
+    pss: Option<ParsedPublicKey>,
 }
 
 // The derived Debug of `ParsedPublicKey` dumps the whole key in hex; a kind and size is what a
@@ -54,6 +97,15 @@ pub enum KeyParseError {
     /// An SPKI for an algorithm other than rsaEncryption or Ed25519 (EC, RSA-PSS, ...).
     #[error("unsupported public key algorithm (want RSA or Ed25519)")]
     UnsupportedAlgorithm,
+    /// A `publicKeyMultibase` that is not base58btc (`z...`) or does not decode.
+    #[error("not a base58btc multibase value")]
+    NotMultibase,
+    /// A multikey whose multicodec prefix is neither ed25519-pub (0xed) nor rsa-pub (0x1205).
+    #[error("unsupported multikey type (want ed25519-pub or rsa-pub)")]
+    UnsupportedMulticodec,
+    /// An Ed25519 key that is not 32 bytes.
+    #[error("Ed25519 key of {0} bytes (want 32)")]
+    Ed25519Length(usize),
     /// An RSA modulus outside the accepted range.
     #[error("RSA key of {bits} bits refused (accepted: {min}..={max})")]
     RsaKeySize { bits: u32, min: u32, max: u32 },
@@ -78,6 +130,43 @@ impl PublicKey {
         Self::parse(pem, &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY)
     }
 
+    /// A raw 32-byte Ed25519 public key.
+    pub fn from_ed25519_bytes(raw: &[u8]) -> Result<PublicKey, KeyParseError> {
+        if raw.len() != ED25519_KEY_LEN {
+            return Err(KeyParseError::Ed25519Length(raw.len()));
+        }
+        let key = ParsedPublicKey::new(&ED25519, raw)
+            .map_err(|e| KeyParseError::Rejected(e.to_string()))?;
+        Ok(PublicKey {
+            kind: KeyKind::Ed25519,
+            bits: 256,
+            key,
+            pss: None,
+        })
+    }
+
+    /// A DER `RSAPublicKey` (PKCS#1), 2048..=8192 bits.
+    pub fn from_rsa_pkcs1_der(der: &[u8]) -> Result<PublicKey, KeyParseError> {
+        Self::rsa(der, &RSA_PKCS1_2048_8192_SHA256)
+    }
+
+    /// A FEP-521a `publicKeyMultibase`: `z` + base58btc of a multicodec-prefixed key,
+    /// ed25519-pub (`0xed01` + 32 bytes) or rsa-pub (`0x8524` + DER RSAPublicKey).
+    pub fn from_multibase(value: &str) -> Result<PublicKey, KeyParseError> {
+        let encoded = value.strip_prefix('z').ok_or(KeyParseError::NotMultibase)?;
+        if encoded.len() > MAX_MULTIBASE_CHARS {
+            return Err(KeyParseError::NotMultibase);
+        }
+        let bytes = base58btc_decode(encoded).ok_or(KeyParseError::NotMultibase)?;
+        if let Some(raw) = bytes.strip_prefix(MULTICODEC_ED25519_PUB) {
+            Self::from_ed25519_bytes(raw)
+        } else if let Some(der) = bytes.strip_prefix(MULTICODEC_RSA_PUB) {
+            Self::from_rsa_pkcs1_der(der)
+        } else {
+            Err(KeyParseError::UnsupportedMulticodec)
+        }
+    }
+
     pub fn kind(&self) -> KeyKind {
         self.kind
     }
@@ -93,6 +182,31 @@ impl PublicKey {
         self.key.verify_sig(message, signature).is_ok()
     }
 
+    /// Verifies `signature` over `message` with `scheme`; false when the scheme needs another
+    /// kind of key.
+    pub fn verify_with(&self, scheme: Scheme, message: &[u8], signature: &[u8]) -> bool {
+        let key = match (scheme, self.kind) {
+            (Scheme::RsaV1_5Sha256, KeyKind::Rsa) | (Scheme::Ed25519, KeyKind::Ed25519) => {
+                &self.key
+            }
+            (Scheme::RsaPssSha512, KeyKind::Rsa) => match &self.pss {
+                Some(pss) => pss,
+                None => return false,
+            },
+            _ => return false,
+        };
+        key.verify_sig(message, signature).is_ok()
+    }
+
+    /// The scheme this key verifies when the sender names none: RSA -> PKCS#1 v1.5
+    /// SHA-256, Ed25519 -> Ed25519.
+    pub fn default_scheme(&self) -> Scheme {
+        match self.kind {
+            KeyKind::Rsa => Scheme::RsaV1_5Sha256,
+            KeyKind::Ed25519 => Scheme::Ed25519,
+        }
+    }
+
     fn parse(pem: &str, rsa: &'static RsaParameters) -> Result<PublicKey, KeyParseError> {
         let (label, der) = pem_decode(pem).ok_or(KeyParseError::NotPem)?;
         match label.as_str() {
@@ -106,13 +220,7 @@ impl PublicKey {
                     if key.len() != ED25519_KEY_LEN {
                         return Err(KeyParseError::MalformedSpki);
                     }
-                    let key = ParsedPublicKey::new(&ED25519, key)
-                        .map_err(|e| KeyParseError::Rejected(e.to_string()))?;
-                    Ok(PublicKey {
-                        kind: KeyKind::Ed25519,
-                        bits: 256,
-                        key,
-                    })
+                    Self::from_ed25519_bytes(key)
                 } else {
                     Err(KeyParseError::UnsupportedAlgorithm)
                 }
@@ -134,12 +242,45 @@ impl PublicKey {
         let alg: &'static dyn VerificationAlgorithm = params;
         let key =
             ParsedPublicKey::new(alg, pkcs1).map_err(|e| KeyParseError::Rejected(e.to_string()))?;
+        // Same bytes, already accepted above; a 1024-bit legacy key has no PSS (its
+        // parameters start at 2048 bits), which `verify_with` reports as a failed check.
+        let pss = (bits >= RSA_PSS_2048_8192_SHA512.min_modulus_len())
+            .then(|| ParsedPublicKey::new(&RSA_PSS_2048_8192_SHA512, pkcs1).ok())
+            .flatten();
         Ok(PublicKey {
             kind: KeyKind::Rsa,
             bits,
             key,
+            pss,
         })
     }
+}
+
+/// Decodes base58 with the Bitcoin alphabet (multibase `z`). Leading `1`s are leading zero
+/// bytes. Quadratic in the input length, which the caller bounds.
+fn base58btc_decode(s: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    if s.is_empty() {
+        return None;
+    }
+    // Little-endian base-256 digits of the number read so far.
+    let mut digits: Vec<u8> = Vec::with_capacity(s.len());
+    for c in s.bytes() {
+        let mut carry = ALPHABET.iter().position(|&a| a == c)?;
+        for d in digits.iter_mut() {
+            carry += usize::from(*d) * 58;
+            *d = (carry & 0xff) as u8;
+            carry >>= 8;
+        }
+        while carry > 0 {
+            digits.push((carry & 0xff) as u8);
+            carry >>= 8;
+        }
+    }
+    let zeros = s.bytes().take_while(|&c| c == b'1').count();
+    let mut out = vec![0u8; zeros];
+    out.extend(digits.iter().rev());
+    Some(out)
 }
 
 /// Splits a DER SubjectPublicKeyInfo into (algorithm OID content, subjectPublicKey bytes).
@@ -267,6 +408,129 @@ w0EkjqF7xB4FivAxzic30tMM4GF+hR6Dxh71Z50VGGdldkkDXZCnTNnoXQ==
             PublicKey::from_pem(ec),
             Err(KeyParseError::UnsupportedAlgorithm)
         ));
+    }
+
+    /// RFC 9421 B.1.4 `test-key-ed25519` as a FEP-521a multikey (encoded independently, with
+    /// Python, from the JWK's `x`).
+    const RFC9421_ED25519_MULTIBASE: &str = "z6Mkh4LmfP1ev9MNPGr7JbEbtD6BD4fsu1duEj83PMCs3xHG";
+    const RFC9421_ED25519_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAJrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=
+-----END PUBLIC KEY-----
+";
+
+    #[test]
+    fn base58btc_known_values() {
+        assert_eq!(
+            base58btc_decode("2NEpo7TZRRrLZSi2U").unwrap(),
+            b"Hello World!"
+        );
+        assert_eq!(
+            base58btc_decode("11233QC4").unwrap(),
+            [0, 0, 0x28, 0x7f, 0xb4, 0xcd]
+        );
+        assert_eq!(base58btc_decode("1").unwrap(), [0]);
+        for bad in ["", "0", "O", "I", "l", "abc+", "é"] {
+            assert!(base58btc_decode(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ed25519_multikey_is_the_same_key_as_its_spki() {
+        let from_multibase = PublicKey::from_multibase(RFC9421_ED25519_MULTIBASE).unwrap();
+        let from_pem = PublicKey::from_pem(RFC9421_ED25519_PEM).unwrap();
+        assert_eq!(from_multibase.kind(), KeyKind::Ed25519);
+        assert_eq!(from_multibase.key.as_ref(), from_pem.key.as_ref());
+
+        let sk = SigningKey::generate_ed25519().unwrap();
+        let spki = pem_decode(&sk.public_key_pem().unwrap()).unwrap().1;
+        let (_, raw) = split_spki(&spki).unwrap();
+        let pk = PublicKey::from_ed25519_bytes(raw).unwrap();
+        let sig = sk.sign(b"m").unwrap();
+        assert!(pk.verify(b"m", &sig));
+        assert!(pk.verify_with(Scheme::Ed25519, b"m", &sig));
+        assert!(!pk.verify_with(Scheme::RsaV1_5Sha256, b"m", &sig));
+        assert!(matches!(
+            PublicKey::from_ed25519_bytes(&raw[1..]),
+            Err(KeyParseError::Ed25519Length(31))
+        ));
+    }
+
+    #[test]
+    fn rsa_multikey_and_bad_multibase_values() {
+        let sk = SigningKey::generate_rsa_2048().unwrap();
+        let spki = pem_decode(&sk.public_key_pem().unwrap()).unwrap().1;
+        let (_, pkcs1) = split_spki(&spki).unwrap();
+        let mut prefixed = MULTICODEC_RSA_PUB.to_vec();
+        prefixed.extend_from_slice(pkcs1);
+        let pk = PublicKey::from_multibase(&format!("z{}", base58btc_encode(&prefixed))).unwrap();
+        assert_eq!((pk.kind(), pk.bits()), (KeyKind::Rsa, 2048));
+        assert!(pk.verify(b"m", &sk.sign(b"m").unwrap()));
+
+        let raw_x = RFC9421_ED25519_MULTIBASE.trim_start_matches('z');
+        assert!(matches!(
+            PublicKey::from_multibase(raw_x),
+            Err(KeyParseError::NotMultibase)
+        ));
+        assert!(matches!(
+            PublicKey::from_multibase("z0OIl"),
+            Err(KeyParseError::NotMultibase)
+        ));
+        assert!(matches!(
+            PublicKey::from_multibase(&format!("z{}", "2".repeat(MAX_MULTIBASE_CHARS + 1))),
+            Err(KeyParseError::NotMultibase)
+        ));
+        // secp256k1-pub (0xe7) is a multikey we do not verify with.
+        let other = format!("z{}", base58btc_encode(&[0xe7, 0x01, 2, 3]));
+        assert!(matches!(
+            PublicKey::from_multibase(&other),
+            Err(KeyParseError::UnsupportedMulticodec)
+        ));
+    }
+
+    #[test]
+    fn rsa_key_verifies_pss_sha512_only_when_asked() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::rsa::KeyPair;
+        use aws_lc_rs::signature::RSA_PSS_SHA512;
+        let kp = KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let mut sig = vec![0u8; kp.public_modulus_len()];
+        kp.sign(&RSA_PSS_SHA512, &SystemRandom::new(), b"m", &mut sig)
+            .unwrap();
+        let sk = SigningKey::Rsa(kp);
+        let pk = PublicKey::from_pem(&sk.public_key_pem().unwrap()).unwrap();
+        assert!(pk.verify_with(Scheme::RsaPssSha512, b"m", &sig));
+        assert!(!pk.verify_with(Scheme::RsaPssSha512, b"n", &sig));
+        assert!(!pk.verify_with(Scheme::RsaV1_5Sha256, b"m", &sig));
+        assert!(!pk.verify_with(Scheme::Ed25519, b"m", &sig));
+        assert_eq!(pk.default_scheme(), Scheme::RsaV1_5Sha256);
+    }
+
+    /// The inverse of `base58btc_decode`, for building test inputs.
+    fn base58btc_encode(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+        let mut digits: Vec<u8> = Vec::new();
+        for &b in bytes {
+            let mut carry = usize::from(b);
+            for d in digits.iter_mut() {
+                carry += usize::from(*d) << 8;
+                *d = (carry % 58) as u8;
+                carry /= 58;
+            }
+            while carry > 0 {
+                digits.push((carry % 58) as u8);
+                carry /= 58;
+            }
+        }
+        let zeros = bytes.iter().take_while(|&&b| b == 0).count();
+        std::iter::repeat('1')
+            .take(zeros)
+            .chain(
+                digits
+                    .iter()
+                    .rev()
+                    .map(|&d| ALPHABET[usize::from(d)] as char),
+            )
+            .collect()
     }
 
     #[test]

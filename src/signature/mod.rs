@@ -1,9 +1,11 @@
-//! HTTP signatures on inbox POSTs (draft-cavage, as Mastodon accepts it).
+//! HTTP signatures on inbox POSTs, in both formats Mastodon accepts: draft-cavage
+//! (`Signature`) and RFC 9421 HTTP Message Signatures (`Signature-Input` + `Signature`).
+//! As in Mastodon, a request carrying `Signature-Input` is RFC 9421, whatever else it has.
 //!
 //! Split into the cheap part and the expensive part so the pipeline can put policy checks
-//! between them: [`prepare`] parses the `Signature` header and runs every check that needs no
-//! key (required headers, time window, body digest) and builds the signing string(s);
-//! [`Prepared::verify`] does the public-key operation once the key is known.
+//! between them: [`prepare`] parses the signature and runs every check that needs no key
+//! (required components, time window, body digest) and builds the signing string(s) or
+//! signature base; [`Prepared::verify`] does the public-key operation once the key is known.
 //!
 //! Parsing and signing strings are our own (`cavage.rs` says why the
 //! `http-signature-normalization` verifier does not fit); that crate's signer is used by
@@ -19,10 +21,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 mod cavage;
 pub mod crypto;
 mod digest;
+mod rfc9421;
 pub mod sign;
 pub mod signing_key;
 
-pub use crypto::{KeyKind, KeyParseError, PublicKey};
+pub use crypto::{KeyKind, KeyParseError, PublicKey, Scheme};
 pub use sign::{sign_request, SignError, SignStyle};
 pub use signing_key::SigningKey;
 
@@ -35,12 +38,14 @@ const SIGNATURE_B64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
-/// The `algorithm` parameters Mastodon accepts. Both mean RSASSA-PKCS1-v1_5 with SHA-256 for
-/// an RSA key; `hs2019` with an Ed25519 key means Ed25519.
+/// The algorithm a signature names. draft-cavage: `rsa-sha256` and `hs2019` both mean
+/// RSASSA-PKCS1-v1_5 with SHA-256 for an RSA key; `hs2019` with an Ed25519 key means Ed25519.
+/// RFC 9421: the `alg` parameter if present, else the key type decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     RsaSha256,
     Hs2019,
+    Rfc9421(Option<Scheme>),
 }
 
 impl Algorithm {
@@ -48,8 +53,37 @@ impl Algorithm {
         match self {
             Algorithm::RsaSha256 => "rsa-sha256",
             Algorithm::Hs2019 => "hs2019",
+            Algorithm::Rfc9421(Some(scheme)) => scheme.as_str(),
+            Algorithm::Rfc9421(None) => "rfc9421",
         }
     }
+}
+
+/// Which signature format a request used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Cavage,
+    Rfc9421,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Cavage => "cavage",
+            Format::Rfc9421 => "rfc9421",
+        }
+    }
+}
+
+/// Where the sender addressed the request, for RFC 9421's `@target-uri`, `@authority` and
+/// `@scheme` (draft-cavage does not need it).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTarget<'a> {
+    /// `https` or `http`: the scheme of the URL the sender used (not necessarily the
+    /// listener's; a TLS edge usually sits in front).
+    pub scheme: &'a str,
+    /// The `Host` header (or HTTP/2 `:authority`) as received; `None` if there is none.
+    pub authority: Option<&'a str>,
 }
 
 /// A request whose signature header parsed and passed every key-independent check.
@@ -62,6 +96,18 @@ pub struct Prepared {
     /// `acct:user@host` keyIds the text after the last `@`. Not normalised further: the
     /// pipeline applies `policy::host` before matching rules.
     pub key_host: String,
+    inner: Inner,
+}
+
+/// What each format needs to verify.
+#[derive(Debug)]
+enum Inner {
+    Cavage(CavageSignature),
+    Rfc9421(Rfc9421Signature),
+}
+
+#[derive(Debug)]
+struct CavageSignature {
     algorithm: Algorithm,
     signed_headers: Cow<'static, str>,
     created: Option<Duration>,
@@ -69,6 +115,16 @@ pub struct Prepared {
     signing_string: Vec<u8>,
     /// `?query` spans in `signing_string`; non-empty means a path-only candidate exists.
     query_ranges: Vec<std::ops::Range<usize>>,
+}
+
+#[derive(Debug)]
+struct Rfc9421Signature {
+    alg: Option<Scheme>,
+    /// Covered component names, in order (for logs and tests).
+    covered: Vec<String>,
+    created: Option<Duration>,
+    signature: Vec<u8>,
+    base: Vec<u8>,
 }
 
 /// Why a signature was refused. `Display` is the precise message sent to the client as
@@ -154,6 +210,63 @@ pub enum SigError {
     /// The `sha-256` value is not the digest of the body.
     #[error("Invalid Digest value. Computed SHA-256 digest: {computed}; given: {given}")]
     DigestMismatch { computed: String, given: String },
+    /// `Signature-Input` or `Signature` is longer than the parser will look at.
+    #[error("{0} header too large (limit {limit} bytes)", limit = rfc9421::MAX_FIELD_BYTES)]
+    Rfc9421TooLarge(&'static str),
+    /// `Signature-Input`/`Signature` are not what RFC 9421 describes; says what is wrong.
+    #[error("Invalid RFC 9421 signature: {0}")]
+    Rfc9421Malformed(&'static str),
+    /// More than one signature in `Signature-Input`.
+    #[error("Only a single RFC 9421 signature is supported")]
+    Rfc9421MultipleSignatures,
+    /// `Signature` has no member with the label of `Signature-Input`; holds the label.
+    #[error("Signature header has no signature labelled {0:?}")]
+    Rfc9421SignatureMissing(String),
+    /// The same component identifier is covered twice; holds it.
+    #[error("Component {0} is covered twice")]
+    Rfc9421DuplicateComponent(String),
+    /// `keyid` or `created` is absent.
+    #[error("Incompatible request signature. keyid and created are required")]
+    Rfc9421MissingParameters,
+    /// The `alg` parameter names an algorithm we do not verify; holds it (clipped).
+    #[error("Unsupported signature algorithm {0:?} (supported: rsa-v1_5-sha256, rsa-pss-sha512, ed25519)")]
+    Rfc9421UnsupportedAlgorithm(String),
+    /// `@method` or `@target-uri` is not covered.
+    #[error("Mastodon requires the @method and @target-uri derived components to be signed")]
+    Rfc9421TargetNotCovered,
+    /// A POST whose signature does not cover `content-digest`.
+    #[error("Mastodon requires the Content-Digest header to be signed when doing a POST request")]
+    ContentDigestNotSigned,
+    /// A covered component that a request cannot have or we do not derive (`@status`, an
+    /// upper-case field name, ...); holds it (clipped).
+    #[error("Unsupported covered component {0}")]
+    Rfc9421UnsupportedComponent(String),
+    /// A component parameter we do not support (`req`, `tr`, `sf` on a field of unknown
+    /// type, ...); holds a description.
+    #[error("Unsupported component parameter: {0}")]
+    Rfc9421UnsupportedParameter(String),
+    /// A covered component the request does not have; holds its identifier.
+    #[error("Covered component {0} is not in the request")]
+    Rfc9421ComponentAbsent(String),
+    /// `content-digest` is covered but there is no `Content-Digest` header.
+    #[error("Content-Digest header missing")]
+    ContentDigestMissing,
+    /// `Content-Digest` is not an RFC 8941 dictionary of byte sequences (Mastodon: 400).
+    #[error("Content-Digest could not be parsed. It does not contain a valid RFC8941 dictionary.")]
+    ContentDigestMalformed,
+    /// `Content-Digest` has neither `sha-256` nor `sha-512`; holds the offered names.
+    #[error("Content-Digest has no sha-256 or sha-512 digest. Offered algorithms: {0}")]
+    ContentDigestUnsupported(String),
+    /// A `Content-Digest` member does not match the body; holds the algorithm.
+    #[error("Invalid Content-Digest value: the {0} digest does not match the body")]
+    ContentDigestMismatch(&'static str),
+    /// The RFC 9421 `alg` parameter needs another kind of key than the one published.
+    #[error("Verification failed for key {key_id}: a {kind:?} key cannot verify {alg}")]
+    Rfc9421KeyTypeMismatch {
+        key_id: String,
+        kind: KeyKind,
+        alg: &'static str,
+    },
     /// An Ed25519 key cannot verify an `rsa-sha256` signature.
     #[error("Verification failed for key {0}: an Ed25519 key cannot verify rsa-sha256")]
     KeyTypeMismatch(String),
@@ -190,22 +303,61 @@ impl SigError {
             SigError::DigestNotBase64(_) => "digest_invalid",
             SigError::DigestWrongLength(_) => "digest_wrong_length",
             SigError::DigestMismatch { .. } => "digest_mismatch",
+            SigError::Rfc9421TooLarge(_) => "rfc9421_too_large",
+            SigError::Rfc9421Malformed(_) => "rfc9421_malformed",
+            SigError::Rfc9421MultipleSignatures => "rfc9421_multiple_signatures",
+            SigError::Rfc9421SignatureMissing(_) => "rfc9421_signature_missing",
+            SigError::Rfc9421DuplicateComponent(_) => "rfc9421_duplicate_component",
+            SigError::Rfc9421MissingParameters => "rfc9421_missing_parameters",
+            SigError::Rfc9421UnsupportedAlgorithm(_) => "rfc9421_unsupported_algorithm",
+            SigError::Rfc9421TargetNotCovered => "rfc9421_missing_component",
+            SigError::ContentDigestNotSigned => "content_digest_not_signed",
+            SigError::Rfc9421UnsupportedComponent(_) => "rfc9421_unsupported_component",
+            SigError::Rfc9421UnsupportedParameter(_) => "rfc9421_unsupported_parameter",
+            SigError::Rfc9421ComponentAbsent(_) => "rfc9421_component_absent",
+            SigError::ContentDigestMissing => "content_digest_missing",
+            SigError::ContentDigestMalformed => "content_digest_malformed",
+            SigError::ContentDigestUnsupported(_) => "content_digest_unsupported",
+            SigError::ContentDigestMismatch(_) => "content_digest_mismatch",
+            SigError::Rfc9421KeyTypeMismatch { .. } => "rfc9421_key_type_mismatch",
             SigError::KeyTypeMismatch(_) => "key_type_mismatch",
             SigError::BadSignature(_) => "bad_signature",
+        }
+    }
+
+    /// The status the sender gets: 400 for a malformed `Content-Digest` (as Mastodon), 401
+    /// for every other signature failure.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            SigError::ContentDigestMalformed => http::StatusCode::BAD_REQUEST,
+            _ => http::StatusCode::UNAUTHORIZED,
         }
     }
 }
 
 /// Parses and pre-checks the signature of an inbox request, cheapest checks first.
-/// `path_and_query` is the request target as received; `body` is the complete body.
+/// `path_and_query` is the request target as received; `target` is where the sender
+/// addressed it (RFC 9421 only); `body` is the complete body. A request with a non-blank
+/// `Signature-Input` is RFC 9421, any other draft-cavage.
 pub fn prepare(
     method: &http::Method,
     path_and_query: &str,
     headers: &http::HeaderMap,
     body: &[u8],
+    target: &RequestTarget<'_>,
     now: SystemTime,
     cfg: &SignatureConfig,
 ) -> Result<Prepared, SigError> {
+    if has_signature_input(headers) {
+        let msg = rfc9421::Message {
+            method,
+            path_and_query,
+            headers,
+            scheme: target.scheme,
+            authority: target.authority,
+        };
+        return prepare_rfc9421(&msg, body, now, cfg, Rules::Mastodon);
+    }
     prepare_inner(
         method,
         path_and_query,
@@ -243,10 +395,110 @@ pub fn prepare_for_spec_vectors(
     )
 }
 
+/// RFC 9421 parsing, window, Content-Digest and signature base exactly as [`prepare`] does
+/// them, without Mastodon's acceptance rules (`created` and `keyid` required, `@method`,
+/// `@target-uri` and on POST `content-digest` covered) and accepting a keyid without a host
+/// (`key_host` is then empty). `Signature-Input` is required.
+///
+/// Only for the RFC 9421 Appendix B vectors, which cover fewer components than Mastodon
+/// requires and name keys `test-key-...`. Never use it on the request path.
+pub fn prepare_rfc9421_for_spec_vectors(
+    method: &http::Method,
+    path_and_query: &str,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    target: &RequestTarget<'_>,
+    now: SystemTime,
+    cfg: &SignatureConfig,
+) -> Result<Prepared, SigError> {
+    let msg = rfc9421::Message {
+        method,
+        path_and_query,
+        headers,
+        scheme: target.scheme,
+        authority: target.authority,
+    };
+    prepare_rfc9421(&msg, body, now, cfg, Rules::SpecVectors)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Rules {
     Mastodon,
     SpecVectors,
+}
+
+/// Mastodon's format switch: `Signature-Input` present (`.present?`: not blank).
+fn has_signature_input(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all("signature-input")
+        .iter()
+        .any(|v| !v.as_bytes().trim_ascii().is_empty())
+}
+
+fn prepare_rfc9421(
+    msg: &rfc9421::Message<'_>,
+    body: &[u8],
+    now: SystemTime,
+    cfg: &SignatureConfig,
+    rules: Rules,
+) -> Result<Prepared, SigError> {
+    let input = rfc9421::parse(msg.headers)?;
+
+    let key_id = match (&input.key_id, rules) {
+        (Some(k), _) => k.clone(),
+        (None, Rules::SpecVectors) => String::new(),
+        (None, Rules::Mastodon) => return Err(SigError::Rfc9421MissingParameters),
+    };
+    if rules == Rules::Mastodon && input.created.is_none() {
+        return Err(SigError::Rfc9421MissingParameters);
+    }
+    let key_host = match (cavage::key_host(&key_id), rules) {
+        (Some(host), _) => host,
+        (None, Rules::SpecVectors) => String::new(),
+        (None, Rules::Mastodon) => return Err(SigError::InvalidKeyId(key_id)),
+    };
+    if rules == Rules::Mastodon {
+        if !(input.covers("@method") && input.covers("@target-uri")) {
+            return Err(SigError::Rfc9421TargetNotCovered);
+        }
+        if msg.method == http::Method::POST && !input.covers("content-digest") {
+            return Err(SigError::ContentDigestNotSigned);
+        }
+    }
+
+    let created = input
+        .created
+        .map(|c| rfc9421::timestamp(c, "created"))
+        .transpose()?;
+    let expires = input
+        .expires
+        .map(|e| rfc9421::timestamp(e, "expires"))
+        .transpose()?;
+    cavage::check_window(
+        created,
+        expires,
+        now.duration_since(UNIX_EPOCH).unwrap_or_default(),
+        Duration::from_secs(cfg.clock_skew_secs),
+        Duration::from_secs(cfg.max_age_secs),
+    )?;
+
+    if input.covers("content-digest") {
+        rfc9421::check_content_digest(msg.headers, body)?;
+    }
+
+    let base = rfc9421::signature_base(msg, &input)?;
+    let covered = input.component_names().map(str::to_string).collect();
+    Ok(Prepared {
+        key_id,
+        key_host,
+        inner: Inner::Rfc9421(Rfc9421Signature {
+            alg: input.alg,
+            covered,
+            created,
+            signature: input.signature,
+            base,
+        }),
+    })
 }
 
 fn prepare_inner(
@@ -324,12 +576,14 @@ fn prepare_inner(
     Ok(Prepared {
         key_id: key_id.to_string(),
         key_host,
-        algorithm,
-        signed_headers,
-        created,
-        signature,
-        signing_string: built.bytes,
-        query_ranges: built.query_ranges,
+        inner: Inner::Cavage(CavageSignature {
+            algorithm,
+            signed_headers,
+            created,
+            signature,
+            signing_string: built.bytes,
+            query_ranges: built.query_ranges,
+        }),
     })
 }
 
@@ -348,44 +602,102 @@ fn date_header(headers: &http::HeaderMap) -> Result<Option<Duration>, SigError> 
 }
 
 impl Prepared {
-    /// Verifies the signature with `key`, trying path+query, then path only, for
-    /// `(request-target)` (Mastodon's compatibility retry).
+    /// Verifies the signature with `key`.
+    ///
+    /// draft-cavage: tries path+query, then path only, for `(request-target)` (Mastodon's
+    /// compatibility retry); an Ed25519 key verifies `hs2019` only.
+    /// RFC 9421: with the `alg` parameter's scheme, which must suit the key; without one, the
+    /// key decides (RSA: rsa-v1_5-sha256, Ed25519: ed25519).
     pub fn verify(&self, key: &PublicKey) -> Result<(), SigError> {
-        if key.kind() == KeyKind::Ed25519 && self.algorithm == Algorithm::RsaSha256 {
-            return Err(SigError::KeyTypeMismatch(self.key_id.clone()));
-        }
-        if key.verify(&self.signing_string, &self.signature) {
-            return Ok(());
-        }
-        if let Some(path_only) = self.path_only_string() {
-            if key.verify(&path_only, &self.signature) {
-                return Ok(());
+        match &self.inner {
+            Inner::Cavage(c) => {
+                if key.kind() == KeyKind::Ed25519 && c.algorithm == Algorithm::RsaSha256 {
+                    return Err(SigError::KeyTypeMismatch(self.key_id.clone()));
+                }
+                self.verify_as(key, key.default_scheme())
+            }
+            Inner::Rfc9421(r) => {
+                let scheme = match r.alg {
+                    Some(alg) if alg.key_kind() != key.kind() => {
+                        return Err(SigError::Rfc9421KeyTypeMismatch {
+                            key_id: self.key_id.clone(),
+                            kind: key.kind(),
+                            alg: alg.as_str(),
+                        })
+                    }
+                    Some(alg) => alg,
+                    None => key.default_scheme(),
+                };
+                self.verify_as(key, scheme)
             }
         }
-        Err(SigError::BadSignature(self.key_id.clone()))
+    }
+
+    /// Verifies with `scheme` whatever the request says: for test vectors whose algorithm
+    /// is known out of band (RFC 9421 B.2.1-B.2.3 are RSA-PSS without an `alg`).
+    pub fn verify_as(&self, key: &PublicKey, scheme: Scheme) -> Result<(), SigError> {
+        let ok = match &self.inner {
+            Inner::Cavage(c) => {
+                key.verify_with(scheme, &c.signing_string, &c.signature)
+                    || c.path_only_string()
+                        .is_some_and(|s| key.verify_with(scheme, &s, &c.signature))
+            }
+            Inner::Rfc9421(r) => key.verify_with(scheme, &r.base, &r.signature),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(SigError::BadSignature(self.key_id.clone()))
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        match self.inner {
+            Inner::Cavage(_) => Format::Cavage,
+            Inner::Rfc9421(_) => Format::Rfc9421,
+        }
     }
 
     pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
+        match &self.inner {
+            Inner::Cavage(c) => c.algorithm,
+            Inner::Rfc9421(r) => Algorithm::Rfc9421(r.alg),
+        }
     }
 
-    /// The signed header names, lower-cased, in signing order (defaults applied).
-    pub fn signed_headers(&self) -> impl Iterator<Item = &str> {
-        self.signed_headers.split_ascii_whitespace()
+    /// draft-cavage: the signed header names, lower-cased, in signing order (defaults
+    /// applied). RFC 9421: the covered component names, in order.
+    pub fn signed_headers(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match &self.inner {
+            Inner::Cavage(c) => Box::new(c.signed_headers.split_ascii_whitespace()),
+            Inner::Rfc9421(r) => Box::new(r.covered.iter().map(String::as_str)),
+        }
     }
 
-    /// The creation time used for the window: `created` (hs2019) or `Date`, if any.
+    /// The creation time used for the window: `created` (hs2019, RFC 9421) or `Date`.
     pub fn created(&self) -> Option<SystemTime> {
-        self.created.and_then(|d| UNIX_EPOCH.checked_add(d))
+        let created = match &self.inner {
+            Inner::Cavage(c) => c.created,
+            Inner::Rfc9421(r) => r.created,
+        };
+        created.and_then(|d| UNIX_EPOCH.checked_add(d))
     }
 
-    /// The candidate signing strings in the order [`Prepared::verify`] tries them.
+    /// The candidate signing strings in the order [`Prepared::verify`] tries them; for RFC
+    /// 9421 the one signature base.
     pub fn signing_strings(&self) -> Vec<Cow<'_, [u8]>> {
-        let mut out = vec![Cow::Borrowed(&self.signing_string[..])];
-        out.extend(self.path_only_string().map(Cow::Owned));
-        out
+        match &self.inner {
+            Inner::Cavage(c) => {
+                let mut out = vec![Cow::Borrowed(&c.signing_string[..])];
+                out.extend(c.path_only_string().map(Cow::Owned));
+                out
+            }
+            Inner::Rfc9421(r) => vec![Cow::Borrowed(&r.base[..])],
+        }
     }
+}
 
+impl CavageSignature {
     /// The signing string with every `?query` removed from `(request-target)`; built only
     /// when the first candidate failed, so valid requests never pay for it.
     fn path_only_string(&self) -> Option<Vec<u8>> {
@@ -413,6 +725,10 @@ mod tests {
     const DATE_UNIX: u64 = 1_388_957_500;
     const KEY_ID: &str = "https://remote.example/users/alice#main-key";
     const BODY: &[u8] = br#"{"type":"Create"}"#;
+    const TARGET: RequestTarget<'static> = RequestTarget {
+        scheme: "https",
+        authority: Some("local.example"),
+    };
 
     fn rsa_key() -> &'static SigningKey {
         static KEY: OnceLock<SigningKey> = OnceLock::new();
@@ -464,7 +780,7 @@ mod tests {
         body: &[u8],
         now: SystemTime,
     ) -> Result<Prepared, SigError> {
-        prepare(&Method::POST, target, h, body, now, &cfg())
+        prepare(&Method::POST, target, h, body, &TARGET, now, &cfg())
     }
 
     fn with_signature(value: &str) -> HeaderMap {
@@ -782,9 +1098,37 @@ mod tests {
                 computed: String::new(),
                 given: String::new(),
             },
+            SigError::Rfc9421TooLarge(""),
+            SigError::Rfc9421Malformed(""),
+            SigError::Rfc9421MultipleSignatures,
+            SigError::Rfc9421SignatureMissing(String::new()),
+            SigError::Rfc9421DuplicateComponent(String::new()),
+            SigError::Rfc9421MissingParameters,
+            SigError::Rfc9421UnsupportedAlgorithm(String::new()),
+            SigError::Rfc9421TargetNotCovered,
+            SigError::ContentDigestNotSigned,
+            SigError::Rfc9421UnsupportedComponent(String::new()),
+            SigError::Rfc9421UnsupportedParameter(String::new()),
+            SigError::Rfc9421ComponentAbsent(String::new()),
+            SigError::ContentDigestMissing,
+            SigError::ContentDigestMalformed,
+            SigError::ContentDigestUnsupported(String::new()),
+            SigError::ContentDigestMismatch(""),
+            SigError::Rfc9421KeyTypeMismatch {
+                key_id: String::new(),
+                kind: KeyKind::Rsa,
+                alg: "",
+            },
             SigError::KeyTypeMismatch(String::new()),
             SigError::BadSignature(String::new()),
         ];
+        for e in &all {
+            let want = match e {
+                SigError::ContentDigestMalformed => http::StatusCode::BAD_REQUEST,
+                _ => http::StatusCode::UNAUTHORIZED,
+            };
+            assert_eq!(e.status(), want, "{e}");
+        }
         let mut seen = std::collections::HashSet::new();
         for e in &all {
             let r = e.reason();
@@ -795,5 +1139,193 @@ mod tests {
             );
             assert!(seen.insert(r), "duplicate reason {r}");
         }
+    }
+
+    // ----- RFC 9421 through `prepare` -----
+
+    const NOW: u64 = 1_700_000_000;
+
+    /// An RFC 9421 POST to `https://local.example/inbox`, signed with `key` over `covered`
+    /// (the base is written out here, not built by the code under test).
+    fn rfc9421_signed(key: &SigningKey, covered: &[&str], params: &str) -> HeaderMap {
+        let mut h = base_headers();
+        let cd = format!(
+            "sha-256=:{}:",
+            STANDARD_B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, BODY))
+        );
+        h.insert("content-digest", HeaderValue::from_str(&cd).unwrap());
+        let list = covered
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let sig_params = format!("({list}){params}");
+        let mut base = String::new();
+        for c in covered {
+            let value = match *c {
+                "@method" => "POST".to_string(),
+                "@target-uri" => "https://local.example/inbox".to_string(),
+                "@authority" => "local.example".to_string(),
+                name => h.get(name).unwrap().to_str().unwrap().to_string(),
+            };
+            base.push_str(&format!("\"{c}\": {value}\n"));
+        }
+        base.push_str(&format!("\"@signature-params\": {sig_params}"));
+        let sig = STANDARD_B64.encode(key.sign(base.as_bytes()).unwrap());
+        h.insert(
+            "signature-input",
+            HeaderValue::from_str(&format!("sig1={sig_params}")).unwrap(),
+        );
+        h.insert(
+            "signature",
+            HeaderValue::from_str(&format!("sig1=:{sig}:")).unwrap(),
+        );
+        h
+    }
+
+    const FLOOR: &[&str] = &["@method", "@target-uri", "content-digest"];
+
+    fn floor_params() -> String {
+        format!(";created={NOW};keyid=\"{KEY_ID}\"")
+    }
+
+    #[test]
+    fn rfc9421_round_trip_rsa_and_ed25519() {
+        let ed = SigningKey::generate_ed25519().unwrap();
+        for key in [rsa_key(), &ed] {
+            let h = rfc9421_signed(key, FLOOR, &floor_params());
+            let p = prep(&h, "/inbox", BODY, at(NOW)).unwrap();
+            assert_eq!(p.format(), Format::Rfc9421);
+            assert_eq!(
+                (p.key_id.as_str(), p.key_host.as_str()),
+                (KEY_ID, "remote.example")
+            );
+            assert_eq!(p.algorithm(), Algorithm::Rfc9421(None));
+            assert_eq!(p.signed_headers().collect::<Vec<_>>(), FLOOR);
+            assert_eq!(p.created(), Some(at(NOW)));
+            p.verify(&public(key)).unwrap();
+            // Another key of the same kind fails.
+            let other = match key {
+                SigningKey::Rsa(_) => SigningKey::generate_rsa_2048().unwrap(),
+                SigningKey::Ed25519(_) => SigningKey::generate_ed25519().unwrap(),
+            };
+            assert!(matches!(
+                p.verify(&public(&other)),
+                Err(SigError::BadSignature(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn rfc9421_alg_must_suit_the_key() {
+        let params = format!("{};alg=\"ed25519\"", floor_params());
+        let h = rfc9421_signed(rsa_key(), FLOOR, &params);
+        let p = prep(&h, "/inbox", BODY, at(NOW)).unwrap();
+        assert_eq!(p.algorithm().as_str(), "ed25519");
+        let err = p.verify(&public(rsa_key())).unwrap_err();
+        assert_eq!(err.reason(), "rfc9421_key_type_mismatch");
+        let params = format!("{};alg=\"rsa-v1_5-sha256\"", floor_params());
+        let h = rfc9421_signed(rsa_key(), FLOOR, &params);
+        prep(&h, "/inbox", BODY, at(NOW))
+            .unwrap()
+            .verify(&public(rsa_key()))
+            .unwrap();
+    }
+
+    #[test]
+    fn rfc9421_tampering_is_caught() {
+        let h = rfc9421_signed(rsa_key(), FLOOR, &floor_params());
+        // Another path is another @target-uri.
+        let p = prep(&h, "/users/bob/inbox", BODY, at(NOW)).unwrap();
+        assert!(p.verify(&public(rsa_key())).is_err());
+        // Another authority too.
+        let other = RequestTarget {
+            scheme: "https",
+            authority: Some("other.example"),
+        };
+        let p = prepare(&Method::POST, "/inbox", &h, BODY, &other, at(NOW), &cfg()).unwrap();
+        assert!(p.verify(&public(rsa_key())).is_err());
+        // And http is not https.
+        let http = RequestTarget {
+            scheme: "http",
+            ..TARGET
+        };
+        let p = prepare(&Method::POST, "/inbox", &h, BODY, &http, at(NOW), &cfg()).unwrap();
+        assert!(p.verify(&public(rsa_key())).is_err());
+        // A changed body fails the digest before any key is needed.
+        let err = prep(&h, "/inbox", b"{}", at(NOW)).unwrap_err();
+        assert_eq!(err.reason(), "content_digest_mismatch");
+    }
+
+    #[test]
+    fn rfc9421_acceptance_floor() {
+        let case = |covered: &[&str], params: &str| {
+            let h = rfc9421_signed(rsa_key(), covered, params);
+            prep(&h, "/inbox", BODY, at(NOW)).unwrap_err().reason()
+        };
+        let no_created = format!(";keyid=\"{KEY_ID}\"");
+        assert_eq!(case(FLOOR, &no_created), "rfc9421_missing_parameters");
+        let no_keyid = format!(";created={NOW}");
+        assert_eq!(case(FLOOR, &no_keyid), "rfc9421_missing_parameters");
+        let p = floor_params();
+        assert_eq!(
+            case(&["@method", "content-digest"], &p),
+            "rfc9421_missing_component"
+        );
+        assert_eq!(
+            case(&["@target-uri", "content-digest"], &p),
+            "rfc9421_missing_component"
+        );
+        assert_eq!(
+            case(&["@method", "@target-uri"], &p),
+            "content_digest_not_signed"
+        );
+        let bad_key = format!(";created={NOW};keyid=\"main-key\"");
+        assert_eq!(case(FLOOR, &bad_key), "invalid_key_id");
+        let neg = format!(";created=-5;keyid=\"{KEY_ID}\"");
+        assert_eq!(case(FLOOR, &neg), "invalid_timestamp");
+    }
+
+    #[test]
+    fn rfc9421_window_matches_cavage() {
+        let h = rfc9421_signed(rsa_key(), FLOOR, &floor_params());
+        assert!(prep(&h, "/inbox", BODY, at(NOW + 3900)).is_ok());
+        assert!(matches!(
+            prep(&h, "/inbox", BODY, at(NOW + 3901)),
+            Err(SigError::OutsideWindow)
+        ));
+        assert!(matches!(
+            prep(&h, "/inbox", BODY, at(NOW - 3601)),
+            Err(SigError::OutsideWindow)
+        ));
+        let params = format!("{};expires={}", floor_params(), NOW + 10);
+        let h = rfc9421_signed(rsa_key(), FLOOR, &params);
+        assert!(prep(&h, "/inbox", BODY, at(NOW + 3610)).is_ok());
+        assert!(matches!(
+            prep(&h, "/inbox", BODY, at(NOW + 3611)),
+            Err(SigError::OutsideWindow)
+        ));
+    }
+
+    #[test]
+    fn signature_input_decides_the_format() {
+        // Both formats present: handled as RFC 9421, as Mastodon does.
+        let mut h = rfc9421_signed(rsa_key(), FLOOR, &floor_params());
+        let cavage = signed(rsa_key(), "/inbox");
+        for name in ["digest", "date"] {
+            h.insert(name, cavage.get(name).unwrap().clone());
+        }
+        let p = prep(&h, "/inbox", BODY, at(NOW)).unwrap();
+        assert_eq!(p.format(), Format::Rfc9421);
+        p.verify(&public(rsa_key())).unwrap();
+        // The cavage `Signature` in place of the RFC 9421 one: the dictionary fails to parse.
+        h.insert("signature", cavage.get("signature").unwrap().clone());
+        let err = prep(&h, "/inbox", BODY, at(NOW)).unwrap_err();
+        assert!(err.reason().starts_with("rfc9421_"), "{err}");
+        // A blank Signature-Input does not count (`.present?`).
+        let mut h = cavage.clone();
+        h.insert("signature-input", HeaderValue::from_static(" "));
+        let p = prep(&h, "/inbox", BODY, at(DATE_UNIX)).unwrap();
+        assert_eq!(p.format(), Format::Cavage);
     }
 }

@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Load harness for inboxguard (issue 5): on loopback only, compares in one run
+#   (a) wrk -> stand-in Mastodon (nginx `return 202`)                     "direct"
+#   (b) wrk -> nginx reverse proxy (no verification) -> stand-in            "nginx"
+#   (c) wrk -> inboxguard (full verification, 100k rules, warm key cache)  "verified"
+#   (d) wrk -> inboxguard, every request from a suspended domain           "suspended"
+# then latency at half of (c)'s saturating rate, a reload under load, and inboxguard's peak RSS.
+#
+# Needs: nginx and wrk (Debian: apt-get install nginx wrk), a Rust toolchain, python3 (free
+# ports). Not for CI: it takes ~3 minutes and wants an otherwise idle machine.
+#
+#   benches/load.sh                      # defaults below
+#   DURATION=20 CONNS=32 benches/load.sh # longer runs, fewer connections
+#   KEEP=1 benches/load.sh               # keep the work directory (configs, logs, requests)
+#
+# Pinning: the process under test ((b) or (c)/(d)) runs alone on PROXY_CPU; wrk and the
+# stand-in upstream share GEN_CPU; the key server runs on GEN_CPU too (it only works during
+# the warm-up).
+set -euo pipefail
+
+if [[ -n "${CI:-}" ]]; then
+    echo "load.sh: refusing to run under CI (CI=$CI); it is a manual benchmark" >&2
+    exit 0
+fi
+
+DURATION=${DURATION:-10}        # seconds per measured wrk run
+CONNS=${CONNS:-64}              # wrk connections for the saturating runs
+REQUESTS=${REQUESTS:-20000}     # pre-signed verified requests (cycled)
+SUSPENDED=${SUSPENDED:-5000}    # pre-signed requests from suspended domains
+ACTORS=${ACTORS:-10000}         # distinct keyIds, i.e. keys cached by the proxy
+KEYS=${KEYS:-8}                 # distinct RSA-2048 keys behind those keyIds
+HALF_DELAY_MS=${HALF_DELAY_MS:-10}  # per-connection pause for the half-load runs
+GEN_CPU=${GEN_CPU:-0}
+PROXY_CPU=${PROXY_CPU:-1}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+for tool in nginx wrk taskset python3 curl; do
+    command -v "$tool" >/dev/null || { echo "load.sh: $tool not found" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/inboxguard-load.XXXXXX)
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -z "${KEEP:-}" ]]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_http() { # url, deadline seconds
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        curl -s -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    echo "load.sh: $1 did not come up" >&2
+    return 1
+}
+
+echo "== build (release)"
+(cd "$ROOT" && cargo build --release --quiet --bin inboxguard --example loadgen_support)
+IG_BIN=$TARGET/release/inboxguard
+SUPPORT_BIN=$TARGET/release/examples/loadgen_support
+
+echo "== signing $REQUESTS + $SUSPENDED requests, $ACTORS actors ($KEYS RSA-2048 keys), 100k rules"
+taskset -c "$GEN_CPU,$PROXY_CPU" "$SUPPORT_BIN" "$WORK" "$REQUESTS" "$SUSPENDED" "$ACTORS" "$KEYS" \
+    >"$WORK/support.log" 2>&1 &
+PIDS+=($!)
+for ((i = 0; i < 1200; i++)); do
+    [[ -f $WORK/ready ]] && break
+    kill -0 "${PIDS[-1]}" 2>/dev/null || { cat "$WORK/support.log" >&2; exit 1; }
+    sleep 0.1
+done
+[[ -f $WORK/ready ]] || { echo "load.sh: request generation timed out" >&2; exit 1; }
+cp "$WORK/domain_blocks.csv" "$WORK/domain_blocks.orig"
+
+UP=$(free_port); NGX=$(free_port); IG=$(free_port); IG_ADMIN=$(free_port)
+mkdir -p "$WORK/nginx-up" "$WORK/nginx-proxy"
+
+nginx_conf() { # prefix, port, location body
+    cat <<EOF
+daemon off;
+worker_processes 1;
+error_log $1/error.log warn;
+pid $1/nginx.pid;
+events { worker_connections 4096; }
+http {
+    client_body_temp_path $1;
+    proxy_temp_path $1;
+    fastcgi_temp_path $1;
+    uwsgi_temp_path $1;
+    scgi_temp_path $1;
+    keepalive_requests 1000000;
+    upstream mastodon { server 127.0.0.1:$UP; keepalive 64; keepalive_requests 1000000; }
+    server {
+        listen 127.0.0.1:$2 backlog=4096;
+        location / { $3 }
+    }
+}
+EOF
+}
+# The stand-in Mastodon: answer 202, no log.
+nginx_conf "$WORK/nginx-up" "$UP" 'access_log off; return 202;' >"$WORK/nginx-up/nginx.conf"
+# What operators run today: a plain reverse proxy with an access log, as inboxguard has.
+nginx_conf "$WORK/nginx-proxy" "$NGX" "access_log $WORK/nginx-proxy/access.log;
+    proxy_pass http://mastodon; proxy_http_version 1.1; proxy_set_header Connection \"\";
+    proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto \$scheme;" >"$WORK/nginx-proxy/nginx.conf"
+
+cat >"$WORK/inboxguard.toml" <<EOF
+[server]
+listen = "127.0.0.1:$IG"
+[upstream]
+url = "http://127.0.0.1:$UP"
+[admin]
+listen = "127.0.0.1:$IG_ADMIN"
+[key_fetch]
+allow_http = true
+allow_private_addresses = true
+[key_fetch.resolve]
+$(cat "$WORK/resolve.toml")
+[[blocklists]]
+path = "$WORK/domain_blocks.csv"
+EOF
+
+echo "== start: upstream :$UP (cpu $GEN_CPU), nginx proxy :$NGX and inboxguard :$IG (cpu $PROXY_CPU)"
+taskset -c "$GEN_CPU" nginx -e "$WORK/nginx-up/error.log" -p "$WORK/nginx-up" -c "$WORK/nginx-up/nginx.conf" &
+PIDS+=($!)
+taskset -c "$PROXY_CPU" nginx -e "$WORK/nginx-proxy/error.log" -p "$WORK/nginx-proxy" -c "$WORK/nginx-proxy/nginx.conf" &
+PIDS+=($!)
+taskset -c "$PROXY_CPU" "$IG_BIN" serve --config "$WORK/inboxguard.toml" >"$WORK/inboxguard.log" 2>&1 &
+IG_PID=$!
+PIDS+=("$IG_PID")
+wait_http "http://127.0.0.1:$UP/" 10
+wait_http "http://127.0.0.1:$NGX/" 10
+wait_http "http://127.0.0.1:$IG_ADMIN/readyz" 30
+
+mem() { # stage -> records inboxguard's current and peak RSS
+    echo "$1 $(awk '/^VmRSS/ { r = $2 } /^VmHWM/ { h = $2 } END { printf "%d %d", r / 1024, h / 1024 }' "/proc/$IG_PID/status")" >>"$WORK/memory"
+}
+mem "rules loaded, no traffic"
+
+metric() { # name-with-labels prefix -> summed value
+    curl -s "http://127.0.0.1:$IG_ADMIN/metrics" |
+        awk -v p="$1" 'index($0, p) == 1 { s += $NF } END { printf "%d\n", s }'
+}
+
+# wrk run: name url requests-file connections [delay-ms] -> prints and stores the RESULT line
+run() {
+    local name=$1 url=$2 file=$3 conns=$4 delay=${5:-0} line perf_pid=
+    if [[ -n "${PERF:-}" && $url == *":$IG/" ]]; then
+        # Profile the proxy for the length of the run (call graphs; see BENCHMARKS.md).
+        perf record -q -g -p "$IG_PID" -o "$WORK/perf-$name.data" -- sleep "$DURATION" 2>/dev/null &
+        perf_pid=$!
+    fi
+    line=$(taskset -c "$GEN_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 10s \
+        -s "$ROOT/benches/load.lua" "$url" -- "$file" "$delay" | grep '^RESULT')
+    if [[ -n $perf_pid ]]; then wait "$perf_pid" || true; fi
+    printf '%-22s %s\n' "$name" "${line#RESULT }"
+    echo "$name ${line#RESULT }" >>"$WORK/results"
+}
+field() { # name key -> value
+    awk -v n="$1" -v k="$2" '$1 == n { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$WORK/results"
+}
+
+echo "== warm-up: fetch and cache all $ACTORS keys through inboxguard"
+for ((i = 0; i < 12; i++)); do
+    taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d5s -s "$ROOT/benches/load.lua" \
+        "http://127.0.0.1:$IG/" -- "$WORK/verified.req" 0 >/dev/null
+    fetched=$(metric 'inboxguard_key_fetches_total{result="ok"}')
+    echo "   keys fetched: $fetched"
+    ((fetched >= ACTORS)) && break
+done
+mem "after warm-up (keys cached)"
+for url in "http://127.0.0.1:$UP/" "http://127.0.0.1:$NGX/"; do
+    taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d2s -s "$ROOT/benches/load.lua" "$url" -- "$WORK/verified.req" 0 >/dev/null
+done
+
+echo "== saturating runs: ${DURATION}s each, $CONNS connections"
+run direct "http://127.0.0.1:$UP/" "$WORK/verified.req" "$CONNS"
+run nginx "http://127.0.0.1:$NGX/" "$WORK/verified.req" "$CONNS"
+run verified "http://127.0.0.1:$IG/" "$WORK/verified.req" "$CONNS"
+run suspended "http://127.0.0.1:$IG/" "$WORK/suspended.req" "$CONNS"
+
+# Half of (c)'s saturating rate: wrk has no fixed-rate mode, so each of N connections waits
+# HALF_DELAY_MS after every response; N = rate * delay. Closed loop, but at half load a
+# response takes a fraction of the pause, so the offered rate stays close to the target.
+HALF_RATE=$(($(field verified rps) / 2))
+HALF_CONNS=$(((HALF_RATE * HALF_DELAY_MS + 999) / 1000))
+echo "== half load: target $HALF_RATE req/s = $HALF_CONNS connections x 1 request per ${HALF_DELAY_MS} ms"
+run half_direct "http://127.0.0.1:$UP/" "$WORK/verified.req" "$HALF_CONNS" "$HALF_DELAY_MS"
+run half_nginx "http://127.0.0.1:$NGX/" "$WORK/verified.req" "$HALF_CONNS" "$HALF_DELAY_MS"
+run half_verified "http://127.0.0.1:$IG/" "$WORK/verified.req" "$HALF_CONNS" "$HALF_DELAY_MS"
+
+echo "== reload under load: the rule file is rewritten (rename) and /admin/reload called every 0.5 s"
+reloads_before=$(metric 'inboxguard_rules_reloads_total{result="success"}')
+failures_before=$(metric 'inboxguard_rules_reloads_total{result="failure"}')
+(
+    n=0
+    end=$((SECONDS + DURATION))
+    while ((SECONDS < end)); do
+        n=$((n + 1))
+        { cat "$WORK/domain_blocks.orig"; echo "reload$n.example,suspend,false,false,,false"; } >"$WORK/domain_blocks.tmp"
+        mv "$WORK/domain_blocks.tmp" "$WORK/domain_blocks.csv"
+        curl -s -o /dev/null -X POST "http://127.0.0.1:$IG_ADMIN/admin/reload"
+        sleep 0.5
+    done
+) &
+RELOADER=$!
+PIDS+=("$RELOADER")
+run reload_verified "http://127.0.0.1:$IG/" "$WORK/verified.req" "$CONNS"
+wait "$RELOADER" || true
+reloads=$(($(metric 'inboxguard_rules_reloads_total{result="success"}') - reloads_before))
+mem "after reloads under load"
+reload_failures=$(($(metric 'inboxguard_rules_reloads_total{result="failure"}') - failures_before))
+
+HWM_KB=$(awk '/^VmHWM/ { print $2 }' "/proc/$IG_PID/status")
+RSS_KB=$(awk '/^VmRSS/ { print $2 }' "/proc/$IG_PID/status")
+RULES=$(metric 'inboxguard_rules_loaded')
+FETCHED=$(metric 'inboxguard_key_fetches_total{result="ok"}')
+FORWARDED=$(metric 'inboxguard_requests_total{decision="forwarded"')
+REFUSED=$(metric 'inboxguard_requests_total{decision="rejected",reason="suspended_key_host"}')
+OTHER=$(($(metric 'inboxguard_requests_total{') - FORWARDED - REFUSED))
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+
+{
+    echo
+    echo "## Results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, wrk -t1 -c$CONNS -d${DURATION}s)"
+    echo
+    echo "| run | req/s | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx | socket errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    while read -r name _; do
+        errs=$(($(field "$name" connect) + $(field "$name" read) + $(field "$name" write) + $(field "$name" timeout)))
+        echo "| $name | $(field "$name" rps) | $(ms "$(field "$name" p50_us)") | $(ms "$(field "$name" p99_us)") | $(ms "$(field "$name" p999_us)") | $(ms "$(field "$name" max_us)") | $(field "$name" non2xx) | $errs |"
+    done <"$WORK/results"
+    echo
+    echo "- throughput verified / nginx (c/b): $(ratio "$(field verified rps)" "$(field nginx rps)")"
+    echo "- throughput suspended / verified (d/c): $(ratio "$(field suspended rps)" "$(field verified rps)")"
+    echo "- added p99 at half load ($HALF_CONNS conns x ${HALF_DELAY_MS} ms pause): inboxguard $(ms $(($(field half_verified p99_us) - $(field half_direct p99_us)))) ms, nginx $(ms $(($(field half_nginx p99_us) - $(field half_direct p99_us)))) ms over direct"
+    echo "- reload under load: $reloads successful reloads ($reload_failures failed) of $RULES rules during the run; non-2xx $(field reload_verified non2xx), socket errors $(($(field reload_verified connect) + $(field reload_verified read) + $(field reload_verified write) + $(field reload_verified timeout))), max latency $(ms "$(field reload_verified max_us)") ms"
+    echo "- inboxguard peak RSS (VmHWM): $((HWM_KB / 1024)) MiB (now $((RSS_KB / 1024)) MiB) with $RULES rules and $FETCHED keys fetched and cached"
+    echo "- inboxguard RSS by stage (current / peak so far, MiB):"
+    while read -r r h stage; do echo "  - $stage: $r / $h"; done < <(awk '{ r = $(NF-1); h = $NF; $NF = ""; $(NF-1) = ""; print r, h, $0 }' "$WORK/memory")
+    echo "- inboxguard decisions: $FORWARDED forwarded, $REFUSED refused as suspended, $OTHER other (must be 0)"
+} | tee "$WORK/summary.md"
+cp "$WORK/summary.md" "${RESULTS:-/dev/null}" 2>/dev/null || true

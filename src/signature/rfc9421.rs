@@ -1,0 +1,759 @@
+//! RFC 9421 HTTP Message Signatures on inbox requests: the `Signature-Input` and `Signature`
+//! dictionaries, the signature base (§2.5) with the request's derived components and header
+//! fields, and the `Content-Digest` (RFC 9530) of the body.
+//!
+//! Structured fields (RFC 8941) are parsed and serialized with the `sfv` crate: their
+//! grammar (inner lists, parameters, byte sequences, escapes) is subtle, and the signature
+//! base must contain the *canonical* serialization of `@signature-params` and of `;sf`/`;key`
+//! values, which a well-kept implementation gets right where a hand-rolled one drifts.
+//!
+//! Only what a request can carry is supported: `@status` and the `req`/`tr` parameters
+//! (responses, trailers) are refused with a precise error, as are several signatures in one
+//! request (Mastodon verifies a single one).
+
+use super::cavage::header_value;
+use super::crypto::Scheme;
+use super::SigError;
+use aws_lc_rs::digest::{digest, SHA256, SHA512};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use http::HeaderMap;
+use sfv::{
+    BareItem, Dictionary, FieldType, InnerList, Item, List, ListEntry, Parameters, Parser, Version,
+};
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// `Signature-Input` and `Signature` values larger than this are refused before parsing
+/// (one signature with 32 components and an 8192-bit RSA signature is well under 3 KiB).
+pub(crate) const MAX_FIELD_BYTES: usize = 8 * 1024;
+/// Bounds the signature-base work per request.
+pub(crate) const MAX_COMPONENTS: usize = 32;
+
+/// Fields whose structured type RFCs define, for the `sf` component parameter.
+const DICTIONARY_FIELDS: &[&str] = &[
+    "accept-signature",
+    "content-digest",
+    "priority",
+    "repr-digest",
+    "signature",
+    "signature-input",
+    "want-content-digest",
+    "want-repr-digest",
+];
+const LIST_FIELDS: &[&str] = &["cache-status", "proxy-status"];
+
+/// The request as the sender addressed it: what derived components are computed from.
+pub(crate) struct Message<'a> {
+    pub method: &'a http::Method,
+    /// The request target as received (origin form).
+    pub path_and_query: &'a str,
+    pub headers: &'a HeaderMap,
+    /// `http` or `https`, lower-case.
+    pub scheme: &'a str,
+    /// The `Host` header (or `:authority`) as received.
+    pub authority: Option<&'a str>,
+}
+
+/// One signature, as `Signature-Input` and `Signature` describe it.
+#[derive(Debug)]
+pub(crate) struct Input {
+    pub label: String,
+    /// The covered components and the signature parameters, as parsed.
+    pub covered: InnerList,
+    pub created: Option<i64>,
+    pub expires: Option<i64>,
+    pub key_id: Option<String>,
+    pub alg: Option<Scheme>,
+    pub signature: Vec<u8>,
+}
+
+impl Input {
+    /// The covered component names (without their parameters), in order.
+    pub fn component_names(&self) -> impl Iterator<Item = &str> {
+        self.covered
+            .items
+            .iter()
+            .filter_map(|item| item.bare_item.as_string().map(|s| s.as_str()))
+    }
+
+    pub fn covers(&self, name: &str) -> bool {
+        self.component_names().any(|n| n == name)
+    }
+}
+
+fn parse_dictionary(raw: &[u8]) -> Option<Dictionary> {
+    Parser::new(raw).with_version(Version::Rfc8941).parse().ok()
+}
+
+/// Reads the one signature of the request. Several `Signature-Input` lines form one
+/// dictionary (RFC 8941 §3.2), so they are joined first.
+pub(crate) fn parse(headers: &HeaderMap) -> Result<Input, SigError> {
+    let raw_input = header_value(headers, "signature-input").ok_or(SigError::NotSigned)?;
+    if raw_input.len() > MAX_FIELD_BYTES {
+        return Err(SigError::Rfc9421TooLarge("Signature-Input"));
+    }
+    let input = parse_dictionary(&raw_input).ok_or(SigError::Rfc9421Malformed(
+        "Signature-Input is not a structured dictionary",
+    ))?;
+    let mut members = input.into_iter();
+    let (label, entry) = members
+        .next()
+        .ok_or(SigError::Rfc9421Malformed("Signature-Input is empty"))?;
+    if members.next().is_some() {
+        return Err(SigError::Rfc9421MultipleSignatures);
+    }
+    let ListEntry::InnerList(covered) = entry else {
+        return Err(SigError::Rfc9421Malformed(
+            "the Signature-Input member is not an inner list of components",
+        ));
+    };
+    if covered.items.len() > MAX_COMPONENTS {
+        return Err(SigError::TooManySignedHeaders);
+    }
+    let mut seen: Vec<String> = Vec::with_capacity(covered.items.len());
+    for item in &covered.items {
+        if item.bare_item.as_string().is_none() {
+            return Err(SigError::Rfc9421Malformed(
+                "a covered component is not a string",
+            ));
+        }
+        // §2.5: the same identifier (name and parameters) twice is an error.
+        let id = item.serialize();
+        if seen.contains(&id) {
+            return Err(SigError::Rfc9421DuplicateComponent(id));
+        }
+        seen.push(id);
+    }
+
+    let mut out = Input {
+        label: label.as_str().to_string(),
+        covered,
+        created: None,
+        expires: None,
+        key_id: None,
+        alg: None,
+        signature: Vec::new(),
+    };
+    for (name, value) in &out.covered.params {
+        match name.as_str() {
+            "created" => out.created = Some(integer(value, "created")?),
+            "expires" => out.expires = Some(integer(value, "expires")?),
+            "keyid" => {
+                let key_id = string(value, "the keyid parameter is not a string")?;
+                out.key_id = Some(key_id.to_string());
+            }
+            "alg" => {
+                let alg = string(value, "the alg parameter is not a string")?;
+                out.alg = Some(scheme(alg)?);
+            }
+            "nonce" => {
+                string(value, "the nonce parameter is not a string")?;
+            }
+            "tag" => {
+                string(value, "the tag parameter is not a string")?;
+            }
+            // Other parameters are signed (they are in `@signature-params`) and otherwise
+            // meaningless to us.
+            _ => {}
+        }
+    }
+
+    let raw_signature = header_value(headers, "signature")
+        .ok_or_else(|| SigError::Rfc9421SignatureMissing(out.label.clone()))?;
+    if raw_signature.len() > MAX_FIELD_BYTES {
+        return Err(SigError::Rfc9421TooLarge("Signature"));
+    }
+    let signatures = parse_dictionary(&raw_signature).ok_or(SigError::Rfc9421Malformed(
+        "Signature is not a structured dictionary",
+    ))?;
+    out.signature = match signatures.get(out.label.as_str()) {
+        None => return Err(SigError::Rfc9421SignatureMissing(out.label.clone())),
+        Some(ListEntry::Item(Item {
+            bare_item: BareItem::ByteSequence(bytes),
+            ..
+        })) => bytes.clone(),
+        Some(_) => {
+            return Err(SigError::Rfc9421Malformed(
+                "the Signature member is not a byte sequence",
+            ))
+        }
+    };
+    Ok(out)
+}
+
+fn integer(value: &BareItem, name: &'static str) -> Result<i64, SigError> {
+    value
+        .as_integer()
+        .map(i64::from)
+        .ok_or(SigError::InvalidTimestamp(name))
+}
+
+/// A string parameter; `problem` says which one is not.
+fn string<'v>(value: &'v BareItem, problem: &'static str) -> Result<&'v str, SigError> {
+    value
+        .as_string()
+        .map(|s| s.as_str())
+        .ok_or(SigError::Rfc9421Malformed(problem))
+}
+
+fn scheme(alg: &str) -> Result<Scheme, SigError> {
+    match alg {
+        "rsa-v1_5-sha256" => Ok(Scheme::RsaV1_5Sha256),
+        "rsa-pss-sha512" => Ok(Scheme::RsaPssSha512),
+        "ed25519" => Ok(Scheme::Ed25519),
+        other => Err(SigError::Rfc9421UnsupportedAlgorithm(
+            other.chars().take(64).collect(),
+        )),
+    }
+}
+
+/// A `created`/`expires` parameter as a time since the epoch; negative is not a time.
+pub(crate) fn timestamp(value: i64, name: &'static str) -> Result<Duration, SigError> {
+    u64::try_from(value)
+        .map(Duration::from_secs)
+        .map_err(|_| SigError::InvalidTimestamp(name))
+}
+
+/// The signature base (§2.5): one `"<component>": <value>` line per covered component, then
+/// the `"@signature-params"` line. A covered component the request lacks is an error.
+pub(crate) fn signature_base(msg: &Message<'_>, input: &Input) -> Result<Vec<u8>, SigError> {
+    let mut base = Vec::with_capacity(512);
+    for item in &input.covered.items {
+        let name = item
+            .bare_item
+            .as_string()
+            .map(|s| s.as_str())
+            .unwrap_or_default();
+        base.extend_from_slice(item.serialize().as_bytes());
+        base.extend_from_slice(b": ");
+        let value = if name.starts_with('@') {
+            derived(msg, name, &item.params)?
+        } else {
+            field(msg.headers, name, &item.params)?
+        };
+        // A newline inside a value would forge extra lines of the base.
+        if value.contains(&b'\n') {
+            return Err(SigError::Rfc9421Malformed(
+                "a component value contains a newline",
+            ));
+        }
+        base.extend_from_slice(&value);
+        base.push(b'\n');
+    }
+    base.extend_from_slice(b"\"@signature-params\": ");
+    base.extend_from_slice(signature_params(&input.covered)?.as_bytes());
+    Ok(base)
+}
+
+/// The canonical serialization of the inner list and its parameters.
+fn signature_params(covered: &InnerList) -> Result<String, SigError> {
+    let list: List = vec![ListEntry::InnerList(covered.clone())];
+    list.serialize().ok_or(SigError::Rfc9421Malformed(
+        "the signature parameters cannot be serialized",
+    ))
+}
+
+/// Lower-case host with the scheme's default port dropped (RFC 9110 §4.2.3 normalisation,
+/// and what Rack's `host_with_port` yields for Mastodon's `@target-uri`).
+fn normalized_authority(scheme: &str, authority: &str) -> String {
+    let lower = authority.trim().to_ascii_lowercase();
+    let default_port = match scheme {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return lower,
+    };
+    match lower.strip_suffix(default_port) {
+        // Not the tail of an IPv6 literal without a port (`[::80]` ends in `]`).
+        Some(host) if !host.is_empty() => host.to_string(),
+        _ => lower,
+    }
+}
+
+fn derived(msg: &Message<'_>, name: &str, params: &Parameters) -> Result<Vec<u8>, SigError> {
+    let query_name = params_only_name(name, params)?;
+    let (path, query) = match msg.path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (msg.path_and_query, None),
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    let authority = || {
+        msg.authority
+            .map(|a| normalized_authority(msg.scheme, a))
+            .ok_or_else(|| SigError::Rfc9421ComponentAbsent(name.to_string()))
+    };
+    let value = match name {
+        "@method" => msg.method.as_str().to_string(),
+        "@target-uri" => {
+            // Rack's `fullpath` (Mastodon's view) drops an empty `?`.
+            let query = query
+                .filter(|q| !q.is_empty())
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            format!("{}://{}{path}{query}", msg.scheme, authority()?)
+        }
+        "@authority" => authority()?,
+        "@scheme" => msg.scheme.to_string(),
+        "@path" => path.to_string(),
+        "@query" => format!("?{}", query.unwrap_or_default()),
+        "@request-target" => msg.path_and_query.to_string(),
+        "@query-param" => {
+            let Some(wanted) = query_name else {
+                return Err(SigError::Rfc9421UnsupportedParameter(
+                    "@query-param without a name parameter".to_string(),
+                ));
+            };
+            query_param(query.unwrap_or_default(), wanted)?
+        }
+        other => {
+            return Err(SigError::Rfc9421UnsupportedComponent(
+                other.chars().take(64).collect(),
+            ))
+        }
+    };
+    Ok(value.into_bytes())
+}
+
+/// Derived components take no parameters except `name` on `@query-param`; returns it.
+fn params_only_name<'p>(name: &str, params: &'p Parameters) -> Result<Option<&'p str>, SigError> {
+    let mut query_name = None;
+    for (key, value) in params {
+        match (key.as_str(), value.as_string()) {
+            ("name", Some(v)) if name == "@query-param" => query_name = Some(v.as_str()),
+            (key, _) => {
+                return Err(SigError::Rfc9421UnsupportedParameter(format!(
+                    "{name};{}",
+                    key.chars().take(32).collect::<String>()
+                )))
+            }
+        }
+    }
+    Ok(query_name)
+}
+
+/// `application/x-www-form-urlencoded` re-encoding with `%20` for spaces, as §2.2.8 asks
+/// for names and values.
+fn reencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// §2.2.8: the one value of query parameter `wanted` (given re-encoded); a parameter that is
+/// absent or repeated cannot be signed this way.
+fn query_param(query: &str, wanted: &str) -> Result<String, SigError> {
+    let mut found = None;
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if reencode(&name) != wanted {
+            continue;
+        }
+        if found.is_some() {
+            return Err(SigError::Rfc9421UnsupportedParameter(format!(
+                "@query-param;name={wanted:?} names a repeated query parameter"
+            )));
+        }
+        found = Some(reencode(&value));
+    }
+    found.ok_or_else(|| SigError::Rfc9421ComponentAbsent(format!("@query-param;name={wanted:?}")))
+}
+
+/// A header field component: every field line trimmed and joined with `", "`, or with
+/// `sf`, `key` or `bs` the transformed value (§2.1).
+fn field(headers: &HeaderMap, name: &str, params: &Parameters) -> Result<Vec<u8>, SigError> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(SigError::Rfc9421UnsupportedComponent(format!(
+            "{}: field names must be lower-case",
+            name.chars().take(64).collect::<String>()
+        )));
+    }
+    let (mut sf, mut bs, mut key) = (false, false, None);
+    for (param, value) in params {
+        match (param.as_str(), value) {
+            ("sf", BareItem::Boolean(true)) => sf = true,
+            ("bs", BareItem::Boolean(true)) => bs = true,
+            ("key", BareItem::String(k)) => key = Some(k.as_str()),
+            (other, _) => {
+                return Err(SigError::Rfc9421UnsupportedParameter(format!(
+                    "{name};{}",
+                    other.chars().take(32).collect::<String>()
+                )))
+            }
+        }
+    }
+    if bs && (sf || key.is_some()) {
+        return Err(SigError::Rfc9421UnsupportedParameter(format!(
+            "{name}: bs cannot be combined with sf or key"
+        )));
+    }
+    let absent = || SigError::Rfc9421ComponentAbsent(name.to_string());
+    let lines: Vec<&[u8]> = headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.as_bytes().trim_ascii())
+        .collect();
+    if lines.is_empty() {
+        return Err(absent());
+    }
+    if bs {
+        let wrapped: Vec<String> = lines
+            .iter()
+            .map(|l| format!(":{}:", STANDARD.encode(l)))
+            .collect();
+        return Ok(wrapped.join(", ").into_bytes());
+    }
+    let joined = lines.join(&b", "[..]);
+    if let Some(key) = key {
+        let dict = parse_dictionary(&joined).ok_or(SigError::Rfc9421Malformed(
+            "a field covered with key is not a structured dictionary",
+        ))?;
+        let member = dict
+            .get(key)
+            .ok_or_else(|| SigError::Rfc9421ComponentAbsent(format!("{name};key={key:?}")))?;
+        return Ok(serialize_entry(member)?.into_bytes());
+    }
+    if sf {
+        let not_sf =
+            SigError::Rfc9421Malformed("a field covered with sf is not a valid structured field");
+        let serialized = if DICTIONARY_FIELDS.contains(&name) {
+            parse_dictionary(&joined).and_then(|d| d.serialize())
+        } else if LIST_FIELDS.contains(&name) {
+            Parser::new(&joined)
+                .with_version(Version::Rfc8941)
+                .parse::<List>()
+                .ok()
+                .and_then(|l| l.serialize())
+        } else {
+            return Err(SigError::Rfc9421UnsupportedParameter(format!(
+                "{name};sf: the field's structured type is not known"
+            )));
+        };
+        return serialized.map(String::into_bytes).ok_or(not_sf);
+    }
+    Ok(joined)
+}
+
+fn serialize_entry(entry: &ListEntry) -> Result<String, SigError> {
+    match entry {
+        ListEntry::Item(item) => Ok(item.serialize()),
+        ListEntry::InnerList(inner) => signature_params(inner),
+    }
+}
+
+/// Checks `Content-Digest` against the body: every `sha-256` and `sha-512` member must match
+/// and at least one must be present. A value that is not a structured dictionary (or whose
+/// digest is not a byte sequence) is malformed: Mastodon answers 400 for that.
+pub(crate) fn check_content_digest(headers: &HeaderMap, body: &[u8]) -> Result<(), SigError> {
+    let raw = header_value(headers, "content-digest").ok_or(SigError::ContentDigestMissing)?;
+    let dict = parse_dictionary(&raw).ok_or(SigError::ContentDigestMalformed)?;
+    let mut checked = false;
+    for (name, algorithm) in [("sha-256", &SHA256), ("sha-512", &SHA512)] {
+        let Some(entry) = dict.get(name) else {
+            continue;
+        };
+        let ListEntry::Item(Item {
+            bare_item: BareItem::ByteSequence(given),
+            ..
+        }) = entry
+        else {
+            return Err(SigError::ContentDigestMalformed);
+        };
+        if given.as_slice() != digest(algorithm, body).as_ref() {
+            return Err(SigError::ContentDigestMismatch(name));
+        }
+        checked = true;
+    }
+    if checked {
+        Ok(())
+    } else {
+        let offered: Vec<Cow<'_, str>> = dict.keys().map(|k| Cow::Borrowed(k.as_str())).collect();
+        Err(SigError::ContentDigestUnsupported(offered.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderValue, Method};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn base_for(h: &HeaderMap, target: &str, authority: &str) -> Result<String, SigError> {
+        let input = parse(h)?;
+        let msg = Message {
+            method: &Method::POST,
+            path_and_query: target,
+            headers: h,
+            scheme: "https",
+            authority: Some(authority),
+        };
+        signature_base(&msg, &input).map(|b| String::from_utf8(b).unwrap())
+    }
+
+    const SIG: (&str, &str) = ("signature", "sig1=:AAAA:");
+
+    #[test]
+    fn derived_components() {
+        let h = headers(&[
+            (
+                "signature-input",
+                r#"sig1=("@method" "@target-uri" "@authority" "@scheme" "@path" "@query" "@request-target");created=1;keyid="k""#,
+            ),
+            SIG,
+        ]);
+        let base = base_for(&h, "/users/a/inbox?x=1&y", "Example.COM:443").unwrap();
+        assert_eq!(
+            base,
+            "\"@method\": POST\n\
+             \"@target-uri\": https://example.com/users/a/inbox?x=1&y\n\
+             \"@authority\": example.com\n\
+             \"@scheme\": https\n\
+             \"@path\": /users/a/inbox\n\
+             \"@query\": ?x=1&y\n\
+             \"@request-target\": /users/a/inbox?x=1&y\n\
+             \"@signature-params\": (\"@method\" \"@target-uri\" \"@authority\" \"@scheme\" \"@path\" \"@query\" \"@request-target\");created=1;keyid=\"k\""
+        );
+        // No query: `@query` is a lone `?`, `@target-uri` has none; a non-default port stays.
+        let base = base_for(&h, "/inbox", "example.com:8443").unwrap();
+        assert!(base.contains("\"@target-uri\": https://example.com:8443/inbox\n"));
+        assert!(base.contains("\"@query\": ?\n"));
+    }
+
+    #[test]
+    fn signature_params_are_reserialized_canonically() {
+        // Extra whitespace and a `?1` boolean: the base carries the canonical form.
+        let h = headers(&[
+            (
+                "signature-input",
+                r#"sig1=( "@method"   "@path" );keyid="k";created=1;x=?1"#,
+            ),
+            SIG,
+        ]);
+        let base = base_for(&h, "/inbox", "a.example").unwrap();
+        assert!(base
+            .ends_with("\"@signature-params\": (\"@method\" \"@path\");keyid=\"k\";created=1;x"));
+    }
+
+    #[test]
+    fn header_fields_are_trimmed_joined_and_transformed() {
+        let h = headers(&[
+            (
+                "signature-input",
+                r#"sig1=("x-list" "content-digest";sf "content-digest";key="sha-256" "x-list";bs);created=1"#,
+            ),
+            SIG,
+            ("x-list", " a "),
+            ("x-list", "b,  c"),
+            ("content-digest", "sha-256=:AAA=:,   sha-512=:BBA=:"),
+        ]);
+        let base = base_for(&h, "/inbox", "a.example").unwrap();
+        let lines: Vec<&str> = base.lines().collect();
+        assert_eq!(lines[0], "\"x-list\": a, b,  c");
+        assert_eq!(
+            lines[1],
+            "\"content-digest\";sf: sha-256=:AAA=:, sha-512=:BBA=:"
+        );
+        assert_eq!(lines[2], "\"content-digest\";key=\"sha-256\": :AAA=:");
+        assert_eq!(lines[3], "\"x-list\";bs: :YQ==:, :YiwgIGM=:");
+    }
+
+    #[test]
+    fn query_param_reencodes_names_and_values() {
+        let h = headers(&[
+            (
+                "signature-input",
+                r#"sig1=("@query-param";name="var" "@query-param";name="bar" "@query-param";name="fa%C3%A7ade%22%3A%20");created=1"#,
+            ),
+            SIG,
+        ]);
+        // RFC 9421 §2.2.8's example.
+        let target = "/path?var=this%20is%20a%20big%0Amultiline%20value&bar=with+plus+whitespace&fa%C3%A7ade%22%3A%20=something";
+        let base = base_for(&h, target, "a.example").unwrap();
+        let lines: Vec<&str> = base.lines().collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "\"@query-param\";name=\"var\": this%20is%20a%20big%0Amultiline%20value",
+                "\"@query-param\";name=\"bar\": with%20plus%20whitespace",
+                "\"@query-param\";name=\"fa%C3%A7ade%22%3A%20\": something",
+            ]
+        );
+    }
+
+    #[test]
+    fn refused_components_and_parameters() {
+        let cases: &[(&str, &str)] = &[
+            (r#"("@status")"#, "rfc9421_unsupported_component"),
+            (r#"("@signature-params")"#, "rfc9421_unsupported_component"),
+            (r#"("Content-Type")"#, "rfc9421_unsupported_component"),
+            (r#"("@method";req)"#, "rfc9421_unsupported_parameter"),
+            (r#"("content-type";tr)"#, "rfc9421_unsupported_parameter"),
+            (r#"("content-type";sf)"#, "rfc9421_unsupported_parameter"),
+            (
+                r#"("content-digest";sf;bs)"#,
+                "rfc9421_unsupported_parameter",
+            ),
+            (r#"("@query-param")"#, "rfc9421_unsupported_parameter"),
+            (
+                r#"("@query-param";name="nope")"#,
+                "rfc9421_component_absent",
+            ),
+            (
+                r#"("@query-param";name="a")"#,
+                "rfc9421_unsupported_parameter",
+            ),
+            (r#"("x-missing")"#, "rfc9421_component_absent"),
+            (
+                r#"("content-digest";key="sha-1")"#,
+                "rfc9421_component_absent",
+            ),
+        ];
+        for (list, reason) in cases {
+            let h = headers(&[
+                ("signature-input", &format!("sig1={list};created=1")),
+                SIG,
+                ("content-type", "application/activity+json"),
+                ("content-digest", "sha-256=:AAA=:"),
+            ]);
+            let err = base_for(&h, "/inbox?a=1&a=2", "a.example").unwrap_err();
+            assert_eq!(err.reason(), *reason, "{list}: {err}");
+        }
+    }
+
+    #[test]
+    fn parse_errors() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("signature-input", "sig1=(")], "rfc9421_malformed"),
+            (&[("signature-input", "sig1=\"str\"")], "rfc9421_malformed"),
+            (
+                &[("signature-input", "sig1=(@method)")],
+                "rfc9421_malformed",
+            ),
+            (&[("signature-input", "sig1=(1)"), SIG], "rfc9421_malformed"),
+            (
+                &[("signature-input", r#"a=("@method"), b=("@method")"#), SIG],
+                "rfc9421_multiple_signatures",
+            ),
+            (
+                &[("signature-input", r#"sig1=("@method" "@method")"#), SIG],
+                "rfc9421_duplicate_component",
+            ),
+            (
+                &[("signature-input", r#"sig1=("@method")"#)],
+                "rfc9421_signature_missing",
+            ),
+            (
+                &[
+                    ("signature-input", r#"sig1=("@method")"#),
+                    ("signature", "sig2=:AAAA:"),
+                ],
+                "rfc9421_signature_missing",
+            ),
+            (
+                &[
+                    ("signature-input", r#"sig1=("@method")"#),
+                    ("signature", "sig1=\"AAAA\""),
+                ],
+                "rfc9421_malformed",
+            ),
+            (
+                &[("signature-input", r#"sig1=();created="1""#), SIG],
+                "invalid_timestamp",
+            ),
+            (
+                &[("signature-input", r#"sig1=();keyid=k"#), SIG],
+                "rfc9421_malformed",
+            ),
+            (
+                &[("signature-input", r#"sig1=();alg="hmac-sha256""#), SIG],
+                "rfc9421_unsupported_algorithm",
+            ),
+            (
+                &[
+                    ("signature-input", r#"sig1=();alg="ecdsa-p256-sha256""#),
+                    SIG,
+                ],
+                "rfc9421_unsupported_algorithm",
+            ),
+        ];
+        for (pairs, reason) in cases {
+            let err = parse(&headers(pairs)).unwrap_err();
+            assert_eq!(err.reason(), *reason, "{pairs:?}: {err}");
+        }
+        let many = (0..=MAX_COMPONENTS)
+            .map(|i| format!("\"x-{i}\""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let h = headers(&[("signature-input", &format!("sig1=({many})")), SIG]);
+        assert!(matches!(parse(&h), Err(SigError::TooManySignedHeaders)));
+        let huge = format!("sig1=();keyid=\"{}\"", "k".repeat(MAX_FIELD_BYTES));
+        let h = headers(&[("signature-input", &huge), SIG]);
+        assert!(matches!(parse(&h), Err(SigError::Rfc9421TooLarge(_))));
+    }
+
+    #[test]
+    fn parameters_and_split_field_lines() {
+        // Two `Signature-Input` lines are one dictionary; here still one member.
+        let h = headers(&[
+            ("signature-input", r#"sig1=("@method");created=5;expires=9"#),
+            ("signature", "other=:AAAA:"),
+            ("signature", "sig1=:AQID:"),
+        ]);
+        let input = parse(&h).unwrap();
+        assert_eq!(input.label, "sig1");
+        assert_eq!((input.created, input.expires), (Some(5), Some(9)));
+        assert_eq!(input.signature, [1, 2, 3]);
+        assert!(input.covers("@method"));
+        assert!(timestamp(-1, "created").is_err());
+    }
+
+    fn sha(alg: &'static aws_lc_rs::digest::Algorithm, body: &[u8]) -> String {
+        STANDARD.encode(digest(alg, body))
+    }
+
+    #[test]
+    fn content_digest() {
+        let body = br#"{"hello": "world"}"#;
+        let s256 = sha(&SHA256, body);
+        let s512 = sha(&SHA512, body);
+        let check = |v: &str| check_content_digest(&headers(&[("content-digest", v)]), body);
+        assert!(check(&format!("sha-256=:{s256}:")).is_ok());
+        assert!(check(&format!("sha-512=:{s512}:")).is_ok());
+        assert!(check(&format!("md5=:AAAA:, sha-512=:{s512}:, sha-256=:{s256}:")).is_ok());
+        assert!(matches!(
+            check(&format!("sha-256=:{s512}:")),
+            Err(SigError::ContentDigestMismatch("sha-256"))
+        ));
+        // Every supported member must match, not just one.
+        assert!(matches!(
+            check(&format!("sha-256=:{s256}:, sha-512=:{s256}:")),
+            Err(SigError::ContentDigestMismatch("sha-512"))
+        ));
+        let err = check("md5=:AAAA:, unixsum=:AAAA:").unwrap_err();
+        assert_eq!(err.reason(), "content_digest_unsupported");
+        assert!(err.to_string().contains("md5, unixsum"), "{err}");
+        for bad in [
+            format!("sha-256={s256}"),
+            "sha-256=:not base64!:".to_string(),
+            "SHA-256=:AAAA:".to_string(),
+            "sha-256=\"x\"".to_string(),
+            "sha-256=(:AAAA:)".to_string(),
+        ] {
+            let err = check(&bad).unwrap_err();
+            assert_eq!(err.reason(), "content_digest_malformed", "{bad}");
+            assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
+        }
+        assert!(matches!(
+            check_content_digest(&HeaderMap::new(), body),
+            Err(SigError::ContentDigestMissing)
+        ));
+    }
+}
