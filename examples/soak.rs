@@ -1,18 +1,20 @@
-//! Soak run: the real proxy (in process, on loopback) between a stand-in Mastodon and stand-in
-//! remote instances, driven at a fixed rate with mixed traffic for a bounded time.
+//! Soak run: the release `inboxguard` binary (a child process, on loopback) between a stand-in
+//! Mastodon and stand-in remote instances served by this process, driven at a fixed rate with
+//! mixed traffic for a bounded time.
 //!
 //! Traffic, per 20 requests: 14 valid deliveries from 20 actors (→ 202), 3 forged (signed
 //! with a key that is not the actor's → 401), 2 from a suspended domain (→ 403) and 1
 //! oversized body (→ 413). Requests are signed before the clock starts (the Date window is
 //! hours wide), so the driver's own cost stays out of the proxy's latency.
 //!
-//! Reports unexpected statuses and transport errors, RSS (`VmRSS` of this process: proxy,
-//! stand-ins and driver together) after setup, after warm-up and at the end, p50/p99/max
-//! latency and the proxy's own decision counts. Exits 1 if any request got an unexpected
-//! answer.
+//! Reports unexpected statuses and transport errors, the proxy process's RSS (`VmRSS` from
+//! `/proc/<pid>/status`) once ready, after warm-up and at the end (and its peak, `VmHWM`),
+//! p50/p99/max latency and the proxy's own decision counts. Exits 1 if any request got an
+//! unexpected answer or the proxy exited early.
 //!
 //! `SOAK_SECS` (default 600) and `SOAK_RATE` (requests per second, default 200) override the
-//! defaults. Run with `scripts/soak.sh` (release build).
+//! defaults; `INBOXGUARD_BIN` names the binary. Run with `scripts/soak.sh`, which builds both
+//! in release mode.
 // A broken harness should stop the run loudly.
 #![allow(clippy::unwrap_used)]
 
@@ -20,7 +22,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Actor, Proxy, RemoteInstance, SignOptions};
+use common::{Actor, RemoteInstance, SignOptions};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -89,15 +91,100 @@ fn env_u64(name: &str, default: u64) -> u64 {
     }
 }
 
-/// `VmRSS` of this process in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A `/proc/<pid>/status` field in KiB (`VmRSS`, `VmHWM`); 0 if the process is gone.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// The proxy under test: the release binary as a child process, killed when dropped.
+struct ProxyProcess {
+    child: std::process::Child,
+    proxy_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl ProxyProcess {
+    /// Writes the config (default limits: 1 MiB bodies, 256 upstream requests in flight) and
+    /// starts `bin serve`, then waits until `/readyz` answers 200.
+    async fn start(bin: &str, upstream: SocketAddr, remotes: &[&RemoteInstance]) -> ProxyProcess {
+        let dir = tempfile::tempdir().unwrap();
+        // Free ports picked by binding :0; nothing else on loopback races for them here.
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        };
+        let (proxy_addr, admin_addr) = (free_port(), free_port());
+        let blocklist = dir.path().join("domain_blocks.csv");
+        std::fs::write(&blocklist, BLOCKLIST).unwrap();
+        let mut config = format!(
+            "[server]\nlisten = \"{proxy_addr}\"\n\n[upstream]\nurl = \"http://{upstream}\"\n\n\
+             [admin]\nlisten = \"{admin_addr}\"\n\n[logging]\nfilter = \"warn\"\n\n\
+             [[blocklists]]\npath = {:?}\n\n\
+             [key_fetch]\nallow_http = true\nallow_private_addresses = true\n\n[key_fetch.resolve]\n",
+            blocklist.to_string_lossy()
+        );
+        for remote in remotes {
+            config.push_str(&format!("\"{}\" = \"{}\"\n", remote.host(), remote.addr()));
+        }
+        let config_path = dir.path().join("inboxguard.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let child = std::process::Command::new(bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let mut proxy = ProxyProcess {
+            child,
+            proxy_addr,
+            admin_addr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = proxy.child.try_wait() {
+                panic!("{bin} exited during startup: {status}");
+            }
+            let ready = common::try_send(
+                admin_addr,
+                Method::GET,
+                "/readyz",
+                HeaderMap::new(),
+                Vec::new(),
+            )
+            .await;
+            if matches!(ready, Ok((StatusCode::OK, _, _))) {
+                return proxy;
+            }
+            assert!(Instant::now() < deadline, "{bin} not ready after 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    async fn metrics(&self) -> String {
+        common::get_text(self.admin_addr, "/metrics").await.1
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A stand-in Mastodon that answers 202 and only counts (a recording one would grow).
@@ -160,7 +247,9 @@ async fn main() {
         "soak: {secs} s at {rate} requests/s against a release build of the proxy on loopback"
     );
 
-    // Stand-ins and the proxy, with default limits (1 MiB bodies, 256 upstream in flight).
+    let bin =
+        std::env::var("INBOXGUARD_BIN").unwrap_or_else(|_| "target/release/inboxguard".into());
+    // Stand-ins, then the proxy.
     let good = RemoteInstance::start("good.example").await;
     let bad = RemoteInstance::start("bad.example").await;
     let actors: Vec<Actor> = (0..20).map(|i| good.add_actor(&format!("a{i}"))).collect();
@@ -168,14 +257,8 @@ async fn main() {
     let forger = inboxguard::signature::SigningKey::generate_rsa_2048().unwrap();
     let forger = Arc::new(forger);
     let (upstream, upstream_count) = counting_upstream().await;
-    let proxy = Proxy::builder(upstream)
-        .remote(&good)
-        .remote(&bad)
-        .blocklist_file("domain_blocks.csv", BLOCKLIST)
-        .toml("[logging]\nfilter = \"warn\"")
-        .start()
-        .await;
-    proxy.wait_ready().await;
+    let mut proxy = ProxyProcess::start(&bin, upstream, &[&good, &bad]).await;
+    let pid = proxy.pid();
 
     // Pre-signed pools.
     let mut pools: BTreeMap<Kind, Vec<Prepared>> = BTreeMap::new();
@@ -238,7 +321,7 @@ async fn main() {
     let outstanding = Arc::new(Semaphore::new(MAX_OUTSTANDING));
     let mut skipped = 0u64;
 
-    let rss_setup = rss_kib();
+    let rss_setup = status_kib(pid, "VmRSS");
     let warm_at = (total / 10).max(1);
     let mut rss_warm = rss_setup;
     let mut interval = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
@@ -249,14 +332,14 @@ async fn main() {
     for n in 0..total {
         interval.tick().await;
         if n == warm_at {
-            rss_warm = rss_kib();
+            rss_warm = status_kib(pid, "VmRSS");
         }
         if last_report.elapsed() >= Duration::from_secs(30) {
             last_report = Instant::now();
             println!(
                 "  t={:>4}s sent={n} rss={} unexpected={}",
                 started.elapsed().as_secs(),
-                mib(rss_kib()),
+                mib(status_kib(pid, "VmRSS")),
                 unexpected.lock().unwrap().values().sum::<u64>()
             );
         }
@@ -305,14 +388,16 @@ async fn main() {
     }
     while tasks.join_next().await.is_some() {}
     let elapsed = started.elapsed();
-    let rss_end = rss_kib();
+    let rss_end = status_kib(pid, "VmRSS");
 
     let by_kind = std::mem::take(&mut *latencies.lock().unwrap());
     let mut latencies: Vec<u32> = by_kind.values().flatten().copied().collect();
     latencies.sort_unstable();
     let unexpected = unexpected.lock().unwrap().clone();
     let errors: u64 = unexpected.values().sum();
+    let rss_peak = status_kib(pid, "VmHWM");
     let metrics = proxy.metrics().await;
+    let exited = proxy.child.try_wait().ok().flatten();
 
     println!();
     println!(
@@ -342,11 +427,12 @@ async fn main() {
         line(&format!("{kind:?}"), &values);
     }
     println!(
-        "RSS (whole process): after setup {}, after warm-up {}, at end {} (end - warm-up: {:+.1} MiB)",
+        "proxy RSS: ready {}, after warm-up {}, at end {} (end - warm-up: {:+.1} MiB); peak {}",
         mib(rss_setup),
         mib(rss_warm),
         mib(rss_end),
-        (rss_end as f64 - rss_warm as f64) / 1024.0
+        (rss_end as f64 - rss_warm as f64) / 1024.0,
+        mib(rss_peak)
     );
     println!(
         "key fetches: {}",
@@ -363,7 +449,11 @@ async fn main() {
     for (problem, n) in &unexpected {
         println!("  {n} × {problem}");
     }
-    let _ = proxy.shutdown().await;
+    if let Some(status) = exited {
+        println!("the proxy exited during the run: {status}");
+        std::process::exit(1);
+    }
+    drop(proxy);
     if errors > 0 {
         std::process::exit(1);
     }

@@ -1,7 +1,8 @@
-//! Fault tests over real sockets, through the whole proxy: a misbehaving Mastodon (resetting
-//! mid-response, 500s, over the in-flight cap), misbehaving key servers (slow-drip body, 10 MB
-//! body, redirect loop, redirect to loopback, invalid JSON, wrong key id, hanging behind a
-//! circuit breaker and a per-host cap) and misbehaving clients (slowloris, idle keep-alive).
+//! Fault tests over real sockets, through the whole proxy: a misbehaving Mastodon (down, slower
+//! than the timeout, resetting mid-response, 500s, over the in-flight cap), misbehaving key
+//! servers (hanging, slow-drip body, 10 MB body, redirect loop, redirect to loopback, invalid
+//! JSON, wrong key id, behind a circuit breaker and a per-host cap) and misbehaving clients
+//! (oversized bodies, slowloris, idle keep-alive, more connections than `max_connections`).
 //!
 //! Each test checks what the sender got, the `reason` the proxy recorded, and then that the
 //! same proxy still forwards a valid delivery: a fault that leaked a task, a permit or a
@@ -193,6 +194,14 @@ impl Drop for RawServer {
 impl RawServer {
     async fn start(handler: impl Fn(&str) -> Raw + Send + Sync + 'static) -> RawServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        RawServer::start_on(listener, handler)
+    }
+
+    /// Serves on an existing listener (e.g. one bound earlier to refuse connections).
+    fn start_on(
+        listener: TcpListener,
+        handler: impl Fn(&str) -> Raw + Send + Sync + 'static,
+    ) -> RawServer {
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let handler: Arc<Mutex<RawHandler>> = Arc::new(Mutex::new(Arc::new(handler)));
@@ -439,6 +448,76 @@ async fn upstream_500s_are_passed_through_to_the_sender() {
     healthy.assert_served(&proxy, &puma).await;
 }
 
+/// Nothing listens where Mastodon should be: the socket is bound (so no one else can take the
+/// port) but not listening, so connections are refused. Once it listens, deliveries resume.
+#[tokio::test]
+async fn upstream_down_gives_502_and_deliveries_resume_when_it_is_back() {
+    let healthy = Healthy::start().await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let puma_addr = socket.local_addr().unwrap();
+    let proxy = Proxy::builder(puma_addr)
+        .remote(&healthy.remote)
+        .start()
+        .await;
+    proxy.wait_ready().await;
+
+    let (status, headers, body) = deliver(&proxy, &healthy.actor).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body:?}");
+    assert!(headers.contains_key(header::RETRY_AFTER), "{headers:?}");
+    assert_json_error(&body);
+    let m = proxy.metrics().await;
+    assert_eq!(requests(&m, "rejected", "upstream_unreachable"), 1.0);
+    assert_eq!(upstream_results(&m, "unreachable"), 1.0);
+    assert_eq!(
+        metric_value(&m, "inboxguard_upstream_in_flight"),
+        Some(0.0),
+        "the slot was given back"
+    );
+
+    let puma = RawServer::start_on(socket.listen(64).unwrap(), |_| {
+        Raw::Write(http_response("202 Accepted", &[], b""))
+    });
+    let (status, _, body) = deliver(&proxy, &healthy.actor).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body:?}");
+    assert_eq!(puma.requests(), 1);
+    let m = proxy.metrics().await;
+    assert_eq!(requests(&m, "forwarded", "forwarded"), 1.0);
+    assert_eq!(upstream_results(&m, "2xx"), 1.0);
+}
+
+/// Mastodon takes the request and never answers: 504 after `upstream.timeout_secs`, the
+/// in-flight slot is given back, and the proxy forwards again once Mastodon answers.
+#[tokio::test]
+async fn upstream_slower_than_the_timeout_gets_504_with_retry_after() {
+    let healthy = Healthy::start().await;
+    let puma = RecordingUpstream::start().await;
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&healthy.remote)
+        .configure(|c| c.upstream.timeout_secs = 1)
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    puma.hang();
+
+    let (status, headers, body) = deliver(&proxy, &healthy.actor).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body:?}");
+    assert!(headers.contains_key(header::RETRY_AFTER), "{headers:?}");
+    assert_json_error(&body);
+    assert_eq!(puma.count(), 1, "the request did reach Mastodon");
+    let m = proxy.metrics().await;
+    assert_eq!(requests(&m, "rejected", "upstream_timeout"), 1.0);
+    assert_eq!(upstream_results(&m, "timeout"), 1.0);
+    assert_eq!(
+        metric_value(&m, "inboxguard_upstream_in_flight"),
+        Some(0.0),
+        "the slot was given back"
+    );
+
+    puma.answer();
+    healthy.assert_served(&proxy, &puma).await;
+}
+
 #[tokio::test]
 async fn upstream_over_max_in_flight_gets_503_with_retry_after() {
     let healthy = Healthy::start().await;
@@ -514,6 +593,35 @@ async fn proxy_with_raw_host(
         .await;
     proxy.wait_ready().await;
     proxy
+}
+
+/// The key server accepts the fetch and never answers: 503 + `Retry-After` after
+/// `key_fetch.timeout_secs`, and nothing reaches Mastodon.
+#[tokio::test]
+async fn key_server_hanging_times_out_with_503() {
+    let healthy = Healthy::start().await;
+    let remote = RemoteInstance::start("hanging.example").await;
+    let stuck = remote.add_actor("stuck");
+    remote.set_delay(Some(Duration::from_secs(600)));
+    let puma = RecordingUpstream::start().await;
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&healthy.remote)
+        .remote(&remote)
+        .configure(|c| c.key_fetch.timeout_secs = 1)
+        .start()
+        .await;
+    proxy.wait_ready().await;
+
+    let answer = deliver(&proxy, &stuck).await;
+    assert_503(&proxy, answer, "key_timeout").await;
+    assert_eq!(remote.key_fetches(&stuck), 1);
+    assert_eq!(puma.count(), 0);
+    let m = proxy.metrics().await;
+    assert_eq!(
+        metric_value(&m, "inboxguard_key_fetches_total{result=\"timeout\"}"),
+        Some(1.0)
+    );
+    healthy.assert_served(&proxy, &puma).await;
 }
 
 #[tokio::test]
@@ -1012,5 +1120,78 @@ async fn idle_timeout_closes_idle_connections_but_not_busy_ones() {
     assert_eq!(puma.count(), 3);
     wait_no_connections(&proxy).await;
     puma.set_delay(None);
+    healthy.assert_served(&proxy, &puma).await;
+}
+
+/// Past `server.max_connections` a new connection waits in the kernel's backlog, costing the
+/// proxy nothing; it is served as soon as an open connection closes.
+#[tokio::test]
+async fn connections_past_max_connections_wait_until_a_slot_frees() {
+    let healthy = Healthy::start().await;
+    let puma = RecordingUpstream::start().await;
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&healthy.remote)
+        .configure(|c| {
+            c.server.max_connections = 2;
+            // Long, so that only the test closes the connections it holds.
+            c.server.header_read_timeout_secs = 3600;
+            c.server.idle_timeout_secs = 3600;
+        })
+        .start()
+        .await;
+    proxy.wait_ready().await;
+
+    // Two keep-alive connections, each used once, then held open.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let stream = TcpStream::connect(proxy.proxy_addr).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        let connection = tokio::spawn(connection);
+        let response = within(
+            "request on a held connection",
+            sender.send_request(signed_request(&healthy.actor)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        within("body", response.into_body().collect())
+            .await
+            .unwrap();
+        held.push((sender, connection));
+    }
+    let m = proxy.metrics().await;
+    assert_eq!(metric_value(&m, "inboxguard_connections_active"), Some(2.0));
+
+    // The third connects (the kernel completes the handshake) but is not accepted yet.
+    let third = {
+        let (addr, request) = (proxy.proxy_addr, signed_request(&healthy.actor));
+        tokio::spawn(async move { request_on_new_connection(addr, request).await })
+    };
+    // Whatever the machine's load, the third cannot be answered while both slots are held;
+    // the pause only gives a wrongly accepted connection the chance to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "served past max_connections");
+    assert_eq!(puma.count(), 2);
+    let m = proxy.metrics().await;
+    assert_eq!(metric_value(&m, "inboxguard_connections_active"), Some(2.0));
+
+    // Closing one held connection frees its slot for the waiting one.
+    let (sender, connection) = held.remove(0);
+    drop(sender);
+    within("held connection closed", connection)
+        .await
+        .unwrap()
+        .unwrap();
+    let response = within("third connection served", third)
+        .await
+        .unwrap()
+        .expect("the waiting connection is served");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(puma.count(), 3);
+    let m = proxy.metrics().await;
+    assert!(metric_value(&m, "inboxguard_connections_active").unwrap_or(f64::MAX) <= 2.0);
+    drop(held);
     healthy.assert_served(&proxy, &puma).await;
 }
