@@ -8,6 +8,7 @@
 # Needs `cargo install cargo-fuzz` and a C++ compiler (libFuzzer is built from source).
 # cargo-fuzz passes nightly-only flags (-Zsanitizer=address); on a stable toolchain
 # RUSTC_BOOTSTRAP=1 lets stable rustc accept them (the sanitizer runtimes ship with stable).
+# Works with cargo-fuzz 0.13.2 on stable rustc 1.95 (no nightly toolchain installed).
 #
 # Seeds live in fuzz/seeds/<target>/ (committed); the growing corpus in fuzz/corpus/<target>/
 # and crash inputs in fuzz/artifacts/<target>/ (both git-ignored). A crash stops that target

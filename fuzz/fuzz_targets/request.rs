@@ -1,10 +1,11 @@
-//! The fixed inbox request around the fuzzed parts, shared by the signature and Digest
-//! targets: every header a fuzzed `headers=` list is likely to name is present, with a
-//! correct Digest and a Date inside the window, so inputs get past the cheap checks.
+//! The fixed inbox request around the fuzzed parts, shared by the signature, Digest and
+//! RFC 9421 targets: every header a fuzzed `headers=` list (or covered-component list) is
+//! likely to name is present, with a correct Digest and a Date inside the window, so inputs
+//! get past the cheap checks.
 
 use http::{HeaderMap, HeaderValue, Method};
 use inboxguard::config::SignatureConfig;
-use inboxguard::signature::{prepare, PublicKey, SigningKey};
+use inboxguard::signature::{prepare, PublicKey, RequestTarget, SigningKey};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
@@ -55,12 +56,29 @@ fn key() -> &'static PublicKey {
 /// Everything the pipeline does with a signature before the key fetch, and verification.
 pub fn exercise(headers: &HeaderMap, body: &[u8]) {
     let cfg = SignatureConfig::default();
+    let target = RequestTarget {
+        scheme: "https",
+        authority: headers.get("host").and_then(|h| h.to_str().ok()),
+    };
     for method in [Method::POST, Method::GET] {
-        if let Ok(prepared) = prepare(&method, PATH, headers, body, now(), &cfg) {
+        if let Ok(prepared) = prepare(&method, PATH, headers, body, &target, now(), &cfg) {
+            let _ = prepared.format();
+            let _ = prepared.algorithm();
             let _ = prepared.signed_headers().count();
             let _ = prepared.created();
             let _ = prepared.signing_strings();
             let _ = prepared.verify(key());
         }
     }
+}
+
+/// RFC 9530 `Content-Digest` of `body` with SHA-256.
+#[allow(dead_code)] // Used by the rfc9421 target only; each target includes this file.
+pub fn sha256_content_digest(body: &[u8]) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    )
 }
