@@ -54,6 +54,11 @@ pub struct ServerConfig {
     /// A client must send the whole inbox body within this time once the head is in.
     #[serde(default = "default_body_read_timeout_secs")]
     pub body_read_timeout_secs: u64,
+    /// A connection with no request in flight that sends and receives nothing for this long
+    /// is closed (HTTP/2: GOAWAY). For HTTP/1.1 the header read timeout, which also runs
+    /// while a keep-alive connection waits for its next request, may close it sooner.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
     /// Connections beyond this wait in the kernel's accept queue instead of being served.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -585,6 +590,9 @@ fn default_header_read_timeout_secs() -> u64 {
 fn default_body_read_timeout_secs() -> u64 {
     30
 }
+fn default_idle_timeout_secs() -> u64 {
+    60
+}
 fn default_max_connections() -> usize {
     4096
 }
@@ -755,6 +763,7 @@ impl Config {
                 "server.body_read_timeout_secs",
                 self.server.body_read_timeout_secs,
             ),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
             ("upstream.timeout_secs", self.upstream.timeout_secs),
             (
                 "upstream.connect_timeout_secs",
@@ -1014,6 +1023,9 @@ impl ServerConfig {
     }
     pub fn body_read_timeout(&self) -> Duration {
         Duration::from_secs(self.body_read_timeout_secs)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
     }
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)

@@ -33,7 +33,7 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long a sender is asked to wait before retrying after a transient failure.
 const RETRY_AFTER_SECS: u32 = 30;
@@ -76,6 +76,7 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
     let max = app.config.server.max_body_bytes;
     if let Some(len) = content_length(&parts.headers) {
         if len > max {
+            linger(body, len, max, app.config.server.body_read_timeout());
             return Outcome::Stopped(too_large(max));
         }
     }
@@ -323,6 +324,29 @@ pub async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) ->
             upstream_error(&e).into_response()
         }
     }
+}
+
+/// Bytes of an over-long body read and thrown away after a 413, as a multiple of
+/// `max_body_bytes`.
+const LINGER_FACTOR: u64 = 4;
+
+/// Reads and discards a refused body while the 413 goes out, if it is at most
+/// [`LINGER_FACTOR`] × `max` long and arrives within `timeout` (nginx's "lingering close").
+/// Closing a socket with unread input makes the kernel answer with a reset, which can destroy
+/// the 413 before the sender reads it: the sender (or the edge proxy, which does not retry
+/// POSTs) then sees a transport error, takes it as transient and sends the same body again.
+/// Bodies beyond the bound are dropped at once: the connection closes, as before.
+fn linger(body: Incoming, declared: u64, max: u64, timeout: Duration) {
+    if declared > max.saturating_mul(LINGER_FACTOR) {
+        return;
+    }
+    tokio::spawn(async move {
+        let drain = async {
+            let mut body = body;
+            while let Some(Ok(_)) = body.frame().await {}
+        };
+        let _ = tokio::time::timeout(timeout, drain).await;
+    });
 }
 
 async fn read_body(app: &App, body: Incoming, max: u64) -> Result<Bytes, Verdict> {
