@@ -44,6 +44,12 @@ limited.example,silence,false,false,Unmoderated,false
 reports.example,noop,false,true,Report spam,false
 ";
 
+/// The moderators' TOML rules file: what a CSV cannot say, here a single suspended account.
+const RULES: &str = r#"[[actor]]
+actor = "@mallory@good.example"
+comment = "Ban evasion"
+"#;
+
 struct DemoActor {
     host: &'static str,
     name: &'static str,
@@ -231,6 +237,8 @@ struct Step {
     unsigned: bool,
     hs2019: bool,
     self_delete: bool,
+    /// The object is this URI (an `Announce` of someone else's post) instead of a new Note.
+    object_uri: Option<&'static str>,
 }
 
 impl Step {
@@ -245,13 +253,15 @@ impl Step {
             unsigned: false,
             hs2019: false,
             self_delete: false,
+            object_uri: None,
         }
     }
 }
 
 pub async fn run() -> Result<(), DemoError> {
     // Actors, by index: 0 alice@good, 1 mallory@good (forger), 2 spammer@bad, 3 bot@sub.bad,
-    // 4 carol@limited, 5 reporter@reports, 6 ghost@gone (its server answers 410).
+    // 4 carol@limited, 5 reporter@reports, 6 ghost@gone (its server answers 410). mallory is
+    // also the account the rules file suspends.
     let actors = vec![
         DemoActor::new(GOOD, "alice")?,
         DemoActor::new(GOOD, "mallory")?,
@@ -283,6 +293,8 @@ pub async fn run() -> Result<(), DemoError> {
     std::fs::create_dir_all(&dir)?;
     let blocklist = dir.join("domain_blocks.csv");
     std::fs::write(&blocklist, BLOCKLIST)?;
+    let rules = dir.join("rules.toml");
+    std::fs::write(&rules, RULES)?;
     let proxy_listener = TcpListener::bind("127.0.0.1:0").await?;
     let admin_listener = TcpListener::bind("127.0.0.1:0").await?;
     let proxy_addr = proxy_listener.local_addr()?;
@@ -293,6 +305,7 @@ pub async fn run() -> Result<(), DemoError> {
         mastodon_addr,
         remote_addr,
         &blocklist,
+        &rules,
     )?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let proxy = tokio::spawn(crate::run(
@@ -311,6 +324,7 @@ pub async fn run() -> Result<(), DemoError> {
     println!("  remote instances   http://{remote_addr}  ({GOOD}, {BAD}, {BAD_SUB}, {LIMITED}, {REPORTS}, {GONE})");
     println!("  inboxguard         http://{proxy_addr}  admin http://{admin_addr}");
     println!("  blocklist          {BAD} suspend, {LIMITED} silence (limit), {REPORTS} noop+reject_reports");
+    println!("  rules.toml         actor @mallory@{GOOD} suspended");
     println!();
 
     let script = vec![
@@ -348,6 +362,11 @@ pub async fn run() -> Result<(), DemoError> {
             hs2019: true,
             ..Step::new("hs2019 signature with (created)", 0, "Follow")
         },
+        Step {
+            object_uri: Some("https://bad.example/users/spammer/statuses/1"),
+            ..Step::new("boost of a suspended domain's post", 0, "Announce")
+        },
+        Step::new("post by a suspended account", 1, "Create"),
     ];
 
     println!(
@@ -418,6 +437,8 @@ async fn deliver(
     let actor = &actors[step.actor];
     let object = if step.self_delete {
         serde_json::Value::String(actor.uri())
+    } else if let Some(uri) = step.object_uri {
+        serde_json::Value::String(uri.to_string())
     } else {
         serde_json::json!({
             "id": format!("{}/statuses/{n}", actor.uri()),
@@ -480,6 +501,7 @@ fn demo_config(
     mastodon: SocketAddr,
     remotes: SocketAddr,
     blocklist: &Path,
+    rules: &Path,
 ) -> Result<Config, DemoError> {
     let resolve: String = [GOOD, BAD, BAD_SUB, LIMITED, REPORTS, GONE]
         .iter()
@@ -500,6 +522,8 @@ allow_private_addresses = true
 {resolve}
 [[blocklists]]
 path = {blocklist:?}
+[[blocklists]]
+path = {rules:?}
 "#
     );
     Ok(Config::from_toml(&text, Path::new("<demo>"))?)

@@ -275,6 +275,8 @@ fn demo_runs_every_scripted_case() {
         ("rejected", "suspended_key_host", "403"),
         ("dropped", "reject_reports", "202"),
         ("dropped", "gone_actor", "202"),
+        ("dropped", "laundered_announce", "202"),
+        ("rejected", "actor_suspended", "403"),
     ] {
         let found = out.stdout.lines().any(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
