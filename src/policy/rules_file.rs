@@ -39,7 +39,7 @@
 //! shape errors, and each entry's key span for a value that does not validate.
 
 use super::actors::{ActorPattern, ActorRule};
-use super::sources::{entries_of, line_of_offset, Collector, Entry, LineError, LoadErrorKind};
+use super::sources::{entries_of, Collector, Entry, LineCursor, LineError, LoadErrorKind};
 use super::{DomainEntry, DomainRule, Severity};
 use serde::Deserialize;
 use std::ops::Range;
@@ -176,7 +176,8 @@ fn on() -> bool {
 /// Parses a TOML rules file into `out` (domain rules go through the same checks and duplicate
 /// folding as the CSV and plain formats).
 pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
-    let line = |span: Range<usize>| line_of_offset(text.as_bytes(), span.start);
+    let lines = LineCursor::new(text.as_bytes());
+    let line = |span: Range<usize>| lines.line(span.start);
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         (
             e.span().map_or(0, line),
