@@ -286,11 +286,7 @@ pub fn parse_bytes_as(
             ));
         }
     }
-    let first_field_is_domain = text
-        .lines()
-        .next()
-        .and_then(|l| l.split(',').next())
-        .is_some_and(|f| f.trim().eq_ignore_ascii_case("#domain"));
+    let first_field_is_domain = has_mastodon_header(bytes);
     let toml_name = source
         .rsplit_once('.')
         .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("toml"));
@@ -316,6 +312,15 @@ pub fn parse_bytes_as(
         parsed.allows = entries_of(rules).map_err(|(line, kind)| fail(line, kind))?;
     }
     Ok(parsed)
+}
+
+/// Whether the first line's first field is `#domain` (a byte-order mark ignored): how `Auto`
+/// tells Mastodon's CSV export from a plain list, for files and subscriptions alike.
+pub fn has_mastodon_header(bytes: &[u8]) -> bool {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let field = line.split(|&b| b == b',').next().unwrap_or_default();
+    field.trim_ascii().eq_ignore_ascii_case(b"#domain")
 }
 
 /// Domain rules read from an allow or exception list, as named entries (the comment kept).
