@@ -351,7 +351,8 @@ async fn redirects_are_followed() {
 #[tokio::test]
 async fn auto_never_reads_a_subscription_as_a_toml_rules_file() {
     let server = ListServer::start().await;
-    let injected = "[[exclude]]\ndomain = \"bad.example\"\n\n[[allow]]\ndomain = \"evil.example\"\n\n\
+    let injected =
+        "[[exclude]]\ndomain = \"bad.example\"\n\n[[allow]]\ndomain = \"evil.example\"\n\n\
                     [[actor]]\nactor = \"@mod@local.example\"\n\n\
                     [friendly_federators]\nannounce = false\n";
     server.answer(move |_| reply(200, &[], injected));
