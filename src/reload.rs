@@ -674,7 +674,7 @@ impl Rules {
             let fresh = match memory.iter().find(|m| m.label == s.source) {
                 Some(m) => {
                     let previous = state.in_force.insert(s.source.clone(), m.parsed.clone());
-                    previous.is_none_or(|p| !Arc::ptr_eq(&p, &m.parsed))
+                    !previous.is_some_and(|p| Arc::ptr_eq(&p, &m.parsed))
                 }
                 None => true,
             };

@@ -951,7 +951,7 @@ pub struct Changes {
 impl Changes {
     /// Whether `new` is an addition or a change against what was listed under its key.
     fn differs(was: Option<&DomainRule>, new: &DomainRule) -> bool {
-        was.is_none_or(|was| !was.same_effect(new))
+        !was.is_some_and(|was| was.same_effect(new))
     }
 
     /// Counts `new` (which `differs`) against what was listed under the same key before.
