@@ -15,7 +15,9 @@
 //!    source `friendly-federators`, which goes through the one rule merge (so exclusions
 //!    override it). Escalation is sticky: the window decides when a domain escalates, not when
 //!    it is forgiven (a suspended domain's count stops growing, and a rule that lifts itself a
-//!    week later would flap). Evaluated on the persist tick, never on the request path.
+//!    week later would flap). Evaluated on the persist tick, never on the request path, under
+//!    the action in force then: a new action regenerates the source, and `report` (or no
+//!    threshold) takes it out of force without forgetting any escalated domain.
 //!
 //! Cost on the request path: for a `Create`, `Update` or `Announce`, one `rule_for` per
 //! referenced URI (at most 5 + `activity::MAX_MENTIONS`), no allocation when the URI is in the
