@@ -6,7 +6,7 @@
 //! | GET    | `/metrics`      | yes          | Prometheus text                               |
 //! | GET    | `/healthz`      | no           | 200 while the process runs                    |
 //! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving; 503 while draining |
-//! | POST   | `/admin/reload` | yes          | reload rule files; 200 + summary, or 500 + the file:line error (old rules stay) |
+//! | POST   | `/admin/reload` | yes          | reload rule files; 200 + per-source counts and changes, or 500 + the file:line error (old rules stay) |
 //! | GET    | `/admin/friendly-federators` | yes | friendly-federator evidence and escalations (JSON) |
 //!
 //! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
@@ -131,12 +131,16 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
             let rules = app.rules.clone();
             match tokio::task::spawn_blocking(move || rules.reload()).await {
                 Ok(Ok(summaries)) => {
+                    // Per source: what is in force (suspend, silence, noop, allow, exclude,
+                    // actor_suspend, notable extras), then what this reload changed.
                     let mut out = String::from("reloaded\n");
                     for s in summaries {
-                        out.push_str(&format!(
-                            "{}: suspend={} silence={} noop={}\n",
-                            s.source, s.suspend, s.silence, s.noop
-                        ));
+                        let changes = if s.changes.is_empty() {
+                            "none".to_string()
+                        } else {
+                            s.changes.to_string()
+                        };
+                        out.push_str(&format!("{s}\n  changed: {changes}\n"));
                     }
                     text(StatusCode::OK, &out)
                 }

@@ -1,11 +1,17 @@
 //! `inboxguard explain`: what the loaded rules decide for a domain, an actor or an activity
 //! file, and every rule that matched, with where it is written. Read-only and offline: it never
-//! fetches anything, so it answers "why was this rejected?" from the rules alone.
+//! fetches anything, so it answers "why was this rejected?" from the rules alone. An activity
+//! goes through the domain and actor rules and then the friendly-federator laundering check,
+//! the same code the proxy runs (`federators::check`).
 
 use crate::activity::{Facts as ActivityFacts, FactsError};
+use crate::config::{Config, FriendlyFederatorsConfig};
+use crate::federators::{self, EvidenceError, Reference, Stop};
 use crate::policy::{
     digest_hex, host, ActorPattern, Decision, DomainEntry, DomainRule, Facts, PolicyMode, Snapshot,
 };
+use crate::reload::{self, LoadError, SourceSummary};
+use crate::subscriptions::{self, CachedSources};
 use std::fmt::Write;
 use std::io::Read;
 use std::path::Path;
@@ -105,9 +111,64 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, Bounded> {
     Ok(bytes)
 }
 
-/// The full report for `subject` under `rules`: the decision first, then the matching rules
-/// per host and per account. Stable: the same rules and subject always print the same text.
-pub fn report(rules: &Snapshot, subject: &Subject) -> String {
+/// The rules as `serve` starts with them, loaded offline for `check` and `explain`.
+pub struct Offline {
+    pub snapshot: Snapshot,
+    pub summaries: Vec<SourceSummary>,
+    /// The remote sources' disk-cached copies (and which have none).
+    pub cached: CachedSources,
+    /// Why the friendly-federator escalations could not be read from the evidence file, when
+    /// one is configured and unreadable.
+    pub escalations_error: Option<EvidenceError>,
+}
+
+/// Loads what `serve` would put in force before its first fetch, without the network and
+/// without writing anything: the local files, the remote sources' disk-cached copies, and the
+/// escalated friendly federators from the evidence file as the generated source
+/// `friendly-federators` (under the settings in force, so a rules file's
+/// `[friendly_federators]` table counts). Memory sources go in label order, as in `Rules`.
+pub fn load_offline(config: &Config) -> Result<Offline, LoadError> {
+    let cached = subscriptions::load_cached(config);
+    let mut memory = cached.sources.clone();
+    memory.sort_by(|a, b| a.label.cmp(&b.label));
+    let (snapshot, summaries) = reload::load(&config.blocklists, &memory, &config.policy)?;
+    let settings =
+        federators::effective(&config.friendly_federators, snapshot.friendly_federators());
+    let escalated = match federators::escalated_from_file(&settings) {
+        Ok(source) => source,
+        Err(EvidenceError::NotConfigured | EvidenceError::Missing { .. }) => None,
+        Err(e) => {
+            return Ok(Offline {
+                snapshot,
+                summaries,
+                cached,
+                escalations_error: Some(e),
+            })
+        }
+    };
+    let Some(escalated) = escalated else {
+        return Ok(Offline {
+            snapshot,
+            summaries,
+            cached,
+            escalations_error: None,
+        });
+    };
+    memory.push(escalated);
+    memory.sort_by(|a, b| a.label.cmp(&b.label));
+    let (snapshot, summaries) = reload::load(&config.blocklists, &memory, &config.policy)?;
+    Ok(Offline {
+        snapshot,
+        summaries,
+        cached,
+        escalations_error: None,
+    })
+}
+
+/// The full report for `subject` under `rules` and the config's `[friendly_federators]`: the
+/// decision first, then the matching rules per host and per account. Stable: the same rules
+/// and subject always print the same text.
+pub fn report(rules: &Snapshot, friendly: &FriendlyFederatorsConfig, subject: &Subject) -> String {
     let mut out = String::new();
     match subject {
         Subject::Domain(domain) => {
@@ -171,9 +232,23 @@ pub fn report(rules: &Snapshot, subject: &Subject) -> String {
                 actor: facts.actor.as_deref(),
                 attributed_to: author,
             });
-            write_decision(&mut out, &decision);
+            // As the proxy: the laundering check runs only on what the policy forwards.
+            let laundering = decision
+                .forwards()
+                .then(|| federators::check(rules, facts, &actor_host, Some(&actor_host), friendly));
+            match laundering.as_ref().and_then(|l| l.stop.as_ref()) {
+                // A dry-run laundering stop is reported only when no dry-run policy rule
+                // already is (the proxy counts the first reason, too).
+                Some((stop, by)) if !stop.dry_run || decision.would().is_none() => {
+                    write_laundered(&mut out, *stop, by);
+                }
+                _ => write_decision(&mut out, &decision),
+            }
             if kind == Some("Flag") {
                 write_report_outcome(&mut out, &decision);
+            }
+            if let Some(laundering) = &laundering {
+                write_references(&mut out, rules, friendly, &laundering.found);
             }
             write_host(&mut out, rules, &actor_host, "actor host ");
             write_actor(&mut out, rules, actor, "actor");
@@ -184,8 +259,9 @@ pub fn report(rules: &Snapshot, subject: &Subject) -> String {
                     Some(author_host) => {
                         let _ = writeln!(
                             out,
-                            "\nthe author's domain (informational: domain rules are enforced on the \
-                             sender, not on the author):"
+                            "\nthe author's domain (domain rules decide on the sender; content \
+                             from a suspended author's domain is what the friendly-federator \
+                             check above drops):"
                         );
                         let would = rules.decide(&Facts {
                             key_host: &author_host,
@@ -204,6 +280,73 @@ pub fn report(rules: &Snapshot, subject: &Subject) -> String {
         }
     }
     out
+}
+
+/// The decision when the laundering check stops the activity: which reference matched which
+/// rule.
+fn write_laundered(out: &mut String, stop: Stop, by: &Reference<'_>) {
+    let rule = by.rule;
+    let how = format!(
+        "{} of {} (host {}) matches {} {} ({}:{}){}",
+        by.kind.as_str(),
+        by.uri,
+        by.host,
+        rule.severity,
+        rule.domain,
+        rule.source,
+        rule.line,
+        comment(rule.public_comment.as_deref())
+    );
+    if stop.dry_run {
+        let _ = writeln!(out, "decision: forward\nreason: {}", stop.reason);
+        let _ = writeln!(
+            out,
+            "dry run: would drop (202) ({}) by {} ({}:{})\nlaundered (dry run): {how}",
+            stop.reason, rule.domain, rule.source, rule.line
+        );
+    } else {
+        let _ = writeln!(out, "decision: drop (202)\nreason: {}", stop.reason);
+        let _ = writeln!(
+            out,
+            "deciding rule: {} ({}:{})\nlaundered: {how}",
+            rule.domain, rule.source, rule.line
+        );
+    }
+}
+
+/// The friendly-federator side of an activity: the laundering kinds that drop, and every
+/// reference to a limited or suspended domain (what the proxy counts as evidence).
+fn write_references(
+    out: &mut String,
+    rules: &Snapshot,
+    friendly: &FriendlyFederatorsConfig,
+    found: &[Reference<'_>],
+) {
+    let dropping = federators::dropping(friendly, rules.friendly_federators());
+    let dropping = if dropping.is_empty() {
+        "none".to_string()
+    } else {
+        dropping.join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "\nfriendly federators: laundering kinds that drop: {dropping}"
+    );
+    if found.is_empty() {
+        let _ = writeln!(out, "  no reference to a limited or suspended domain");
+    }
+    for r in found {
+        let _ = writeln!(
+            out,
+            "  {} {} -> {} {} ({}:{})",
+            r.kind.as_str(),
+            r.uri,
+            r.rule.severity,
+            r.rule.domain,
+            r.rule.source,
+            r.rule.line
+        );
+    }
 }
 
 /// An actor URI to match actor rules with: the subject itself, or for a handle
@@ -526,7 +669,11 @@ mod tests {
         let mut hashed = rule("ba***.example", Severity::Silence, 9);
         hashed.digest = Some(domain_digest("bad.example"));
         let rules = Snapshot::from_rules([rule("bad.example", Severity::Noop, 3), dry, hashed]);
-        let text = report(&rules, &Subject::Domain("x.deep.bad.example".into()));
+        let text = report(
+            &rules,
+            &FriendlyFederatorsConfig::default(),
+            &Subject::Domain("x.deep.bad.example".into()),
+        );
         assert!(text.contains("decision: forward\n"), "{text}");
         assert!(text.contains("dry run: would reject (403) (suspended_key_host) by deep.bad.example (rules.csv:7)"), "{text}");
         let rows: Vec<&str> = text
@@ -552,7 +699,11 @@ mod tests {
         let mut b = Snapshot::builder(crate::policy::PolicyMode::Blocklist, 3);
         b.withhold(held);
         let rules = b.build();
-        let text = report(&rules, &Subject::Domain("x.bad.example".into()));
+        let text = report(
+            &rules,
+            &FriendlyFederatorsConfig::default(),
+            &Subject::Domain("x.bad.example".into()),
+        );
         assert!(text.contains("subscription_threshold: 3 ("), "{text}");
         assert!(text.contains("decision: forward\n"), "{text}");
         assert!(

@@ -15,7 +15,9 @@
 //!    source `friendly-federators`, which goes through the one rule merge (so exclusions
 //!    override it). Escalation is sticky: the window decides when a domain escalates, not when
 //!    it is forgiven (a suspended domain's count stops growing, and a rule that lifts itself a
-//!    week later would flap). Evaluated on the persist tick, never on the request path.
+//!    week later would flap). Evaluated on the persist tick, never on the request path, under
+//!    the action in force then: a new action regenerates the source, and `report` (or no
+//!    threshold) takes it out of force without forgetting any escalated domain.
 //!
 //! Cost on the request path: for a `Create`, `Update` or `Announce`, one `rule_for` per
 //! referenced URI (at most 5 + `activity::MAX_MENTIONS`), no allocation when the URI is in the
@@ -27,7 +29,7 @@ use crate::config::{EscalationAction, FriendlyFederatorsConfig, MAX_WINDOW_DAYS}
 use crate::metrics::Metrics;
 use crate::policy::rules_file::{self, FriendlyFederatorSettings};
 use crate::policy::sources::{self, MASTODON_HEADER};
-use crate::policy::{host, Severity, Snapshot};
+use crate::policy::{host, DomainRule, Severity, Snapshot};
 use crate::reload::{MemorySource, Rules};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -103,31 +105,44 @@ impl Kind {
         self as usize
     }
 
-    /// On in the rules file's table when one is loaded, else in the config (see `effective`).
+    /// On in the rules file's table when it sets this kind, else in the config (see
+    /// `effective`). Per kind rather than through `effective`, which clones the config: this
+    /// runs on the request path.
     fn enabled(
         self,
         config: &FriendlyFederatorsConfig,
         table: Option<&FriendlyFederatorSettings>,
     ) -> bool {
-        match (self, table) {
-            (Kind::Announce, Some(t)) => t.announce,
-            (Kind::Reply, Some(t)) => t.reply,
-            (Kind::Quote, Some(t)) => t.quote,
-            (Kind::Mention, Some(t)) => t.mention,
-            (Kind::AttributedTo, Some(t)) => t.attributed_to,
-            (Kind::Announce, None) => config.announce,
-            (Kind::Reply, None) => config.reply,
-            (Kind::Quote, None) => config.quote,
-            (Kind::Mention, None) => config.mention,
-            (Kind::AttributedTo, None) => config.attributed_to,
-        }
+        let (from_table, from_config) = match self {
+            Kind::Announce => (table.and_then(|t| t.announce), config.announce),
+            Kind::Reply => (table.and_then(|t| t.reply), config.reply),
+            Kind::Quote => (table.and_then(|t| t.quote), config.quote),
+            Kind::Mention => (table.and_then(|t| t.mention), config.mention),
+            Kind::AttributedTo => (table.and_then(|t| t.attributed_to), config.attributed_to),
+        };
+        from_table.unwrap_or(from_config)
     }
 }
 
-/// The settings in force: the config file's `[friendly_federators]`, except that a loaded TOML
-/// rules file with a `[friendly_federators]` table replaces the laundering kinds and the
-/// escalation (threshold, window, action), so moderators change them with a rules reload and
-/// no restart. Where evidence is kept and how much stays with the config file.
+/// The laundering kinds that drop, in `Kind::ALL` order, under `config` and the rules file's
+/// table (the `dropping` of the report, and what `explain` lists).
+pub fn dropping(
+    config: &FriendlyFederatorsConfig,
+    table: Option<&FriendlyFederatorSettings>,
+) -> Vec<&'static str> {
+    Kind::ALL
+        .into_iter()
+        .filter(|k| k.enabled(config, table))
+        .map(Kind::as_str)
+        .collect()
+}
+
+/// The settings in force: the config file's `[friendly_federators]`, with each key that a
+/// loaded TOML rules file's `[friendly_federators]` table sets (laundering kinds, `threshold`,
+/// `window`, `action`) replaced by the table's value, so moderators change them with a rules
+/// reload and no restart. A key the table leaves out keeps the config's value: a table that
+/// only turns on `reply` does not switch off escalation configured in the config file. Where
+/// evidence is kept and how much stays with the config file.
 pub fn effective<'c>(
     config: &'c FriendlyFederatorsConfig,
     table: Option<&FriendlyFederatorSettings>,
@@ -136,32 +151,29 @@ pub fn effective<'c>(
         return Cow::Borrowed(config);
     };
     let mut c = config.clone();
-    c.announce = table.announce;
-    c.attributed_to = table.attributed_to;
-    c.reply = table.reply;
-    c.quote = table.quote;
-    c.mention = table.mention;
-    match &table.escalation {
-        None => {
-            c.threshold = None;
-            c.window = None;
-            c.action = None;
-        }
-        Some(e) => {
-            c.threshold = Some(e.threshold);
-            // Evidence is counted in whole UTC days: a window is rounded up to days.
-            let days = e.window.as_secs().div_ceil(SECS_PER_DAY).max(1);
-            c.window = Some(crate::config::Window {
-                days: u32::try_from(days)
-                    .unwrap_or(MAX_WINDOW_DAYS)
-                    .min(MAX_WINDOW_DAYS),
-            });
-            c.action = Some(match e.action {
-                rules_file::EscalationAction::Report => EscalationAction::Report,
-                rules_file::EscalationAction::Limit => EscalationAction::Limit,
-                rules_file::EscalationAction::Suspend => EscalationAction::Suspend,
-            });
-        }
+    c.announce = Kind::Announce.enabled(config, Some(table));
+    c.attributed_to = Kind::AttributedTo.enabled(config, Some(table));
+    c.reply = Kind::Reply.enabled(config, Some(table));
+    c.quote = Kind::Quote.enabled(config, Some(table));
+    c.mention = Kind::Mention.enabled(config, Some(table));
+    if let Some(threshold) = table.threshold {
+        c.threshold = Some(threshold);
+    }
+    if let Some(window) = table.window {
+        // Evidence is counted in whole UTC days: a window is rounded up to days.
+        let days = window.as_secs().div_ceil(SECS_PER_DAY).max(1);
+        c.window = Some(crate::config::Window {
+            days: u32::try_from(days)
+                .unwrap_or(MAX_WINDOW_DAYS)
+                .min(MAX_WINDOW_DAYS),
+        });
+    }
+    if let Some(action) = table.action {
+        c.action = Some(match action {
+            rules_file::EscalationAction::Report => EscalationAction::Report,
+            rules_file::EscalationAction::Limit => EscalationAction::Limit,
+            rules_file::EscalationAction::Suspend => EscalationAction::Suspend,
+        });
     }
     Cow::Owned(c)
 }
@@ -175,12 +187,110 @@ pub struct Stop {
     pub dry_run: bool,
 }
 
-/// One reference to a limited or suspended domain found in an activity.
+/// One reference an activity makes to a domain a rule covers.
 #[derive(Debug, Clone)]
-struct Found {
-    kind: Kind,
-    host: String,
-    severity: Severity,
+pub struct Reference<'a> {
+    pub kind: Kind,
+    /// The referenced URI as the activity wrote it.
+    pub uri: &'a str,
+    /// Its normalised host.
+    pub host: Cow<'a, str>,
+    /// The rule covering the host: the enforcing one, or for a dry-run stop the dry-run one.
+    pub rule: &'a DomainRule,
+}
+
+/// What the laundering check found in one activity. Pure: `Federators::inspect` records it
+/// as evidence and answers the request by it; `explain` prints it.
+#[derive(Debug, Default)]
+pub struct Laundering<'a> {
+    /// References to limited or suspended domains under enforcing rules: the evidence.
+    pub found: Vec<Reference<'a>>,
+    /// The answer when an enabled kind points at a suspended domain, with that reference.
+    pub stop: Option<(Stop, Reference<'a>)>,
+}
+
+/// The laundering check for one verified activity whose key host and actor host are not
+/// suspended: finds references to limited or suspended domains and says whether an enabled
+/// kind (`config`, overridden by `rules`' `[friendly_federators]` table) points at a suspended
+/// domain. An enforcing suspend wins over a dry-run one; among kinds, the first found in the
+/// order announce, attributed_to, reply, quote, mention.
+pub fn check<'a>(
+    rules: &'a Snapshot,
+    facts: &'a Facts,
+    key_host: &str,
+    actor_host: Option<&str>,
+    config: &FriendlyFederatorsConfig,
+) -> Laundering<'a> {
+    let mut out = Laundering::default();
+    let Some(object) = facts.object.as_ref() else {
+        return out;
+    };
+    let sender = actor_host.unwrap_or(key_host);
+    let table = rules.friendly_federators();
+    let mut visit = |kind: Kind, uri: Option<&'a str>| {
+        let Some((uri, host)) = uri.and_then(|u| Some((u, host_of(u)?))) else {
+            return;
+        };
+        // A domain quoting or replying to itself is not federating with anyone.
+        if host == sender || host == key_host {
+            return;
+        }
+        let enforcing = rules
+            .rule_for(&host)
+            .filter(|r| matches!(r.severity, Severity::Silence | Severity::Suspend));
+        if let Some(rule) = enforcing {
+            out.found.push(Reference {
+                kind,
+                uri,
+                host: host.clone(),
+                rule,
+            });
+        }
+        if !kind.enabled(config, table) || out.stop.as_ref().is_some_and(|(s, _)| !s.dry_run) {
+            return;
+        }
+        let (rule, dry_run) = match enforcing {
+            Some(rule) if rule.severity == Severity::Suspend => (rule, false),
+            _ if out.stop.is_none() && rules.has_dry_run() => {
+                match rules.rule_for_including_dry_run(&host) {
+                    Some(r) if r.dry_run && r.severity == Severity::Suspend => (r, true),
+                    _ => return,
+                }
+            }
+            _ => return,
+        };
+        let stop = Stop {
+            reason: kind.reason(),
+            dry_run,
+        };
+        out.stop = Some((
+            stop,
+            Reference {
+                kind,
+                uri,
+                host,
+                rule,
+            },
+        ));
+    };
+    match facts.kind.as_deref() {
+        Some("Announce") => {
+            visit(Kind::Announce, object.id.as_deref());
+            visit(Kind::Announce, object.attributed_to.as_deref());
+        }
+        Some("Create" | "Update") => {
+            visit(Kind::AttributedTo, object.attributed_to.as_deref());
+            visit(Kind::Reply, object.in_reply_to.as_deref());
+            for quote in &object.quotes {
+                visit(Kind::Quote, Some(quote));
+            }
+            for mention in &object.mentions {
+                visit(Kind::Mention, Some(mention));
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 /// The laundering checks, the evidence store and the escalation state. Shared as
@@ -203,6 +313,10 @@ struct Store {
     /// Domains over the threshold at the last evaluation (for `action = "report"` logs, which
     /// name a domain when it crosses, not on every tick).
     over_threshold: BTreeSet<String>,
+    /// The action of the generated source last handed to the rules; `None` while it is not in
+    /// force (at startup, and while escalation is off or only reports). When the action in
+    /// force differs from the configured one, the source is regenerated.
+    enforced: Option<EscalationAction>,
 }
 
 /// Evidence about one sending domain. Also its layout in the evidence file.
@@ -326,6 +440,12 @@ pub enum EvidenceError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    /// The `escalated` map does not make valid rules (a hand-edited file).
+    #[error("{path}: escalated domains do not make valid rules: {source}")]
+    Generated {
+        path: PathBuf,
+        source: sources::LoadError,
+    },
     /// A layout this version does not know.
     #[error(
         "{path}: evidence file version {version}; this inboxguard reads version {FILE_VERSION}"
@@ -401,11 +521,8 @@ impl Federators {
         &self.config
     }
 
-    /// The laundering check for one verified activity whose key host and actor host are not
-    /// suspended: finds references to limited or suspended domains, records them as evidence,
-    /// and says whether an enabled kind points at a suspended domain (`Stop`). An enforcing
-    /// suspend wins over a dry-run one; among kinds, the first found in the order announce,
-    /// attributed_to, reply, quote, mention.
+    /// The laundering check (`check`) for one verified activity, on the request path: records
+    /// what it found as evidence and says whether to stop the activity.
     pub fn inspect(
         &self,
         rules: &Snapshot,
@@ -413,66 +530,10 @@ impl Federators {
         key_host: &str,
         actor_host: Option<&str>,
     ) -> Option<Stop> {
-        let object = facts.object.as_ref()?;
-        let sender = actor_host.unwrap_or(key_host);
-        let mut found: Vec<Found> = Vec::new();
-        let mut stop: Option<Stop> = None;
-        let mut visit = |kind: Kind, uri: Option<&str>| {
-            let Some(host) = uri.and_then(host_of) else {
-                return;
-            };
-            // A domain quoting or replying to itself is not federating with anyone.
-            if host == sender || host == key_host {
-                return;
-            }
-            let enforcing = rules.rule_for(&host);
-            let severity = enforcing.map(|r| r.severity);
-            if let Some(severity @ (Severity::Silence | Severity::Suspend)) = severity {
-                found.push(Found {
-                    kind,
-                    host: host.clone().into_owned(),
-                    severity,
-                });
-            }
-            if !kind.enabled(&self.config, rules.friendly_federators())
-                || stop.is_some_and(|s| !s.dry_run)
-            {
-                return;
-            }
-            if severity == Some(Severity::Suspend) {
-                stop = Some(Stop {
-                    reason: kind.reason(),
-                    dry_run: false,
-                });
-            } else if stop.is_none() && rules.has_dry_run() {
-                let would = rules.rule_for_including_dry_run(&host);
-                if would.is_some_and(|r| r.dry_run && r.severity == Severity::Suspend) {
-                    stop = Some(Stop {
-                        reason: kind.reason(),
-                        dry_run: true,
-                    });
-                }
-            }
-        };
-        match facts.kind.as_deref() {
-            Some("Announce") => {
-                visit(Kind::Announce, object.id.as_deref());
-                visit(Kind::Announce, object.attributed_to.as_deref());
-            }
-            Some("Create" | "Update") => {
-                visit(Kind::AttributedTo, object.attributed_to.as_deref());
-                visit(Kind::Reply, object.in_reply_to.as_deref());
-                for quote in &object.quotes {
-                    visit(Kind::Quote, Some(quote));
-                }
-                for mention in &object.mentions {
-                    visit(Kind::Mention, Some(mention));
-                }
-            }
-            _ => return None,
-        }
+        let Laundering { found, stop } = check(rules, facts, key_host, actor_host, &self.config);
         if !found.is_empty() {
-            let dropped = stop.is_some_and(|s| !s.dry_run);
+            let sender = actor_host.unwrap_or(key_host);
+            let dropped = stop.as_ref().is_some_and(|(s, _)| !s.dry_run);
             let window_days = effective(&self.config, rules.friendly_federators()).window_days();
             self.record(
                 sender,
@@ -482,19 +543,17 @@ impl Federators {
                 unix_now(),
                 window_days,
             );
-            if let Some(stop) = stop.filter(|s| !s.dry_run) {
-                if let Some(f) = found.iter().find(|f| f.kind.reason() == stop.reason) {
-                    tracing::info!(
-                        sender,
-                        referenced = %f.host,
-                        kind = f.kind.as_str(),
-                        activity = facts.id.as_deref().unwrap_or("-"),
-                        "dropped an activity carrying content from a suspended domain"
-                    );
-                }
+            if let Some((_, by)) = stop.as_ref().filter(|(s, _)| !s.dry_run) {
+                tracing::info!(
+                    sender,
+                    referenced = %by.host,
+                    kind = by.kind.as_str(),
+                    activity = facts.id.as_deref().unwrap_or("-"),
+                    "dropped an activity carrying content from a suspended domain"
+                );
             }
         }
-        stop
+        stop.map(|(s, _)| s)
     }
 
     /// Adds one activity's references to the sender's evidence.
@@ -502,7 +561,7 @@ impl Federators {
         &self,
         sender: &str,
         id: Option<&str>,
-        found: &[Found],
+        found: &[Reference<'_>],
         dropped: bool,
         now: u64,
         window_days: u32,
@@ -510,9 +569,9 @@ impl Federators {
         // Each (kind, severity) pair and each referenced domain counts once per activity.
         let mut pairs = [[false; 2]; 5];
         for f in found {
-            pairs[f.kind.index()][usize::from(f.severity == Severity::Suspend)] = true;
+            pairs[f.kind.index()][usize::from(f.rule.severity == Severity::Suspend)] = true;
         }
-        let mut referenced: Vec<&str> = found.iter().map(|f| f.host.as_str()).collect();
+        let mut referenced: Vec<&str> = found.iter().map(|f| &*f.host).collect();
         referenced.sort_unstable();
         referenced.dedup();
         let tracked = {
@@ -532,7 +591,7 @@ impl Federators {
                     e.by_kind.bump(kind);
                 }
             }
-            if found.iter().any(|f| f.severity == Severity::Suspend) {
+            if found.iter().any(|f| f.rule.severity == Severity::Suspend) {
                 e.by_severity.suspend = e.by_severity.suspend.saturating_add(1);
             } else {
                 e.by_severity.silence = e.by_severity.silence.saturating_add(1);
@@ -619,63 +678,71 @@ impl Federators {
         result.map(|()| true)
     }
 
-    /// Re-evaluates escalation at `now`. Returns the generated source to put in force when the
-    /// set of escalated domains changed (`Some(None)`: take it out of force), else `None`.
-    /// Pure bookkeeping; the caller does the reload.
+    /// Re-evaluates escalation at `now` under the settings in force. Returns the generated
+    /// source to put in force when the escalated domains or the action changed (`Some(None)`:
+    /// take it out of force), else `None`. Pure bookkeeping; the caller does the reload.
+    ///
+    /// Escalations are never deleted here: with escalation off or `action = "report"` they stay
+    /// in the store (and the evidence file), only out of force, and come back into force with
+    /// the action that is configured when it is `limit` or `suspend` again. A rules reload
+    /// therefore cannot forget a sticky escalation.
     fn evaluate(
         &self,
         now: u64,
-        first: bool,
         table: Option<&FriendlyFederatorSettings>,
     ) -> Option<Option<MemorySource>> {
         let config = effective(&self.config, table);
         let action = config.action();
         let enforcing = config.threshold.is_some() && action != EscalationAction::Report;
         let mut store = self.lock();
-        let Some(threshold) = config.threshold else {
-            return self.drop_escalations(&mut store, first);
-        };
-        let from_day = (now / SECS_PER_DAY + 1).saturating_sub(u64::from(config.window_days()));
-        let over: BTreeMap<String, u64> = store
-            .domains
-            .iter()
-            .filter_map(|(domain, e)| {
-                let count = in_window(&e.days, from_day);
-                (count >= threshold).then(|| (domain.clone(), count))
-            })
-            .collect();
+        let mut over: BTreeMap<String, u64> = BTreeMap::new();
         let mut changed = false;
-        for (domain, &count) in &over {
-            if store.over_threshold.contains(domain) || store.escalated.contains_key(domain) {
-                continue;
-            }
-            if !enforcing {
+        if let Some(threshold) = config.threshold {
+            let from_day = (now / SECS_PER_DAY + 1).saturating_sub(u64::from(config.window_days()));
+            over = store
+                .domains
+                .iter()
+                .filter_map(|(domain, e)| {
+                    let count = in_window(&e.days, from_day);
+                    (count >= threshold).then(|| (domain.clone(), count))
+                })
+                .collect();
+            for (domain, &count) in &over {
+                if store.escalated.contains_key(domain) {
+                    continue;
+                }
+                if !enforcing {
+                    // Logged when it crosses; but a domain already over the threshold while
+                    // the action was `report` still escalates once the action enforces.
+                    if !store.over_threshold.contains(domain) {
+                        tracing::warn!(
+                            domain = %domain,
+                            references = count,
+                            threshold,
+                            window_days = config.window_days(),
+                            "friendly federator over the escalation threshold (action = report: no rule generated)"
+                        );
+                    }
+                    continue;
+                }
+                if store.escalated.len() >= config.max_tracked_domains {
+                    tracing::error!(domain = %domain, limit = config.max_tracked_domains, "too many escalated friendly federators; not escalating more");
+                    continue;
+                }
                 tracing::warn!(
                     domain = %domain,
                     references = count,
                     threshold,
                     window_days = config.window_days(),
-                    "friendly federator over the escalation threshold (action = report: no rule generated)"
+                    action = action.as_str(),
+                    "friendly federator escalated into the generated rule source"
                 );
-                continue;
+                store
+                    .escalated
+                    .insert(domain.clone(), Escalated { at: now, count });
+                store.dirty = true;
+                changed = true;
             }
-            if store.escalated.len() >= config.max_tracked_domains {
-                tracing::error!(domain = %domain, limit = config.max_tracked_domains, "too many escalated friendly federators; not escalating more");
-                continue;
-            }
-            tracing::warn!(
-                domain = %domain,
-                references = count,
-                threshold,
-                window_days = config.window_days(),
-                action = action.as_str(),
-                "friendly federator escalated into the generated rule source"
-            );
-            store
-                .escalated
-                .insert(domain.clone(), Escalated { at: now, count });
-            store.dirty = true;
-            changed = true;
         }
         store.over_threshold = over.into_keys().collect();
         let count = if enforcing {
@@ -695,13 +762,22 @@ impl Federators {
                 .set(value);
         }
         if !enforcing {
-            return self.drop_escalations(&mut store, first);
+            store.enforced.take()?;
+            tracing::warn!(
+                count = store.escalated.len(),
+                "escalation is off or set to report: escalated friendly federators are no longer enforced (kept, and enforced again when action is limit or suspend)"
+            );
+            return Some(None);
         }
-        if !(changed || (first && !store.escalated.is_empty())) {
+        let regenerate = changed || store.enforced != Some(action);
+        if !regenerate || (store.escalated.is_empty() && store.enforced.is_none()) {
             return None;
         }
         match generated_source(&store.escalated, action, config.window_days()) {
-            Ok(source) => Some(Some(source)),
+            Ok(source) => {
+                store.enforced = Some(action);
+                Some(Some(source))
+            }
             Err(e) => {
                 // Domains are normalised when recorded or loaded, so this means a bug; keep
                 // the rules in force as they are.
@@ -709,21 +785,6 @@ impl Federators {
                 None
             }
         }
-    }
-
-    /// Escalation is off or only reports: forget domains a previous configuration escalated,
-    /// and take the generated source out of force (it is never in force at startup).
-    fn drop_escalations(&self, store: &mut Store, first: bool) -> Option<Option<MemorySource>> {
-        if store.escalated.is_empty() {
-            return None;
-        }
-        tracing::warn!(
-            count = store.escalated.len(),
-            "escalation is off or set to report: previously escalated friendly federators are no longer enforced"
-        );
-        store.escalated.clear();
-        store.dirty = true;
-        (!first).then_some(None)
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
@@ -736,12 +797,12 @@ impl Federators {
 /// Puts the escalation state loaded from the evidence file in force (blocking: call before
 /// serving, or from a blocking thread), so a restart never lets an escalated domain through.
 pub fn apply_at_startup(federators: &Federators, rules: &Rules) {
-    apply(federators, rules, unix_now(), true);
+    apply(federators, rules, unix_now());
 }
 
-fn apply(federators: &Federators, rules: &Rules, now: u64, first: bool) {
+fn apply(federators: &Federators, rules: &Rules, now: u64) {
     let snapshot = rules.current().load();
-    match federators.evaluate(now, first, snapshot.friendly_federators()) {
+    match federators.evaluate(now, snapshot.friendly_federators()) {
         None => {}
         Some(Some(source)) => {
             // `set_memory_source` logs and counts a failed reload itself; the source is kept
@@ -774,7 +835,7 @@ pub async fn maintain(
         let (f, r) = (federators.clone(), rules.clone());
         let work = tokio::task::spawn_blocking(move || {
             let now = unix_now();
-            apply(&f, &r, now, false);
+            apply(&f, &r, now);
             save_logged(&f, now);
         });
         if let Err(e) = work.await {
@@ -862,6 +923,7 @@ impl Store {
                 .collect(),
             dirty: false,
             over_threshold: BTreeSet::new(),
+            enforced: None,
         }
     }
 
@@ -1038,6 +1100,33 @@ pub fn report_from_file(
     ))
 }
 
+/// The generated `friendly-federators` source as the running proxy has it in force, from the
+/// evidence file named by `config` (the effective settings, see `effective`), for `explain`
+/// and `check`, which never write the file. `Ok(None)` when escalation is off or only
+/// reports, or nothing escalated.
+pub fn escalated_from_file(
+    config: &FriendlyFederatorsConfig,
+) -> Result<Option<MemorySource>, EvidenceError> {
+    let path = config
+        .evidence_file
+        .as_ref()
+        .ok_or(EvidenceError::NotConfigured)?;
+    let store = Store::from_file(read_file(path)?, config);
+    let action = config.action();
+    if config.threshold.is_none()
+        || action == EscalationAction::Report
+        || store.escalated.is_empty()
+    {
+        return Ok(None);
+    }
+    generated_source(&store.escalated, action, config.window_days())
+        .map(Some)
+        .map_err(|source| EvidenceError::Generated {
+            path: path.clone(),
+            source,
+        })
+}
+
 /// The evidence, most references first, for the admin endpoint (JSON) and `report` (table).
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -1103,20 +1192,19 @@ impl Report {
         let mut top: Vec<(&String, &DomainEvidence)> = domains.iter().collect();
         top.sort_by(|a, b| b.1.total.cmp(&a.1.total).then_with(|| a.0.cmp(b.0)));
         top.truncate(config.report_top);
-        let severity = match action {
-            EscalationAction::Suspend => "suspend",
-            _ => "silence",
+        // Escalated domains stay listed while escalation is off or only reports; they are
+        // then not enforced.
+        let severity = match (config.threshold, action) {
+            (Some(_), EscalationAction::Suspend) => "suspend",
+            (Some(_), EscalationAction::Limit) => "silence",
+            _ => "not_enforced",
         };
         Report {
             generated_at: rfc3339(now),
             saved_at: saved_at.map(rfc3339),
             tracked_domains: domains.len(),
             max_tracked_domains: config.max_tracked_domains,
-            dropping: Kind::ALL
-                .into_iter()
-                .filter(|k| k.enabled(config, None))
-                .map(Kind::as_str)
-                .collect(),
+            dropping: dropping(config, None),
             escalation: config.threshold.map(|threshold| EscalationReport {
                 threshold,
                 window_days: config.window_days(),
@@ -1278,7 +1366,6 @@ pub fn rfc3339(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::DomainRule;
 
     fn rule(domain: &str, severity: Severity, dry_run: bool) -> DomainRule {
         DomainRule {
@@ -1301,6 +1388,15 @@ mod tests {
             rule("fine.example", Severity::Noop, false),
             rule("preview.example", Severity::Suspend, true),
         ])
+    }
+
+    fn reference(kind: Kind, rule: &DomainRule) -> Reference<'_> {
+        Reference {
+            kind,
+            uri: "https://listed.example/n/1",
+            host: Cow::Borrowed(&rule.domain),
+            rule,
+        }
     }
 
     fn config() -> FriendlyFederatorsConfig {
@@ -1469,11 +1565,8 @@ mod tests {
         let mut c = config();
         c.max_tracked_domains = 2;
         let f = federators(c);
-        let found = [Found {
-            kind: Kind::Announce,
-            host: "bad.example".into(),
-            severity: Severity::Suspend,
-        }];
+        let bad = rule("bad.example", Severity::Suspend, false);
+        let found = [reference(Kind::Announce, &bad)];
         for _ in 0..3 {
             f.record("a.example", None, &found, true, 100, 7);
         }
@@ -1542,11 +1635,8 @@ mod tests {
     }
 
     fn found(n: u64, f: &Federators, domain: &str, at: u64) {
-        let found = [Found {
-            kind: Kind::Reply,
-            host: "quiet.example".into(),
-            severity: Severity::Silence,
-        }];
+        let quiet = rule("quiet.example", Severity::Silence, false);
+        let found = [reference(Kind::Reply, &quiet)];
         for _ in 0..n {
             f.record(domain, None, &found, false, at, 7);
         }
@@ -1563,7 +1653,7 @@ mod tests {
         found(2, &f, "old.example", now - DAY);
         found(3, &f, "busy.example", now - 6 * DAY);
         assert!(
-            f.evaluate(now, true, None).is_none(),
+            f.evaluate(now, None).is_none(),
             "report never generates rules"
         );
         let report = f.report(now, None);
@@ -1585,7 +1675,7 @@ mod tests {
         let f = federators(c);
         found(3, &f, "busy.example", now);
         found(2, &f, "calm.example", now);
-        let Some(Some(source)) = f.evaluate(now, false, None) else {
+        let Some(Some(source)) = f.evaluate(now, None) else {
             panic!("escalation must generate a source");
         };
         assert_eq!(source.label, SOURCE_LABEL);
@@ -1596,13 +1686,101 @@ mod tests {
             .map(|r| (r.domain.as_str(), r.severity, r.line))
             .collect();
         assert_eq!(rules, [("busy.example", Severity::Suspend, 2)]);
-        assert!(
-            f.evaluate(now, false, None).is_none(),
-            "unchanged set: no reload"
-        );
+        assert!(f.evaluate(now, None).is_none(), "unchanged set: no reload");
         // Sticky: the window moving on does not lift it.
-        assert!(f.evaluate(now + 30 * DAY, false, None).is_none());
+        assert!(f.evaluate(now + 30 * DAY, None).is_none());
         assert_eq!(f.report(now + 30 * DAY, None).escalated.len(), 1);
+    }
+
+    /// A rules-file `[friendly_federators]` table (parsed by the real parser).
+    fn table(text: &str) -> FriendlyFederatorSettings {
+        sources::parse_bytes(
+            text.as_bytes(),
+            Arc::from("rules.toml"),
+            crate::config::BlocklistFormat::Toml,
+        )
+        .expect("parses")
+        .friendly_federators
+        .expect("table")
+    }
+
+    fn generated(source: Option<Option<MemorySource>>) -> Vec<(String, Severity)> {
+        let Some(Some(source)) = source else {
+            panic!("expected a generated source, got {source:?}");
+        };
+        source
+            .parsed
+            .rules
+            .iter()
+            .map(|r| (r.domain.clone(), r.severity))
+            .collect()
+    }
+
+    #[test]
+    fn a_domain_over_the_threshold_under_report_escalates_when_the_action_enforces() {
+        let now = 100 * SECS_PER_DAY;
+        let mut c = config();
+        c.threshold = Some(2);
+        let f = federators(c);
+        found(2, &f, "busy.example", now);
+        // Over the threshold while the action only reports: remembered, no rule.
+        assert!(f.evaluate(now, None).is_none());
+        // A rules reload turns the action to limit: the domain escalates at the next tick.
+        let limit = table("[friendly_federators]\naction = \"limit\"\n");
+        assert_eq!(
+            generated(f.evaluate(now, Some(&limit))),
+            [("busy.example".to_string(), Severity::Silence)]
+        );
+        assert!(f.evaluate(now, Some(&limit)).is_none(), "nothing changed");
+        // limit -> suspend regenerates the rules with the new severity.
+        let suspend = table("[friendly_federators]\naction = \"suspend\"\n");
+        assert_eq!(
+            generated(f.evaluate(now, Some(&suspend))),
+            [("busy.example".to_string(), Severity::Suspend)]
+        );
+        assert_eq!(
+            f.report(now, Some(&suspend)).escalated[0].severity,
+            "suspend"
+        );
+    }
+
+    #[test]
+    fn a_table_without_escalation_keys_keeps_the_config_escalation_and_nothing_is_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = 100 * SECS_PER_DAY;
+        let mut c = config();
+        c.threshold = Some(2);
+        c.action = Some(EscalationAction::Suspend);
+        c.evidence_file = Some(dir.path().join("ff.json"));
+        let f = federators(c.clone());
+        found(2, &f, "busy.example", now);
+        assert_eq!(generated(f.evaluate(now, None)).len(), 1);
+        // A table that only changes a laundering kind inherits threshold, window and action.
+        let kinds = table("[friendly_federators]\nreply = true\n");
+        let settings = effective(&c, Some(&kinds));
+        assert_eq!(
+            (settings.threshold, settings.action(), settings.reply),
+            (Some(2), EscalationAction::Suspend, true)
+        );
+        assert!(f.evaluate(now, Some(&kinds)).is_none(), "still in force");
+        // Setting the action to report takes the rules out of force but keeps the escalation,
+        // in memory and in the evidence file; back to suspend puts it in force again.
+        let report = table("[friendly_federators]\naction = \"report\"\n");
+        assert!(matches!(f.evaluate(now, Some(&report)), Some(None)));
+        assert!(f.evaluate(now, Some(&report)).is_none());
+        assert!(f.save(now).expect("saved"));
+        let from_file = report_from_file(&effective(&c, Some(&report)), now).expect("file");
+        assert_eq!(from_file.escalated[0].domain, "busy.example");
+        assert_eq!(from_file.escalated[0].severity, "not_enforced");
+        assert!(escalated_from_file(&effective(&c, Some(&report)))
+            .expect("file")
+            .is_none());
+        assert_eq!(
+            generated(f.evaluate(now, Some(&kinds))),
+            [("busy.example".to_string(), Severity::Suspend)]
+        );
+        let source = escalated_from_file(&c).expect("file").expect("enforced");
+        assert_eq!(source.parsed.rules[0].domain, "busy.example");
     }
 
     #[test]

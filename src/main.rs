@@ -127,16 +127,16 @@ fn check(path: PathBuf) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    // Remote sources as `serve` would start with: their disk-cached copies, no network.
-    let cached = inboxguard::subscriptions::load_cached(&config);
-    let summaries =
-        match inboxguard::reload::load(&config.blocklists, &cached.sources, &config.policy) {
-            Ok((_, s)) => s,
-            Err(e) => {
-                eprintln!("inboxguard: blocklist: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
+    // As `serve` would start: remote sources' disk-cached copies, escalations from the
+    // evidence file; no network, no writes.
+    let offline = match inboxguard::explain::load_offline(&config) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("inboxguard: blocklist: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let (summaries, cached) = (offline.summaries, offline.cached);
     println!("config {} is valid", path.display());
     println!("  listen    {}", config.server.listen);
     println!("  admin     {}", config.admin.listen);
@@ -157,6 +157,12 @@ fn check(path: PathBuf) -> ExitCode {
     for line in &cached.missing {
         println!("    {line}");
     }
+    if let Some(e) = &offline.escalations_error {
+        println!(
+            "    {}: cannot read escalations: {e}",
+            inboxguard::federators::SOURCE_LABEL
+        );
+    }
     if let Some(allows) = &cached.allows {
         println!(
             "  mastodon domain allows (cached, for allowlist mode): {} from {}",
@@ -167,8 +173,8 @@ fn check(path: PathBuf) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Loads the config and rules exactly as `check` does (remote sources from their disk cache),
-/// then prints `explain::report`.
+/// Loads the config and rules exactly as `check` does (remote sources from their disk cache,
+/// escalations from the evidence file), then prints `explain::report`.
 fn explain(path: PathBuf, subject: &str) -> ExitCode {
     let config = match Config::load(&path) {
         Ok(c) => c,
@@ -177,15 +183,16 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let cached = inboxguard::subscriptions::load_cached(&config);
-    let snapshot =
-        match inboxguard::reload::load(&config.blocklists, &cached.sources, &config.policy) {
-            Ok((snapshot, _)) => snapshot,
-            Err(e) => {
-                eprintln!("inboxguard: blocklist: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
+    let offline = match inboxguard::explain::load_offline(&config) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("inboxguard: blocklist: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Some(e) = &offline.escalations_error {
+        eprintln!("inboxguard: friendly-federator escalations not shown: {e}");
+    }
     let subject = match inboxguard::explain::Subject::parse(subject) {
         Ok(s) => s,
         Err(e) => {
@@ -193,7 +200,10 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
             return ExitCode::from(EXIT_DATA);
         }
     };
-    print!("{}", inboxguard::explain::report(&snapshot, &subject));
+    print!(
+        "{}",
+        inboxguard::explain::report(&offline.snapshot, &config.friendly_federators, &subject)
+    );
     ExitCode::SUCCESS
 }
 

@@ -9,7 +9,7 @@ use crate::config::{BlocklistConfig, PolicyConfig};
 use crate::metrics::Metrics;
 use crate::policy::sources::{self, ParsedSource};
 pub use crate::policy::sources::{LoadError, LoadErrorKind};
-use crate::policy::{DomainDigest, DomainEntry, DomainRule, RuleKind, Snapshot};
+use crate::policy::{Changes, DomainDigest, DomainEntry, DomainRule, RuleKind, Snapshot};
 use arc_swap::ArcSwap;
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
@@ -56,6 +56,9 @@ pub struct SourceSummary {
     pub exception_list: bool,
     /// A remote subscription (subject to `subscription_threshold`).
     pub subscribed: bool,
+    /// What this source's reload changed in the rules in force (`Rules::reload` and the admin
+    /// reload answer; empty for a first load, `check` and `explain`).
+    pub changes: Changes,
 }
 
 impl SourceSummary {
@@ -406,6 +409,9 @@ struct State {
     memory: BTreeMap<String, MemorySource>,
     /// Source labels that currently have gauges.
     published: Vec<String>,
+    /// The copy of each memory source that the last successful reload put in force: its
+    /// `rules_last_reload_timestamp_seconds` moves only when another copy comes into force.
+    in_force: HashMap<String, Arc<ParsedSource>>,
 }
 
 /// Owns the live snapshot and knows how to rebuild it. Shared as `Arc<Rules>`.
@@ -443,7 +449,7 @@ impl Rules {
         };
         {
             let mut state = rules.lock();
-            rules.publish(&mut state.published, &summaries);
+            rules.publish(&mut state, &summaries, &[]);
         }
         for s in &summaries {
             tracing::info!(
@@ -532,15 +538,27 @@ impl Rules {
                 return Err(e);
             }
         };
-        let changes = self.current.load().diff(&snapshot);
+        let by_source = self.current.load().diff_by_source(&snapshot);
         let total = snapshot.len();
         self.current.store(Arc::new(snapshot));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.publish(&mut state.published, &summaries);
+        let mut summaries = summaries;
+        for s in &mut summaries {
+            if let Some(changes) = by_source.get(s.source.as_str()) {
+                s.changes = *changes;
+            }
+        }
+        self.publish(state, &summaries, &memory);
         self.metrics
             .rules_reloads_total
             .with_label_values(&["success"])
             .inc();
+        // One line per source that changed (a removed source's rules count for it too), then
+        // the total.
+        for (source, changes) in &by_source {
+            tracing::info!(generation, source = %source, changes = %changes, "rule source changed");
+        }
+        let changes = Changes::sum(by_source.values());
         tracing::info!(generation, rules = total, changes = %changes, "rules reloaded");
         Ok(summaries)
     }
@@ -614,11 +632,19 @@ impl Rules {
     }
 
     /// Sets the per-source gauges, and removes those of sources no longer loaded.
-    fn publish(&self, published: &mut Vec<String>, summaries: &[SourceSummary]) {
+    ///
+    /// `rules_last_reload_timestamp_seconds{source}` says when that source's rules in force
+    /// were loaded: for a file, this (successful) load, which read every file; for a memory
+    /// source (a subscription, the Mastodon pull, the generated friendly-federator rules), the
+    /// load that first put its current copy in force. So a reload caused by one source does
+    /// not make another remote source look fresh, and a subscription whose fetches fail keeps
+    /// the time its last good copy came into force.
+    fn publish(&self, state: &mut State, summaries: &[SourceSummary], memory: &[MemorySource]) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        for stale in published
+        for stale in state
+            .published
             .iter()
             .filter(|p| !summaries.iter().any(|s| &s.source == *p))
         {
@@ -633,7 +659,10 @@ impl Rules {
                 .rules_last_reload_timestamp_seconds
                 .remove_label_values(&[stale]);
         }
-        published.clear();
+        state
+            .in_force
+            .retain(|label, _| memory.iter().any(|m| &m.label == label));
+        state.published.clear();
         for s in summaries {
             for kind in RuleKind::ALL {
                 let count = i64::try_from(s.count(kind)).unwrap_or(i64::MAX);
@@ -642,11 +671,20 @@ impl Rules {
                     .with_label_values(&[s.source.as_str(), kind.as_str()])
                     .set(count);
             }
-            self.metrics
-                .rules_last_reload_timestamp_seconds
-                .with_label_values(&[s.source.as_str()])
-                .set(now);
-            published.push(s.source.clone());
+            let fresh = match memory.iter().find(|m| m.label == s.source) {
+                Some(m) => {
+                    let previous = state.in_force.insert(s.source.clone(), m.parsed.clone());
+                    !previous.is_some_and(|p| Arc::ptr_eq(&p, &m.parsed))
+                }
+                None => true,
+            };
+            if fresh {
+                self.metrics
+                    .rules_last_reload_timestamp_seconds
+                    .with_label_values(&[s.source.as_str()])
+                    .set(now);
+            }
+            state.published.push(s.source.clone());
         }
     }
 }
@@ -1045,12 +1083,15 @@ mod tests {
         let m = metrics();
         let rules =
             Rules::new(vec![source(&path)], PolicyConfig::default(), m.clone()).expect("load");
-        let mut published = vec!["gone.csv".to_string()];
+        let mut state = State {
+            published: vec!["gone.csv".to_string()],
+            ..State::default()
+        };
         m.rules_loaded
             .with_label_values(&["gone.csv", "suspend"])
             .set(5);
-        rules.publish(&mut published, &[]);
-        assert!(published.is_empty());
+        rules.publish(&mut state, &[], &[]);
+        assert!(state.published.is_empty());
         assert!(!m.render().contains("gone.csv"));
     }
 
@@ -1459,6 +1500,156 @@ mod tests {
             e.kind,
             LoadErrorKind::DuplicateFriendlyFederators { .. }
         ));
+    }
+
+    /// A `tracing` writer into a shared buffer, to read what a reload logged.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reload_reports_and_logs_what_changed_per_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = dir.path().join("a.csv");
+        let toml = dir.path().join("b.toml");
+        std::fs::write(
+            &csv,
+            "#domain,#severity\nkeep.example,suspend\nup.example,silence\ngone.example,suspend\n",
+        )
+        .expect("write");
+        std::fs::write(&toml, "[[allow]]\ndomain = \"friend.example\"\n").expect("write");
+        let rules = Rules::new(
+            vec![source(&csv), source(&toml)],
+            PolicyConfig::default(),
+            metrics(),
+        )
+        .expect("load");
+        rules
+            .set_memory_source(subscribed("https://lists.example/x", "remote.example\n"))
+            .expect("reload");
+
+        std::fs::write(
+            &csv,
+            "#domain,#severity\nkeep.example,suspend\nup.example,suspend\nnew.example,silence\n",
+        )
+        .expect("write");
+        std::fs::write(
+            &toml,
+            "[[allow]]\ndomain = \"friend.example\"\n[[exclude]]\ndomain = \"ok.example\"\n\
+             [[actor]]\nactor = \"@m@bad.example\"\n",
+        )
+        .expect("write");
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let summaries =
+            tracing::subscriber::with_default(subscriber, || rules.reload()).expect("reload");
+        let changes: Vec<String> = summaries.iter().map(|s| s.changes.to_string()).collect();
+        assert_eq!(
+            changes,
+            [
+                "suspend +0 -1 ~1, silence +1 -0 ~0, noop +0 -0 ~0, allow +0 -0 ~0, \
+                 exclude +0 -0 ~0, actor_suspend +0 -0 ~0",
+                "suspend +0 -0 ~0, silence +0 -0 ~0, noop +0 -0 ~0, allow +0 -0 ~0, \
+                 exclude +1 -0 ~0, actor_suspend +1 -0 ~0",
+                "suspend +0 -0 ~0, silence +0 -0 ~0, noop +0 -0 ~0, allow +0 -0 ~0, \
+                 exclude +0 -0 ~0, actor_suspend +0 -0 ~0",
+            ]
+        );
+        let log = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8");
+        let line = |source: &Path| {
+            log.lines()
+                .find(|l| {
+                    l.contains("rule source changed")
+                        && l.contains(&format!("source={}", source.display()))
+                })
+                .unwrap_or_else(|| panic!("no change line for {}:\n{log}", source.display()))
+                .to_string()
+        };
+        assert!(
+            line(&csv).contains("changes=suspend +0 -1 ~1, silence +1 -0 ~0,"),
+            "{log}"
+        );
+        assert!(
+            line(&toml).contains("exclude +1 -0 ~0, actor_suspend +1 -0 ~0"),
+            "{log}"
+        );
+        assert!(!log.contains("source=https://lists.example/x"), "{log}");
+        assert!(
+            log.contains("rules reloaded") && log.contains("changes=suspend +0 -1 ~1, silence +1 -0 ~0, noop +0 -0 ~0, allow +0 -0 ~0, exclude +1 -0 ~0, actor_suspend +1 -0 ~0"),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn reload_timestamps_move_only_for_sources_loaded_anew() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("local.txt");
+        std::fs::write(&path, "local.example\n").expect("write");
+        let m = metrics();
+        let rules =
+            Rules::new(vec![source(&path)], PolicyConfig::default(), m.clone()).expect("load");
+        let remote = "https://lists.example/blocks.txt";
+        rules
+            .set_memory_source(subscribed(remote, "remote.example\n"))
+            .expect("reload");
+        let file = path.display().to_string();
+        let stamp = |label: &str| {
+            m.rules_last_reload_timestamp_seconds
+                .with_label_values(&[label])
+                .get()
+        };
+        assert!(stamp(&file) > 1 && stamp(remote) > 1);
+        let reset = || {
+            for label in [file.as_str(), remote] {
+                m.rules_last_reload_timestamp_seconds
+                    .with_label_values(&[label])
+                    .set(1);
+            }
+        };
+
+        // A reload of the file (every file is read again) leaves the subscription's copy,
+        // and the time it came into force, alone.
+        reset();
+        std::fs::write(&path, "local.example\nother.example\n").expect("write");
+        rules.reload().expect("reload");
+        assert!(stamp(&file) > 1);
+        assert_eq!(
+            stamp(remote),
+            1,
+            "the subscription did not load anything new"
+        );
+
+        // A new copy of the subscription moves its own timestamp.
+        reset();
+        rules
+            .set_memory_source(subscribed(remote, "remote.example\nmore.example\n"))
+            .expect("reload");
+        assert!(stamp(remote) > 1);
+
+        // A failed reload moves nothing.
+        reset();
+        std::fs::write(&path, "not a domain!\n").expect("write");
+        rules.reload().expect_err("broken");
+        rules
+            .set_memory_source(subscribed(remote, "third.example\n"))
+            .expect_err("broken file");
+        assert_eq!((stamp(&file), stamp(remote)), (1, 1));
     }
 
     #[test]

@@ -193,8 +193,23 @@ fn activity_files_show_actor_decision_author_and_report_outcome() {
         "{}",
         out.describe()
     );
+    // The proxy drops this boost of suspended content (202, laundered_announce); explain must
+    // say so, naming the reference and the rule it matched.
+    let csv = dir.path().join("blocks.csv").display().to_string();
     assert!(
-        out.stdout.contains("decision: forward\n"),
+        out.stdout.contains(&format!(
+            "decision: drop (202)\nreason: laundered_announce\ndeciding rule: bad.example ({csv}:2)\n\
+             laundered: announce of https://bad.example/statuses/1 (host bad.example) matches \
+             suspend bad.example ({csv}:2) \"Spam and abuse\"\n"
+        )),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "friendly federators: laundering kinds that drop: announce, attributed_to\n  \
+             announce https://bad.example/statuses/1 -> suspend bad.example ({csv}:2)\n"
+        )),
         "{}",
         out.describe()
     );
@@ -496,4 +511,108 @@ fn check_counts_every_kind_per_source() {
             ),
         "{stdout}"
     );
+}
+
+/// Friendly-federator settings come from the config and a rules file's table, as in the proxy:
+/// a table turning announce off makes the same boost a forward, and a dry-run suspend only
+/// previews the drop.
+#[test]
+fn laundering_follows_the_rules_file_table_and_dry_run() {
+    let (dir, config) = setup();
+    let boost = |name: &str, object: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(r#"{{"type":"Announce","actor":"https://good.example/users/gil","object":"{object}"}}"#),
+        )
+        .unwrap();
+        path
+    };
+    let preview = boost("preview.json", "https://preview.example/notes/1");
+    let out = explain(&config, preview.to_str().unwrap());
+    assert!(
+        out.stdout.contains(
+            "decision: forward\nreason: laundered_announce\ndry run: would drop (202) (laundered_announce) by preview.example ("
+        ) && out.stdout.contains("laundered (dry run): announce of https://preview.example/notes/1"),
+        "{}",
+        out.describe()
+    );
+
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[friendly_federators]\nannounce = false\n").unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[blocklists]]\npath = {}\n",
+        toml::Value::String(rules.display().to_string())
+    ));
+    std::fs::write(&config, text).unwrap();
+    let bad = boost("bad.json", "https://bad.example/notes/1");
+    let out = explain(&config, bad.to_str().unwrap());
+    assert!(
+        out.stdout.contains("decision: forward\nreason: allowed\n")
+            && out
+                .stdout
+                .contains("laundering kinds that drop: attributed_to\n  announce https://bad.example/notes/1 -> suspend bad.example"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// Escalated friendly federators live in the evidence file; `explain` and `check` read them
+/// (without writing) as the generated source `friendly-federators`, as `serve` puts them in
+/// force at startup.
+#[test]
+fn escalated_domains_are_explained_from_the_evidence_file() {
+    let (dir, config) = setup();
+    let evidence = dir.path().join("ff.json");
+    let saved = r#"{"version":1,"saved_at":1767225600,"domains":{},"escalated":{"friend.example":{"at":1767225600,"count":3}}}"#;
+    std::fs::write(&evidence, saved).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[friendly_federators]\nevidence_file = {}\nthreshold = 2\naction = \"suspend\"\n",
+        toml::Value::String(evidence.display().to_string())
+    ));
+    std::fs::write(&config, text).unwrap();
+    let modified = std::fs::metadata(&evidence).unwrap().modified().unwrap();
+
+    let out = explain(&config, "x.friend.example");
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert!(
+        out.stdout.contains(
+            "decision: reject (403)\nreason: suspended_key_host\ndeciding rule: friend.example (friendly-federators:2)\n"
+        ),
+        "{}",
+        out.describe()
+    );
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(' ') && l.contains("friendly-federators:2"))
+        .unwrap_or_else(|| panic!("{}", out.describe()));
+    assert!(
+        row.starts_with(" *  friend.example") && row.contains("friendly federator: 3 references"),
+        "{}",
+        out.describe()
+    );
+
+    let out = Command::new(BIN)
+        .args(["check", "--config", config.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "friendly-federators: suspend=1 silence=0 noop=0 allow=0 exclude=0 actor_suspend=0\n"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_to_string(&evidence).unwrap(), saved);
+    assert_eq!(
+        std::fs::metadata(&evidence).unwrap().modified().unwrap(),
+        modified,
+        "read only"
+    );
+    assert!(!dir.path().join("ff.json.tmp").exists());
 }

@@ -528,3 +528,266 @@ async fn escalation_action_report_generates_no_rule() {
     assert_eq!(deliver(&proxy, &fred, &note).await, StatusCode::ACCEPTED);
     assert_eq!(puma.count(), 1, "still forwarded");
 }
+
+/// POSTs `/admin/reload` and returns its answer.
+async fn admin_reload(proxy: &Proxy) -> String {
+    let (status, _, body) = within(
+        "admin reload",
+        send(
+            proxy.admin_addr,
+            http::Method::POST,
+            "/admin/reload",
+            http::HeaderMap::new(),
+            Vec::new(),
+        ),
+    )
+    .await;
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+fn generated(metrics: &str, severity: &str) -> Option<f64> {
+    metric_value(
+        metrics,
+        &format!(
+            "inboxguard_rules_loaded{{source=\"friendly-federators\",severity=\"{severity}\"}}"
+        ),
+    )
+}
+
+/// The action is changed by rules reloads: a domain already over the threshold while the
+/// action was `report` escalates once it is `limit` (a silence rule: still forwarded), is
+/// regenerated as a suspend rule when the action becomes `suspend`, and an exclusion
+/// overrides the escalated domain.
+#[tokio::test]
+async fn escalation_follows_the_action_in_force_and_exclusions_override_it() {
+    let friend = RemoteInstance::start("friend.example").await;
+    let fred = friend.add_actor("fred");
+    let puma = RecordingUpstream::start().await;
+    let builder = Proxy::builder(puma.addr())
+        .remote(&friend)
+        .blocklist_file("blocks.csv", BLOCKLIST)
+        .toml("[friendly_federators]\npersist_interval_secs = 1\nthreshold = 2\n");
+    let rules = builder.write_file("rules.toml", "");
+    let proxy = builder.blocklist(rules).start().await;
+    proxy.wait_ready().await;
+    for n in 1..=2 {
+        let boost = fred.activity("Announce", json!(format!("https://bad.example/notes/{n}")));
+        assert_eq!(deliver(&proxy, &fred, &boost).await, StatusCode::ACCEPTED);
+    }
+    wait_for(&proxy, "over the threshold under report", |_, m| {
+        metric_value(
+            m,
+            "inboxguard_friendly_federator_escalations{action=\"report\"}",
+        ) == Some(1.0)
+    })
+    .await;
+
+    proxy.write_file("rules.toml", "[friendly_federators]\naction = \"limit\"\n");
+    admin_reload(&proxy).await;
+    wait_for(&proxy, "escalated to limit", |r, m| {
+        generated(m, "silence") == Some(1.0) && r["escalated"][0]["severity"] == "silence"
+    })
+    .await;
+    // A generated silence rule forwards, as any silence rule.
+    let note = create(&fred, 1, json!({}));
+    assert_eq!(deliver(&proxy, &fred, &note).await, StatusCode::ACCEPTED);
+    assert_eq!(puma.count(), 1);
+
+    proxy.write_file(
+        "rules.toml",
+        "[friendly_federators]\naction = \"suspend\"\n",
+    );
+    admin_reload(&proxy).await;
+    wait_for(&proxy, "regenerated as suspend", |r, m| {
+        generated(m, "suspend") == Some(1.0)
+            && generated(m, "silence") == Some(0.0)
+            && r["escalated"][0]["severity"] == "suspend"
+    })
+    .await;
+    let note = create(&fred, 2, json!({}));
+    assert_eq!(deliver(&proxy, &fred, &note).await, StatusCode::FORBIDDEN);
+
+    // An exclusion overrides the generated rule.
+    proxy.write_file(
+        "rules.toml",
+        "[friendly_federators]\naction = \"suspend\"\n\n[[exclude]]\ndomain = \"friend.example\"\n",
+    );
+    let answer = admin_reload(&proxy).await;
+    assert!(
+        answer.contains("friendly-federators: suspend=0"),
+        "{answer}"
+    );
+    let note = create(&fred, 3, json!({}));
+    assert_eq!(deliver(&proxy, &fred, &note).await, StatusCode::ACCEPTED);
+    assert_eq!(puma.count(), 2);
+    assert_eq!(
+        admin_json(&proxy).await["escalated"][0]["domain"],
+        "friend.example"
+    );
+}
+
+/// Escalation configured in the main config survives a rules file whose
+/// `[friendly_federators]` table only changes a laundering kind: nothing is un-escalated in
+/// force or in the evidence file.
+#[tokio::test]
+async fn a_rules_file_table_without_escalation_keys_keeps_the_config_escalations() {
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("friendly-federators.json");
+    let friend = RemoteInstance::start("friend.example").await;
+    let other = RemoteInstance::start("other.example").await;
+    let (fred, olga) = (friend.add_actor("fred"), other.add_actor("olga"));
+    let puma = RecordingUpstream::start().await;
+    let builder = Proxy::builder(puma.addr())
+        .remote(&friend)
+        .remote(&other)
+        .blocklist_file("blocks.csv", BLOCKLIST)
+        .toml(&evidence_toml(
+            &file,
+            "persist_interval_secs = 1\nthreshold = 2\naction = \"suspend\"",
+        ));
+    let rules = builder.write_file("rules.toml", "");
+    let proxy = builder.blocklist(rules).start().await;
+    proxy.wait_ready().await;
+    for n in 1..=2 {
+        let boost = fred.activity("Announce", json!(format!("https://bad.example/notes/{n}")));
+        assert_eq!(deliver(&proxy, &fred, &boost).await, StatusCode::ACCEPTED);
+    }
+    wait_for(&proxy, "escalation", |_, m| {
+        generated(m, "suspend") == Some(1.0)
+    })
+    .await;
+
+    proxy.write_file("rules.toml", "[friendly_federators]\nreply = true\n");
+    admin_reload(&proxy).await;
+    // New evidence makes the next tick save the file; that tick evaluated escalation first.
+    let boost = olga.activity("Announce", json!("https://bad.example/notes/9"));
+    assert_eq!(deliver(&proxy, &olga, &boost).await, StatusCode::ACCEPTED);
+    within("a tick after the reload", async {
+        while !std::fs::read_to_string(&file).is_ok_and(|t| t.contains("other.example")) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        saved["escalated"]["friend.example"].is_object(),
+        "{saved:#}"
+    );
+    let m = proxy.metrics().await;
+    assert_eq!(generated(&m, "suspend"), Some(1.0), "{m}");
+    let report = admin_json(&proxy).await;
+    assert_eq!(report["escalation"]["action"], "suspend", "{report:#}");
+    assert_eq!(
+        report["dropping"],
+        json!(["announce", "reply", "attributed_to"])
+    );
+    let note = create(&fred, 1, json!({}));
+    assert_eq!(deliver(&proxy, &fred, &note).await, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_mention_of_a_suspended_account_is_dropped_when_mention_is_on() {
+    let friend = RemoteInstance::start("friend.example").await;
+    let fred = friend.add_actor("fred");
+    let puma = RecordingUpstream::start().await;
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&friend)
+        .blocklist_file("blocks.csv", BLOCKLIST)
+        .toml("[friendly_federators]\nmention = true\n")
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let mention = create(
+        &fred,
+        1,
+        json!({"tag": [{"type": "Mention", "href": "https://bad.example/users/b"}]}),
+    );
+    assert_eq!(deliver(&proxy, &fred, &mention).await, StatusCode::ACCEPTED);
+    // A mention of a limited account is evidence, not a drop.
+    let limited = create(
+        &fred,
+        2,
+        json!({"tag": [{"type": "Mention", "href": "https://quiet.example/users/q"}]}),
+    );
+    assert_eq!(deliver(&proxy, &fred, &limited).await, StatusCode::ACCEPTED);
+    assert_eq!(puma.count(), 1, "only the mention of the limited account");
+    let m = proxy.metrics().await;
+    assert_eq!(requests(&m, "dropped", "laundered_mention"), 1.0, "{m}");
+    let d = admin_json(&proxy).await;
+    assert_eq!(domain(&d, "friend.example")["by_kind"]["mention"], 2);
+    assert_eq!(domain(&d, "friend.example")["dropped"], 1);
+}
+
+#[tokio::test]
+async fn the_evidence_endpoint_needs_the_admin_token() {
+    let puma = RecordingUpstream::start().await;
+    let builder = Proxy::builder(puma.addr());
+    let token_file = builder.write_file("admin.token", "s3cret-admin-token-0123456789\n");
+    let proxy = builder
+        .configure(move |c| c.admin.token_file = Some(token_file))
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let get = |auth: Option<&'static str>| {
+        let headers = match auth {
+            Some(value) => headers(&[("authorization", value)]),
+            None => http::HeaderMap::new(),
+        };
+        send(
+            proxy.admin_addr,
+            http::Method::GET,
+            "/admin/friendly-federators",
+            headers,
+            Vec::new(),
+        )
+    };
+    assert_eq!(get(None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(Some("Bearer wrong-token-0123456789")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _, body) = get(Some("Bearer s3cret-admin-token-0123456789")).await;
+    assert_eq!(status, StatusCode::OK);
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(report["tracked_domains"], 0);
+}
+
+/// The spelling of the escalation rule, as an inline table in a rules file.
+#[tokio::test]
+async fn the_inline_escalation_rule_spelling_works() {
+    let friend = RemoteInstance::start("friend.example").await;
+    let fred = friend.add_actor("fred");
+    let puma = RecordingUpstream::start().await;
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&friend)
+        .blocklist_file("blocks.csv", BLOCKLIST)
+        .blocklist_file(
+            "rules.toml",
+            "friendly_federators = { threshold = 1, window = \"7d\", action = \"report\" }\n",
+        )
+        .toml("[friendly_federators]\npersist_interval_secs = 1\n")
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let boost = fred.activity("Announce", json!("https://bad.example/notes/1"));
+    assert_eq!(deliver(&proxy, &fred, &boost).await, StatusCode::ACCEPTED);
+    wait_for(&proxy, "escalation evaluated", |_, m| {
+        metric_value(
+            m,
+            "inboxguard_friendly_federator_escalations{action=\"report\"}",
+        ) == Some(1.0)
+    })
+    .await;
+    let report = admin_json(&proxy).await;
+    assert_eq!(
+        report["escalation"],
+        json!({"threshold": 1, "window_days": 7, "action": "report"})
+    );
+    assert_eq!(
+        domain(&report, "friend.example")["status"],
+        "would_escalate"
+    );
+    assert_eq!(report["escalated"], json!([]));
+}

@@ -298,3 +298,27 @@ async fn a_configmap_symlink_swap_takes_effect() {
     assert_eq!(loaded(&metrics, &path, "suspend"), Some(1.0), "{metrics}");
     assert!(reloads(&metrics, "success") >= 1.0, "{metrics}");
 }
+
+/// The admin reload answer counts every kind per source (allow, exclude, actor rules too) and
+/// says what the reload changed; with nothing edited, nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_reload_answer_counts_every_kind_and_the_changes() {
+    let puma = RecordingUpstream::start().await;
+    let builder = Proxy::builder(puma.addr()).blocklist_file(
+        "rules.toml",
+        "[[domain]]\ndomain = \"bad.test\"\n\n[[allow]]\ndomain = \"friend.test\"\n\n\
+         [[exclude]]\ndomain = \"ok.bad.test\"\n\n[[actor]]\nactor = \"@m@evil.test\"\n",
+    );
+    let path = builder.dir().join("rules.toml");
+    let proxy = builder.start().await;
+    proxy.wait_ready().await;
+    let (status, body) = admin_reload(&proxy).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains(&format!(
+            "{}: suspend=1 silence=0 noop=0 allow=1 exclude=1 actor_suspend=1\n  changed: none\n",
+            path.display()
+        )),
+        "{body}"
+    );
+}

@@ -344,6 +344,38 @@ async fn redirects_are_followed() {
     );
 }
 
+/// A shared list must never speak inboxguard's TOML rules format, whatever its URL ends in:
+/// exceptions, allow entries, actor rules and friendly-federator settings are the moderators'
+/// own. With `format = "auto"` a `.toml` URL is still read as a plain list (so TOML is
+/// malformed and changes nothing), and a list that is a valid plain list loads as one.
+#[tokio::test]
+async fn auto_never_reads_a_subscription_as_a_toml_rules_file() {
+    let server = ListServer::start().await;
+    let injected =
+        "[[exclude]]\ndomain = \"bad.example\"\n\n[[allow]]\ndomain = \"evil.example\"\n\n\
+                    [[actor]]\nactor = \"@mod@local.example\"\n\n\
+                    [friendly_federators]\nannounce = false\n";
+    server.answer(move |_| reply(200, &[], injected));
+    let state = tempfile::tempdir().unwrap();
+    let url = server.url("/rules.toml");
+    let (sub, rules, metrics) = subscription(sub_config(&url), state.path());
+    let e = within("fetch", sub.refresh()).await.unwrap_err();
+    assert_eq!(e.reason(), "malformed", "{e}");
+    let loaded = rules.current().load();
+    assert!(loaded.exception_for("bad.example").is_none());
+    assert!(loaded.allow_for("evil.example").is_none());
+    assert!(loaded.friendly_federators().is_none());
+    assert_eq!(loaded.iter_actors().count(), 0);
+    assert!(rules.memory_sources().is_empty());
+    assert_eq!(fetches(&metrics, &url, "malformed"), 1);
+
+    // The same URL serving a plain list: read as one.
+    server.answer(|_| reply(200, &[], "listed.example\n"));
+    within("fetch", sub.refresh()).await.unwrap();
+    assert!(suspended(&rules, "listed.example"));
+    assert!(rules.current().load().friendly_federators().is_none());
+}
+
 #[tokio::test]
 async fn restart_during_an_outage_uses_the_disk_cache() {
     let server = ListServer::start().await;

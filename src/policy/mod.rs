@@ -18,7 +18,7 @@ pub use actors::{ActorPattern, ActorRule};
 pub use rules_file::FriendlyFederatorSettings;
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -855,25 +855,41 @@ impl Snapshot {
     /// Moving an entry to another line or file is no change; moving it between an enforcing
     /// and a dry-run source is a removal and an addition.
     pub fn diff(&self, next: &Snapshot) -> Changes {
-        let mut changes = Changes::default();
+        Changes::sum(self.diff_by_source(next).values())
+    }
+
+    /// `diff` per source: an addition or a change counts for the source of the entry in
+    /// `next`, a removal for the source of the entry in `self`. Sources with no change are
+    /// left out.
+    pub fn diff_by_source(&self, next: &Snapshot) -> BTreeMap<Arc<str>, Changes> {
+        let mut by: BTreeMap<Arc<str>, Changes> = BTreeMap::new();
+        fn at<'m>(by: &'m mut BTreeMap<Arc<str>, Changes>, source: &Arc<str>) -> &'m mut Changes {
+            by.entry(source.clone()).or_default()
+        }
         for (old, new) in [
             (&self.enforcing, &next.enforcing),
             (&self.dry_run, &next.dry_run),
         ] {
             for rule in new.by_name.iter() {
-                changes.count_new(old.get(&rule.domain), rule);
+                let was = old.get(&rule.domain);
+                if Changes::differs(was, rule) {
+                    at(&mut by, &rule.source).count_new(was, rule);
+                }
             }
             for rule in old.by_name.iter() {
                 if new.get(&rule.domain).is_none() {
-                    changes.removed[RuleKind::from(rule.severity).index()] += 1;
+                    at(&mut by, &rule.source).removed[RuleKind::from(rule.severity).index()] += 1;
                 }
             }
             for (digest, rule) in &new.by_digest {
-                changes.count_new(old.by_digest.get(digest), rule);
+                let was = old.by_digest.get(digest);
+                if Changes::differs(was, rule) {
+                    at(&mut by, &rule.source).count_new(was, rule);
+                }
             }
             for (digest, rule) in &old.by_digest {
                 if !new.by_digest.contains_key(digest) {
-                    changes.removed[RuleKind::from(rule.severity).index()] += 1;
+                    at(&mut by, &rule.source).removed[RuleKind::from(rule.severity).index()] += 1;
                 }
             }
         }
@@ -881,10 +897,12 @@ impl Snapshot {
             (RuleKind::Allow, &self.allows, &next.allows),
             (RuleKind::Exclude, &self.exceptions, &next.exceptions),
         ] {
-            changes.added[kind.index()] +=
-                new.iter().filter(|e| old.get(&e.domain).is_none()).count();
-            changes.removed[kind.index()] +=
-                old.iter().filter(|e| new.get(&e.domain).is_none()).count();
+            for e in new.iter().filter(|e| old.get(&e.domain).is_none()) {
+                at(&mut by, &e.source).added[kind.index()] += 1;
+            }
+            for e in old.iter().filter(|e| new.get(&e.domain).is_none()) {
+                at(&mut by, &e.source).removed[kind.index()] += 1;
+            }
         }
         let i = RuleKind::ActorSuspend.index();
         for (old, new) in [
@@ -893,14 +911,18 @@ impl Snapshot {
         ] {
             for rule in new.iter() {
                 match old.get(&rule.pattern) {
-                    None => changes.added[i] += 1,
-                    Some(was) if was.comment != rule.comment => changes.changed[i] += 1,
+                    None => at(&mut by, &rule.source).added[i] += 1,
+                    Some(was) if was.comment != rule.comment => {
+                        at(&mut by, &rule.source).changed[i] += 1
+                    }
                     Some(_) => {}
                 }
             }
-            changes.removed[i] += old.iter().filter(|r| new.get(&r.pattern).is_none()).count();
+            for rule in old.iter().filter(|r| new.get(&r.pattern).is_none()) {
+                at(&mut by, &rule.source).removed[i] += 1;
+            }
         }
-        changes
+        by
     }
 }
 
@@ -927,14 +949,31 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// Counts `new` against what was listed under the same key before.
+    /// Whether `new` is an addition or a change against what was listed under its key.
+    fn differs(was: Option<&DomainRule>, new: &DomainRule) -> bool {
+        !was.is_some_and(|was| was.same_effect(new))
+    }
+
+    /// Counts `new` (which `differs`) against what was listed under the same key before.
     fn count_new(&mut self, was: Option<&DomainRule>, new: &DomainRule) {
         let i = RuleKind::from(new.severity).index();
         match was {
             None => self.added[i] += 1,
-            Some(was) if !was.same_effect(new) => self.changed[i] += 1,
-            Some(_) => {}
+            Some(_) => self.changed[i] += 1,
         }
+    }
+
+    /// All of `changes` added up (e.g. every source's, for the whole reload).
+    pub fn sum<'c>(changes: impl IntoIterator<Item = &'c Changes>) -> Changes {
+        let mut total = Changes::default();
+        for c in changes {
+            for i in 0..total.added.len() {
+                total.added[i] += c.added[i];
+                total.removed[i] += c.removed[i];
+                total.changed[i] += c.changed[i];
+            }
+        }
+        total
     }
 
     pub fn added(&self, kind: impl Into<RuleKind>) -> usize {

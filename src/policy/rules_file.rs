@@ -30,7 +30,8 @@
 //! reply = false
 //! quote = false
 //! mention = false
-//! threshold = 20                  # escalation is opt-in: only with a threshold
+//! threshold = 20                  # escalation is opt-in: only with a threshold (here or
+//!                                 # in the config; keys left out keep the config's values)
 //! window = "7d"
 //! action = "report"               # report | limit | suspend
 //! ```
@@ -48,37 +49,31 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// The `[friendly_federators]` table of a TOML rules file, as the friendly-federator rules
-/// consume it. At most one loaded source may have it (a second one fails the load).
+/// consume it. At most one loaded source may have it (a second one fails the load). Every key
+/// is optional: a key the table sets replaces the config file's `[friendly_federators]` value,
+/// a key it leaves out keeps the config's (see `federators::effective`), so a table that only
+/// turns on `reply` never switches off escalation configured in the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FriendlyFederatorSettings {
     /// Laundering kinds: an activity from an allowed domain carrying content from a suspended
     /// domain is acknowledged (202) and not forwarded, per kind, when on.
-    /// `Announce` of an object whose id or `attributedTo` is on a suspended domain. Default on.
-    pub announce: bool,
-    /// An object whose `attributedTo` is on a suspended domain. Default on.
-    pub attributed_to: bool,
-    /// A `Create` replying (`inReplyTo`) to such content. Default off.
-    pub reply: bool,
-    /// A `Create` quoting (`quote`, `quoteUrl`, `_misskey_quote`) such content. Default off.
-    pub quote: bool,
-    /// A `Create` mentioning an account of a suspended domain. Default off.
-    pub mention: bool,
-    /// Opt-in escalation; `None` unless `threshold` is set.
-    pub escalation: Option<Escalation>,
+    /// `Announce` of an object whose id or `attributedTo` is on a suspended domain.
+    pub announce: Option<bool>,
+    /// An object whose `attributedTo` is on a suspended domain.
+    pub attributed_to: Option<bool>,
+    /// A `Create` replying (`inReplyTo`) to such content.
+    pub reply: Option<bool>,
+    /// A `Create` quoting (`quote`, `quoteUrl`, `_misskey_quote`) such content.
+    pub quote: Option<bool>,
+    /// A `Create` mentioning an account of a suspended domain.
+    pub mention: Option<bool>,
+    /// Escalation threshold (at least 1): references within `window` that escalate a domain.
+    pub threshold: Option<u64>,
+    pub window: Option<Duration>,
+    pub action: Option<EscalationAction>,
     /// Where the table is written.
     pub source: Arc<str>,
     pub line: usize,
-}
-
-/// `threshold` activities within `window` escalate a sending domain to `action`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Escalation {
-    /// At least 1.
-    pub threshold: u64,
-    /// Default 7 days.
-    pub window: Duration,
-    /// Default `Report`.
-    pub action: EscalationAction,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -92,9 +87,6 @@ pub enum EscalationAction {
     /// Generate a `suspend` rule for the domain.
     Suspend,
 }
-
-/// Default escalation window: 7 days.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,23 +146,14 @@ struct RawActor {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFriendly {
-    #[serde(default = "on")]
-    announce: bool,
-    #[serde(default = "on")]
-    attributed_to: bool,
-    #[serde(default)]
-    reply: bool,
-    #[serde(default)]
-    quote: bool,
-    #[serde(default)]
-    mention: bool,
+    announce: Option<bool>,
+    attributed_to: Option<bool>,
+    reply: Option<bool>,
+    quote: Option<bool>,
+    mention: Option<bool>,
     threshold: Option<Spanned<u64>>,
     window: Option<Spanned<String>>,
     action: Option<EscalationAction>,
-}
-
-fn on() -> bool {
-    true
 }
 
 /// Parses a TOML rules file into `out` (domain rules go through the same checks and duplicate
@@ -224,36 +207,27 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
     if let Some(ff) = raw.friendly_federators {
         let at = line(ff.span());
         let ff = ff.into_inner();
-        let escalation = match ff.threshold {
-            None => None,
-            Some(threshold) => {
-                let threshold_line = line(threshold.span());
-                let threshold = *threshold.get_ref();
-                if threshold == 0 {
-                    return Err((
-                        threshold_line,
-                        LoadErrorKind::Toml {
-                            message: "friendly_federators.threshold must be at least 1".into(),
-                        },
-                    ));
-                }
-                let window = match ff.window {
-                    None => DEFAULT_WINDOW,
-                    Some(w) => parse_duration(w.get_ref()).ok_or_else(|| {
-                        (
-                            line(w.span()),
-                            LoadErrorKind::InvalidDuration {
-                                text: w.get_ref().clone(),
-                            },
-                        )
-                    })?,
-                };
-                Some(Escalation {
-                    threshold,
-                    window,
-                    action: ff.action.unwrap_or_default(),
-                })
+        let threshold = match ff.threshold {
+            Some(t) if *t.get_ref() == 0 => {
+                return Err((
+                    line(t.span()),
+                    LoadErrorKind::Toml {
+                        message: "friendly_federators.threshold must be at least 1".into(),
+                    },
+                ));
             }
+            t => t.map(Spanned::into_inner),
+        };
+        let window = match ff.window {
+            None => None,
+            Some(w) => Some(parse_duration(w.get_ref()).ok_or_else(|| {
+                (
+                    line(w.span()),
+                    LoadErrorKind::InvalidDuration {
+                        text: w.get_ref().clone(),
+                    },
+                )
+            })?),
         };
         out.parsed.friendly_federators = Some(FriendlyFederatorSettings {
             announce: ff.announce,
@@ -261,7 +235,9 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
             reply: ff.reply,
             quote: ff.quote,
             mention: ff.mention,
-            escalation,
+            threshold,
+            window,
+            action: ff.action,
             source: out.source.clone(),
             line: at,
         });
@@ -345,18 +321,32 @@ mod tests {
     fn friendly_federator_defaults_and_escalation() {
         let p = parse_text("[friendly_federators]\nreply = true\n").expect("parses");
         let ff = p.friendly_federators.expect("table");
-        assert!(ff.announce && ff.attributed_to && ff.reply && !ff.quote && !ff.mention);
-        assert_eq!((ff.escalation, ff.line), (None, 1));
+        // Keys left out stay unset, so the config file's values apply to them.
+        assert_eq!(
+            (ff.announce, ff.reply, ff.quote, ff.threshold, ff.action),
+            (None, Some(true), None, None, None)
+        );
+        assert_eq!(ff.line, 1);
         let p = parse_text("\n[friendly_federators]\nthreshold = 5\naction = \"limit\"\n")
             .expect("parses");
         let ff = p.friendly_federators.expect("table");
         assert_eq!(
-            ff.escalation,
-            Some(Escalation {
-                threshold: 5,
-                window: DEFAULT_WINDOW,
-                action: EscalationAction::Limit
-            })
+            (ff.threshold, ff.window, ff.action),
+            (Some(5), None, Some(EscalationAction::Limit))
+        );
+        // The inline-table spelling is the same table.
+        let p = parse_text(
+            "friendly_federators = { threshold = 3, window = \"7d\", action = \"report\" }\n",
+        )
+        .expect("parses");
+        let ff = p.friendly_federators.expect("table");
+        assert_eq!(
+            (ff.threshold, ff.window, ff.action),
+            (
+                Some(3),
+                Some(Duration::from_secs(7 * 86_400)),
+                Some(EscalationAction::Report)
+            )
         );
         let e = parse_text("[friendly_federators]\nthreshold = 5\nwindow = \"soon\"\n")
             .expect_err("bad window");

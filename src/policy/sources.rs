@@ -287,11 +287,7 @@ pub fn parse_bytes_as(
             ));
         }
     }
-    let first_field_is_domain = text
-        .lines()
-        .next()
-        .and_then(|l| l.split(',').next())
-        .is_some_and(|f| f.trim().eq_ignore_ascii_case("#domain"));
+    let first_field_is_domain = has_mastodon_header(bytes);
     let toml_name = source
         .rsplit_once('.')
         .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("toml"));
@@ -317,6 +313,15 @@ pub fn parse_bytes_as(
         parsed.allows = entries_of(rules).map_err(|(line, kind)| fail(line, kind))?;
     }
     Ok(parsed)
+}
+
+/// Whether the first line's first field is `#domain` (a byte-order mark ignored): how `Auto`
+/// tells Mastodon's CSV export from a plain list, for files and subscriptions alike.
+pub fn has_mastodon_header(bytes: &[u8]) -> bool {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let field = line.split(|&b| b == b',').next().unwrap_or_default();
+    field.trim_ascii().eq_ignore_ascii_case(b"#domain")
 }
 
 /// Domain rules read from an allow or exception list, as named entries (the comment kept).
@@ -1342,11 +1347,10 @@ mod tests {
         );
         assert!(p.actors[0].source.ends_with("rules.toml"));
         let ff = p.friendly_federators.expect("table");
-        assert!(ff.announce && ff.reply && ff.attributed_to && !ff.quote && !ff.mention);
-        let escalation = ff.escalation.expect("escalation");
-        assert_eq!(escalation.threshold, 20);
-        assert_eq!(escalation.window.as_secs(), 7 * 86_400);
-        assert_eq!(escalation.action, rules_file::EscalationAction::Limit);
+        assert_eq!(ff.reply, Some(true));
+        assert_eq!(ff.threshold, Some(20));
+        assert_eq!(ff.window.map(|w| w.as_secs()), Some(7 * 86_400));
+        assert_eq!(ff.action, Some(rules_file::EscalationAction::Limit));
         assert_eq!(ff.line, 36);
         // A forced format reads any name as TOML.
         let forced = parse_bytes(

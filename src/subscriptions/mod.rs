@@ -145,7 +145,10 @@ fn unix_now() -> u64 {
 }
 
 /// Parses a subscription body in its configured format; `Auto` takes a body starting with
-/// `[` as JSON and anything else as `BlocklistFormat::Auto` does.
+/// `[` as JSON, one whose first field is `#domain` as Mastodon CSV, and anything else as a
+/// plain list. Never as an inboxguard TOML rules file, whatever the URL ends in: a shared list
+/// must not be able to add exceptions, allow entries, actor rules or friendly-federator
+/// settings, which only the moderators' own files may say.
 pub fn parse_list(
     body: &[u8],
     label: &str,
@@ -162,8 +165,10 @@ pub fn parse_list(
             let start = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
             if start.trim_ascii_start().starts_with(b"[") {
                 sources::parse_json_bytes(body, source)
+            } else if sources::has_mastodon_header(start) {
+                sources::parse_bytes(body, source, BlocklistFormat::MastodonCsv)
             } else {
-                sources::parse_bytes(body, source, BlocklistFormat::Auto)
+                sources::parse_bytes(body, source, BlocklistFormat::Plain)
             }
         }
     }
