@@ -11,6 +11,10 @@
 //!
 //! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
 //! a kubelet needs no secret.
+//!
+//! In Kubernetes this listener binds 0.0.0.0, so it gets the proxy listener's hygiene in small:
+//! a connection cap taken before `accept` and a header read timeout, so that slow or idle
+//! clients cannot pile up tasks and sockets.
 
 use crate::app::App;
 use crate::forward::Body;
@@ -23,7 +27,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
+
+/// Admin connections served at once. Probes, a scraper and an operator need a handful; past the
+/// cap new connections wait in the kernel's backlog instead of each costing a task.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send a request's headers, and how long an idle keep-alive
+/// connection is kept: a slowloris client would otherwise hold one of the capped slots for good.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A bearer token, never printed.
 #[derive(Clone)]
@@ -66,7 +77,17 @@ pub async fn serve(
     token: Option<Token>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // Taken before accept (as the proxy listener does), and released when the connection ends.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                // Never closed; if it were, nothing more could be served.
+                Err(_) => return,
+            },
+            _ = shutdown.changed() => return,
+        };
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -81,6 +102,7 @@ pub async fn serve(
         let app = app.clone();
         let token = token.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req| {
                 let app = app.clone();
                 let token = token.clone();
@@ -88,7 +110,7 @@ pub async fn serve(
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "admin connection error");

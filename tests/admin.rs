@@ -336,3 +336,60 @@ async fn connections_still_open_after_the_grace_period_are_closed() {
     );
     assert_refuses_connections(proxy_addr).await;
 }
+
+/// Reads from `stream` until the peer closes it (or errors), or `limit` passes; true if closed.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let read_to_end = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_to_end).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_are_capped_and_closed_by_the_header_timeout() {
+    use inboxguard::admin::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let (_puma, proxy) = plain_proxy().await;
+    // Every slot taken by a client that starts a request and never finishes its headers.
+    let mut slow = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        let mut s = tokio::net::TcpStream::connect(proxy.admin_addr)
+            .await
+            .unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // One more client waits in the backlog: the cap holds.
+    let probe = tokio::spawn(send(
+        proxy.admin_addr,
+        Method::GET,
+        "/healthz",
+        HeaderMap::new(),
+        Vec::new(),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !probe.is_finished(),
+        "admin connection {} was served past the cap of {MAX_CONNECTIONS}",
+        MAX_CONNECTIONS + 1
+    );
+    // The header timeout closes the slow ones, which frees the slots.
+    for s in &mut slow {
+        assert!(
+            closed_within(s, HEADER_READ_TIMEOUT + Duration::from_secs(3)).await,
+            "a slowloris admin connection was not closed"
+        );
+    }
+    let (status, _, _) = within("the waiting probe", probe).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+}
