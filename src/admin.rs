@@ -14,7 +14,8 @@
 //!
 //! In Kubernetes this listener binds 0.0.0.0, so it gets the proxy listener's hygiene in small:
 //! a connection cap taken before `accept` and a header read timeout, so that slow or idle
-//! clients cannot pile up tasks and sockets.
+//! clients cannot pile up tasks and sockets. [`probe`] is the client side of `/healthz` and
+//! `/readyz`, for `inboxguard healthcheck` in images that have no HTTP client.
 
 use crate::app::App;
 use crate::forward::Body;
@@ -117,6 +118,60 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// Why a [`probe`] did not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{0}: only http://host:port/path URLs are probed")]
+    Url(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+}
+
+/// One plain `GET url` (`http://host:port/path`, as `/healthz` or `/readyz` on this listener)
+/// bounded by `timeout` as a whole; returns the answer's status. No TLS and no token: the
+/// probes need neither.
+pub async fn probe(url: &str, timeout: Duration) -> Result<StatusCode, ProbeError> {
+    let uri: http::Uri = url.parse().map_err(|_| ProbeError::Url(url.to_string()))?;
+    let (Some("http"), Some(authority)) = (uri.scheme_str(), uri.authority().cloned()) else {
+        return Err(ProbeError::Url(url.to_string()));
+    };
+    let get = async {
+        let addr = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        let stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|source| ProbeError::Connect { addr, source })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await?;
+        // Drives the connection; it ends when the answer is read or the probe gives up.
+        tokio::spawn(conn);
+        let mut req = Request::new(full(Vec::new()));
+        *req.uri_mut() = uri.path_and_query().map_or_else(
+            || http::Uri::from_static("/"),
+            |p| http::Uri::from(p.clone()),
+        );
+        req.headers_mut().insert(
+            header::HOST,
+            HeaderValue::from_str(authority.as_str())
+                .map_err(|_| ProbeError::Url(url.to_string()))?,
+        );
+        Ok(sender.send_request(req).await?.status())
+    };
+    tokio::time::timeout(timeout, get)
+        .await
+        .map_err(|_| ProbeError::Timeout(timeout))?
 }
 
 async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Response<Body> {

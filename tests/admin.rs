@@ -393,3 +393,59 @@ async fn slowloris_connections_are_capped_and_closed_by_the_header_timeout() {
     let (status, _, _) = within("the waiting probe", probe).await.unwrap();
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Runs `inboxguard healthcheck ARGS` (a blocking child process) and returns its exit code.
+async fn healthcheck(args: &[&str]) -> Option<i32> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_inboxguard"))
+            .arg("healthcheck")
+            .args(&args)
+            .output()
+            .unwrap()
+    });
+    let out = within("inboxguard healthcheck", out).await.unwrap();
+    out.status.code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_command_exits_0_only_for_a_2xx_answer() {
+    let (puma, proxy) = plain_proxy().await;
+    let url = |addr: SocketAddr, path: &str| format!("http://{addr}{path}");
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            healthcheck(&["--url", &url(proxy.admin_addr, path)]).await,
+            Some(0),
+            "{path}"
+        );
+    }
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert_eq!(
+        healthcheck(&["--url", &url(closed, "/healthz")]).await,
+        Some(1)
+    );
+    // An answer, but not a healthy one.
+    puma.set_status(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        healthcheck(&["--url", &url(puma.addr(), "/readyz")]).await,
+        Some(1)
+    );
+    // A listener that never answers: the timeout ends the check.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        healthcheck(&[
+            "--url",
+            &url(silent.local_addr().unwrap(), "/healthz"),
+            "--timeout-secs",
+            "1"
+        ])
+        .await,
+        Some(1)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
