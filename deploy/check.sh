@@ -5,7 +5,8 @@
 #   prometheus  promtool check rules + promtool test rules (alerts.test.yml)
 #   systemd     systemd-analyze verify + security --offline on the unit
 #   grafana     JSON syntax, data source variable, panel ids, metric names
-#   kubernetes  YAML documents, cross-references between manifests, kubectl kustomize (if present)
+#   kubernetes  YAML documents, known fields of volumes and mounts, cross-references between
+#               manifests, kubectl kustomize (if present)
 #   configs     TOML syntax and the rules inboxguard enforces; `inboxguard check` when
 #               INBOXGUARD_BIN names a built binary (e.g. INBOXGUARD_BIN=target/debug/inboxguard)
 #   docker      docker build --check (if a Docker daemon answers)
@@ -398,6 +399,30 @@ for m in c.get("volumeMounts", []):
         errors.append(f"volumeMount {m['name']} uses subPath: it would never see ConfigMap updates")
 mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
 volumes = {v["name"]: v for v in pod["volumes"]}
+# The fields the API accepts for the volume sources and mounts used here (core/v1). An unknown
+# field is dropped by a lenient apply, or refused by a strict one (kubectl apply
+# --validate=strict, the default since 1.25) only when the manifest reaches a cluster.
+volume_fields = {
+    "projected": {"defaultMode", "sources"},
+    "secret": {"secretName", "items", "defaultMode", "optional"},
+    "configMap": {"name", "items", "defaultMode", "optional"},
+    "emptyDir": {"medium", "sizeLimit"},
+    "persistentVolumeClaim": {"claimName", "readOnly"},
+}
+mount_fields = {"name", "mountPath", "readOnly", "subPath", "subPathExpr", "mountPropagation",
+                "recursiveReadOnly"}
+for name, v in volumes.items():
+    kinds = [k for k in v if k != "name"]
+    if len(kinds) != 1 or kinds[0] not in volume_fields:
+        errors.append(f"volume {name}: source {kinds} is not one of {sorted(volume_fields)}")
+        continue
+    for field in sorted(set(v[kinds[0]] or {}) - volume_fields[kinds[0]]):
+        errors.append(f"volume {name}: {kinds[0]}.{field} is not a field of {kinds[0]}")
+for m in c["volumeMounts"]:
+    for field in sorted(set(m) - mount_fields):
+        errors.append(f"volumeMount {m['name']}: {field} is not a field of a volumeMount")
+    if m["name"] not in volumes:
+        errors.append(f"volumeMount {m['name']}: no such volume")
 # The config file, the blocklist and the token must be where inboxguard.toml says they are.
 args = c.get("args", [])
 conf_path = args[args.index("--config") + 1]
