@@ -7,7 +7,8 @@
 //!   instead of queueing behind itself);
 //! * a per-host circuit breaker: after `failures` consecutive transient failures (timeout,
 //!   connect, DNS, 5xx), fetches from that host fail at once with `CircuitOpen` for
-//!   `open_for`; then one probe fetch is let through, and its outcome closes or reopens it.
+//!   `open_for`; then one probe fetch is let through, and its outcome closes or reopens it
+//!   (a probe abandoned without an outcome lets the next fetch probe instead).
 //!
 //! Concurrent lookups of one keyId are already coalesced by the cache, so these limits count
 //! distinct keys. Host state is a small map bounded by [`MAX_TRACKED_HOSTS`]; when it is full,
