@@ -10,7 +10,8 @@
 //! Reports unexpected statuses and transport errors, the proxy process's RSS (`VmRSS` from
 //! `/proc/<pid>/status`) once ready, after warm-up and at the end (and its peak, `VmHWM`),
 //! p50/p99/max latency and the proxy's own decision counts. Exits 1 if any request got an
-//! unexpected answer or the proxy exited early.
+//! unexpected answer, the proxy exited early, or its RSS at the end exceeds the RSS after
+//! warm-up by more than [`RSS_GROWTH_FRACTION`] + [`RSS_GROWTH_SLACK_KIB`].
 //!
 //! `SOAK_SECS` (default 600) and `SOAK_RATE` (requests per second, default 200) override the
 //! defaults; `INBOXGUARD_BIN` names the binary. Run with `scripts/soak.sh`, which builds both
@@ -47,6 +48,14 @@ bad.example,suspend,false,false,Spam,false
 const POOL: usize = 64;
 /// Requests in flight at once; past it a tick is counted as skipped rather than queued.
 const MAX_OUTSTANDING: usize = 2048;
+/// RSS growth allowed from after warm-up (a tenth of the run) to the end: 25 % of the warm-up
+/// RSS plus [`RSS_GROWTH_SLACK_KIB`]. By then the key cache holds every actor this traffic
+/// uses, the connection pools and per-thread allocator arenas are at their working size, and
+/// every other cache is bounded, so steady traffic should not grow memory further; what does
+/// is a leak. The fraction absorbs growth proportional to that working set (late-filling
+/// buffers, allocator fragmentation), the fixed slack the noise of a small process.
+const RSS_GROWTH_FRACTION: f64 = 0.25;
+const RSS_GROWTH_SLACK_KIB: u64 = 8 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -454,7 +463,19 @@ async fn main() {
         std::process::exit(1);
     }
     drop(proxy);
-    if errors > 0 {
+    // f64 → u64 saturates; RSS values are far below where precision matters.
+    let rss_bound =
+        rss_warm + (rss_warm as f64 * RSS_GROWTH_FRACTION) as u64 + RSS_GROWTH_SLACK_KIB;
+    let rss_grew = rss_end > rss_bound;
+    println!(
+        "RSS at end {} {} the bound {} (after warm-up + {:.0} % + {} MiB)",
+        mib(rss_end),
+        if rss_grew { "EXCEEDS" } else { "is within" },
+        mib(rss_bound),
+        RSS_GROWTH_FRACTION * 100.0,
+        RSS_GROWTH_SLACK_KIB / 1024
+    );
+    if errors > 0 || rss_grew {
         std::process::exit(1);
     }
 }

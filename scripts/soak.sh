@@ -8,7 +8,7 @@
 #
 # Prints unexpected answers, the proxy's RSS when ready / after warm-up / at the end (and its
 # peak), p50/p99 latency and the proxy's own decision counts; exits 1 if any request got an
-# unexpected answer or the proxy died.
+# unexpected answer, the proxy died, or its RSS grew past warm-up + 25 % + 8 MiB by the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SOAK_SECS="${SOAK_SECS:-600}"

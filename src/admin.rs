@@ -11,6 +11,11 @@
 //!
 //! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
 //! a kubelet needs no secret.
+//!
+//! In Kubernetes this listener binds 0.0.0.0, so it gets the proxy listener's hygiene in small:
+//! a connection cap taken before `accept` and a header read timeout, so that slow or idle
+//! clients cannot pile up tasks and sockets. [`probe`] is the client side of `/healthz` and
+//! `/readyz`, for `inboxguard healthcheck` in images that have no HTTP client.
 
 use crate::app::App;
 use crate::forward::Body;
@@ -23,7 +28,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
+
+/// Admin connections served at once. Probes, a scraper and an operator need a handful; past the
+/// cap new connections wait in the kernel's backlog instead of each costing a task.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send a request's headers, and how long an idle keep-alive
+/// connection is kept: a slowloris client would otherwise hold one of the capped slots for good.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A bearer token, never printed.
 #[derive(Clone)]
@@ -66,7 +78,17 @@ pub async fn serve(
     token: Option<Token>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // Taken before accept (as the proxy listener does), and released when the connection ends.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                // Never closed; if it were, nothing more could be served.
+                Err(_) => return,
+            },
+            _ = shutdown.changed() => return,
+        };
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -81,6 +103,7 @@ pub async fn serve(
         let app = app.clone();
         let token = token.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req| {
                 let app = app.clone();
                 let token = token.clone();
@@ -88,13 +111,67 @@ pub async fn serve(
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "admin connection error");
             }
         });
     }
+}
+
+/// Why a [`probe`] did not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{0}: only http://host:port/path URLs are probed")]
+    Url(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+}
+
+/// One plain `GET url` (`http://host:port/path`, as `/healthz` or `/readyz` on this listener)
+/// bounded by `timeout` as a whole; returns the answer's status. No TLS and no token: the
+/// probes need neither.
+pub async fn probe(url: &str, timeout: Duration) -> Result<StatusCode, ProbeError> {
+    let uri: http::Uri = url.parse().map_err(|_| ProbeError::Url(url.to_string()))?;
+    let (Some("http"), Some(authority)) = (uri.scheme_str(), uri.authority().cloned()) else {
+        return Err(ProbeError::Url(url.to_string()));
+    };
+    let get = async {
+        let addr = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        let stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|source| ProbeError::Connect { addr, source })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await?;
+        // Drives the connection; it ends when the answer is read or the probe gives up.
+        tokio::spawn(conn);
+        let mut req = Request::new(full(Vec::new()));
+        *req.uri_mut() = uri.path_and_query().map_or_else(
+            || http::Uri::from_static("/"),
+            |p| http::Uri::from(p.clone()),
+        );
+        req.headers_mut().insert(
+            header::HOST,
+            HeaderValue::from_str(authority.as_str())
+                .map_err(|_| ProbeError::Url(url.to_string()))?,
+        );
+        Ok(sender.send_request(req).await?.status())
+    };
+    tokio::time::timeout(timeout, get)
+        .await
+        .map_err(|_| ProbeError::Timeout(timeout))?
 }
 
 async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Response<Body> {

@@ -59,6 +59,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// GET an admin probe (default `/healthz` on the default admin address) and exit 0 if it
+    /// answers 2xx within the timeout, 1 otherwise: a health check for images that have no
+    /// shell or HTTP client (the container image's HEALTHCHECK).
+    Healthcheck {
+        #[arg(
+            long,
+            value_name = "URL",
+            default_value = "http://127.0.0.1:9100/healthz"
+        )]
+        url: String,
+        #[arg(long, value_name = "SECONDS", default_value_t = 2)]
+        timeout_secs: u64,
+    },
     /// Run a self-contained demonstration: stand-in Mastodon, stand-in remote instances and
     /// the proxy, with a scripted mix of signed traffic.
     Demo,
@@ -71,6 +84,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(config),
         Command::Explain { config, subject } => explain(config, &subject),
         Command::Report { config, json } => report(config, json),
+        Command::Healthcheck { url, timeout_secs } => healthcheck(&url, timeout_secs),
         Command::Demo => demo(),
     }
 }
@@ -251,6 +265,27 @@ fn report(path: PathBuf, json: bool) -> ExitCode {
         Err(e) => {
             eprintln!("inboxguard: {e}");
             ExitCode::from(EXIT_DATA)
+        }
+    }
+}
+
+fn healthcheck(url: &str, timeout_secs: u64) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(EXIT_RUNTIME);
+    };
+    let timeout = std::time::Duration::from_secs(timeout_secs);
+    match runtime.block_on(inboxguard::admin::probe(url, timeout)) {
+        Ok(status) if status.is_success() => {
+            println!("{url}: {status}");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            eprintln!("inboxguard: {url}: {status}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Err(e) => {
+            eprintln!("inboxguard: {url}: {e}");
+            ExitCode::from(EXIT_RUNTIME)
         }
     }
 }

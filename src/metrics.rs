@@ -49,6 +49,11 @@ pub struct Metrics {
     /// exclude, actor_suspend).
     pub rules_loaded: IntGaugeVec,
     pub rules_last_reload_timestamp_seconds: IntGaugeVec,
+    /// Unix time of the first refused reload since the last successful one; 0 while the last
+    /// reload succeeded. Non-zero means an edit is not in force, however long ago it was made
+    /// (the failure counter's increase only says "recently"), with no same-second ambiguity
+    /// that comparing two timestamps would have.
+    pub rules_reload_failing_since_timestamp_seconds: IntGauge,
     pub connections_active: IntGauge,
     pub build_info: IntGaugeVec,
     /// Verified activities that referenced a limited or suspended domain, by `kind`
@@ -170,6 +175,10 @@ impl Metrics {
             ),
             &["source"],
         )?;
+        let rules_reload_failing_since_timestamp_seconds = IntGauge::new(
+            "inboxguard_rules_reload_failing_since_timestamp_seconds",
+            "Unix time of the first failed rule set reload since the last successful one (0: the last reload succeeded)",
+        )?;
         let connections_active = IntGauge::new(
             "inboxguard_connections_active",
             "Client connections currently open on the proxy listener",
@@ -224,6 +233,9 @@ impl Metrics {
         registry.register(Box::new(rules_reloads_total.clone()))?;
         registry.register(Box::new(rules_loaded.clone()))?;
         registry.register(Box::new(rules_last_reload_timestamp_seconds.clone()))?;
+        registry.register(Box::new(
+            rules_reload_failing_since_timestamp_seconds.clone(),
+        ))?;
         registry.register(Box::new(connections_active.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         let subscription_fetches_total = IntCounterVec::new(
@@ -282,6 +294,7 @@ impl Metrics {
             rules_reloads_total,
             rules_loaded,
             rules_last_reload_timestamp_seconds,
+            rules_reload_failing_since_timestamp_seconds,
             connections_active,
             build_info,
             friendly_federator_references_total,

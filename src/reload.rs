@@ -529,6 +529,10 @@ impl Rules {
                     .rules_reloads_total
                     .with_label_values(&["failure"])
                     .inc();
+                let failing_since = &self.metrics.rules_reload_failing_since_timestamp_seconds;
+                if failing_since.get() == 0 {
+                    failing_since.set(unix_now());
+                }
                 tracing::error!(
                     file = %e.file,
                     line = e.line,
@@ -559,6 +563,9 @@ impl Rules {
             tracing::info!(generation, source = %source, changes = %changes, "rule source changed");
         }
         let changes = Changes::sum(by_source.values());
+        self.metrics
+            .rules_reload_failing_since_timestamp_seconds
+            .set(0);
         tracing::info!(generation, rules = total, changes = %changes, "rules reloaded");
         Ok(summaries)
     }
@@ -640,9 +647,7 @@ impl Rules {
     /// not make another remote source look fresh, and a subscription whose fetches fail keeps
     /// the time its last good copy came into force.
     fn publish(&self, state: &mut State, summaries: &[SourceSummary], memory: &[MemorySource]) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = unix_now();
         for stale in state
             .published
             .iter()
@@ -687,6 +692,13 @@ impl Rules {
             state.published.push(s.source.clone());
         }
     }
+}
+
+/// Seconds since the Unix epoch, as the timestamp gauges hold them.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Whether a directory event could change what a source path reads: a create, write, rename,
@@ -980,6 +992,14 @@ mod tests {
         assert_eq!((reloads(&m, "failure"), reloads(&m, "success")), (1, 0));
         assert_eq!(rules.generation(), 0);
         assert_eq!(gauge("suspend"), 1);
+        let failing_since = || m.rules_reload_failing_since_timestamp_seconds.get();
+        let first_failure = failing_since();
+        assert!(first_failure > 0);
+        // A second broken save: still failing since the first one.
+        std::fs::write(&path, "#domain,#severity\nnew.example,exile\n").expect("write");
+        std::thread::sleep(Duration::from_millis(1100));
+        rules.reload().expect_err("still broken");
+        assert_eq!(failing_since(), first_failure);
 
         std::fs::write(
             &path,
@@ -990,8 +1010,9 @@ mod tests {
         assert_eq!((summaries[0].suspend, summaries[0].silence), (1, 1));
         assert!(suspended(&rules, "new.example"));
         assert!(!suspended(&rules, "old.example"));
-        assert_eq!((reloads(&m, "failure"), reloads(&m, "success")), (1, 1));
+        assert_eq!((reloads(&m, "failure"), reloads(&m, "success")), (2, 1));
         assert_eq!(rules.generation(), 1);
+        assert_eq!(failing_since(), 0, "a successful reload ends the failure");
         assert_eq!((gauge("suspend"), gauge("silence")), (1, 1));
         assert!(m
             .render()

@@ -336,3 +336,116 @@ async fn connections_still_open_after_the_grace_period_are_closed() {
     );
     assert_refuses_connections(proxy_addr).await;
 }
+
+/// Reads from `stream` until the peer closes it (or errors), or `limit` passes; true if closed.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let read_to_end = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_to_end).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_are_capped_and_closed_by_the_header_timeout() {
+    use inboxguard::admin::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let (_puma, proxy) = plain_proxy().await;
+    // Every slot taken by a client that starts a request and never finishes its headers.
+    let mut slow = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        let mut s = tokio::net::TcpStream::connect(proxy.admin_addr)
+            .await
+            .unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // One more client waits in the backlog: the cap holds.
+    let probe = tokio::spawn(send(
+        proxy.admin_addr,
+        Method::GET,
+        "/healthz",
+        HeaderMap::new(),
+        Vec::new(),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !probe.is_finished(),
+        "admin connection {} was served past the cap of {MAX_CONNECTIONS}",
+        MAX_CONNECTIONS + 1
+    );
+    // The header timeout closes the slow ones, which frees the slots.
+    for s in &mut slow {
+        assert!(
+            closed_within(s, HEADER_READ_TIMEOUT + Duration::from_secs(3)).await,
+            "a slowloris admin connection was not closed"
+        );
+    }
+    let (status, _, _) = within("the waiting probe", probe).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Runs `inboxguard healthcheck ARGS` (a blocking child process) and returns its exit code.
+async fn healthcheck(args: &[&str]) -> Option<i32> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_inboxguard"))
+            .arg("healthcheck")
+            .args(&args)
+            .output()
+            .unwrap()
+    });
+    let out = within("inboxguard healthcheck", out).await.unwrap();
+    out.status.code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_command_exits_0_only_for_a_2xx_answer() {
+    let (puma, proxy) = plain_proxy().await;
+    let url = |addr: SocketAddr, path: &str| format!("http://{addr}{path}");
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            healthcheck(&["--url", &url(proxy.admin_addr, path)]).await,
+            Some(0),
+            "{path}"
+        );
+    }
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert_eq!(
+        healthcheck(&["--url", &url(closed, "/healthz")]).await,
+        Some(1)
+    );
+    // An answer, but not a healthy one.
+    puma.set_status(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        healthcheck(&["--url", &url(puma.addr(), "/readyz")]).await,
+        Some(1)
+    );
+    // A listener that never answers: the timeout ends the check.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        healthcheck(&[
+            "--url",
+            &url(silent.local_addr().unwrap(), "/healthz"),
+            "--timeout-secs",
+            "1"
+        ])
+        .await,
+        Some(1)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

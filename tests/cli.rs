@@ -294,7 +294,7 @@ fn demo_runs_every_scripted_case() {
 fn help_lists_the_commands() {
     let out = run(&["--help"], None, QUICK);
     assert_eq!(out.code(), Some(0), "{}", out.describe());
-    for command in ["serve", "check", "demo"] {
+    for command in ["serve", "check", "healthcheck", "demo"] {
         assert!(
             out.stdout
                 .lines()

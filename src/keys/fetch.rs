@@ -161,7 +161,7 @@ impl Fetcher {
         // One budget for waiting on the bulkhead and for the fetch itself, so a request never
         // waits longer than `timeout_secs` for a key however busy the fetcher is.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let _permit = tokio::time::timeout_at(deadline, self.bulkhead.admit(key_id, &host))
+        let permit = tokio::time::timeout_at(deadline, self.bulkhead.admit(key_id, &host))
             .await
             .map_err(|_| KeyError::Overloaded {
                 key_id: key_id.to_string(),
@@ -175,7 +175,7 @@ impl Fetcher {
                 secs: self.timeout.as_secs(),
             }),
         };
-        self.bulkhead.record(&host, &result);
+        permit.record(&result);
         result
     }
 
