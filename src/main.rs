@@ -7,6 +7,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// jemalloc, not the C library's malloc: every rules reload builds a ~20 MB snapshot on a
+// blocking thread while the old one still serves, and glibc's per-thread arenas kept the freed
+// snapshots resident (RSS grew to ~120 MiB after a few reloads of 100,000 rules, and ~156 MiB
+// with 10,000 keys cached); jemalloc reuses and returns them (~65 MiB). It also spares a musl
+// static build musl's slow allocator.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Exit code for a configuration or blocklist the program refuses (BSD EX_USAGE, as linkerd).
 const EXIT_CONFIG: u8 = 64;
 /// Exit code for an `explain` argument that names no domain, actor or readable activity
