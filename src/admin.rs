@@ -18,9 +18,9 @@
 //! `/readyz`, for `inboxguard healthcheck` in images that have no HTTP client.
 
 use crate::app::App;
-use crate::reload::SourceSummary;
 use crate::forward::Body;
 use crate::reject::full;
+use crate::reload::SourceSummary;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;

@@ -633,7 +633,10 @@ impl Rules {
     /// others, when new), and reloads (blocking file I/O: call from a blocking thread). A broken
     /// local file does not hold it back: that file's last good copy stands in, and the refusal
     /// is returned, logged and counted as for `reload`.
-    pub fn set_memory_source(&self, source: MemorySource) -> Result<Vec<SourceSummary>, ReloadError> {
+    pub fn set_memory_source(
+        &self,
+        source: MemorySource,
+    ) -> Result<Vec<SourceSummary>, ReloadError> {
         let mut state = self.lock();
         state.memory.insert(source.label.clone(), source);
         self.reload_locked(&mut state)
@@ -1215,7 +1218,9 @@ mod tests {
         let applied = e.applied.expect("the last good copy stands in");
         assert!(applied[0].stale && applied[0].changes.is_empty());
         assert!(
-            applied[0].to_string().ends_with(" (refused: last good copy in force)"),
+            applied[0]
+                .to_string()
+                .ends_with(" (refused: last good copy in force)"),
             "{}",
             applied[0]
         );
@@ -1304,7 +1309,11 @@ mod tests {
         assert_eq!(e.refused[0].file, path.display().to_string());
         assert!(suspended(&rules, "later.example") && !suspended(&rules, "remote.example"));
         assert_eq!(
-            rules.current().load().rule_for("shared.example").map(|r| r.severity),
+            rules
+                .current()
+                .load()
+                .rule_for("shared.example")
+                .map(|r| r.severity),
             Some(Severity::Silence),
             "the file's last good rules are in force"
         );
@@ -1986,13 +1995,14 @@ mod tests {
         let e = rules.reload().expect_err("a is broken");
         assert_eq!(
             e.to_string(),
-            format!(
-                "{label_a}:2: unknown severity \"banish\" (expected suspend, silence or noop)"
-            )
+            format!("{label_a}:2: unknown severity \"banish\" (expected suspend, silence or noop)")
         );
         let applied = e.applied.expect("b applied");
         assert_eq!(
-            applied.iter().map(|s| (s.stale, s.suspend)).collect::<Vec<_>>(),
+            applied
+                .iter()
+                .map(|s| (s.stale, s.suspend))
+                .collect::<Vec<_>>(),
             [(true, 1), (false, 2)]
         );
         assert!(suspended(&rules, "new-b.example") && suspended(&rules, "old-a.example"));

@@ -375,8 +375,16 @@ async fn a_broken_file_does_not_hold_back_another_files_edit() {
         )) && body.contains(&format!("{}: suspend=1 silence=0 noop=0", b.display())),
         "{body}"
     );
-    assert_eq!(deliver(&proxy, &mallory).await, StatusCode::FORBIDDEN, "B's edit");
-    assert_eq!(deliver(&proxy, &spammer).await, StatusCode::FORBIDDEN, "A's old rule");
+    assert_eq!(
+        deliver(&proxy, &mallory).await,
+        StatusCode::FORBIDDEN,
+        "B's edit"
+    );
+    assert_eq!(
+        deliver(&proxy, &spammer).await,
+        StatusCode::FORBIDDEN,
+        "A's old rule"
+    );
     let during = proxy.metrics().await;
     let stale = "inboxguard_rules_source_stale";
     assert_eq!(gauge(&during, stale, &a), Some(1.0), "{during}");

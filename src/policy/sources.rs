@@ -956,7 +956,11 @@ mod tests {
             .rules
             .iter()
             .all(|r| r.severity == Severity::Suspend && !r.reject_reports));
-        let comments: Vec<_> = p.rules.iter().map(|r| r.public_comment.as_deref()).collect();
+        let comments: Vec<_> = p
+            .rules
+            .iter()
+            .map(|r| r.public_comment.as_deref())
+            .collect();
         assert_eq!(comments, [None, Some("inline comment"), None, None]);
         assert_eq!((p.duplicates, p.first_duplicate_line), (1, Some(9)));
         assert_eq!((p.obfuscated, p.first_obfuscated_line), (1, Some(10)));
