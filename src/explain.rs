@@ -827,4 +827,64 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn report_says_why_each_listed_rule_lost() {
+        use crate::config::{BlocklistFormat, PolicyConfig};
+        use crate::reload::MemorySource;
+        let source = |label: &str, text: &str, subscribed: bool, priority: i32| {
+            let parsed = crate::policy::sources::parse_bytes(
+                text.as_bytes(),
+                Arc::from(label),
+                BlocklistFormat::Auto,
+            )
+            .expect("parses");
+            MemorySource {
+                subscribed,
+                priority,
+                ..MemorySource::new(label, Arc::new(parsed))
+            }
+        };
+        let memory = [
+            source("https://a.example/l", "bad.example\n", true, 0),
+            source("https://b.example/l", "bad.example # again\n", true, 0),
+            source("local-api", "bad.example\n", false, -1),
+            source("https://d.example/l", "\nx.bad.example\n", true, 0),
+        ];
+        let policy = PolicyConfig {
+            subscription_threshold: 2,
+            ..PolicyConfig::default()
+        };
+        let subject = Subject::Domain("x.bad.example".into());
+        let (rules, _, listed) =
+            reload::load_listing(&[], &memory, &policy, on_hosts(&subject.hosts())).expect("loads");
+        let text = report(
+            &rules,
+            &listed,
+            &FriendlyFederatorsConfig::default(),
+            &subject,
+        );
+        let rows: Vec<&str> = text
+            .lines()
+            // Table rows, not the held-back section's lines (indented by two).
+            .filter(|l| (l.starts_with(" *  ") || l.starts_with("    ")) && !l.contains("DOMAIN"))
+            .collect();
+        assert_eq!(rows.len(), 4, "{text}");
+        assert!(
+            rows[0].starts_with("    x.bad.example")
+                && rows[0].contains("https://d.example/l:2")
+                && rows[0].ends_with("below threshold"),
+            "{text}"
+        );
+        assert!(rows[1].starts_with(" *  bad.example"), "{text}");
+        assert!(
+            rows[2].contains("\"again\"")
+                && rows[2].ends_with("shadowed: earlier rule (https://a.example/l:1)"),
+            "{text}"
+        );
+        assert!(
+            rows[3].contains("local-api:1") && rows[3].ends_with("lower priority"),
+            "{text}"
+        );
+    }
 }
