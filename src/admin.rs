@@ -6,7 +6,7 @@
 //! | GET    | `/metrics`      | yes          | Prometheus text                               |
 //! | GET    | `/healthz`      | no           | 200 while the process runs                    |
 //! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving; 503 while draining |
-//! | POST   | `/admin/reload` | yes          | reload rule files; 200 + per-source counts and changes, or 500 + the file:line error (old rules stay) |
+//! | POST   | `/admin/reload` | yes          | reload rule files; 200 + per-source counts and changes, or 500 + each refused file's file:line error (its last good copy stays; the other sources' changes apply, listed as for 200) |
 //! | GET    | `/admin/friendly-federators` | yes | friendly-federator evidence and escalations (JSON) |
 //!
 //! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
@@ -20,6 +20,7 @@
 use crate::app::App;
 use crate::forward::Body;
 use crate::reject::full;
+use crate::reload::SourceSummary;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -207,24 +208,25 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
         (&Method::POST, "/admin/reload") => {
             let rules = app.rules.clone();
             match tokio::task::spawn_blocking(move || rules.reload()).await {
-                Ok(Ok(summaries)) => {
-                    // Per source: what is in force (suspend, silence, noop, allow, exclude,
-                    // actor_suspend, notable extras), then what this reload changed.
-                    let mut out = String::from("reloaded\n");
-                    for s in summaries {
-                        let changes = if s.changes.is_empty() {
-                            "none".to_string()
-                        } else {
-                            s.changes.to_string()
-                        };
-                        out.push_str(&format!("{s}\n  changed: {changes}\n"));
+                Ok(Ok(summaries)) => text(StatusCode::OK, &reloaded(&summaries)),
+                // A refused file is an error for whoever edited it, even though the other
+                // sources' changes are in force: name it, then what is in force.
+                Ok(Err(e)) => match &e.applied {
+                    Some(summaries) => {
+                        let mut out = String::new();
+                        for refused in &e.refused {
+                            out.push_str(&format!(
+                                "refused {refused}; its last good copy stays in force\n"
+                            ));
+                        }
+                        out.push_str(&reloaded(summaries));
+                        text(StatusCode::INTERNAL_SERVER_ERROR, &out)
                     }
-                    text(StatusCode::OK, &out)
-                }
-                Ok(Err(e)) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("reload failed, previous rules kept: {e}\n"),
-                ),
+                    None => text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("reload failed, previous rules kept: {e}\n"),
+                    ),
+                },
                 Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed\n"),
             }
         }
@@ -254,6 +256,21 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `reloaded`, then per source what is in force (suspend, silence, noop, allow, exclude,
+/// actor_suspend, notable extras) and what this reload changed.
+fn reloaded(summaries: &[SourceSummary]) -> String {
+    let mut out = String::from("reloaded\n");
+    for s in summaries {
+        let changes = if s.changes.is_empty() {
+            "none".to_string()
+        } else {
+            s.changes.to_string()
+        };
+        out.push_str(&format!("{s}\n  changed: {changes}\n"));
+    }
+    out
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Body> {

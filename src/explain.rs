@@ -7,11 +7,14 @@
 use crate::activity::{Facts as ActivityFacts, FactsError};
 use crate::config::{Config, FriendlyFederatorsConfig};
 use crate::federators::{self, EvidenceError, Reference, Stop};
+use crate::policy::DomainDigest;
 use crate::policy::{
-    digest_hex, host, ActorPattern, Decision, DomainEntry, DomainRule, Facts, PolicyMode, Snapshot,
+    digest_hex, domain_digest, host, ActorPattern, Decision, DomainEntry, DomainRule, Facts,
+    PolicyMode, Snapshot,
 };
-use crate::reload::{self, LoadError, SourceSummary};
+use crate::reload::{self, Listed, LoadError, SourceSummary, Standing};
 use crate::subscriptions::{self, CachedSources};
+use std::collections::HashSet;
 use std::fmt::Write;
 use std::io::Read;
 use std::path::Path;
@@ -51,6 +54,28 @@ pub enum ExplainError {
     /// Neither an existing file, nor an actor URI with a valid host, nor a valid domain.
     #[error("{text:?} is not a domain, an actor URI or an activity file")]
     Unrecognised { text: String },
+}
+
+impl Subject {
+    /// The hosts whose rule tables `report` prints: the domain, the actor's host, and for an
+    /// activity the object author's host.
+    pub fn hosts(&self) -> Vec<String> {
+        match self {
+            Subject::Domain(domain) => vec![domain.clone()],
+            Subject::Actor { host, .. } => vec![host.clone()],
+            Subject::Activity { facts, .. } => [
+                facts.actor.as_deref(),
+                facts
+                    .object
+                    .as_ref()
+                    .and_then(|o| o.attributed_to.as_deref()),
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(host::of_uri)
+            .collect(),
+        }
+    }
 }
 
 impl Subject {
@@ -115,6 +140,10 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, Bounded> {
 pub struct Offline {
     pub snapshot: Snapshot,
     pub summaries: Vec<SourceSummary>,
+    /// Every block rule, of every source, on a suffix of the hosts asked for (by name or
+    /// digest), with where it stood in the merge: the snapshot keeps only the winner per
+    /// domain, and `report` shows the rest too.
+    pub listed: Vec<Listed>,
     /// The remote sources' disk-cached copies (and which have none).
     pub cached: CachedSources,
     /// Why the friendly-federator escalations could not be read from the evidence file, when
@@ -127,11 +156,14 @@ pub struct Offline {
 /// escalated friendly federators from the evidence file as the generated source
 /// `friendly-federators` (under the settings in force, so a rules file's
 /// `[friendly_federators]` table counts). Memory sources go in label order, as in `Rules`.
-pub fn load_offline(config: &Config) -> Result<Offline, LoadError> {
+/// `Offline::listed` holds the rules on `hosts` (none for `check`).
+pub fn load_offline(config: &Config, hosts: &[String]) -> Result<Offline, LoadError> {
+    let wanted = on_hosts(hosts);
     let cached = subscriptions::load_cached(config);
     let mut memory = cached.sources.clone();
     memory.sort_by(|a, b| a.label.cmp(&b.label));
-    let (snapshot, summaries) = reload::load(&config.blocklists, &memory, &config.policy)?;
+    let (snapshot, summaries, listed) =
+        reload::load_listing(&config.blocklists, &memory, &config.policy, &wanted)?;
     let settings =
         federators::effective(&config.friendly_federators, snapshot.friendly_federators());
     let escalated = match federators::escalated_from_file(&settings) {
@@ -141,6 +173,7 @@ pub fn load_offline(config: &Config) -> Result<Offline, LoadError> {
             return Ok(Offline {
                 snapshot,
                 summaries,
+                listed,
                 cached,
                 escalations_error: Some(e),
             })
@@ -150,25 +183,53 @@ pub fn load_offline(config: &Config) -> Result<Offline, LoadError> {
         return Ok(Offline {
             snapshot,
             summaries,
+            listed,
             cached,
             escalations_error: None,
         });
     };
     memory.push(escalated);
     memory.sort_by(|a, b| a.label.cmp(&b.label));
-    let (snapshot, summaries) = reload::load(&config.blocklists, &memory, &config.policy)?;
+    let (snapshot, summaries, listed) =
+        reload::load_listing(&config.blocklists, &memory, &config.policy, &wanted)?;
     Ok(Offline {
         snapshot,
         summaries,
+        listed,
         cached,
         escalations_error: None,
     })
 }
 
+/// Whether a rule is on a suffix of one of `hosts`, by name or by digest.
+fn on_hosts(hosts: &[String]) -> impl Fn(&DomainRule) -> bool {
+    let names: HashSet<String> = hosts
+        .iter()
+        .flat_map(|h| suffixes(h))
+        .map(str::to_string)
+        .collect();
+    let digests: HashSet<DomainDigest> = names.iter().map(|n| domain_digest(n)).collect();
+    move |rule| match &rule.digest {
+        Some(d) => digests.contains(d),
+        None => names.contains(&rule.domain),
+    }
+}
+
+/// `host` and each parent on a label boundary, longest first.
+fn suffixes(host: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(host), |h| h.split_once('.').map(|(_, parent)| parent))
+}
+
 /// The full report for `subject` under `rules` and the config's `[friendly_federators]`: the
-/// decision first, then the matching rules per host and per account. Stable: the same rules
-/// and subject always print the same text.
-pub fn report(rules: &Snapshot, friendly: &FriendlyFederatorsConfig, subject: &Subject) -> String {
+/// decision first, then the matching rules per host and per account: those in the snapshot,
+/// and those of `listed` that lost in the merge. Stable: the same rules and subject always
+/// print the same text.
+pub fn report(
+    rules: &Snapshot,
+    listed: &[Listed],
+    friendly: &FriendlyFederatorsConfig,
+    subject: &Subject,
+) -> String {
     let mut out = String::new();
     match subject {
         Subject::Domain(domain) => {
@@ -180,7 +241,7 @@ pub fn report(rules: &Snapshot, friendly: &FriendlyFederatorsConfig, subject: &S
                 ..Facts::default()
             });
             write_decision(&mut out, &decision);
-            write_host(&mut out, rules, domain, "");
+            write_host(&mut out, rules, listed, domain, "");
         }
         Subject::Actor { uri, host } => {
             let _ = writeln!(out, "subject: actor {uri} (host {host})");
@@ -199,7 +260,7 @@ pub fn report(rules: &Snapshot, friendly: &FriendlyFederatorsConfig, subject: &S
                 ..Facts::default()
             });
             write_decision(&mut out, &decision);
-            write_host(&mut out, rules, host, "actor host ");
+            write_host(&mut out, rules, listed, host, "actor host ");
             write_actor(&mut out, rules, &actor, "actor");
         }
         Subject::Activity { path, facts } => {
@@ -250,7 +311,7 @@ pub fn report(rules: &Snapshot, friendly: &FriendlyFederatorsConfig, subject: &S
             if let Some(laundering) = &laundering {
                 write_references(&mut out, rules, friendly, &laundering.found);
             }
-            write_host(&mut out, rules, &actor_host, "actor host ");
+            write_host(&mut out, rules, listed, &actor_host, "actor host ");
             write_actor(&mut out, rules, actor, "actor");
             if let Some(author) = author {
                 let _ = writeln!(out, "\nobject attributedTo: {author}");
@@ -270,7 +331,7 @@ pub fn report(rules: &Snapshot, friendly: &FriendlyFederatorsConfig, subject: &S
                         });
                         let _ =
                             writeln!(out, "  as a sender this host would be: {}", outcome(&would));
-                        write_host(&mut out, rules, &author_host, "attributedTo host ");
+                        write_host(&mut out, rules, listed, &author_host, "attributedTo host ");
                     }
                     None => {
                         let _ = writeln!(out, "  (no valid host)");
@@ -422,7 +483,7 @@ fn write_decision(out: &mut String, decision: &Decision) {
 }
 
 /// Everything about one host: allow entry, exception, the block rules, and held-back rules.
-fn write_host(out: &mut String, rules: &Snapshot, host: &str, label: &str) {
+fn write_host(out: &mut String, rules: &Snapshot, listed: &[Listed], host: &str, label: &str) {
     match (rules.allow_for(host), rules.mode()) {
         (Some(entry), mode) => {
             let note = if mode == PolicyMode::Allowlist {
@@ -449,7 +510,7 @@ fn write_host(out: &mut String, rules: &Snapshot, host: &str, label: &str) {
             entry_text(entry)
         );
     }
-    write_rules(out, rules, host, label);
+    write_rules(out, rules, listed, host, label);
     let withheld = rules.withheld_rules(host);
     if !withheld.is_empty() {
         let _ = writeln!(
@@ -521,10 +582,47 @@ fn write_report_outcome(out: &mut String, decision: &Decision) {
     let _ = writeln!(out, "report (Flag): {line}");
 }
 
-/// The table of every rule matching `host`, longest suffix first.
-fn write_rules(out: &mut String, rules: &Snapshot, host: &str, label: &str) {
+/// The table of every rule matching `host`, longest suffix first: the snapshot's (one per
+/// domain and tier), each followed by the rules of `listed` on its suffix that lost, with why
+/// in a NOTE column (only printed when some rule lost).
+fn write_rules(out: &mut String, rules: &Snapshot, listed: &[Listed], host: &str, label: &str) {
     let matching: Vec<&DomainRule> = rules.matching_rules(host).collect();
-    if matching.is_empty() {
+    let suffixes: Vec<&str> = suffixes(host).collect();
+    let rank = |rule: &DomainRule| {
+        suffixes.iter().position(|s| match &rule.digest {
+            Some(d) => domain_digest(s) == *d,
+            None => rule.domain == *s,
+        })
+    };
+    // The snapshot's rule of `rule`'s tier for its domain, if any.
+    let tier_winner = |rule: &DomainRule| {
+        matching.iter().copied().find(|w| {
+            w.dry_run == rule.dry_run && w.domain == rule.domain && w.digest == rule.digest
+        })
+    };
+    let losers: Vec<(&DomainRule, String)> = listed
+        .iter()
+        .filter(|l| rank(&l.rule).is_some())
+        .filter_map(|l| {
+            let winner = tier_winner(&l.rule);
+            if winner.is_some_and(|w| w.source == l.rule.source) {
+                return None;
+            }
+            let note = match (l.standing, winner) {
+                (Standing::BelowThreshold, _) => "below threshold".to_string(),
+                (Standing::LowerPriority, _) => "lower priority".to_string(),
+                (Standing::Competes, Some(w)) if w.is_harsher_than(&l.rule) => {
+                    format!("shadowed: harsher rule ({}:{})", w.source, w.line)
+                }
+                (Standing::Competes, Some(w)) => {
+                    format!("shadowed: earlier rule ({}:{})", w.source, w.line)
+                }
+                (Standing::Competes, None) => "shadowed".to_string(),
+            };
+            Some((&l.rule, note))
+        })
+        .collect();
+    if matching.is_empty() && losers.is_empty() {
         let _ = writeln!(out, "\nno rule matches {label}{host}");
         return;
     }
@@ -536,62 +634,75 @@ fn write_rules(out: &mut String, rules: &Snapshot, host: &str, label: &str) {
         "\nrules matching {label}{host} (longest suffix first; * in force, ~ would be in force \
          with dry-run sources enforced, x shadowed by the exception):"
     );
-    let rows: Vec<[String; 7]> = matching
-        .iter()
-        .map(|rule| {
-            let mark = if in_force.is_some_and(|r| std::ptr::eq(r, *rule)) {
-                "*"
-            } else if rule.dry_run && with_dry_run.is_some_and(|r| std::ptr::eq(r, *rule)) {
-                "~"
-            } else if exception.is_some_and(|e| shadows(e, rule)) {
-                "x"
+    let row = |rule: &DomainRule, winner: bool, note: String| {
+        let mark = if winner && in_force.is_some_and(|r| std::ptr::eq(r, rule)) {
+            "*"
+        } else if winner && rule.dry_run && with_dry_run.is_some_and(|r| std::ptr::eq(r, rule)) {
+            "~"
+        } else if exception.is_some_and(|e| shadows(e, rule)) {
+            "x"
+        } else {
+            ""
+        };
+        let domain = match &rule.digest {
+            Some(d) if !rule.domain.starts_with("sha256:") => {
+                format!("{} (sha256:{})", rule.domain, digest_hex(d))
+            }
+            _ => rule.domain.clone(),
+        };
+        let mut flags = Vec::new();
+        if rule.reject_media {
+            flags.push("reject_media");
+        }
+        if rule.reject_reports {
+            flags.push("reject_reports");
+        }
+        let cells = [
+            mark.to_string(),
+            domain,
+            rule.severity.as_str().to_string(),
+            if flags.is_empty() {
+                "-".to_string()
             } else {
-                ""
-            };
-            let domain = match &rule.digest {
-                Some(d) if !rule.domain.starts_with("sha256:") => {
-                    format!("{} (sha256:{})", rule.domain, digest_hex(d))
-                }
-                _ => rule.domain.clone(),
-            };
-            let mut flags = Vec::new();
-            if rule.reject_media {
-                flags.push("reject_media");
-            }
-            if rule.reject_reports {
-                flags.push("reject_reports");
-            }
-            [
-                mark.to_string(),
-                domain,
-                rule.severity.as_str().to_string(),
-                if flags.is_empty() {
-                    "-".to_string()
-                } else {
-                    flags.join(",")
-                },
-                if rule.dry_run { "yes" } else { "no" }.to_string(),
-                format!("{}:{}", rule.source, rule.line),
-                rule.public_comment
-                    .as_deref()
-                    .map_or_else(|| "-".to_string(), |c| format!("{c:?}")),
-            ]
-        })
+                flags.join(",")
+            },
+            if rule.dry_run { "yes" } else { "no" }.to_string(),
+            format!("{}:{}", rule.source, rule.line),
+            rule.public_comment
+                .as_deref()
+                .map_or_else(|| "-".to_string(), |c| format!("{c:?}")),
+            note,
+        ];
+        (rank(rule), cells)
+    };
+    let mut rows: Vec<(Option<usize>, [String; 8])> = matching
+        .iter()
+        .map(|rule| row(rule, true, String::new()))
+        .chain(
+            losers
+                .into_iter()
+                .map(|(rule, note)| row(rule, false, note)),
+        )
         .collect();
+    // Stable: each suffix's losers follow its snapshot rules, in load order.
+    rows.sort_by_key(|(rank, _)| *rank);
+    let noted = rows.iter().any(|(_, cells)| !cells[7].is_empty());
     let header = [
-        "", "DOMAIN", "SEVERITY", "FLAGS", "DRY_RUN", "SOURCE", "COMMENT",
+        "", "DOMAIN", "SEVERITY", "FLAGS", "DRY_RUN", "SOURCE", "COMMENT", "NOTE",
     ]
     .map(str::to_string);
-    let mut widths = [0usize; 7];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(row) {
+    // Without a NOTE the table is as it always was.
+    let columns = if noted { 8 } else { 7 };
+    let mut widths = [0usize; 8];
+    for cells in std::iter::once(&header).chain(rows.iter().map(|(_, c)| c)) {
+        for (w, cell) in widths.iter_mut().zip(&cells[..columns]) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    for row in std::iter::once(&header).chain(&rows) {
+    for cells in std::iter::once(&header).chain(rows.iter().map(|(_, c)| c)) {
         let mut line = String::from(" ");
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
+        for (i, (cell, w)) in cells[..columns].iter().zip(widths).enumerate() {
+            if i + 1 == columns {
                 line.push_str(cell);
             } else {
                 let _ = write!(line, "{cell:<w$}  ");
@@ -671,6 +782,7 @@ mod tests {
         let rules = Snapshot::from_rules([rule("bad.example", Severity::Noop, 3), dry, hashed]);
         let text = report(
             &rules,
+            &[],
             &FriendlyFederatorsConfig::default(),
             &Subject::Domain("x.deep.bad.example".into()),
         );
@@ -701,6 +813,7 @@ mod tests {
         let rules = b.build();
         let text = report(
             &rules,
+            &[],
             &FriendlyFederatorsConfig::default(),
             &Subject::Domain("x.bad.example".into()),
         );
@@ -711,6 +824,66 @@ mod tests {
                 "held back by subscription_threshold = 3 (listed by too few subscribed sources):\n  \
                  bad.example suspend (https://lists.example/blocks.csv:4) \"spam\"\n"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn report_says_why_each_listed_rule_lost() {
+        use crate::config::{BlocklistFormat, PolicyConfig};
+        use crate::reload::MemorySource;
+        let source = |label: &str, text: &str, subscribed: bool, priority: i32| {
+            let parsed = crate::policy::sources::parse_bytes(
+                text.as_bytes(),
+                Arc::from(label),
+                BlocklistFormat::Auto,
+            )
+            .expect("parses");
+            MemorySource {
+                subscribed,
+                priority,
+                ..MemorySource::new(label, Arc::new(parsed))
+            }
+        };
+        let memory = [
+            source("https://a.example/l", "bad.example\n", true, 0),
+            source("https://b.example/l", "bad.example # again\n", true, 0),
+            source("local-api", "bad.example\n", false, -1),
+            source("https://d.example/l", "\nx.bad.example\n", true, 0),
+        ];
+        let policy = PolicyConfig {
+            subscription_threshold: 2,
+            ..PolicyConfig::default()
+        };
+        let subject = Subject::Domain("x.bad.example".into());
+        let (rules, _, listed) =
+            reload::load_listing(&[], &memory, &policy, on_hosts(&subject.hosts())).expect("loads");
+        let text = report(
+            &rules,
+            &listed,
+            &FriendlyFederatorsConfig::default(),
+            &subject,
+        );
+        let rows: Vec<&str> = text
+            .lines()
+            // Table rows, not the held-back section's lines (indented by two).
+            .filter(|l| (l.starts_with(" *  ") || l.starts_with("    ")) && !l.contains("DOMAIN"))
+            .collect();
+        assert_eq!(rows.len(), 4, "{text}");
+        assert!(
+            rows[0].starts_with("    x.bad.example")
+                && rows[0].contains("https://d.example/l:2")
+                && rows[0].ends_with("below threshold"),
+            "{text}"
+        );
+        assert!(rows[1].starts_with(" *  bad.example"), "{text}");
+        assert!(
+            rows[2].contains("\"again\"")
+                && rows[2].ends_with("shadowed: earlier rule (https://a.example/l:1)"),
+            "{text}"
+        );
+        assert!(
+            rows[3].contains("local-api:1") && rows[3].ends_with("lower priority"),
             "{text}"
         );
     }

@@ -151,7 +151,7 @@ fn check(path: PathBuf) -> ExitCode {
     };
     // As `serve` would start: remote sources' disk-cached copies, escalations from the
     // evidence file; no network, no writes.
-    let offline = match inboxguard::explain::load_offline(&config) {
+    let offline = match inboxguard::explain::load_offline(&config, &[]) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");
@@ -205,7 +205,14 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let offline = match inboxguard::explain::load_offline(&config) {
+    // Parsed first for its hosts (the rules to list), but a broken blocklist is still reported
+    // before a bad subject.
+    let subject = inboxguard::explain::Subject::parse(subject);
+    let hosts = subject
+        .as_ref()
+        .map(inboxguard::explain::Subject::hosts)
+        .unwrap_or_default();
+    let offline = match inboxguard::explain::load_offline(&config, &hosts) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");
@@ -215,7 +222,7 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
     if let Some(e) = &offline.escalations_error {
         eprintln!("inboxguard: friendly-federator escalations not shown: {e}");
     }
-    let subject = match inboxguard::explain::Subject::parse(subject) {
+    let subject = match subject {
         Ok(s) => s,
         Err(e) => {
             eprintln!("inboxguard: {e}");
@@ -224,7 +231,12 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
     };
     print!(
         "{}",
-        inboxguard::explain::report(&offline.snapshot, &config.friendly_federators, &subject)
+        inboxguard::explain::report(
+            &offline.snapshot,
+            &offline.listed,
+            &config.friendly_federators,
+            &subject
+        )
     );
     ExitCode::SUCCESS
 }

@@ -54,6 +54,9 @@ pub struct Metrics {
     /// (the failure counter's increase only says "recently"), with no same-second ambiguity
     /// that comparing two timestamps would have.
     pub rules_reload_failing_since_timestamp_seconds: IntGauge,
+    /// Per local rule file (`source` = its configured path): 1 while the last reload refused
+    /// its current contents and its last good copy is in force, else 0.
+    pub rules_source_stale: IntGaugeVec,
     pub connections_active: IntGauge,
     pub build_info: IntGaugeVec,
     /// Verified activities that referenced a limited or suspended domain, by `kind`
@@ -179,6 +182,13 @@ impl Metrics {
             "inboxguard_rules_reload_failing_since_timestamp_seconds",
             "Unix time of the first failed rule set reload since the last successful one (0: the last reload succeeded)",
         )?;
+        let rules_source_stale = IntGaugeVec::new(
+            Opts::new(
+                "inboxguard_rules_source_stale",
+                "1 while a rule file's current contents are refused and its last good copy is in force",
+            ),
+            &["source"],
+        )?;
         let connections_active = IntGauge::new(
             "inboxguard_connections_active",
             "Client connections currently open on the proxy listener",
@@ -236,6 +246,7 @@ impl Metrics {
         registry.register(Box::new(
             rules_reload_failing_since_timestamp_seconds.clone(),
         ))?;
+        registry.register(Box::new(rules_source_stale.clone()))?;
         registry.register(Box::new(connections_active.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         let subscription_fetches_total = IntCounterVec::new(
@@ -295,6 +306,7 @@ impl Metrics {
             rules_loaded,
             rules_last_reload_timestamp_seconds,
             rules_reload_failing_since_timestamp_seconds,
+            rules_source_stale,
             connections_active,
             build_info,
             friendly_federator_references_total,

@@ -2,8 +2,11 @@
 //! rebuild it (file watch on the sources' parent directories, SIGHUP, the admin call).
 //!
 //! A reload reads and parses every source off the hot path and swaps the new snapshot in whole;
-//! requests keep the snapshot they started with. A source that fails to load leaves the
-//! previous rules in force, logged with file and line and counted as a failed reload.
+//! requests keep the snapshot they started with. Each local file has its own last-good state:
+//! a file that fails to read or parse is refused (logged with file and line, counted as a
+//! failed reload, `inboxguard_rules_source_stale{source}` = 1) and its last good copy stays in
+//! force, while the other files' and the memory sources' changes apply. The first load has no
+//! last good copy, so there a broken file is fatal.
 
 use crate::config::{BlocklistConfig, PolicyConfig};
 use crate::metrics::Metrics;
@@ -56,6 +59,9 @@ pub struct SourceSummary {
     pub exception_list: bool,
     /// A remote subscription (subject to `subscription_threshold`).
     pub subscribed: bool,
+    /// A local file whose current contents were refused by this reload: its last good copy
+    /// is what is in force.
+    pub stale: bool,
     /// What this source's reload changed in the rules in force (`Rules::reload` and the admin
     /// reload answer; empty for a first load, `check` and `explain`).
     pub changes: Changes,
@@ -108,6 +114,7 @@ impl fmt::Display for SourceSummary {
             ("dry run", self.dry_run),
             ("exception list", self.exception_list),
             ("subscribed", self.subscribed),
+            ("refused: last good copy in force", self.stale),
         ] {
             if on {
                 write!(f, " ({name})")?;
@@ -162,6 +169,31 @@ struct Loading<'s> {
     priority: i32,
 }
 
+/// A block rule as its source lists it, and how the merge treated it. The snapshot keeps one
+/// rule per domain (or digest) per tier; `explain` shows every rule on a host, so it asks
+/// `load_listing` for the few it needs instead of the proxy keeping them all.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// As the merge saw it: the source's `dry_run` applied.
+    pub rule: DomainRule,
+    pub standing: Standing,
+}
+
+/// Where a listed block rule stood in the merge (steps 2 and 3 of `load`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Competed for its domain: in force unless a harsher (on a tie, earlier) rule of its
+    /// tier is, or an exception shadows it.
+    Competes,
+    /// Held back by `subscription_threshold`.
+    BelowThreshold,
+    /// A source of higher `priority` lists the domain.
+    LowerPriority,
+}
+
+/// What `load_listing` returns: the snapshot, per-source counts, and the listed rules asked for.
+pub type Loaded = (Snapshot, Vec<SourceSummary>, Vec<Listed>);
+
 /// Builds a snapshot from every configured file source, in order, then every memory source in
 /// label order (the one code path for first load and every reload). The first file that fails
 /// stops the load.
@@ -179,13 +211,45 @@ pub fn load(
     memory: &[MemorySource],
     policy: &PolicyConfig,
 ) -> Result<(Snapshot, Vec<SourceSummary>), LoadError> {
-    let mut loading: Vec<Loading<'_>> = Vec::with_capacity(sources.len() + memory.len());
-    for config in sources {
-        let parsed = sources::parse_file_as(&config.path, config.format, config.kind)?;
+    let (snapshot, summaries, _) = load_listing(sources, memory, policy, |_| false)?;
+    Ok((snapshot, summaries))
+}
+
+/// As `load`, and also every block rule of a non-exception source for which `wanted` holds,
+/// with where it stood in the merge, in load order. For `explain`.
+pub fn load_listing(
+    sources: &[BlocklistConfig],
+    memory: &[MemorySource],
+    policy: &PolicyConfig,
+    wanted: impl Fn(&DomainRule) -> bool,
+) -> Result<Loaded, LoadError> {
+    let files = sources
+        .iter()
+        .map(|config| sources::read_file(&config.path).and_then(|b| parse_config(config, &b)))
+        .collect::<Result<Vec<_>, _>>()?;
+    merge(sources, &files, memory, policy, &wanted)
+}
+
+/// Parses a configured file's contents, labelled with its path as configured.
+fn parse_config(config: &BlocklistConfig, bytes: &[u8]) -> Result<ParsedSource, LoadError> {
+    let label = Arc::from(config.path.display().to_string());
+    sources::parse_bytes_as(bytes, label, config.format, config.kind)
+}
+
+/// The merge of `load`, over the files already parsed (`files[i]` is `configs[i]`'s).
+fn merge(
+    configs: &[BlocklistConfig],
+    files: &[ParsedSource],
+    memory: &[MemorySource],
+    policy: &PolicyConfig,
+    wanted: &dyn Fn(&DomainRule) -> bool,
+) -> Result<Loaded, LoadError> {
+    let mut loading: Vec<Loading<'_>> = Vec::with_capacity(files.len() + memory.len());
+    for (config, parsed) in configs.iter().zip(files) {
         let label = config.path.display().to_string();
-        warn_about_skips(&label, &parsed);
+        warn_about_skips(&label, parsed);
         loading.push(Loading {
-            parsed: Cow::Owned(parsed),
+            parsed: Cow::Borrowed(parsed),
             summary: SourceSummary {
                 source: label,
                 dry_run: config.dry_run,
@@ -271,6 +335,15 @@ pub fn load(
     }
 
     let mut below: HashMap<&str, usize> = HashMap::new();
+    let mut listed = Vec::new();
+    let mut list = |rule: &DomainRule, standing| {
+        if wanted(rule) {
+            listed.push(Listed {
+                rule: rule.clone(),
+                standing,
+            });
+        }
+    };
     for l in &loading {
         let label = l.summary.source.as_str();
         let dry_run = l.summary.dry_run;
@@ -298,13 +371,17 @@ pub fn load(
                 rule.dry_run |= dry_run;
                 if !agreed(l, &rule) {
                     *below.entry(label).or_default() += 1;
+                    list(&rule, Standing::BelowThreshold);
                     builder.withhold(rule);
                     continue;
                 }
                 let outranked = top
                     .get(&RuleKey::of(&rule))
                     .is_some_and(|&best| l.priority < best);
-                if !outranked {
+                if outranked {
+                    list(&rule, Standing::LowerPriority);
+                } else {
+                    list(&rule, Standing::Competes);
                     builder.rule(rule);
                 }
             }
@@ -355,16 +432,16 @@ pub fn load(
         counted(&rule.source, Some(RuleKind::ActorSuspend));
     }
     for (summary, l) in summaries.iter_mut().zip(&loading) {
-        let listed = l.parsed.len();
+        let entries = l.parsed.len();
         let accounted = RuleKind::ALL
             .iter()
             .map(|&k| summary.count(k))
             .sum::<usize>()
             + summary.excluded
             + summary.below_threshold;
-        summary.overridden = listed.saturating_sub(accounted);
+        summary.overridden = entries.saturating_sub(accounted);
     }
-    Ok((snapshot, summaries))
+    Ok((snapshot, summaries, listed))
 }
 
 /// What makes two sources' rules about the same domain.
@@ -405,6 +482,8 @@ fn warn_about_skips(label: &str, source: &ParsedSource) {
 /// What a reload needs besides the configured files.
 #[derive(Default)]
 struct State {
+    /// One per configured file, in the same order.
+    files: Vec<FileState>,
     /// By label, so a source's replacement takes its place and the load order is stable.
     memory: BTreeMap<String, MemorySource>,
     /// Source labels that currently have gauges.
@@ -413,6 +492,45 @@ struct State {
     /// `rules_last_reload_timestamp_seconds` moves only when another copy comes into force.
     in_force: HashMap<String, Arc<ParsedSource>>,
 }
+
+/// A configured file as the last reload left it.
+struct FileState {
+    /// The path as configured: the `source` label.
+    label: String,
+    /// The contents last parsed without error, parsed again whenever the file on disk is
+    /// refused, so its good rules stay in force while other sources reload. Raw bytes rather
+    /// than the parsed rules: a fraction of their memory, and no second copy of every rule.
+    good: Vec<u8>,
+    /// The last reload refused the file on disk (`inboxguard_rules_source_stale`).
+    stale: bool,
+}
+
+/// A reload that did not put every file's current contents in force. `Display`: each refused
+/// file's `file:line: error`, separated by `; `.
+#[derive(Debug)]
+pub struct ReloadError {
+    /// Why each file was refused, in source order (read or parse errors, or a conflict between
+    /// files such as two `[friendly_federators]` tables).
+    pub refused: Vec<LoadError>,
+    /// What is in force after the reload, per source, when the other sources' changes were
+    /// applied beside the refused files' last good copies; `None` when nothing was applied and
+    /// the previous snapshot stays whole.
+    pub applied: Option<Vec<SourceSummary>>,
+}
+
+impl fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.refused.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ReloadError {}
 
 /// Owns the live snapshot and knows how to rebuild it. Shared as `Arc<Rules>`.
 pub struct Rules {
@@ -426,7 +544,8 @@ pub struct Rules {
     /// sources and the source labels that currently have gauges. A std mutex: reloads are
     /// blocking file work on blocking threads and the guard is never held across an await.
     reloading: Mutex<State>,
-    /// 0 after the first load, +1 per successful reload.
+    /// 0 after the first load, +1 per reload that swapped a snapshot in (also one that
+    /// refused a file but applied the other sources).
     generation: AtomicU64,
 }
 
@@ -438,13 +557,28 @@ impl Rules {
         policy: PolicyConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Rules>, LoadError> {
-        let (snapshot, summaries) = load(&sources, &[], &policy)?;
+        let mut files = Vec::with_capacity(sources.len());
+        let mut parsed = Vec::with_capacity(sources.len());
+        for config in &sources {
+            let good = sources::read_file(&config.path)?;
+            parsed.push(parse_config(config, &good)?);
+            files.push(FileState {
+                label: config.path.display().to_string(),
+                good,
+                stale: false,
+            });
+        }
+        let (snapshot, summaries, _) = merge(&sources, &parsed, &[], &policy, &|_| false)?;
+        drop(parsed);
         let rules = Rules {
             sources,
             policy,
             metrics,
             current: ArcSwap::from_pointee(snapshot),
-            reloading: Mutex::new(State::default()),
+            reloading: Mutex::new(State {
+                files,
+                ..State::default()
+            }),
             generation: AtomicU64::new(0),
         };
         {
@@ -474,7 +608,7 @@ impl Rules {
         &self.current
     }
 
-    /// How many successful reloads since the first load.
+    /// How many reloads swapped a snapshot in since the first load.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -484,19 +618,25 @@ impl Rules {
         &self.sources
     }
 
-    /// Rebuild from disk (blocking file I/O: call from a blocking thread). On error the old
-    /// snapshot stays, and the failure is logged with file and line and counted. On success the
-    /// new snapshot is swapped in and what changed is logged per severity.
-    pub fn reload(&self) -> Result<Vec<SourceSummary>, LoadError> {
+    /// Rebuild from disk (blocking file I/O: call from a blocking thread). Each file is read
+    /// and parsed on its own: one that fails is refused, logged with file and line, and its
+    /// last good copy stays in force while every other source's changes apply (`Err` with
+    /// `applied`). A reload refusing any file counts as a failure in `rules_reloads_total`
+    /// and keeps `rules_reload_failing_since_timestamp_seconds` set: some edit is not in force.
+    /// What changed is logged per source and severity.
+    pub fn reload(&self) -> Result<Vec<SourceSummary>, ReloadError> {
         let mut state = self.lock();
         self.reload_locked(&mut state)
     }
 
     /// Puts `source` in force in place of the memory source with the same label (or beside the
-    /// others, when new), and reloads (blocking file I/O: call from a blocking thread). The
-    /// source is kept even when the reload fails because a file is broken: it takes effect with
-    /// the next successful reload, and the error is returned, logged and counted as for `reload`.
-    pub fn set_memory_source(&self, source: MemorySource) -> Result<Vec<SourceSummary>, LoadError> {
+    /// others, when new), and reloads (blocking file I/O: call from a blocking thread). A broken
+    /// local file does not hold it back: that file's last good copy stands in, and the refusal
+    /// is returned, logged and counted as for `reload`.
+    pub fn set_memory_source(
+        &self,
+        source: MemorySource,
+    ) -> Result<Vec<SourceSummary>, ReloadError> {
         let mut state = self.lock();
         state.memory.insert(source.label.clone(), source);
         self.reload_locked(&mut state)
@@ -507,7 +647,7 @@ impl Rules {
     pub fn remove_memory_source(
         &self,
         label: &str,
-    ) -> Result<Option<Vec<SourceSummary>>, LoadError> {
+    ) -> Result<Option<Vec<SourceSummary>>, ReloadError> {
         let mut state = self.lock();
         if state.memory.remove(label).is_none() {
             return Ok(None);
@@ -520,28 +660,66 @@ impl Rules {
         self.lock().memory.values().cloned().collect()
     }
 
-    fn reload_locked(&self, state: &mut State) -> Result<Vec<SourceSummary>, LoadError> {
+    fn reload_locked(&self, state: &mut State) -> Result<Vec<SourceSummary>, ReloadError> {
         let memory: Vec<MemorySource> = state.memory.values().cloned().collect();
-        let (snapshot, summaries) = match load(&self.sources, &memory, &self.policy) {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                self.metrics
-                    .rules_reloads_total
-                    .with_label_values(&["failure"])
-                    .inc();
-                let failing_since = &self.metrics.rules_reload_failing_since_timestamp_seconds;
-                if failing_since.get() == 0 {
-                    failing_since.set(unix_now());
+        // Each file on its own. `fresh[i]` holds the bytes read when they parsed; `None` marks
+        // a refused file, parsed from its last good bytes instead.
+        let mut refused = Vec::new();
+        let mut fresh: Vec<Option<Vec<u8>>> = Vec::with_capacity(self.sources.len());
+        let mut parsed = Vec::with_capacity(self.sources.len());
+        for (config, file) in self.sources.iter().zip(&state.files) {
+            let read = sources::read_file(&config.path)
+                .and_then(|bytes| Ok((parse_config(config, &bytes)?, bytes)));
+            match read {
+                Ok((rules, bytes)) => {
+                    parsed.push(rules);
+                    fresh.push(Some(bytes));
                 }
-                tracing::error!(
-                    file = %e.file,
-                    line = e.line,
-                    error = %e.kind,
-                    "rules reload failed; the previous rules stay in force"
-                );
-                return Err(e);
+                Err(e) => {
+                    refused.push(e);
+                    parsed.push(self.last_good(config, file, &refused)?);
+                    fresh.push(None);
+                }
+            }
+        }
+        let (snapshot, summaries) = loop {
+            match merge(&self.sources, &parsed, &memory, &self.policy, &|_| false) {
+                Ok((snapshot, summaries, _)) => break (snapshot, summaries),
+                // Sources conflict (two `[friendly_federators]` tables). The last good copies
+                // merged, so an edit is to blame: refuse the edited file the error names, or
+                // else every edited file.
+                Err(e) => {
+                    let edited: Vec<usize> = (0..fresh.len())
+                        .filter(|&i| {
+                            fresh[i]
+                                .as_ref()
+                                .is_some_and(|b| state.files.get(i).is_some_and(|f| f.good != *b))
+                        })
+                        .collect();
+                    let named: Vec<usize> = edited
+                        .iter()
+                        .copied()
+                        .filter(|&i| state.files.get(i).is_some_and(|f| f.label == e.file))
+                        .collect();
+                    let revert = if named.is_empty() { edited } else { named };
+                    refused.push(e);
+                    if revert.is_empty() {
+                        return Err(self.failed(refused, None));
+                    }
+                    for i in revert {
+                        fresh[i] = None;
+                        parsed[i] = self.last_good(&self.sources[i], &state.files[i], &refused)?;
+                    }
+                }
             }
         };
+        drop(parsed);
+        for (file, bytes) in state.files.iter_mut().zip(fresh) {
+            file.stale = bytes.is_none();
+            if let Some(bytes) = bytes {
+                file.good = bytes;
+            }
+        }
         let by_source = self.current.load().diff_by_source(&snapshot);
         let total = snapshot.len();
         self.current.store(Arc::new(snapshot));
@@ -551,23 +729,64 @@ impl Rules {
             if let Some(changes) = by_source.get(s.source.as_str()) {
                 s.changes = *changes;
             }
+            s.stale = state.files.iter().any(|f| f.stale && f.label == s.source);
         }
         self.publish(state, &summaries, &memory);
-        self.metrics
-            .rules_reloads_total
-            .with_label_values(&["success"])
-            .inc();
         // One line per source that changed (a removed source's rules count for it too), then
         // the total.
         for (source, changes) in &by_source {
             tracing::info!(generation, source = %source, changes = %changes, "rule source changed");
         }
         let changes = Changes::sum(by_source.values());
+        tracing::info!(generation, rules = total, changes = %changes, "rules reloaded");
+        if !refused.is_empty() {
+            return Err(self.failed(refused, Some(summaries)));
+        }
+        self.metrics
+            .rules_reloads_total
+            .with_label_values(&["success"])
+            .inc();
         self.metrics
             .rules_reload_failing_since_timestamp_seconds
             .set(0);
-        tracing::info!(generation, rules = total, changes = %changes, "rules reloaded");
         Ok(summaries)
+    }
+
+    /// `file`'s last good copy, parsed again, for `config`, whose current contents are refused
+    /// (the errors so far in `refused`). It parsed before, so an error here means nothing can
+    /// be applied: the whole reload fails.
+    fn last_good(
+        &self,
+        config: &BlocklistConfig,
+        file: &FileState,
+        refused: &[LoadError],
+    ) -> Result<ParsedSource, ReloadError> {
+        parse_config(config, &file.good).map_err(|e| {
+            let mut all = refused.to_vec();
+            all.push(e);
+            self.failed(all, None)
+        })
+    }
+
+    /// Counts and logs a reload that refused files; `applied` as in `ReloadError`.
+    fn failed(&self, refused: Vec<LoadError>, applied: Option<Vec<SourceSummary>>) -> ReloadError {
+        self.metrics
+            .rules_reloads_total
+            .with_label_values(&["failure"])
+            .inc();
+        let failing_since = &self.metrics.rules_reload_failing_since_timestamp_seconds;
+        if failing_since.get() == 0 {
+            failing_since.set(unix_now());
+        }
+        let kept = if applied.is_some() {
+            "rule file refused; its last good copy stays in force"
+        } else {
+            "rules reload failed; the previous rules stay in force"
+        };
+        for e in &refused {
+            tracing::error!(file = %e.file, line = e.line, error = %e.kind, "{kept}");
+        }
+        ReloadError { refused, applied }
     }
 
     /// Watches the sources' parent directories and reloads on change (debounced by `DEBOUNCE`)
@@ -641,7 +860,8 @@ impl Rules {
     /// Sets the per-source gauges, and removes those of sources no longer loaded.
     ///
     /// `rules_last_reload_timestamp_seconds{source}` says when that source's rules in force
-    /// were loaded: for a file, this (successful) load, which read every file; for a memory
+    /// were loaded: for a file, this load unless it refused the file (then the load that
+    /// read its last good copy); for a memory
     /// source (a subscription, the Mastodon pull, the generated friendly-federator rules), the
     /// load that first put its current copy in force. So a reload caused by one source does
     /// not make another remote source look fresh, and a subscription whose fetches fail keeps
@@ -681,7 +901,7 @@ impl Rules {
                     let previous = state.in_force.insert(s.source.clone(), m.parsed.clone());
                     !previous.is_some_and(|p| Arc::ptr_eq(&p, &m.parsed))
                 }
-                None => true,
+                None => !s.stale,
             };
             if fresh {
                 self.metrics
@@ -690,6 +910,13 @@ impl Rules {
                     .set(now);
             }
             state.published.push(s.source.clone());
+        }
+        // Files come from the config, so the label set is bounded and never shrinks.
+        for file in &state.files {
+            self.metrics
+                .rules_source_stale
+                .with_label_values(&[file.label.as_str()])
+                .set(i64::from(file.stale));
         }
     }
 }
@@ -986,11 +1213,26 @@ mod tests {
 
         std::fs::write(&path, "#domain,#severity\nnew.example,banish\n").expect("write");
         let e = rules.reload().expect_err("broken file");
-        assert_eq!(e.line, 2);
+        assert_eq!(e.refused.len(), 1);
+        assert_eq!(e.refused[0].line, 2);
+        let applied = e.applied.expect("the last good copy stands in");
+        assert!(applied[0].stale && applied[0].changes.is_empty());
+        assert!(
+            applied[0]
+                .to_string()
+                .ends_with(" (refused: last good copy in force)"),
+            "{}",
+            applied[0]
+        );
         assert!(suspended(&rules, "old.example"), "old rules stay in force");
         assert!(!suspended(&rules, "new.example"));
         assert_eq!((reloads(&m, "failure"), reloads(&m, "success")), (1, 0));
-        assert_eq!(rules.generation(), 0);
+        let stale = || {
+            m.rules_source_stale
+                .with_label_values(&[label.as_str()])
+                .get()
+        };
+        assert_eq!(stale(), 1);
         assert_eq!(gauge("suspend"), 1);
         let failing_since = || m.rules_reload_failing_since_timestamp_seconds.get();
         let first_failure = failing_since();
@@ -1011,8 +1253,8 @@ mod tests {
         assert!(suspended(&rules, "new.example"));
         assert!(!suspended(&rules, "old.example"));
         assert_eq!((reloads(&m, "failure"), reloads(&m, "success")), (2, 1));
-        assert_eq!(rules.generation(), 1);
         assert_eq!(failing_since(), 0, "a successful reload ends the failure");
+        assert_eq!(stale(), 0);
         assert_eq!((gauge("suspend"), gauge("silence")), (1, 1));
         assert!(m
             .render()
@@ -1058,15 +1300,26 @@ mod tests {
         assert_eq!(summaries[0].overridden, 1);
         assert!(suspended(&rules, "remote.example") && suspended(&rules, "shared.example"));
 
-        // A broken local file fails the reload, but the new remote copy is kept for the next one.
+        // A broken local file is refused, but does not hold back the new remote copy: the
+        // file's last good copy stands in beside it.
         std::fs::write(&path, "#domain,#severity\nx.example,banish\n").expect("write");
-        rules
+        let e = rules
             .set_memory_source(remote(&["later.example"]))
             .expect_err("broken file");
-        assert!(suspended(&rules, "remote.example"), "old snapshot in force");
+        assert_eq!(e.refused[0].file, path.display().to_string());
+        assert!(suspended(&rules, "later.example") && !suspended(&rules, "remote.example"));
+        assert_eq!(
+            rules
+                .current()
+                .load()
+                .rule_for("shared.example")
+                .map(|r| r.severity),
+            Some(Severity::Silence),
+            "the file's last good rules are in force"
+        );
         std::fs::write(&path, "#domain,#severity\n").expect("write");
         rules.reload().expect("fixed");
-        assert!(suspended(&rules, "later.example") && !suspended(&rules, "remote.example"));
+        assert!(rules.current().load().rule_for("shared.example").is_none());
 
         let label = "https://lists.example/blocks.txt";
         assert!(rules.remove_memory_source(label).expect("reload").is_some());
@@ -1540,8 +1793,21 @@ mod tests {
         }
     }
 
+    /// Held by the test that captures logs and by tests that log the same call sites at once:
+    /// `tracing` caches per call site whether anyone listens, and a site first reached on
+    /// another thread while the capturing subscriber is being set up can stay cached as
+    /// unheard, so its lines go missing from the capture.
+    static LOG_CALL_SITES: Mutex<()> = Mutex::new(());
+
+    fn log_call_sites() -> std::sync::MutexGuard<'static, ()> {
+        LOG_CALL_SITES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     #[test]
     fn a_reload_reports_and_logs_what_changed_per_source() {
+        let _serial = log_call_sites();
         let dir = tempfile::tempdir().expect("tempdir");
         let csv = dir.path().join("a.csv");
         let toml = dir.path().join("b.toml");
@@ -1663,14 +1929,17 @@ mod tests {
             .expect("reload");
         assert!(stamp(remote) > 1);
 
-        // A failed reload moves nothing.
+        // A refused file keeps the time its last good copy came into force; a subscription's
+        // new copy still moves its own.
         reset();
         std::fs::write(&path, "not a domain!\n").expect("write");
         rules.reload().expect_err("broken");
+        assert_eq!((stamp(&file), stamp(remote)), (1, 1));
         rules
             .set_memory_source(subscribed(remote, "third.example\n"))
             .expect_err("broken file");
-        assert_eq!((stamp(&file), stamp(remote)), (1, 1));
+        assert_eq!(stamp(&file), 1);
+        assert!(stamp(remote) > 1);
     }
 
     #[test]
@@ -1698,5 +1967,104 @@ mod tests {
             (gauge("allow"), gauge("actor_suspend"), gauge("exclude")),
             (0, 1, 1)
         );
+    }
+
+    #[test]
+    fn a_refused_file_keeps_its_last_good_copy_while_other_files_reload() {
+        let _serial = log_call_sites();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.csv");
+        let b = dir.path().join("b.txt");
+        std::fs::write(&a, "#domain,#severity\nold-a.example,suspend\n").expect("write");
+        std::fs::write(&b, "old-b.example\n").expect("write");
+        let m = metrics();
+        let rules = Rules::new(
+            vec![source(&a), source(&b)],
+            PolicyConfig::default(),
+            m.clone(),
+        )
+        .expect("load");
+        let (label_a, label_b) = (a.display().to_string(), b.display().to_string());
+        let stale = |label: &str| m.rules_source_stale.with_label_values(&[label]).get();
+        let failing_since = || m.rules_reload_failing_since_timestamp_seconds.get();
+        assert_eq!((stale(&label_a), stale(&label_b)), (0, 0));
+
+        // A broken, B gains a domain: B's edit applies, A's old rules stay.
+        std::fs::write(&a, "#domain,#severity\nnew-a.example,banish\n").expect("write");
+        std::fs::write(&b, "old-b.example\nnew-b.example\n").expect("write");
+        let e = rules.reload().expect_err("a is broken");
+        assert_eq!(
+            e.to_string(),
+            format!("{label_a}:2: unknown severity \"banish\" (expected suspend, silence or noop)")
+        );
+        let applied = e.applied.expect("b applied");
+        assert_eq!(
+            applied
+                .iter()
+                .map(|s| (s.stale, s.suspend))
+                .collect::<Vec<_>>(),
+            [(true, 1), (false, 2)]
+        );
+        assert!(suspended(&rules, "new-b.example") && suspended(&rules, "old-a.example"));
+        assert!(!suspended(&rules, "new-a.example"));
+        assert_eq!((stale(&label_a), stale(&label_b)), (1, 0));
+        assert_eq!((reloads(&m, "failure"), reloads(&m, "success")), (1, 0));
+        let since = failing_since();
+        assert!(since > 0);
+
+        // Another reload while A is still broken (B edited again): still failing since the
+        // first refusal, and A's last good copy is still the one in force.
+        std::fs::write(&b, "new-b.example\n").expect("write");
+        rules.reload().expect_err("a still broken");
+        assert!(!suspended(&rules, "old-b.example") && suspended(&rules, "old-a.example"));
+        assert_eq!((failing_since(), stale(&label_a)), (since, 1));
+
+        // A deleted is refused the same way.
+        std::fs::remove_file(&a).expect("remove");
+        let e = rules.reload().expect_err("a missing");
+        assert!(matches!(e.refused[0].kind, LoadErrorKind::Read(_)));
+        assert!(suspended(&rules, "old-a.example"));
+
+        // A fixed: its new rules are in force, and nothing is stale or failing.
+        std::fs::write(&a, "#domain,#severity\nnew-a.example,suspend\n").expect("write");
+        let summaries = rules.reload().expect("fixed");
+        assert!(summaries.iter().all(|s| !s.stale));
+        assert!(suspended(&rules, "new-a.example") && !suspended(&rules, "old-a.example"));
+        assert_eq!((stale(&label_a), failing_since()), (0, 0));
+        assert_eq!(reloads(&m, "success"), 1);
+    }
+
+    #[test]
+    fn a_conflicting_edit_is_refused_and_the_other_files_still_reload() {
+        let _serial = log_call_sites();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = dir.path().join("first.toml");
+        let second = dir.path().join("second.toml");
+        let table = "[friendly_federators]\nannounce = false\n";
+        std::fs::write(&first, table).expect("write");
+        std::fs::write(&second, "[[domain]]\ndomain = \"old.example\"\n").expect("write");
+        let m = metrics();
+        let rules = Rules::new(
+            vec![source(&first), source(&second)],
+            PolicyConfig::default(),
+            m.clone(),
+        )
+        .expect("load");
+        // The second file gains a second [friendly_federators] table and a domain: each parses,
+        // but they conflict with the first file, so the edit is refused whole.
+        std::fs::write(
+            &second,
+            format!("[[domain]]\ndomain = \"new.example\"\n\n{table}"),
+        )
+        .expect("write");
+        let e = rules.reload().expect_err("conflict");
+        assert!(matches!(
+            e.refused[0].kind,
+            LoadErrorKind::DuplicateFriendlyFederators { .. }
+        ));
+        assert!(suspended(&rules, "old.example") && !suspended(&rules, "new.example"));
+        let label = second.display().to_string();
+        assert_eq!(m.rules_source_stale.with_label_values(&[&label]).get(), 1);
+        assert!(rules.current().load().friendly_federators().is_some());
     }
 }

@@ -616,3 +616,90 @@ fn escalated_domains_are_explained_from_the_evidence_file() {
     );
     assert!(!dir.path().join("ff.json.tmp").exists());
 }
+
+/// One domain in two local files and in a subscription's cached copy: the snapshot keeps one
+/// rule, but `explain` lists all three with where each is written, its comment, and why the
+/// losers lost.
+#[test]
+fn every_source_listing_a_domain_is_shown_with_why_it_lost() {
+    let (dir, config) = setup();
+    let second = dir.path().join("more.txt");
+    std::fs::write(&second, "# reviewed 2026-01\nbad.example # seen again\n").unwrap();
+    let url = "https://lists.example/blocks.csv";
+    let state = dir.path().join("state");
+    inboxguard::subscriptions::Cache::new(&state)
+        .write(
+            url,
+            &inboxguard::subscriptions::CachedCopy {
+                body: b"#domain,#severity,#public_comment\nbad.example,silence,shared list\n"
+                    .to_vec(),
+                etag: None,
+                last_modified: None,
+                fetched_at: 1_767_225_600,
+            },
+        )
+        .unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[blocklists]]\npath = {}\n\n[state]\ndir = {}\n\n[[subscriptions]]\nurl = {}\n",
+        toml::Value::String(second.display().to_string()),
+        toml::Value::String(state.display().to_string()),
+        toml::Value::String(url.to_string()),
+    ));
+    std::fs::write(&config, text).unwrap();
+
+    let out = explain(&config, "x.bad.example");
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert!(
+        out.stdout
+            .contains("decision: reject (403)\nreason: suspended_key_host\n"),
+        "{}",
+        out.describe()
+    );
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(' ') && l.contains("bad.example "))
+        .collect();
+    assert_eq!(rows.len(), 3, "{}", out.describe());
+    let blocks = dir.path().join("blocks.csv").display().to_string();
+    // The first file's suspend with reject_media is the harshest and wins; the rest follow in
+    // load order, each naming what shadows it.
+    assert!(
+        rows[0].starts_with(" *  bad.example")
+            && rows[0].contains(&format!("{blocks}:2"))
+            && rows[0].ends_with("\"Spam and abuse\""),
+        "{}",
+        out.describe()
+    );
+    let cells: Vec<&str> = rows[1].split_whitespace().collect();
+    assert_eq!(
+        cells[..4],
+        ["bad.example", "suspend", "-", "no"],
+        "{}",
+        out.describe()
+    );
+    assert!(
+        rows[1].starts_with("    bad.example")
+            && rows[1].contains(&format!("{}:2", second.display()))
+            && rows[1].contains("\"seen again\"")
+            && rows[1].ends_with(&format!("shadowed: harsher rule ({blocks}:2)")),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        rows[2].starts_with("    bad.example")
+            && rows[2].contains(&format!("{url}:2"))
+            && rows[2].contains("\"shared list\"")
+            && rows[2].ends_with(&format!("shadowed: harsher rule ({blocks}:2)")),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with(' ') && l.trim_end().ends_with("NOTE")),
+        "{}",
+        out.describe()
+    );
+}

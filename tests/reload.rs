@@ -322,3 +322,84 @@ async fn admin_reload_answer_counts_every_kind_and_the_changes() {
         "{body}"
     );
 }
+
+fn gauge(metrics: &str, name: &str, source: &Path) -> Option<f64> {
+    let source = serde_json::Value::String(source.display().to_string());
+    metric_value(metrics, &format!("{name}{{source={source}}}"))
+}
+
+/// Each file has its own last good copy: while one file is broken, an edit to another still
+/// takes effect and the broken file's previous rules stay enforced; the admin answer and the
+/// metrics say which file is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_file_does_not_hold_back_another_files_edit() {
+    let puma = RecordingUpstream::start().await;
+    let evil = RemoteInstance::start("evil.test").await;
+    let spam = RemoteInstance::start("spam.test").await;
+    let mallory = evil.add_actor("mallory");
+    let spammer = spam.add_actor("spammer");
+    let builder = Proxy::builder(puma.addr())
+        .remote(&evil)
+        .remote(&spam)
+        .blocklist_file("a.csv", &csv(&["spam.test,suspend,false,false,,false"]))
+        .blocklist_file("b.csv", &csv(&[]));
+    let (a, b) = (builder.dir().join("a.csv"), builder.dir().join("b.csv"));
+    let proxy = builder.start().await;
+    proxy.wait_ready().await;
+    assert_eq!(deliver(&proxy, &spammer).await, StatusCode::FORBIDDEN);
+    assert_eq!(deliver(&proxy, &mallory).await, StatusCode::ACCEPTED);
+    let before = proxy.metrics().await;
+
+    // A gets a severity Mastodon does not know on line 3; B suspends evil.test.
+    std::fs::write(
+        &a,
+        csv(&[
+            "spam.test,silence,false,false,,false",
+            "other.test,block,false,false,,false",
+        ]),
+    )
+    .unwrap();
+    std::fs::write(&b, csv(&["evil.test,suspend,false,false,,false"])).unwrap();
+    let (status, body) = admin_reload(&proxy).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(
+        body.starts_with(&format!("refused {}:3: unknown severity", a.display()))
+            && body.contains("its last good copy stays in force\nreloaded\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "{}: suspend=1 silence=0 noop=0 allow=0 exclude=0 actor_suspend=0 \
+             (refused: last good copy in force)\n",
+            a.display()
+        )) && body.contains(&format!("{}: suspend=1 silence=0 noop=0", b.display())),
+        "{body}"
+    );
+    assert_eq!(
+        deliver(&proxy, &mallory).await,
+        StatusCode::FORBIDDEN,
+        "B's edit"
+    );
+    assert_eq!(
+        deliver(&proxy, &spammer).await,
+        StatusCode::FORBIDDEN,
+        "A's old rule"
+    );
+    let during = proxy.metrics().await;
+    let stale = "inboxguard_rules_source_stale";
+    assert_eq!(gauge(&during, stale, &a), Some(1.0), "{during}");
+    assert_eq!(gauge(&during, stale, &b), Some(0.0), "{during}");
+    assert!(reloads(&during, "failure") > reloads(&before, "failure"));
+    let failing = "inboxguard_rules_reload_failing_since_timestamp_seconds";
+    assert!(metric_value(&during, failing).unwrap() > 0.0, "{during}");
+
+    // A fixed: its new rule (spam.test only limited, so forwarded) is in force.
+    std::fs::write(&a, csv(&["spam.test,silence,false,false,,false"])).unwrap();
+    let (status, body) = admin_reload(&proxy).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(deliver(&proxy, &spammer).await, StatusCode::ACCEPTED);
+    assert_eq!(deliver(&proxy, &mallory).await, StatusCode::FORBIDDEN);
+    let after = proxy.metrics().await;
+    assert_eq!(gauge(&after, stale, &a), Some(0.0), "{after}");
+    assert_eq!(metric_value(&after, failing), Some(0.0), "{after}");
+}

@@ -13,8 +13,8 @@
 //!   found by header name, so a shorter header or a different order works and unknown columns
 //!   (e.g. `#private_comment` from other tools) are ignored. A missing or empty column means
 //!   severity `suspend` and flags `false`, as Mastodon's import.
-//! * **Plain**: one domain per line, severity `suspend`; blank lines and `#` comments (whole
-//!   line or after the domain) are ignored.
+//! * **Plain**: one domain per line, severity `suspend`; blank lines and whole-line `#`
+//!   comments are ignored, and a `#` comment after a domain is its rule's public comment.
 //!
 //! * **JSON** (`parse_json_bytes`, chosen by the caller, never by `Auto`): an array of objects
 //!   as Mastodon's admin and public APIs and GoToSocial's export write them.
@@ -226,6 +226,13 @@ pub fn parse_file_as(
     format: BlocklistFormat,
     kind: SourceKind,
 ) -> Result<ParsedSource, LoadError> {
+    let bytes = read_file(path)?;
+    parse_bytes_as(&bytes, Arc::from(path.display().to_string()), format, kind)
+}
+
+/// Reads one rule file whole, refusing one over `MAX_FILE_BYTES`. Apart from `parse_file_as`
+/// so a reload can keep a file's last good bytes and parse them again later.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
     let label = path.display().to_string();
     let fail = |kind| LoadError {
         file: label.clone(),
@@ -245,7 +252,7 @@ pub fn parse_file_as(
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(fail(LoadErrorKind::TooLarge));
     }
-    parse_bytes_as(&bytes, Arc::from(label.as_str()), format, kind)
+    Ok(bytes)
 }
 
 /// Parses one block-rule (or TOML) file's contents; `source` labels the rules and errors.
@@ -346,16 +353,20 @@ pub(crate) fn entries_of(rules: Vec<DomainRule>) -> Result<Vec<DomainEntry>, Lin
 /// Failures inside one format's parser, before the file name is attached.
 pub(super) type LineError = (usize, LoadErrorKind);
 
+/// A comment after the domain (`bad.example # spam`) becomes the rule's public comment, so
+/// `explain` shows it as it shows a CSV's; whole-line comments belong to no rule.
 fn parse_plain(text: &str, out: &mut Collector) -> Result<(), LineError> {
     for (i, line) in text.lines().enumerate() {
-        let entry = line
-            .split_once('#')
-            .map_or(line, |(before, _)| before)
-            .trim();
-        if entry.is_empty() {
+        let (domain, comment) = line.split_once('#').unwrap_or((line, ""));
+        let (domain, comment) = (domain.trim(), comment.trim());
+        if domain.is_empty() {
             continue;
         }
-        out.push(i + 1, entry, Entry::default())?;
+        let entry = Entry {
+            public_comment: (!comment.is_empty()).then(|| comment.to_string()),
+            ..Entry::default()
+        };
+        out.push(i + 1, domain, entry)?;
     }
     Ok(())
 }
@@ -941,9 +952,16 @@ mod tests {
                 ("trailing.example", 8),
             ]
         );
-        assert!(p.rules.iter().all(|r| r.severity == Severity::Suspend
-            && !r.reject_reports
-            && r.public_comment.is_none()));
+        assert!(p
+            .rules
+            .iter()
+            .all(|r| r.severity == Severity::Suspend && !r.reject_reports));
+        let comments: Vec<_> = p
+            .rules
+            .iter()
+            .map(|r| r.public_comment.as_deref())
+            .collect();
+        assert_eq!(comments, [None, Some("inline comment"), None, None]);
         assert_eq!((p.duplicates, p.first_duplicate_line), (1, Some(9)));
         assert_eq!((p.obfuscated, p.first_obfuscated_line), (1, Some(10)));
     }
