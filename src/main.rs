@@ -22,6 +22,9 @@ const EXIT_CONFIG: u8 = 64;
 const EXIT_DATA: u8 = 65;
 /// Log lines queued for the writer thread before logging calls wait (a few MiB of lines).
 const LOG_QUEUE_LINES: usize = 16_384;
+/// Bytes of log lines the writer thread gathers before one `write(2)` (it also writes whenever
+/// its queue runs empty, so a quiet proxy's lines are not held back).
+const LOG_BATCH_BYTES: usize = 64 * 1024;
 /// Exit code for a failure while running (bind error, runtime error).
 const EXIT_RUNTIME: u8 = 1;
 
@@ -342,7 +345,10 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 
 /// Logs go to stdout through a writer thread: the request path only queues the formatted line,
 /// and the thread writes whole batches, instead of one `write(2)` per access-log line on a
-/// worker (a tenth of a suspended request's cost when measured; see BENCHMARKS.md). When the
+/// worker (a tenth of a suspended request's cost when measured; see BENCHMARKS.md). The thread
+/// drains its queue into a buffer and flushes it when the queue is empty: stdout alone is
+/// line-buffered, which would still cost one `write(2)` per line, each a context switch when
+/// the proxy has one core. When the
 /// queue is full the logging call waits rather than dropping lines, so a log that cannot keep
 /// up slows requests instead of losing records. The returned guard flushes at exit.
 fn init_tracing(cfg: &LoggingConfig) -> tracing_appender::non_blocking::WorkerGuard {
@@ -354,7 +360,7 @@ fn init_tracing(cfg: &LoggingConfig) -> tracing_appender::non_blocking::WorkerGu
         .lossy(false)
         .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("inboxguard-log")
-        .finish(std::io::stdout());
+        .finish(std::io::BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stdout()));
     // Colour codes only for a person at a terminal: under systemd or with output redirected,
     // escape sequences would land in the journal or file, and writing them costs every
     // request's access-log line several extra formatting calls.
