@@ -360,7 +360,10 @@ fn init_tracing(cfg: &LoggingConfig) -> tracing_appender::non_blocking::WorkerGu
         .lossy(false)
         .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("inboxguard-log")
-        .finish(std::io::BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stdout()));
+        .finish(std::io::BufWriter::with_capacity(
+            LOG_BATCH_BYTES,
+            std::io::stdout(),
+        ));
     // Colour codes only for a person at a terminal: under systemd or with output redirected,
     // escape sequences would land in the journal or file, and writing them costs every
     // request's access-log line several extra formatting calls.
