@@ -12,7 +12,7 @@ use crate::config::{BlocklistConfig, PolicyConfig};
 use crate::metrics::Metrics;
 use crate::policy::sources::{self, ParsedSource};
 pub use crate::policy::sources::{LoadError, LoadErrorKind};
-use crate::policy::{Changes, DomainDigest, DomainEntry, DomainRule, RuleKind, Snapshot};
+use crate::policy::{Changes, DomainDigest, DomainEntry, DomainRule, RuleKind, Sizes, Snapshot};
 use arc_swap::ArcSwap;
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
@@ -274,6 +274,19 @@ fn merge(
     }
 
     let mut builder = Snapshot::builder(policy.mode, policy.subscription_threshold);
+    let mut sizes = Sizes::default();
+    for l in &loading {
+        if l.summary.exception_list {
+            sizes.exceptions += l.parsed.rules.len();
+        } else {
+            for rule in &l.parsed.rules {
+                sizes.count_rule(rule, l.summary.dry_run);
+            }
+        }
+        sizes.allows += l.parsed.allows.len();
+        sizes.exceptions += l.parsed.exceptions.len();
+    }
+    builder.reserve(&sizes);
     let mut friendly: Option<&str> = None;
     for l in &loading {
         if let Some(ff) = &l.parsed.friendly_federators {

@@ -286,7 +286,9 @@ pub fn parse_bytes_as(
         let line = line_of_offset(bytes, e.valid_up_to());
         fail(line, LoadErrorKind::NotUtf8)
     })?;
+    let mut lines = 0;
     for (i, line) in text.split('\n').enumerate() {
+        lines = i + 1;
         if line.len() > MAX_LINE_BYTES {
             return Err(fail(
                 i + 1,
@@ -307,6 +309,11 @@ pub fn parse_bytes_as(
         BlocklistFormat::MastodonCsv => return Err(fail(1, LoadErrorKind::MissingHeader)),
     };
     let mut out = Collector::new(format, source.clone());
+    if matches!(format, Format::MastodonCsv | Format::Plain) {
+        // At most one rule per line: one allocation of the final size instead of doubling,
+        // which held the old and new buffers (7 + 14 MB for 100,000 rules) at once.
+        out.parsed.rules.reserve_exact(lines);
+    }
     match format {
         Format::MastodonCsv => parse_csv(text, &mut out),
         Format::Plain => parse_plain(text, &mut out),
@@ -616,11 +623,9 @@ impl Collector {
             return self.parsed;
         }
         let mut slots: Vec<Option<DomainRule>> = all.into_iter().map(Some).collect();
-        self.parsed.rules = winner
-            .iter()
-            .flatten()
-            .filter_map(|&w| slots[w].take())
-            .collect();
+        let mut rules = Vec::with_capacity(slots.len() - self.parsed.duplicates);
+        rules.extend(winner.iter().flatten().filter_map(|&w| slots[w].take()));
+        self.parsed.rules = rules;
         self.parsed
     }
 }
