@@ -466,7 +466,7 @@ enum RuleKey<'r> {
 
 impl<'r> RuleKey<'r> {
     fn of(rule: &'r DomainRule) -> RuleKey<'r> {
-        match &rule.digest {
+        match rule.digest.as_deref() {
             Some(digest) => RuleKey::Digest(digest),
             None => RuleKey::Name(&rule.domain),
         }

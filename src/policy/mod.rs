@@ -100,23 +100,32 @@ pub fn digest_hex(digest: &DomainDigest) -> String {
 }
 
 /// One domain rule and where it came from.
+///
+/// Every field is sized for 100,000 of these living in a snapshot's hash table, twice over
+/// during a reload: text is `Box<str>` (no spare capacity, 16 bytes), and the digest, which
+/// few rules have, is boxed so the others pay 8 bytes for it instead of 33.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainRule {
     /// Normalised with `host::normalize`. For a digest rule (`digest` is set), the entry as
     /// listed (`exam***.com`, or `sha256:<hex>`), for display only: it is never matched by name.
-    pub domain: String,
+    pub domain: Box<str>,
     /// Set for an obfuscated entry: the rule covers the domain whose SHA-256 this is.
-    pub digest: Option<DomainDigest>,
+    pub digest: Option<Box<DomainDigest>>,
     pub severity: Severity,
     pub reject_media: bool,
     pub reject_reports: bool,
-    pub public_comment: Option<String>,
+    pub public_comment: Option<Box<str>>,
     /// From the source's `dry_run`: the rule is matched and reported, never enforced.
     pub dry_run: bool,
     /// File the rule came from, and its 1-based line.
     pub source: Arc<str>,
     pub line: usize,
 }
+
+// 72 bytes (112 before): the snapshot's table slot is this plus one control byte, so each
+// byte here is ~130 KB per 100,000 rules, paid again by the next snapshot during a reload
+// (issue 5: peak RSS under 64 MiB). Grow it only with a measurement.
+const _: () = assert!(std::mem::size_of::<DomainRule>() <= 72);
 
 impl DomainRule {
     /// When one domain is listed twice (in one file or across files) the harsher rule wins:
@@ -145,12 +154,15 @@ impl DomainRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainEntry {
     /// Normalised with `host::normalize`.
-    pub domain: String,
-    pub comment: Option<String>,
+    pub domain: Box<str>,
+    pub comment: Option<Box<str>>,
     /// File (or source label) the entry came from, and its 1-based line.
     pub source: Arc<str>,
     pub line: usize,
 }
+
+// 56 bytes (72 with `String`s), for the same reason as `DomainRule`'s bound.
+const _: () = assert!(std::mem::size_of::<DomainEntry>() <= 56);
 
 /// Every kind of rule a source can hold: the `severity` label of `inboxguard_rules_loaded`
 /// and the rows of the reload log. A fixed set, so the label stays bounded.
@@ -359,8 +371,8 @@ impl Tier {
 
     /// Harsher wins; on a tie, the first one given.
     fn insert(&mut self, rule: DomainRule) {
-        match rule.digest {
-            Some(digest) => match self.by_digest.get_mut(&digest) {
+        match rule.digest.as_deref() {
+            Some(&digest) => match self.by_digest.get_mut(&digest) {
                 Some(existing) if !rule.is_harsher_than(existing) => {}
                 Some(existing) => *existing = rule,
                 None => {
@@ -515,9 +527,9 @@ impl SnapshotBuilder {
     /// A subscribed rule that `subscription_threshold` kept out of force: never matched, only
     /// shown by `explain`.
     pub fn withhold(&mut self, rule: DomainRule) -> &mut Self {
-        let key = match &rule.digest {
+        let key = match rule.digest.as_deref() {
             Some(digest) => format!("sha256:{}", digest_hex(digest)),
-            None => rule.domain.clone(),
+            None => rule.domain.to_string(),
         };
         self.snapshot.withheld.entry(key).or_default().push(rule);
         self
@@ -644,7 +656,7 @@ impl Snapshot {
     /// Whether an exception names exactly the domain `rule` covers (by name, or by the digest
     /// of an exception's domain), so the rule has no effect anywhere.
     pub fn is_excluded(&self, rule: &DomainRule) -> bool {
-        match &rule.digest {
+        match rule.digest.as_deref() {
             None => self.exceptions.get(&rule.domain).is_some(),
             Some(digest) => self
                 .exceptions
@@ -1193,7 +1205,7 @@ impl<'a> Decision<'a> {
             return Some((&rule.actor, &rule.source, rule.line));
         }
         self.rule()
-            .map(|rule| (rule.domain.as_str(), &*rule.source, rule.line))
+            .map(|rule| (&*rule.domain, &*rule.source, rule.line))
     }
 
     /// Whether the request goes on to Mastodon (`Forward`, `WouldStop`, `WouldSuspendActor`).
@@ -1271,7 +1283,7 @@ mod tests {
     #[test]
     fn suffix_matching() {
         let s = snapshot();
-        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        let domain = |h: &str| s.rule_for(h).map(|r| &*r.domain);
         assert_eq!(domain("bad.example"), Some("bad.example"));
         assert_eq!(domain("sub.bad.example"), Some("bad.example"));
         assert_eq!(domain("a.b.c.bad.example"), Some("bad.example"));
@@ -1296,7 +1308,7 @@ mod tests {
             rule("a.b.c.deep.example", Severity::Silence, false),
             rule("localhost", Severity::Suspend, false),
         ]);
-        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        let domain = |h: &str| s.rule_for(h).map(|r| &*r.domain);
         assert_eq!(domain("x.y.a.b.c.deep.example"), Some("a.b.c.deep.example"));
         assert_eq!(domain("b.c.deep.example"), None);
         assert_eq!(domain("x.y.z.w.v.u.bad.example"), Some("bad.example"));
@@ -1506,7 +1518,7 @@ mod tests {
                 ..Facts::default()
             });
             assert_eq!(
-                (d.reason(), d.rule().map(|r| r.domain.as_str())),
+                (d.reason(), d.rule().map(|r| &*r.domain)),
                 (reason, domain),
                 "decide({key_host}, {actor_host:?}, {activity_type:?})"
             );
@@ -1530,7 +1542,7 @@ mod tests {
 
     fn hashed(listed: &str, real: &str, severity: Severity) -> DomainRule {
         DomainRule {
-            digest: Some(domain_digest(real)),
+            digest: Some(Box::new(domain_digest(real))),
             ..rule(listed, severity, false)
         }
     }
@@ -1547,7 +1559,11 @@ mod tests {
             activity_type: kind,
             ..Facts::default()
         });
-        (d.reason(), d.forwards(), d.rule().map(|r| r.domain.clone()))
+        (
+            d.reason(),
+            d.forwards(),
+            d.rule().map(|r| r.domain.to_string()),
+        )
     }
 
     #[test]
@@ -1705,7 +1721,7 @@ mod tests {
                 ..hashed("pre****.example", "preview.example", Severity::Suspend)
             },
         ]);
-        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        let domain = |h: &str| s.rule_for(h).map(|r| &*r.domain);
         // A digest of a parent domain covers its sub-domains.
         assert_eq!(domain("bad.example"), Some("ba*.example"));
         assert_eq!(domain("x.y.bad.example"), Some("ba*.example"));
@@ -1725,12 +1741,12 @@ mod tests {
         assert_eq!(domain("preview.example"), None);
         assert_eq!(
             s.rule_for_including_dry_run("x.preview.example")
-                .map(|r| r.domain.as_str()),
+                .map(|r| &*r.domain),
             Some("pre****.example")
         );
         let all: Vec<&str> = s
             .matching_rules("a.sub.ok.bad.example")
-            .map(|r| r.domain.as_str())
+            .map(|r| &*r.domain)
             .collect();
         assert_eq!(
             all,
@@ -1738,7 +1754,7 @@ mod tests {
         );
         let all: Vec<&str> = s
             .matching_rules("preview.example")
-            .map(|r| r.domain.as_str())
+            .map(|r| &*r.domain)
             .collect();
         assert_eq!(all, ["preview.example", "pre****.example"]);
         assert_eq!(s.matching_rules("good.example").count(), 0);
@@ -1833,7 +1849,7 @@ mod tests {
             .exception(entry("preview.example"))
             .exception(entry("hashed.example"));
         let s = b.build();
-        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        let domain = |h: &str| s.rule_for(h).map(|r| &*r.domain);
         assert_eq!(domain("bad.example"), Some("bad.example"));
         assert_eq!(domain("x.bad.example"), Some("bad.example"));
         // The exception and everything under it: no rule from the parent.
@@ -1847,14 +1863,13 @@ mod tests {
         assert_eq!(domain("hashed.example"), None);
         assert!(s.rule_for_including_dry_run("x.preview.example").is_none());
         assert_eq!(
-            s.exception_for("a.ok.bad.example")
-                .map(|e| e.domain.as_str()),
+            s.exception_for("a.ok.bad.example").map(|e| &*e.domain),
             Some("ok.bad.example")
         );
         let excluded: Vec<bool> = ["bad.example", "same.example", "ha****.example"]
             .iter()
             .map(|d| {
-                let r = s.iter().find(|r| r.domain == *d).expect(d);
+                let r = s.iter().find(|r| *r.domain == **d).expect(d);
                 s.is_excluded(r)
             })
             .collect();
@@ -2040,7 +2055,7 @@ mod tests {
         let listed: Vec<&str> = s
             .withheld_rules("x.bad.example")
             .iter()
-            .map(|r| r.domain.as_str())
+            .map(|r| &*r.domain)
             .collect();
         assert_eq!(listed, ["bad.example"]);
         assert_eq!(s.withheld_rules("hashed.example").len(), 1);
