@@ -236,6 +236,37 @@ fn parse_config(config: &BlocklistConfig, bytes: &[u8]) -> Result<ParsedSource, 
     sources::parse_bytes_as(bytes, label, config.format, config.kind)
 }
 
+/// The one conflict between sources that refuses a load: two `[friendly_federators]` tables
+/// (files in order, then memory sources, as `merge` loads them). A reload checks it before
+/// merging, so it can settle which files to refuse, and give up their previous good bytes,
+/// before the new snapshot is built.
+fn check_conflicts(
+    configs: &[BlocklistConfig],
+    files: &[ParsedSource],
+    memory: &[MemorySource],
+) -> Result<(), LoadError> {
+    let labelled = configs
+        .iter()
+        .map(|c| c.path.display().to_string())
+        .zip(files)
+        .chain(memory.iter().map(|m| (m.label.clone(), &*m.parsed)));
+    let mut first: Option<String> = None;
+    for (label, parsed) in labelled {
+        let Some(ff) = &parsed.friendly_federators else {
+            continue;
+        };
+        if let Some(first) = first {
+            return Err(LoadError {
+                file: label,
+                line: ff.line,
+                kind: LoadErrorKind::DuplicateFriendlyFederators { first },
+            });
+        }
+        first = Some(label);
+    }
+    Ok(())
+}
+
 /// The merge of `load`, over the files already parsed (`files[i]` is `configs[i]`'s).
 fn merge(
     configs: &[BlocklistConfig],
@@ -244,6 +275,7 @@ fn merge(
     policy: &PolicyConfig,
     wanted: &dyn Fn(&DomainRule) -> bool,
 ) -> Result<Loaded, LoadError> {
+    check_conflicts(configs, files, memory)?;
     let mut loading: Vec<Loading<'_>> = Vec::with_capacity(files.len() + memory.len());
     for (config, parsed) in configs.iter().zip(files) {
         let label = config.path.display().to_string();
@@ -287,21 +319,12 @@ fn merge(
         sizes.exceptions += l.parsed.exceptions.len();
     }
     builder.reserve(&sizes);
-    let mut friendly: Option<&str> = None;
-    for l in &loading {
-        if let Some(ff) = &l.parsed.friendly_federators {
-            if let Some(first) = friendly {
-                return Err(LoadError {
-                    file: l.summary.source.clone(),
-                    line: ff.line,
-                    kind: LoadErrorKind::DuplicateFriendlyFederators {
-                        first: first.to_string(),
-                    },
-                });
-            }
-            friendly = Some(&l.summary.source);
-            builder.friendly_federators(ff.clone());
-        }
+    // At most one, as `check_conflicts` made sure.
+    if let Some(ff) = loading
+        .iter()
+        .find_map(|l| l.parsed.friendly_federators.as_ref())
+    {
+        builder.friendly_federators(ff.clone());
     }
 
     // Agreement among subscribed sources, per rule key: [enforcing sources, all sources].
@@ -695,9 +718,9 @@ impl Rules {
                 }
             }
         }
-        let (snapshot, summaries) = loop {
-            match merge(&self.sources, &parsed, &memory, &self.policy, &|_| false) {
-                Ok((snapshot, summaries, _)) => break (snapshot, summaries),
+        loop {
+            match check_conflicts(&self.sources, &parsed, &memory) {
+                Ok(()) => break,
                 // Sources conflict (two `[friendly_federators]` tables). The last good copies
                 // merged, so an edit is to blame: refuse the edited file the error names, or
                 // else every edited file.
@@ -725,14 +748,24 @@ impl Rules {
                     }
                 }
             }
-        };
-        drop(parsed);
+        }
+        // Nothing left that can refuse these bytes: they replace the previous good copies now,
+        // so a changed file's old and new bytes are not both held while the snapshot is built
+        // (5.5 MB for 100,000 rules).
         for (file, bytes) in state.files.iter_mut().zip(fresh) {
             file.stale = bytes.is_none();
             if let Some(bytes) = bytes {
                 file.good = bytes;
             }
         }
+        // `check_conflicts` is merge's only failure, so this error does not happen; were it to,
+        // the whole reload fails and the previous snapshot stays.
+        let (snapshot, summaries, _) =
+            merge(&self.sources, &parsed, &memory, &self.policy, &|_| false).map_err(|e| {
+                refused.push(e);
+                self.failed(std::mem::take(&mut refused), None)
+            })?;
+        drop(parsed);
         let by_source = self.current.load().diff_by_source(&snapshot);
         let total = snapshot.len();
         self.current.store(Arc::new(snapshot));
