@@ -209,9 +209,9 @@ fn on_hosts(hosts: &[String]) -> impl Fn(&DomainRule) -> bool {
         .map(str::to_string)
         .collect();
     let digests: HashSet<DomainDigest> = names.iter().map(|n| domain_digest(n)).collect();
-    move |rule| match &rule.digest {
+    move |rule| match rule.digest.as_deref() {
         Some(d) => digests.contains(d),
-        None => names.contains(&rule.domain),
+        None => names.contains(&*rule.domain),
     }
 }
 
@@ -589,9 +589,9 @@ fn write_rules(out: &mut String, rules: &Snapshot, listed: &[Listed], host: &str
     let matching: Vec<&DomainRule> = rules.matching_rules(host).collect();
     let suffixes: Vec<&str> = suffixes(host).collect();
     let rank = |rule: &DomainRule| {
-        suffixes.iter().position(|s| match &rule.digest {
+        suffixes.iter().position(|s| match rule.digest.as_deref() {
             Some(d) => domain_digest(s) == *d,
-            None => rule.domain == *s,
+            None => *rule.domain == **s,
         })
     };
     // The snapshot's rule of `rule`'s tier for its domain, if any.
@@ -644,11 +644,11 @@ fn write_rules(out: &mut String, rules: &Snapshot, listed: &[Listed], host: &str
         } else {
             ""
         };
-        let domain = match &rule.digest {
+        let domain = match rule.digest.as_deref() {
             Some(d) if !rule.domain.starts_with("sha256:") => {
                 format!("{} (sha256:{})", rule.domain, digest_hex(d))
             }
-            _ => rule.domain.clone(),
+            _ => rule.domain.to_string(),
         };
         let mut flags = Vec::new();
         if rule.reject_media {
@@ -716,11 +716,11 @@ fn write_rules(out: &mut String, rules: &Snapshot, listed: &[Listed], host: &str
 /// on the exception's domain or a parent of it. A digest rule's real name is unknown, so it is
 /// judged by the exception's own digest or its parents'.
 fn shadows(e: &DomainEntry, rule: &DomainRule) -> bool {
-    let mut candidate = Some(e.domain.as_str());
+    let mut candidate = Some(&*e.domain);
     while let Some(c) = candidate {
-        let hit = match &rule.digest {
+        let hit = match rule.digest.as_deref() {
             Some(d) => crate::policy::domain_digest(c) == *d,
-            None => rule.domain == c,
+            None => *rule.domain == *c,
         };
         if hit {
             return true;
@@ -778,7 +778,7 @@ mod tests {
         let mut dry = rule("deep.bad.example", Severity::Suspend, 7);
         dry.dry_run = true;
         let mut hashed = rule("ba***.example", Severity::Silence, 9);
-        hashed.digest = Some(domain_digest("bad.example"));
+        hashed.digest = Some(Box::new(domain_digest("bad.example")));
         let rules = Snapshot::from_rules([rule("bad.example", Severity::Noop, 3), dry, hashed]);
         let text = report(
             &rules,

@@ -1581,7 +1581,7 @@ mod tests {
             7,
         );
         let report = f.report(400, None);
-        let names: Vec<&str> = report.domains.iter().map(|d| d.domain.as_str()).collect();
+        let names: Vec<&str> = report.domains.iter().map(|d| &*d.domain).collect();
         assert_eq!(names, ["a.example", "c.example"]);
         assert_eq!(report.tracked_domains, 2);
         for i in 0..10 {
@@ -1660,7 +1660,7 @@ mod tests {
         let status: Vec<_> = report
             .domains
             .iter()
-            .map(|d| (d.domain.as_str(), d.in_window, d.status))
+            .map(|d| (&*d.domain, d.in_window, d.status))
             .collect();
         assert_eq!(
             status,
@@ -1683,7 +1683,7 @@ mod tests {
             .parsed
             .rules
             .iter()
-            .map(|r| (r.domain.as_str(), r.severity, r.line))
+            .map(|r| (&*r.domain, r.severity, r.line))
             .collect();
         assert_eq!(rules, [("busy.example", Severity::Suspend, 2)]);
         assert!(f.evaluate(now, None).is_none(), "unchanged set: no reload");
@@ -1712,7 +1712,7 @@ mod tests {
             .parsed
             .rules
             .iter()
-            .map(|r| (r.domain.clone(), r.severity))
+            .map(|r| (r.domain.to_string(), r.severity))
             .collect()
     }
 
@@ -1780,7 +1780,7 @@ mod tests {
             [("busy.example".to_string(), Severity::Suspend)]
         );
         let source = escalated_from_file(&c).expect("file").expect("enforced");
-        assert_eq!(source.parsed.rules[0].domain, "busy.example");
+        assert_eq!(&*source.parsed.rules[0].domain, "busy.example");
     }
 
     #[test]

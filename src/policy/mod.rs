@@ -100,23 +100,32 @@ pub fn digest_hex(digest: &DomainDigest) -> String {
 }
 
 /// One domain rule and where it came from.
+///
+/// Every field is sized for 100,000 of these living in a snapshot's hash table, twice over
+/// during a reload: text is `Box<str>` (no spare capacity, 16 bytes), and the digest, which
+/// few rules have, is boxed so the others pay 8 bytes for it instead of 33.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainRule {
     /// Normalised with `host::normalize`. For a digest rule (`digest` is set), the entry as
     /// listed (`exam***.com`, or `sha256:<hex>`), for display only: it is never matched by name.
-    pub domain: String,
+    pub domain: Box<str>,
     /// Set for an obfuscated entry: the rule covers the domain whose SHA-256 this is.
-    pub digest: Option<DomainDigest>,
+    pub digest: Option<Box<DomainDigest>>,
     pub severity: Severity,
     pub reject_media: bool,
     pub reject_reports: bool,
-    pub public_comment: Option<String>,
+    pub public_comment: Option<Box<str>>,
     /// From the source's `dry_run`: the rule is matched and reported, never enforced.
     pub dry_run: bool,
     /// File the rule came from, and its 1-based line.
     pub source: Arc<str>,
     pub line: usize,
 }
+
+// 72 bytes (112 before): the snapshot's table slot is this plus one control byte, so each
+// byte here is ~130 KB per 100,000 rules, paid again by the next snapshot during a reload
+// (issue 5: peak RSS under 64 MiB). Grow it only with a measurement.
+const _: () = assert!(std::mem::size_of::<DomainRule>() <= 72);
 
 impl DomainRule {
     /// When one domain is listed twice (in one file or across files) the harsher rule wins:
@@ -145,12 +154,15 @@ impl DomainRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainEntry {
     /// Normalised with `host::normalize`.
-    pub domain: String,
-    pub comment: Option<String>,
+    pub domain: Box<str>,
+    pub comment: Option<Box<str>>,
     /// File (or source label) the entry came from, and its 1-based line.
     pub source: Arc<str>,
     pub line: usize,
 }
+
+// 56 bytes (72 with `String`s), for the same reason as `DomainRule`'s bound.
+const _: () = assert!(std::mem::size_of::<DomainEntry>() <= 56);
 
 /// Every kind of rule a source can hold: the `severity` label of `inboxguard_rules_loaded`
 /// and the rows of the reload log. A fixed set, so the label stays bounded.
@@ -273,6 +285,11 @@ impl<T> Default for NameSet<T> {
 }
 
 impl<T: Named> NameSet<T> {
+    /// Room for `additional` more values without growing (see `Sizes`).
+    fn reserve(&mut self, additional: usize) {
+        self.set.reserve(additional);
+    }
+
     /// Puts `value` in, replacing one of the same name.
     fn replace(&mut self, value: T) {
         self.label_counts |= label_bit(label_count(value.name()));
@@ -346,10 +363,16 @@ fn label_count(domain: &str) -> usize {
 }
 
 impl Tier {
+    /// Room for `named` more rules by name and `digests` more by digest.
+    fn reserve(&mut self, named: usize, digests: usize) {
+        self.by_name.reserve(named);
+        self.by_digest.reserve(digests);
+    }
+
     /// Harsher wins; on a tie, the first one given.
     fn insert(&mut self, rule: DomainRule) {
-        match rule.digest {
-            Some(digest) => match self.by_digest.get_mut(&digest) {
+        match rule.digest.as_deref() {
+            Some(&digest) => match self.by_digest.get_mut(&digest) {
                 Some(existing) if !rule.is_harsher_than(existing) => {}
                 Some(existing) => *existing = rule,
                 None => {
@@ -425,6 +448,32 @@ pub struct Snapshot {
     friendly_federators: Option<FriendlyFederatorSettings>,
 }
 
+/// Upper bounds on what a snapshot will hold, counted from the parsed sources before any
+/// rule goes in, so `SnapshotBuilder::reserve` allocates each table once at its final size.
+/// A table that grows by doubling keeps its old and new slots alive together while it
+/// rehashes: for 100,000 rules that was ~7 MB of old table beside a 14 MB new one, on top of
+/// the previous snapshot during a reload. Counting rules that end up withheld, outranked or
+/// duplicated only leaves some slots unused.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// Domain rules by name and by digest, per tier: `[enforcing, dry run]`.
+    pub named: [usize; 2],
+    pub digests: [usize; 2],
+    pub allows: usize,
+    pub exceptions: usize,
+}
+
+impl Sizes {
+    /// Counts `rule`, in the dry-run tier when it or its source (`dry_run`) is dry run.
+    pub fn count_rule(&mut self, rule: &DomainRule, dry_run: bool) {
+        let tier = usize::from(dry_run || rule.dry_run);
+        match rule.digest {
+            Some(_) => self.digests[tier] += 1,
+            None => self.named[tier] += 1,
+        }
+    }
+}
+
 /// Assembles a `Snapshot` (see `Snapshot::builder`).
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
@@ -432,6 +481,16 @@ pub struct SnapshotBuilder {
 }
 
 impl SnapshotBuilder {
+    /// Sizes every table for `sizes` more entries, before the first is given (see `Sizes`).
+    pub fn reserve(&mut self, sizes: &Sizes) -> &mut Self {
+        let s = &mut self.snapshot;
+        s.enforcing.reserve(sizes.named[0], sizes.digests[0]);
+        s.dry_run.reserve(sizes.named[1], sizes.digests[1]);
+        s.allows.reserve(sizes.allows);
+        s.exceptions.reserve(sizes.exceptions);
+        self
+    }
+
     /// A domain rule: harsher wins over one already given for the same domain (or digest) in
     /// its tier; on a tie, the first one given.
     pub fn rule(&mut self, rule: DomainRule) -> &mut Self {
@@ -468,9 +527,9 @@ impl SnapshotBuilder {
     /// A subscribed rule that `subscription_threshold` kept out of force: never matched, only
     /// shown by `explain`.
     pub fn withhold(&mut self, rule: DomainRule) -> &mut Self {
-        let key = match &rule.digest {
+        let key = match rule.digest.as_deref() {
             Some(digest) => format!("sha256:{}", digest_hex(digest)),
-            None => rule.domain.clone(),
+            None => rule.domain.to_string(),
         };
         self.snapshot.withheld.entry(key).or_default().push(rule);
         self
@@ -504,7 +563,13 @@ impl Snapshot {
     /// `DomainRule::is_harsher_than`), and on a tie the first one given. Domains must already
     /// be normalised (`sources` does that).
     pub fn from_rules(rules: impl IntoIterator<Item = DomainRule>) -> Snapshot {
+        let rules = rules.into_iter();
         let mut builder = Snapshot::builder(PolicyMode::Blocklist, 1);
+        // Usually all enforcing and named; a wrong guess only leaves slots unused.
+        builder.reserve(&Sizes {
+            named: [rules.size_hint().0, 0],
+            ..Sizes::default()
+        });
         for rule in rules {
             builder.rule(rule);
         }
@@ -591,7 +656,7 @@ impl Snapshot {
     /// Whether an exception names exactly the domain `rule` covers (by name, or by the digest
     /// of an exception's domain), so the rule has no effect anywhere.
     pub fn is_excluded(&self, rule: &DomainRule) -> bool {
-        match &rule.digest {
+        match rule.digest.as_deref() {
             None => self.exceptions.get(&rule.domain).is_some(),
             Some(digest) => self
                 .exceptions
@@ -1140,7 +1205,7 @@ impl<'a> Decision<'a> {
             return Some((&rule.actor, &rule.source, rule.line));
         }
         self.rule()
-            .map(|rule| (rule.domain.as_str(), &*rule.source, rule.line))
+            .map(|rule| (&*rule.domain, &*rule.source, rule.line))
     }
 
     /// Whether the request goes on to Mastodon (`Forward`, `WouldStop`, `WouldSuspendActor`).
@@ -1218,7 +1283,7 @@ mod tests {
     #[test]
     fn suffix_matching() {
         let s = snapshot();
-        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        let domain = |h: &str| s.rule_for(h).map(|r| &*r.domain);
         assert_eq!(domain("bad.example"), Some("bad.example"));
         assert_eq!(domain("sub.bad.example"), Some("bad.example"));
         assert_eq!(domain("a.b.c.bad.example"), Some("bad.example"));
@@ -1243,7 +1308,7 @@ mod tests {
             rule("a.b.c.deep.example", Severity::Silence, false),
             rule("localhost", Severity::Suspend, false),
         ]);
-        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        let domain = |h: &str| s.rule_for(h).map(|r| &*r.domain);
         assert_eq!(domain("x.y.a.b.c.deep.example"), Some("a.b.c.deep.example"));
         assert_eq!(domain("b.c.deep.example"), None);
         assert_eq!(domain("x.y.z.w.v.u.bad.example"), Some("bad.example"));
@@ -1453,7 +1518,7 @@ mod tests {
                 ..Facts::default()
             });
             assert_eq!(
-                (d.reason(), d.rule().map(|r| r.domain.as_str())),
+                (d.reason(), d.rule().map(|r| &*r.domain)),
                 (reason, domain),
                 "decide({key_host}, {actor_host:?}, {activity_type:?})"
             );
@@ -1477,7 +1542,7 @@ mod tests {
 
     fn hashed(listed: &str, real: &str, severity: Severity) -> DomainRule {
         DomainRule {
-            digest: Some(domain_digest(real)),
+            digest: Some(Box::new(domain_digest(real))),
             ..rule(listed, severity, false)
         }
     }
@@ -1494,7 +1559,11 @@ mod tests {
             activity_type: kind,
             ..Facts::default()
         });
-        (d.reason(), d.forwards(), d.rule().map(|r| r.domain.clone()))
+        (
+            d.reason(),
+            d.forwards(),
+            d.rule().map(|r| r.domain.to_string()),
+        )
     }
 
     #[test]
@@ -1652,7 +1721,7 @@ mod tests {
                 ..hashed("pre****.example", "preview.example", Severity::Suspend)
             },
         ]);
-        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        let domain = |h: &str| s.rule_for(h).map(|r| &*r.domain);
         // A digest of a parent domain covers its sub-domains.
         assert_eq!(domain("bad.example"), Some("ba*.example"));
         assert_eq!(domain("x.y.bad.example"), Some("ba*.example"));
@@ -1672,12 +1741,12 @@ mod tests {
         assert_eq!(domain("preview.example"), None);
         assert_eq!(
             s.rule_for_including_dry_run("x.preview.example")
-                .map(|r| r.domain.as_str()),
+                .map(|r| &*r.domain),
             Some("pre****.example")
         );
         let all: Vec<&str> = s
             .matching_rules("a.sub.ok.bad.example")
-            .map(|r| r.domain.as_str())
+            .map(|r| &*r.domain)
             .collect();
         assert_eq!(
             all,
@@ -1685,7 +1754,7 @@ mod tests {
         );
         let all: Vec<&str> = s
             .matching_rules("preview.example")
-            .map(|r| r.domain.as_str())
+            .map(|r| &*r.domain)
             .collect();
         assert_eq!(all, ["preview.example", "pre****.example"]);
         assert_eq!(s.matching_rules("good.example").count(), 0);
@@ -1780,7 +1849,7 @@ mod tests {
             .exception(entry("preview.example"))
             .exception(entry("hashed.example"));
         let s = b.build();
-        let domain = |h: &str| s.rule_for(h).map(|r| r.domain.as_str());
+        let domain = |h: &str| s.rule_for(h).map(|r| &*r.domain);
         assert_eq!(domain("bad.example"), Some("bad.example"));
         assert_eq!(domain("x.bad.example"), Some("bad.example"));
         // The exception and everything under it: no rule from the parent.
@@ -1794,14 +1863,13 @@ mod tests {
         assert_eq!(domain("hashed.example"), None);
         assert!(s.rule_for_including_dry_run("x.preview.example").is_none());
         assert_eq!(
-            s.exception_for("a.ok.bad.example")
-                .map(|e| e.domain.as_str()),
+            s.exception_for("a.ok.bad.example").map(|e| &*e.domain),
             Some("ok.bad.example")
         );
         let excluded: Vec<bool> = ["bad.example", "same.example", "ha****.example"]
             .iter()
             .map(|d| {
-                let r = s.iter().find(|r| r.domain == *d).expect(d);
+                let r = s.iter().find(|r| *r.domain == **d).expect(d);
                 s.is_excluded(r)
             })
             .collect();
@@ -1987,7 +2055,7 @@ mod tests {
         let listed: Vec<&str> = s
             .withheld_rules("x.bad.example")
             .iter()
-            .map(|r| r.domain.as_str())
+            .map(|r| &*r.domain)
             .collect();
         assert_eq!(listed, ["bad.example"]);
         assert_eq!(s.withheld_rules("hashed.example").len(), 1);

@@ -261,12 +261,12 @@ fn named_entries(
         let domain = super::host::normalize(&text)
             .ok_or_else(|| (at, LoadErrorKind::InvalidDomain { text: text.clone() }))?;
         rules.push(DomainRule {
-            domain,
+            domain: domain.into_boxed_str(),
             digest: None,
             severity: Severity::Noop,
             reject_media: false,
             reject_reports: false,
-            public_comment: e.comment,
+            public_comment: e.comment.map(String::into_boxed_str),
             dry_run: false,
             source: source.clone(),
             line: at,
@@ -370,15 +370,7 @@ mod tests {
         let got: Vec<_> = p
             .rules
             .iter()
-            .map(|r| {
-                (
-                    r.domain.as_str(),
-                    r.severity,
-                    r.reject_reports,
-                    r.dry_run,
-                    r.line,
-                )
-            })
+            .map(|r| (&*r.domain, r.severity, r.reject_reports, r.dry_run, r.line))
             .collect();
         assert_eq!(
             got,

@@ -413,7 +413,7 @@ fn allow_source(label: &str, domains: &[AllowEntry]) -> MemorySource {
     parsed.allows = domains
         .iter()
         .map(|d| DomainEntry {
-            domain: d.domain.clone(),
+            domain: d.domain.as_str().into(),
             comment: None,
             source: source.clone(),
             line: d.line,
