@@ -2,6 +2,17 @@
 //! pass over the JSON. Everything else in the body is skipped without being built (no
 //! `serde_json::Value` tree), because bodies are up to 1 MiB and most of them are forwarded
 //! unchanged. Lists are capped (`MAX_MENTIONS`), so the work per body is bounded by its size.
+//!
+//! The facts are the values Mastodon will act on, read its way, because a rule applied to
+//! anything else can be dodged by a body Mastodon reads differently:
+//! - Oj (strict mode) keeps the **last** of a repeated key, at every level; so does every
+//!   field here (each is assigned, never merged).
+//! - A reference is `value_or_id(first_of_value(v))` (`app/helpers/jsonld_helper.rb`): a
+//!   string, or an object's `id` (never `href`), or an array's first element.
+//! - `id` and a tag's `href` are read as Mastodon indexes them: strings only.
+//! Where Mastodon would fail on a shape (an array `actor` or `object` raises in
+//! `value_or_id`), the first element is read so rules still apply: stricter, never looser.
+//! JSON nested deeper than serde_json's 128 levels is refused (400): no activity needs it.
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -19,7 +30,8 @@ pub struct Facts {
     pub id: Option<String>,
     /// `type`; for a JSON-LD array of types, the first one.
     pub kind: Option<String>,
-    /// `actor` as a URI (a string, or the `id` of an embedded object).
+    /// `actor` as a URI (a string, or the `id` of an embedded object, or of an array's first
+    /// element).
     pub actor: Option<String>,
     pub object: Option<ObjectFacts>,
 }
@@ -62,6 +74,27 @@ impl Facts {
     }
 }
 
+/// Scalars that carry no fact read as `$value` (numbers, booleans, null).
+macro_rules! skip_scalars {
+    ($value:expr) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
 impl<'de> Deserialize<'de> for Facts {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -71,22 +104,91 @@ impl<'de> Deserialize<'de> for Facts {
                 f.write_str("an ActivityPub activity object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Facts, A::Error> {
+                // Every field is assigned, never merged, so a repeated key leaves the last
+                // occurrence in force, as in Oj.
                 let mut facts = Facts::default();
+                let mut object = ObjectSlot::Absent;
                 while let Some(key) = map.next_key::<KeyName>()? {
                     match key.0.as_str() {
-                        "id" => facts.id = map.next_value::<Reference>()?.0,
-                        "type" => facts.kind = map.next_value::<Reference>()?.0,
+                        "id" => facts.id = map.next_value::<Text>()?.0,
+                        "type" => facts.kind = map.next_value::<TypeName>()?.0,
                         "actor" => facts.actor = map.next_value::<Reference>()?.0,
-                        "object" => facts.object = Some(map.next_value::<ObjectFacts>()?),
+                        "object" => object = map.next_value::<ObjectSlot>()?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
+                facts.object = match object {
+                    ObjectSlot::Absent => None,
+                    ObjectSlot::Object(o) => Some(o),
+                    ObjectSlot::Invalid => {
+                        return Err(de::Error::invalid_type(
+                            de::Unexpected::Other("a number or boolean"),
+                            &"an object URI or an embedded object",
+                        ))
+                    }
+                };
                 Ok(facts)
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// The `object` member, read from its last occurrence: absent for `null`; a number or
+/// boolean (`Invalid`) refuses the body, since Mastodon can act on no such object.
+enum ObjectSlot {
+    Absent,
+    Invalid,
+    Object(ObjectFacts),
+}
+
+impl<'de> Deserialize<'de> for ObjectSlot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ObjectSlot;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object URI or an embedded object")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ObjectSlot, E> {
+                Ok(ObjectSlot::Object(ObjectFacts {
+                    id: Some(v.to_owned()),
+                    ..ObjectFacts::default()
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ObjectSlot, A::Error> {
+                ObjectFacts::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(ObjectSlot::Object)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ObjectSlot, A::Error> {
+                // Mastodon's handlers index an array `object` like a hash and fail, so nothing
+                // in it is acted on; the first element is read so that rules about it still
+                // apply (stricter, never looser).
+                let first = seq
+                    .next_element::<ObjectSlot>()?
+                    .unwrap_or(ObjectSlot::Absent);
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(first)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ObjectSlot, E> {
+                Ok(ObjectSlot::Absent)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ObjectSlot, E> {
+                Ok(ObjectSlot::Invalid)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<ObjectSlot, E> {
+                Ok(ObjectSlot::Invalid)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<ObjectSlot, E> {
+                Ok(ObjectSlot::Invalid)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ObjectSlot, E> {
+                Ok(ObjectSlot::Invalid)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -96,54 +198,43 @@ impl<'de> Deserialize<'de> for ObjectFacts {
         impl<'de> Visitor<'de> for V {
             type Value = ObjectFacts;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object URI or an embedded object")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ObjectFacts, E> {
-                Ok(ObjectFacts {
-                    id: Some(v.to_owned()),
-                    ..ObjectFacts::default()
-                })
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<ObjectFacts, E> {
-                Ok(ObjectFacts::default())
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ObjectFacts, A::Error> {
-                // Multiple objects are legal JSON-LD but rare; the first one stands for all.
-                let first = seq.next_element::<ObjectFacts>()?.unwrap_or_default();
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(first)
+                f.write_str("an embedded object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ObjectFacts, A::Error> {
                 let mut o = ObjectFacts::default();
+                // One slot per quote vocabulary, each last-wins like any other key.
+                let mut quotes: [Option<String>; MAX_QUOTES] = Default::default();
                 while let Some(key) = map.next_key::<KeyName>()? {
                     match key.0.as_str() {
-                        "id" => o.id = map.next_value::<Reference>()?.0,
-                        "type" => o.kind = map.next_value::<Reference>()?.0,
+                        "id" => o.id = map.next_value::<Text>()?.0,
+                        "type" => o.kind = map.next_value::<TypeName>()?.0,
                         "attributedTo" => o.attributed_to = map.next_value::<Reference>()?.0,
                         "inReplyTo" => o.in_reply_to = map.next_value::<Reference>()?.0,
-                        "quote" | "quoteUrl" | "quoteUri" | "_misskey_quote" => {
-                            if let Reference(Some(uri)) = map.next_value::<Reference>()? {
-                                if o.quotes.len() < MAX_QUOTES {
-                                    o.quotes.push(uri);
-                                }
-                            }
+                        "quote" => quotes[0] = map.next_value::<Reference>()?.0,
+                        "quoteUrl" => quotes[1] = map.next_value::<Reference>()?.0,
+                        "quoteUri" => quotes[2] = map.next_value::<Reference>()?.0,
+                        "_misskey_quote" => quotes[3] = map.next_value::<Reference>()?.0,
+                        "tag" => {
+                            o.mentions.clear();
+                            map.next_value_seed(Mentions(&mut o.mentions))?
                         }
-                        "tag" => map.next_value_seed(Mentions(&mut o.mentions))?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
+                o.quotes = quotes.into_iter().flatten().collect();
                 Ok(o)
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_map(V)
     }
 }
 
-/// Reads a `tag` value (an array of tag objects, or one tag object) and appends the `href` of
-/// each `Mention` to the vector, up to `MAX_MENTIONS`. Hashtags, emoji and anything that is not
-/// a tag object are skipped without being built. A second `tag` key appends to the first.
+/// Reads a `tag` value the way Mastodon's `as_array(tag).each` does (an array of tag
+/// objects, or one tag object) and appends the `href` of each `Mention` to the vector, up to
+/// `MAX_MENTIONS`. Hashtags, emoji and anything that is not a tag object are skipped without
+/// being built.
 struct Mentions<'v>(&'v mut Vec<String>);
 
 impl<'de> de::DeserializeSeed<'de> for Mentions<'_> {
@@ -178,27 +269,15 @@ impl<'de> de::DeserializeSeed<'de> for Mentions<'_> {
             fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
                 Ok(())
             }
-            fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-                Ok(())
-            }
+            skip_scalars!(());
         }
         d.deserialize_any(V(self.0))
     }
 }
 
-/// One `tag` entry: the `href` when its `type` is `Mention` (keys in any order), else nothing.
+/// One `tag` entry: its `href` when Mastodon would process it as a mention. Mastodon tests
+/// `equals_or_includes?(type, 'Hashtag')` before `'Mention'`, so an entry typed as both is a
+/// hashtag; a blank `href` is skipped (`process_mention` returns on `href.blank?`).
 struct Tag(Option<String>);
 
 impl<'de> Deserialize<'de> for Tag {
@@ -210,21 +289,19 @@ impl<'de> Deserialize<'de> for Tag {
                 f.write_str("a tag object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tag, A::Error> {
-                let mut is_mention = false;
+                let mut types = TypeSet::default();
                 let mut href = None;
                 while let Some(key) = map.next_key::<KeyName>()? {
                     match key.0.as_str() {
-                        "type" => {
-                            is_mention =
-                                map.next_value::<Reference>()?.0.as_deref() == Some("Mention")
-                        }
-                        "href" => href = map.next_value::<Reference>()?.0,
+                        "type" => types = map.next_value::<TypeSet>()?,
+                        "href" => href = map.next_value::<Text>()?.0,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
-                Ok(Tag(href.filter(|_| is_mention)))
+                let is_mention = types.mention && !types.hashtag;
+                Ok(Tag(href.filter(|h| is_mention && !h.trim().is_empty())))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tag, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -233,27 +310,60 @@ impl<'de> Deserialize<'de> for Tag {
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Tag, E> {
                 Ok(Tag(None))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Tag, E> {
-                Ok(Tag(None))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Tag, E> {
-                Ok(Tag(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Tag, E> {
-                Ok(Tag(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Tag, E> {
-                Ok(Tag(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Tag, E> {
-                Ok(Tag(None))
-            }
+            skip_scalars!(Tag(None));
         }
         d.deserialize_any(V)
     }
 }
 
-/// A map key, kept only when it is short enough to be one we look for.
+/// Which of the tag types that decide a mention `equals_or_includes?` finds in a `type`
+/// value (a string, or an array of strings).
+#[derive(Default)]
+struct TypeSet {
+    hashtag: bool,
+    mention: bool,
+}
+
+impl<'de> Deserialize<'de> for TypeSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl V {
+            fn add(set: &mut TypeSet, v: &str) {
+                set.hashtag |= v == "Hashtag";
+                set.mention |= v == "Mention";
+            }
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = TypeSet;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a type name or an array of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TypeSet, E> {
+                let mut set = TypeSet::default();
+                V::add(&mut set, v);
+                Ok(set)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TypeSet, A::Error> {
+                let mut set = TypeSet::default();
+                while let Some(Text(t)) = seq.next_element::<Text>()? {
+                    if let Some(t) = t {
+                        V::add(&mut set, &t);
+                    }
+                }
+                Ok(set)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TypeSet, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(TypeSet::default())
+            }
+            skip_scalars!(TypeSet::default());
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A map key, kept only when it is short enough to be one we look for. Escapes are already
+/// decoded here (`"act\u006fr"` is `actor`), as Oj decodes them.
 struct KeyName(String);
 
 impl<'de> Deserialize<'de> for KeyName {
@@ -276,61 +386,121 @@ impl<'de> Deserialize<'de> for KeyName {
     }
 }
 
-/// A JSON-LD reference: a string, an object with an `id`, or an array whose first usable
-/// element is one of those. Anything else (numbers, null) reads as absent.
+/// A member Mastodon reads as a plain string (`json['id']`, `tag['href']`): a string, or
+/// absent for anything else (an object, array, number or null is no URI).
+struct Text(Option<String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(Some(v.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            skip_scalars!(Text(None));
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An activity's or object's `type`. Mastodon dispatches on `case json['type']`, which only a
+/// string matches; an LD-signed body is JSON-LD-compacted first, which turns a one-element
+/// array into its element. The first element of an array is read, so type-based rules apply
+/// in both cases (stricter, never looser).
+struct TypeName(Option<String>);
+
+impl<'de> Deserialize<'de> for TypeName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TypeName;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a type name or an array of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TypeName, E> {
+                Ok(TypeName(Some(v.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TypeName, A::Error> {
+                let first = seq.next_element::<Text>()?.and_then(|t| t.0);
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TypeName(first))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TypeName, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(TypeName(None))
+            }
+            skip_scalars!(TypeName(None));
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A JSON-LD reference read as Mastodon's `value_or_id(first_of_value(v))`: a string is the
+/// URI; an object gives its `id` member (the last one, if repeated; `href` is not read, and a
+/// non-string `id` is no URI); an array stands for its first element. Anything else (numbers,
+/// null) reads as absent.
 struct Reference(Option<String>);
 
 impl<'de> Deserialize<'de> for Reference {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Reference;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string, an object with an id, or an array of those")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Reference, E> {
-                Ok(Reference(Some(v.to_owned())))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Reference, E> {
-                Ok(Reference(None))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Reference, E> {
-                Ok(Reference(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Reference, E> {
-                Ok(Reference(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Reference, E> {
-                Ok(Reference(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Reference, E> {
-                Ok(Reference(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Reference, A::Error> {
-                let mut found = None;
-                while let Some(Reference(r)) = seq.next_element::<Reference>()? {
-                    if found.is_none() {
-                        found = r;
-                    }
-                }
-                Ok(Reference(found))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Reference, A::Error> {
-                let mut id = None;
-                while let Some(key) = map.next_key::<KeyName>()? {
-                    if key.0 == "id" || key.0 == "href" {
-                        if let Reference(Some(v)) = map.next_value::<Reference>()? {
-                            id.get_or_insert(v);
-                        }
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(Reference(id))
+        d.deserialize_any(RefVisitor { in_array: false })
+    }
+}
+
+/// `first_of_value` unwraps one array level only: an array inside the array is no reference.
+struct RefVisitor {
+    in_array: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for RefVisitor {
+    type Value = Reference;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Reference, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RefVisitor {
+    type Value = Reference;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, an object with an id, or an array of those")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Reference, E> {
+        Ok(Reference(Some(v.to_owned())))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Reference, A::Error> {
+        let first = if self.in_array {
+            None
+        } else {
+            seq.next_element_seed(RefVisitor { in_array: true })?
+                .and_then(|r| r.0)
+        };
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Reference(first))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Reference, A::Error> {
+        let mut id = None;
+        while let Some(key) = map.next_key::<KeyName>()? {
+            if key.0 == "id" {
+                id = map.next_value::<Text>()?.0;
+            } else {
+                map.next_value::<IgnoredAny>()?;
             }
         }
-        d.deserialize_any(V)
+        Ok(Reference(id))
     }
+    skip_scalars!(Reference(None));
 }
 
 #[cfg(test)]
@@ -407,12 +577,16 @@ mod tests {
             .object
             .unwrap();
         assert!(o.quotes.is_empty());
-        let many = format!(
-            "{{\"object\":{{{}}}}}",
-            vec![r#""quote":"https://q.example/n""#; 50].join(",")
-        );
+        let many: Vec<String> = (0..50)
+            .map(|i| format!(r#""quote":"https://q.example/n/{i}""#))
+            .collect();
+        let many = format!("{{\"object\":{{{}}}}}", many.join(","));
         let o = Facts::parse(many.as_bytes()).unwrap().object.unwrap();
-        assert_eq!(o.quotes.len(), MAX_QUOTES, "a repeated key is capped");
+        assert_eq!(
+            o.quotes,
+            ["https://q.example/n/49"],
+            "a repeated key keeps its last value, as Oj does"
+        );
     }
 
     #[test]
