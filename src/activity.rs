@@ -10,9 +10,11 @@
 //! - A reference is `value_or_id(first_of_value(v))` (`app/helpers/jsonld_helper.rb`): a
 //!   string, or an object's `id` (never `href`), or an array's first element.
 //! - `id` and a tag's `href` are read as Mastodon indexes them: strings only.
+//!
 //! Where Mastodon would fail on a shape (an array `actor` or `object` raises in
 //! `value_or_id`), the first element is read so rules still apply: stricter, never looser.
-//! JSON nested deeper than serde_json's 128 levels is refused (400): no activity needs it.
+//! Members nobody reads are skipped without recursion, however deep; only arrays nested as
+//! the `object` itself stop at serde_json's 128 levels (a 400; Mastodon cannot act on them).
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;

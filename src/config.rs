@@ -48,17 +48,25 @@ pub struct ServerConfig {
     /// Larger inbox bodies get 413. Mastodon's own cap is 1 MiB (`MAX_JSON_SIZE`).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
-    /// A client must send its complete request head within this time (slowloris guard).
+    /// A client must send its complete request head within this time (slowloris guard),
+    /// counted from the accept for a connection's first request, whatever the protocol
+    /// (HTTP/2 preface and first HEADERS frame included), and from the end of the previous
+    /// response for each later HTTP/1.1 request.
     #[serde(default = "default_header_read_timeout_secs")]
     pub header_read_timeout_secs: u64,
     /// A client must send the whole inbox body within this time once the head is in.
     #[serde(default = "default_body_read_timeout_secs")]
     pub body_read_timeout_secs: u64,
-    /// A connection with no request in flight that sends and receives nothing for this long
-    /// is closed (HTTP/2: GOAWAY). For HTTP/1.1 the header read timeout, which also runs
-    /// while a keep-alive connection waits for its next request, may close it sooner.
+    /// A connection with no request in flight and no request started or finished for this
+    /// long is closed (HTTP/2: GOAWAY). Pings and other frames do not count as activity, so
+    /// they cannot hold a connection slot. For HTTP/1.1 the header read timeout, which also
+    /// runs while a keep-alive connection waits for its next request, may close it sooner.
     #[serde(default = "default_idle_timeout_secs")]
     pub idle_timeout_secs: u64,
+    /// A connection older than this is asked to close (HTTP/2: GOAWAY; HTTP/1.1: close after
+    /// the current response), so no client holds a slot forever; requests in flight finish.
+    #[serde(default = "default_max_connection_age_secs")]
+    pub max_connection_age_secs: u64,
     /// Connections beyond this wait in the kernel's accept queue instead of being served.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -593,6 +601,9 @@ fn default_body_read_timeout_secs() -> u64 {
 fn default_idle_timeout_secs() -> u64 {
     60
 }
+fn default_max_connection_age_secs() -> u64 {
+    3600
+}
 fn default_max_connections() -> usize {
     4096
 }
@@ -764,6 +775,10 @@ impl Config {
                 self.server.body_read_timeout_secs,
             ),
             ("server.idle_timeout_secs", self.server.idle_timeout_secs),
+            (
+                "server.max_connection_age_secs",
+                self.server.max_connection_age_secs,
+            ),
             ("upstream.timeout_secs", self.upstream.timeout_secs),
             (
                 "upstream.connect_timeout_secs",
@@ -1026,6 +1041,9 @@ impl ServerConfig {
     }
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
+    }
+    pub fn max_connection_age(&self) -> Duration {
+        Duration::from_secs(self.max_connection_age_secs)
     }
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)

@@ -58,6 +58,10 @@ pub struct Metrics {
     /// its current contents and its last good copy is in force, else 0.
     pub rules_source_stale: IntGaugeVec,
     pub connections_active: IntGauge,
+    /// Connections the proxy cut or hyper refused before any request reached the pipeline, by
+    /// `kind` (`server::ConnectionError`): none of them has an access-log line, so this is
+    /// where a slowloris, an h2c flood or malformed heads show.
+    pub connection_errors_total: IntCounterVec,
     pub build_info: IntGaugeVec,
     /// Verified activities that referenced a limited or suspended domain, by `kind`
     /// (announce | reply | quote | mention | attributed_to) and the referenced rule's
@@ -193,6 +197,13 @@ impl Metrics {
             "inboxguard_connections_active",
             "Client connections currently open on the proxy listener",
         )?;
+        let connection_errors_total = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_connection_errors_total",
+                "Client connections cut by a connection deadline or refused by the HTTP layer before the pipeline, by kind",
+            ),
+            &["kind"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "inboxguard_build_info",
@@ -248,6 +259,7 @@ impl Metrics {
         ))?;
         registry.register(Box::new(rules_source_stale.clone()))?;
         registry.register(Box::new(connections_active.clone()))?;
+        registry.register(Box::new(connection_errors_total.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         let subscription_fetches_total = IntCounterVec::new(
             Opts::new(
@@ -308,6 +320,7 @@ impl Metrics {
             rules_reload_failing_since_timestamp_seconds,
             rules_source_stale,
             connections_active,
+            connection_errors_total,
             build_info,
             friendly_federator_references_total,
             friendly_federator_tracked_domains,

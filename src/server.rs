@@ -5,11 +5,21 @@
 //! Accept errors (EMFILE, ECONNABORTED) are logged and retried with a growing pause rather
 //! than ending the server.
 //!
-//! Each connection task owns its connection and ends it gracefully (HTTP/2 GOAWAY, HTTP/1.1
-//! close after the current response) on shutdown or when it has been idle — no request in
-//! flight, no byte read or written — for `idle_timeout_secs`. hyper has no idle timeout of
-//! its own for HTTP/2 (its keep-alive pings only detect dead peers), and an idle connection
-//! would otherwise hold a `max_connections` slot forever.
+//! Each connection task owns its connection and enforces its deadlines itself, the same way
+//! for every protocol, because hyper-util's protocol detection has no timeout, hyper's
+//! header timeout covers HTTP/1 only, and hyper has no idle timeout for HTTP/2 (its
+//! keep-alive pings only detect dead peers):
+//! - the first complete request head within `header_read_timeout_secs` of the accept (HTTP/2
+//!   preface, settings and first HEADERS frame included), and each later HTTP/1.1 head
+//!   within the same time of the previous response; otherwise the connection is cut;
+//! - no request in flight and none started or finished for `idle_timeout_secs`: closed
+//!   gracefully (HTTP/2 GOAWAY, HTTP/1.1 close). Bytes alone (PINGs) are not activity;
+//! - older than `max_connection_age_secs`: closed gracefully, requests in flight finish;
+//! - once closing, a connection with nothing in flight that has not gone within
+//!   `CLOSE_LINGER` is cut, so a GOAWAY'd peer cannot keep its slot.
+//!
+//! Connections cut here, and those hyper refuses before the pipeline (431, 400, HTTP/2
+//! protocol errors), are counted in `inboxguard_connection_errors_total{kind}`.
 
 use crate::app::App;
 use crate::forward::Body;
@@ -24,7 +34,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -63,49 +73,116 @@ async fn route(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Respo
     }
 }
 
-/// What the idle watchdog of one connection looks at: when a byte last moved, and how many
-/// requests are being answered (a request waiting on a slow upstream moves no bytes but is
-/// not idle).
+/// How long a connection asked to close may take to go once nothing is in flight.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// What the deadlines of one connection look at: when a request last started or finished,
+/// when a byte last arrived, how many requests are being answered (a request waiting on a
+/// slow upstream moves no bytes but is not idle) and which protocol the requests came in.
 struct Activity {
     opened: Instant,
-    /// Milliseconds after `opened` of the last read or write that moved bytes.
-    last_ms: AtomicU64,
+    /// Milliseconds after `opened` of the last request start or finish.
+    last_request_ms: AtomicU64,
+    /// Milliseconds after `opened` of the last read that moved bytes.
+    last_read_ms: AtomicU64,
     in_flight: AtomicUsize,
+    requests: AtomicU64,
+    http2: AtomicBool,
+}
+
+/// Why a connection's deadline fired. Ordered so that of two deadlines due at the same
+/// moment the harsher one wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Expiry {
+    /// No complete request head in time: cut at once.
+    Head,
+    /// An HTTP/1.1 keep-alive connection that sent nothing after its last response: cut at
+    /// once, like hyper's own header timeout, but not an error.
+    KeepAlive,
+    /// Nothing in flight for the idle timeout: close gracefully.
+    Idle,
+    /// Older than the maximum age: close gracefully.
+    Age,
+}
+
+/// The connection deadlines from the server configuration.
+#[derive(Clone, Copy)]
+struct Deadlines {
+    head: Duration,
+    idle: Duration,
+    max_age: Duration,
 }
 
 impl Activity {
     fn new() -> Arc<Activity> {
         Arc::new(Activity {
             opened: Instant::now(),
-            last_ms: AtomicU64::new(0),
+            last_request_ms: AtomicU64::new(0),
+            last_read_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            http2: AtomicBool::new(false),
         })
     }
 
-    fn touch(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn quiet_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.opened.elapsed().saturating_sub(last)
+    fn request_moved(&self) {
+        self.last_request_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
-    /// Resolves once the connection has had no request in flight and no traffic for `idle`.
-    async fn idle(&self, idle: Duration) {
+    /// Resolves with the first connection deadline that passes.
+    async fn expiry(&self, limits: Deadlines) -> Expiry {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let (head, idle, max_age) = (ms(limits.head), ms(limits.idle), ms(limits.max_age));
         loop {
-            let quiet = self.quiet_for();
-            if self.in_flight.load(Ordering::Relaxed) == 0 && quiet >= idle {
+            let now = self.now_ms();
+            let quiet_since = self.last_request_ms.load(Ordering::Relaxed);
+            let nothing_in_flight = self.in_flight.load(Ordering::Relaxed) == 0;
+            // (deadline, what fires then), earliest wins.
+            let mut next = (max_age, Expiry::Age);
+            if self.requests.load(Ordering::Relaxed) == 0 {
+                next = next.min((head, Expiry::Head));
+            } else if nothing_in_flight && !self.http2.load(Ordering::Relaxed) {
+                let partial = self.last_read_ms.load(Ordering::Relaxed) > quiet_since;
+                let kind = if partial {
+                    Expiry::Head
+                } else {
+                    Expiry::KeepAlive
+                };
+                next = next.min((quiet_since.saturating_add(head), kind));
+            }
+            if nothing_in_flight {
+                next = next.min((quiet_since.saturating_add(idle), Expiry::Idle));
+            }
+            if now >= next.0 {
+                return next.1;
+            }
+            // Wake at the earliest deadline; with a request in flight a later look is enough.
+            let wait = (next.0 - now).clamp(10, idle.max(10));
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    }
+
+    /// Resolves once a closing connection has had nothing in flight for `linger`.
+    async fn drained(&self, linger: Duration) {
+        let since = self.now_ms();
+        let linger = u64::try_from(linger.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            let now = self.now_ms();
+            let last = self.last_request_ms.load(Ordering::Relaxed).max(since);
+            let due = last.saturating_add(linger);
+            if self.in_flight.load(Ordering::Relaxed) == 0 && now >= due {
                 return;
             }
-            // With a request in flight, look again a whole period later.
-            tokio::time::sleep(idle.saturating_sub(quiet).max(Duration::from_millis(10))).await;
+            tokio::time::sleep(Duration::from_millis(due.saturating_sub(now).max(50))).await;
         }
     }
 }
 
-/// The connection's socket, noting every read and write that moves bytes.
+/// The connection's socket, noting when bytes arrive.
 struct Tracked<T> {
     inner: T,
     activity: Arc<Activity>,
@@ -120,7 +197,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            let now = self.activity.now_ms();
+            self.activity.last_read_ms.store(now, Ordering::Relaxed);
         }
         poll
     }
@@ -132,22 +210,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        poll
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        poll
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -225,8 +295,13 @@ impl AsyncWrite for Io {
 struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn start(activity: &Arc<Activity>) -> InFlight {
+    fn start(activity: &Arc<Activity>, version: http::Version) -> InFlight {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.requests.fetch_add(1, Ordering::Relaxed);
+        if version == http::Version::HTTP_2 {
+            activity.http2.store(true, Ordering::Relaxed);
+        }
+        activity.request_moved();
         InFlight(activity.clone())
     }
 }
@@ -234,7 +309,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
+        self.0.request_moved();
     }
 }
 
@@ -303,7 +378,9 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)
-        .keep_alive_interval(Duration::from_secs(60));
+        // A peer that does not answer a PING within the timeout is dead: its slot is freed.
+        .keep_alive_interval(Duration::from_secs(60))
+        .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
     let mut backoff = Duration::from_millis(10);
     // Owns every connection task, so that connections still open when the grace period
@@ -350,9 +427,9 @@ pub async fn serve(
             };
             let svc_app = app.clone();
             let svc_activity = activity.clone();
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: Request<Incoming>| {
                 let app = svc_app.clone();
-                let in_flight = InFlight::start(&svc_activity);
+                let in_flight = InFlight::start(&svc_activity, req.version());
                 async move {
                     let response = route(app, req, peer).await;
                     Ok::<_, Infallible>(response.map(|inner| MarkedBody {
@@ -373,11 +450,13 @@ pub async fn serve(
                         Ok(Ok(tls_stream)) => Io::Tls(Box::new(tls_stream)),
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            count(&app, ConnectionError::TlsHandshake);
                             app.metrics.connections_active.dec();
                             return;
                         }
                         Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
+                            tracing::info!(%peer, "TLS handshake timed out");
+                            count(&app, ConnectionError::HeaderTimeout);
                             app.metrics.connections_active.dec();
                             return;
                         }
@@ -385,10 +464,21 @@ pub async fn serve(
                 }
             };
             let conn = builder.serve_connection(TokioIo::new(io), service);
-            let idle = app.config.server.idle_timeout();
-            let result = run_connection(conn, &activity, idle, conn_shutdown).await;
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let server = &app.config.server;
+            let limits = Deadlines {
+                head: server.header_read_timeout(),
+                idle: server.idle_timeout(),
+                max_age: server.max_connection_age(),
+            };
+            let ended = run_connection(conn, &activity, limits, conn_shutdown).await;
+            if let Some(kind) = ended.error() {
+                count(&app, kind);
+                match &ended {
+                    Ended::Failed(e) => {
+                        tracing::info!(%peer, kind = kind.as_str(), error = %e, "connection refused or broken before the pipeline")
+                    }
+                    _ => tracing::info!(%peer, kind = kind.as_str(), "connection cut at its deadline"),
+                }
             }
             app.metrics.connections_active.dec();
         });
@@ -408,13 +498,104 @@ pub async fn serve(
     connections.shutdown().await;
 }
 
-/// Drives one connection to its end, closing it gracefully on shutdown or when idle.
+/// What ended a connection, for the metric and the log.
+enum Ended {
+    /// The peer or a graceful close ended it.
+    Closed,
+    /// hyper ended it with an error (a refused head, a protocol error, a reset).
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+    /// A deadline cut it.
+    Cut(Expiry),
+    /// Asked to close, it was still open `CLOSE_LINGER` after its last request.
+    Lingered,
+}
+
+impl Ended {
+    fn error(&self) -> Option<ConnectionError> {
+        match self {
+            Ended::Closed | Ended::Cut(Expiry::KeepAlive | Expiry::Idle | Expiry::Age) => None,
+            Ended::Cut(Expiry::Head) => Some(ConnectionError::HeaderTimeout),
+            Ended::Lingered => Some(ConnectionError::CloseTimeout),
+            Ended::Failed(e) => Some(ConnectionError::of(e.as_ref())),
+        }
+    }
+}
+
+/// The `kind` label of `inboxguard_connection_errors_total`: a fixed, small vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionError {
+    /// No complete request head in time (slowloris, a dripped HTTP/2 preface, a silent
+    /// connection), or a TLS handshake that did not finish in that time.
+    HeaderTimeout,
+    /// Asked to close (GOAWAY, idle, maximum age, shutdown), the peer kept the connection open.
+    CloseTimeout,
+    /// A request head larger than hyper's buffer: hyper answered 431.
+    HeaderTooLarge,
+    /// A malformed request head (bad Content-Length, bad method, bad version …): hyper
+    /// answered 400.
+    BadRequest,
+    /// A TLS handshake that failed.
+    TlsHandshake,
+    /// An HTTP/2 protocol error, or another error hyper reported for the connection.
+    Protocol,
+    /// The connection broke (reset, closed mid-message).
+    Io,
+}
+
+impl ConnectionError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionError::HeaderTimeout => "header_timeout",
+            ConnectionError::CloseTimeout => "close_timeout",
+            ConnectionError::HeaderTooLarge => "header_too_large",
+            ConnectionError::BadRequest => "bad_request",
+            ConnectionError::TlsHandshake => "tls_handshake",
+            ConnectionError::Protocol => "protocol",
+            ConnectionError::Io => "io",
+        }
+    }
+
+    fn of(e: &(dyn std::error::Error + 'static)) -> ConnectionError {
+        if let Some(e) = e.downcast_ref::<hyper::Error>() {
+            if e.is_parse_too_large() {
+                ConnectionError::HeaderTooLarge
+            } else if e.is_parse() || e.is_parse_status() {
+                ConnectionError::BadRequest
+            } else if e.is_timeout() {
+                ConnectionError::HeaderTimeout
+            } else if e.is_incomplete_message()
+                || e.is_closed()
+                || e.is_canceled()
+                || std::error::Error::source(e).is_some_and(|s| s.is::<io::Error>())
+            {
+                ConnectionError::Io
+            } else {
+                ConnectionError::Protocol
+            }
+        } else if e.downcast_ref::<io::Error>().is_some() {
+            ConnectionError::Io
+        } else {
+            ConnectionError::Protocol
+        }
+    }
+}
+
+fn count(app: &App, kind: ConnectionError) {
+    app.metrics
+        .connection_errors_total
+        .with_label_values(&[kind.as_str()])
+        .inc();
+}
+
+/// Drives one connection to its end under its deadlines; on shutdown, idleness or age it
+/// closes gracefully, and a closing connection with nothing in flight is cut after
+/// `CLOSE_LINGER`.
 async fn run_connection<S>(
     conn: auto::Connection<'_, TokioIo<Io>, S, TokioExecutor>,
     activity: &Activity,
-    idle: Duration,
+    limits: Deadlines,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+) -> Ended
 where
     S: hyper::service::Service<Request<Incoming>, Response = Response<MarkedBody>>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -424,16 +605,26 @@ where
     let mut closing = false;
     loop {
         tokio::select! {
-            result = conn.as_mut() => return result,
+            result = conn.as_mut() => {
+                return match result {
+                    Ok(()) => Ended::Closed,
+                    Err(e) => Ended::Failed(e),
+                };
+            }
             // A dropped sender also means shutdown.
             _ = shutdown.changed(), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            _ = activity.idle(idle), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
+            expiry = activity.expiry(limits), if !closing => match expiry {
+                // Dropping the connection closes the socket; nothing is in flight.
+                Expiry::Head | Expiry::KeepAlive => return Ended::Cut(expiry),
+                Expiry::Idle | Expiry::Age => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            },
+            _ = activity.drained(CLOSE_LINGER), if closing => return Ended::Lingered,
         }
     }
 }

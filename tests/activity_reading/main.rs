@@ -4,6 +4,9 @@
 //! Mastodon's reading written beside each, a property test against a naive last-key-wins
 //! reader (`oracle.rs`), and the attack itself end to end.
 
+// Helpers outside #[test] fns panic on a broken environment too, which is the right failure.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 mod oracle;
