@@ -41,6 +41,7 @@ pub mod policy;
 pub mod reject;
 pub mod reload;
 pub mod server;
+pub mod shedding;
 pub mod signature;
 pub mod subscriptions;
 
