@@ -155,3 +155,45 @@ fn policy_and_source_kinds_are_validated() {
     let c = with("[[blocklists]]\npath = \"r.TOML\"\n").expect("loads");
     assert!(c.blocklists[1].is_toml());
 }
+
+#[test]
+fn a_wrong_type_names_its_key() {
+    let text = ISSUE_EXAMPLE.replace("timeout_secs = 30", "timeout_secs = \"30s\"");
+    let e = Config::from_toml(&text, Path::new("x.toml")).expect_err("must fail");
+    assert_eq!(
+        e.to_string(),
+        "x.toml: line 8: upstream.timeout_secs: invalid type: string \"30s\", expected u64"
+    );
+}
+
+/// The config file and a rules file's `[friendly_federators]` table accept the same windows
+/// and read them as the same number of days.
+#[test]
+fn config_and_rules_file_agree_on_windows() {
+    use crate::policy::sources::parse_bytes;
+    use std::sync::Arc;
+    for window in [
+        "7d", "2w", "48h", "90d", "1d", "12h", "7h", "91d", "0d", "30m", "1440m", "soon", "13w",
+    ] {
+        let config = format!(
+            "{ISSUE_EXAMPLE}\n[friendly_federators]\nthreshold = 5\nwindow = \"{window}\"\n"
+        );
+        let from_config = Config::from_toml(&config, Path::new("x.toml"))
+            .map(|c| u64::from(c.friendly_federators.window_days()));
+        let table = format!("[friendly_federators]\nwindow = \"{window}\"\n");
+        let from_rules = parse_bytes(
+            table.as_bytes(),
+            Arc::from("rules.toml"),
+            BlocklistFormat::Toml,
+        )
+        .map(|p| {
+            let window = p.friendly_federators.and_then(|t| t.window);
+            window.map_or(0, |w| w.as_secs() / 86_400)
+        });
+        match (from_config, from_rules) {
+            (Ok(config), Ok(rules)) => assert_eq!(config, rules, "{window}"),
+            (Err(_), Err(_)) => {}
+            (config, rules) => panic!("{window}: config {config:?}, rules file {rules:?}"),
+        }
+    }
+}

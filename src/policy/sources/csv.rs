@@ -2,7 +2,7 @@
 //! their header names, missing ones at Mastodon's import defaults.
 
 use super::lines::{self, parse_bool, Collector, Entry, LineCursor, LineError};
-use super::LoadErrorKind;
+use super::parsed::LoadErrorKind;
 use std::borrow::Cow;
 use std::sync::Arc;
 

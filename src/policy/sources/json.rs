@@ -2,7 +2,7 @@
 //! export, each entry numbered by the line it starts on.
 
 use super::lines::{self, parse_bool, Collector, Entry, LineCursor, LineError};
-use super::{Format, LoadError, LoadErrorKind, ParsedSource};
+use super::parsed::{Format, LoadError, LoadErrorKind, ParsedSource};
 use crate::policy::host;
 use std::sync::Arc;
 

@@ -1,8 +1,10 @@
 //! What every format shares: decoding a file's bytes, line numbers, the fields of one entry,
 //! and the collector that turns entries into rules and folds duplicates.
 
-use super::{Format, LoadErrorKind, ParsedSource, MAX_FILE_BYTES};
-use crate::policy::{digest_hex, host, parse_digest_hex, DomainDigest, DomainRule, Severity};
+use super::parsed::{Format, LoadErrorKind, ParsedSource, MAX_FILE_BYTES};
+use crate::policy::{
+    digest_hex, host, parse_digest_hex, DomainDigest, DomainEntry, DomainRule, Severity,
+};
 use std::cell::Cell;
 use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
@@ -23,6 +25,27 @@ pub(super) fn decode(bytes: &[u8]) -> Result<&str, LineError> {
             LoadErrorKind::NotUtf8,
         )
     })
+}
+
+/// Domain rules read from an allow or exception list, as named entries (the comment kept).
+pub(super) fn entries_of(rules: Vec<DomainRule>) -> Result<Vec<DomainEntry>, LineError> {
+    rules
+        .into_iter()
+        .map(|rule| match rule.digest {
+            Some(_) => Err((
+                rule.line,
+                LoadErrorKind::DigestNotAllowed {
+                    text: rule.domain.into(),
+                },
+            )),
+            None => Ok(DomainEntry {
+                domain: rule.domain,
+                comment: rule.public_comment,
+                source: rule.source,
+                line: rule.line,
+            }),
+        })
+        .collect()
 }
 
 /// A severity column or field: empty or missing means suspend, as Mastodon's import.

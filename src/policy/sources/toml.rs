@@ -39,8 +39,8 @@
 //! Unknown keys are errors. Every error names the line: toml's spans give it for syntax and
 //! shape errors, and each entry's key span for a value that does not validate.
 
-use super::lines::{Collector, Entry, LineCursor, LineError};
-use super::{entries_of, LoadErrorKind};
+use super::lines::{entries_of, Collector, Entry, LineCursor, LineError};
+use super::parsed::LoadErrorKind;
 use crate::policy::actors::{ActorPattern, ActorRule};
 use crate::policy::escalation::{EscalationAction, FriendlyFederatorSettings, Window, WindowError};
 use crate::policy::{host, DomainEntry, DomainRule, Severity};
@@ -318,5 +318,18 @@ mod tests {
         let e = parse_text("[[allow]]\ndomain = \"sha256:00\"\n").expect_err("digest");
         assert!(matches!(e.kind, LoadErrorKind::DigestNotAllowed { .. }));
         assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn windows_are_whole_days_as_in_the_config() {
+        let p = parse_text("[friendly_federators]\nwindow = \"48h\"\n").expect("parses");
+        let window = p.friendly_federators.and_then(|t| t.window);
+        assert_eq!(window, Some(Duration::from_secs(2 * 86_400)));
+        for bad in ["12h", "91d"] {
+            let text = format!("[friendly_federators]\n\nwindow = \"{bad}\"\n");
+            let e = parse_text(&text).expect_err(bad);
+            assert!(matches!(e.kind, LoadErrorKind::InvalidWindow { .. }), "{e}");
+            assert_eq!(e.line, 3);
+        }
     }
 }
