@@ -64,7 +64,7 @@ fn default_subscription_threshold() -> usize {
 impl BlocklistConfig {
     /// Whether the file is read as a TOML rules file (by `format`, or for `auto` by its
     /// `.toml` extension).
-    pub fn is_toml(&self) -> bool {
+    pub(crate) fn is_toml(&self) -> bool {
         match self.format {
             BlocklistFormat::Toml => true,
             BlocklistFormat::Auto => self

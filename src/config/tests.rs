@@ -1,7 +1,7 @@
 use super::*;
 
-/// The example from the core issue; it must load unchanged.
-const ISSUE_EXAMPLE: &str = r#"
+/// The minimal documented configuration; it must load unchanged.
+const EXAMPLE: &str = r#"
 [server]
 listen = "127.0.0.1:8080"          # where Mastodon's edge (nginx) sends inbox traffic
 max_body_bytes = 1048576           # Mastodon's own inbox cap is 1 MiB -> 413 above it
@@ -35,8 +35,8 @@ path = "config/blocklist.csv"      # Mastodon's domain_blocks.csv export, or one
 "#;
 
 #[test]
-fn issue_example_loads() {
-    let c = Config::from_toml(ISSUE_EXAMPLE, Path::new("x.toml")).expect("loads");
+fn the_documented_example_loads() {
+    let c = Config::from_toml(EXAMPLE, Path::new("x.toml")).expect("loads");
     assert_eq!(c.server.max_body_bytes, 1048576);
     assert_eq!(c.blocklists.len(), 1);
     assert_eq!(c.upstream_uri().expect("uri").port_u16(), Some(3000));
@@ -44,9 +44,9 @@ fn issue_example_loads() {
 
 #[test]
 fn public_scheme_defaults_to_https_and_is_checked() {
-    let c = Config::from_toml(ISSUE_EXAMPLE, Path::new("x.toml")).expect("loads");
+    let c = Config::from_toml(EXAMPLE, Path::new("x.toml")).expect("loads");
     assert_eq!(c.server.public_scheme, PublicScheme::Https);
-    let text = ISSUE_EXAMPLE.replace(
+    let text = EXAMPLE.replace(
         "max_body_bytes = 1048576 ",
         "public_scheme = \"http\"\nmax_body_bytes = 1048576 ",
     );
@@ -58,7 +58,7 @@ fn public_scheme_defaults_to_https_and_is_checked() {
 
 #[test]
 fn unknown_key_is_an_error_with_a_line() {
-    let text = ISSUE_EXAMPLE.replace("timeout_secs = 30", "timeout_sec = 30");
+    let text = EXAMPLE.replace("timeout_secs = 30", "timeout_sec = 30");
     let e = Config::from_toml(&text, Path::new("x.toml")).expect_err("must fail");
     let msg = e.to_string();
     assert!(msg.contains("x.toml") && msg.contains("line 8"), "{msg}");
@@ -66,23 +66,23 @@ fn unknown_key_is_an_error_with_a_line() {
 
 #[test]
 fn public_admin_needs_a_token() {
-    let text = ISSUE_EXAMPLE.replace("127.0.0.1:9100", "0.0.0.0:9100");
+    let text = EXAMPLE.replace("127.0.0.1:9100", "0.0.0.0:9100");
     let e = Config::from_toml(&text, Path::new("x.toml")).expect_err("must fail");
     assert!(e.to_string().contains("admin.token_file"));
 }
 
 #[test]
-fn friendly_federators_defaults_and_the_issue_spelling() {
-    let c = Config::from_toml(ISSUE_EXAMPLE, Path::new("x.toml")).expect("loads");
+fn friendly_federators_defaults_and_the_inline_table_spelling() {
+    let c = Config::from_toml(EXAMPLE, Path::new("x.toml")).expect("loads");
     let ff = &c.friendly_federators;
     assert!(ff.announce && ff.attributed_to && !ff.reply && !ff.quote && !ff.mention);
     assert_eq!((ff.threshold, ff.window_days()), (None, 7));
     assert_eq!(ff.action(), EscalationAction::Report);
 
     let text = format!(
-        "friendly_federators = {{ threshold = 50, window = \"2w\", action = \"suspend\" }}\n{ISSUE_EXAMPLE}"
+        "friendly_federators = {{ threshold = 50, window = \"2w\", action = \"suspend\" }}\n{EXAMPLE}"
     );
-    let c = Config::from_toml(&text, Path::new("x.toml")).expect("the issue's spelling loads");
+    let c = Config::from_toml(&text, Path::new("x.toml")).expect("the inline-table spelling loads");
     let ff = &c.friendly_federators;
     assert_eq!((ff.threshold, ff.window_days()), (Some(50), 14));
     assert_eq!(ff.action(), EscalationAction::Suspend);
@@ -104,7 +104,7 @@ fn friendly_federators_defaults_and_the_issue_spelling() {
         ),
         ("mentions = true", "line"),
     ] {
-        let text = format!("{ISSUE_EXAMPLE}\n[friendly_federators]\n{bad}\n");
+        let text = format!("{EXAMPLE}\n[friendly_federators]\n{bad}\n");
         let e = Config::from_toml(&text, Path::new("x.toml")).expect_err(bad);
         assert!(e.to_string().contains(key), "{bad}: {e}");
     }
@@ -112,19 +112,18 @@ fn friendly_federators_defaults_and_the_issue_spelling() {
 
 #[test]
 fn https_upstream_is_refused() {
-    let text = ISSUE_EXAMPLE.replace("http://127.0.0.1:3000", "https://127.0.0.1:3000");
+    let text = EXAMPLE.replace("http://127.0.0.1:3000", "https://127.0.0.1:3000");
     assert!(Config::from_toml(&text, Path::new("x.toml")).is_err());
 }
 
 #[test]
 fn policy_and_source_kinds_are_validated() {
-    let c = Config::from_toml(ISSUE_EXAMPLE, Path::new("x.toml")).expect("loads");
+    let c = Config::from_toml(EXAMPLE, Path::new("x.toml")).expect("loads");
     assert_eq!(c.policy.mode, PolicyMode::Blocklist);
     assert_eq!(c.policy.subscription_threshold, 1);
     assert_eq!(c.blocklists[0].kind, SourceKind::Block);
     assert!(!c.blocklists[0].is_toml());
-    let with =
-        |extra: &str| Config::from_toml(&format!("{ISSUE_EXAMPLE}{extra}"), Path::new("x.toml"));
+    let with = |extra: &str| Config::from_toml(&format!("{EXAMPLE}{extra}"), Path::new("x.toml"));
     let c = with("kind = \"allow\"\npriority = 5\n[policy]\nmode = \"allowlist\"\nsubscription_threshold = 3\n")
         .expect("loads");
     assert_eq!(
@@ -158,7 +157,7 @@ fn policy_and_source_kinds_are_validated() {
 
 #[test]
 fn a_wrong_type_names_its_key() {
-    let text = ISSUE_EXAMPLE.replace("timeout_secs = 30", "timeout_secs = \"30s\"");
+    let text = EXAMPLE.replace("timeout_secs = 30", "timeout_secs = \"30s\"");
     let e = Config::from_toml(&text, Path::new("x.toml")).expect_err("must fail");
     assert_eq!(
         e.to_string(),
@@ -175,9 +174,8 @@ fn config_and_rules_file_agree_on_windows() {
     for window in [
         "7d", "2w", "48h", "90d", "1d", "12h", "7h", "91d", "0d", "30m", "1440m", "soon", "13w",
     ] {
-        let config = format!(
-            "{ISSUE_EXAMPLE}\n[friendly_federators]\nthreshold = 5\nwindow = \"{window}\"\n"
-        );
+        let config =
+            format!("{EXAMPLE}\n[friendly_federators]\nthreshold = 5\nwindow = \"{window}\"\n");
         let from_config = Config::from_toml(&config, Path::new("x.toml"))
             .map(|c| u64::from(c.friendly_federators.window_days()));
         let table = format!("[friendly_federators]\nwindow = \"{window}\"\n");

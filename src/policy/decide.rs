@@ -119,7 +119,7 @@ impl<'a> Decision<'a> {
     }
 
     /// The actor rule that decided, if any.
-    pub fn actor_rule(&self) -> Option<&'a ActorRule> {
+    pub(crate) fn actor_rule(&self) -> Option<&'a ActorRule> {
         match *self {
             Decision::ActorSuspended { rule, .. } | Decision::WouldSuspendActor { rule, .. } => {
                 Some(rule)

@@ -84,7 +84,7 @@ pub fn of_uri(uri: &str) -> Option<String> {
 
 /// True for an IP literal as `normalize` writes it. Addresses are matched exactly, never by
 /// suffix: `2.1` is not a parent of `192.0.2.1`.
-pub fn is_ip_literal(host: &str) -> bool {
+pub(crate) fn is_ip_literal(host: &str) -> bool {
     host.contains(':') || host.parse::<Ipv4Addr>().is_ok()
 }
 

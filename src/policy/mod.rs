@@ -36,9 +36,10 @@ pub use decide::{ActorParty, Decision, Facts, Party};
 pub use diff::Changes;
 pub use escalation::FriendlyFederatorSettings;
 pub use snapshot::{Sizes, Snapshot, SnapshotBuilder};
+pub(crate) use vocab::parse_digest_hex;
 pub use vocab::{
-    digest_hex, domain_digest, parse_digest_hex, DomainDigest, DomainEntry, DomainRule, PolicyMode,
-    RuleKind, Severity,
+    digest_hex, domain_digest, DomainDigest, DomainEntry, DomainRule, PolicyMode, RuleKind,
+    Severity,
 };
 
 #[cfg(test)]

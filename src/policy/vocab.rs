@@ -55,7 +55,7 @@ pub fn domain_digest(domain: &str) -> DomainDigest {
 }
 
 /// Parses 64 hex digits (either case) into a digest.
-pub fn parse_digest_hex(text: &str) -> Option<DomainDigest> {
+pub(crate) fn parse_digest_hex(text: &str) -> Option<DomainDigest> {
     let text = text.as_bytes();
     if text.len() != 64 {
         return None;
@@ -106,7 +106,7 @@ pub struct DomainRule {
 
 // 72 bytes (112 before): the snapshot's table slot is this plus one control byte, so each
 // byte here is ~130 KB per 100,000 rules, paid again by the next snapshot during a reload
-// (issue 5: peak RSS under 64 MiB). Grow it only with a measurement.
+// (BENCHMARKS.md: peak RSS under 64 MiB). Grow it only with a measurement.
 const _: () = assert!(std::mem::size_of::<DomainRule>() <= 72);
 
 impl DomainRule {

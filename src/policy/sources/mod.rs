@@ -54,9 +54,10 @@ mod plain;
 mod toml;
 
 pub use json::{parse_allow_json_bytes, parse_json_bytes, AllowEntry};
+pub(crate) use parsed::MAX_LINE_BYTES;
 pub use parsed::{
     BlocklistFormat, Format, LoadError, LoadErrorKind, ParsedSource, SourceKind, MASTODON_HEADER,
-    MAX_FILE_BYTES, MAX_LINE_BYTES,
+    MAX_FILE_BYTES,
 };
 
 use lines::{entries_of, Collector, LineError};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// Larger files are refused: a rule file is read whole into memory on every reload.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Longer lines are refused: no domain plus comment needs more, and it bounds a runaway field.
-pub const MAX_LINE_BYTES: usize = 4096;
+pub(crate) const MAX_LINE_BYTES: usize = 4096;
 /// The header line of Mastodon's admin export (`Admin::ExportDomainBlocksController`).
 pub const MASTODON_HEADER: &str =
     "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate";
