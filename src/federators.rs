@@ -27,8 +27,8 @@
 use crate::activity::Facts;
 use crate::config::{EscalationAction, FriendlyFederatorsConfig, MAX_WINDOW_DAYS};
 use crate::metrics::Metrics;
-use crate::policy::rules_file::{self, FriendlyFederatorSettings};
 use crate::policy::sources::{self, MASTODON_HEADER};
+use crate::policy::FriendlyFederatorSettings;
 use crate::policy::{host, DomainRule, Severity, Snapshot};
 use crate::reload::{MemorySource, Rules};
 use serde::{Deserialize, Serialize};
@@ -169,11 +169,7 @@ pub fn effective<'c>(
         });
     }
     if let Some(action) = table.action {
-        c.action = Some(match action {
-            rules_file::EscalationAction::Report => EscalationAction::Report,
-            rules_file::EscalationAction::Limit => EscalationAction::Limit,
-            rules_file::EscalationAction::Suspend => EscalationAction::Suspend,
-        });
+        c.action = Some(action);
     }
     Cow::Owned(c)
 }

@@ -13,6 +13,7 @@
 //! | `forward`   | upstream client: hop-by-hop stripping, X-Forwarded-*, timeouts |
 //! | `reject`    | every proxy-made answer: status, JSON body, metric label |
 //! | `reload`    | rule loading (one code path), file watch, SIGHUP, admin reload |
+//! | `rule_files`| reading a local rule file from disk, bounded |
 //! | `metrics`   | the Prometheus registry and every metric |
 //! | `admin`     | `/metrics /healthz /readyz /admin/reload` on a separate listener |
 //! | `config`    | the TOML file, validated |
@@ -40,6 +41,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod reject;
 pub mod reload;
+pub mod rule_files;
 pub mod server;
 pub mod shedding;
 pub mod signature;

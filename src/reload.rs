@@ -229,7 +229,7 @@ pub fn load_listing(
 ) -> Result<Loaded, LoadError> {
     let files = sources
         .iter()
-        .map(|config| sources::read_file(&config.path).and_then(|b| parse_config(config, &b)))
+        .map(|config| crate::rule_files::read(&config.path).and_then(|b| parse_config(config, &b)))
         .collect::<Result<Vec<_>, _>>()?;
     merge(sources, files, memory, policy, &wanted)
 }
@@ -634,7 +634,7 @@ impl Rules {
         let mut files = Vec::with_capacity(sources.len());
         let mut parsed = Vec::with_capacity(sources.len());
         for config in &sources {
-            let good = sources::read_file(&config.path)?;
+            let good = crate::rule_files::read(&config.path)?;
             parsed.push(parse_config(config, &good)?);
             files.push(FileState {
                 label: config.path.display().to_string(),
@@ -741,7 +741,7 @@ impl Rules {
         let mut fresh: Vec<Option<Vec<u8>>> = Vec::with_capacity(self.sources.len());
         let mut parsed = Vec::with_capacity(self.sources.len());
         for (config, file) in self.sources.iter().zip(&state.files) {
-            let read = sources::read_file(&config.path)
+            let read = crate::rule_files::read(&config.path)
                 .and_then(|bytes| Ok((parse_config(config, &bytes)?, bytes)));
             match read {
                 Ok((rules, bytes)) => {

@@ -84,8 +84,30 @@ pub fn of_uri(uri: &str) -> Option<String> {
 
 /// True for an IP literal as `normalize` writes it. Addresses are matched exactly, never by
 /// suffix: `2.1` is not a parent of `192.0.2.1`.
-pub fn is_ip_literal(host: &str) -> bool {
+pub(crate) fn is_ip_literal(host: &str) -> bool {
     host.contains(':') || host.parse::<Ipv4Addr>().is_ok()
+}
+
+/// `host` (one trailing dot dropped) and each parent suffix on a label boundary, longest
+/// first; an IP literal only itself. The one walk every suffix match uses, so rules and
+/// `explain` agree on which suffixes a host has.
+pub fn suffixes(host: &str) -> impl Iterator<Item = &str> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let exact_only = is_ip_literal(host);
+    std::iter::successors(Some(host), move |c| {
+        if exact_only {
+            None
+        } else {
+            c.split_once('.').map(|(_, parent)| parent)
+        }
+    })
+}
+
+/// `suffixes`, each with its label count (the lookup tables skip counts no entry has).
+pub(crate) fn suffixes_with_labels(host: &str) -> impl Iterator<Item = (&str, usize)> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let labels = host.bytes().filter(|&b| b == b'.').count() + 1;
+    suffixes(host).zip((1..=labels).rev())
 }
 
 fn valid_port(port: &str) -> Option<()> {

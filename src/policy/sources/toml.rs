@@ -32,61 +32,22 @@
 //! mention = false
 //! threshold = 20                  # escalation is opt-in: only with a threshold (here or
 //!                                 # in the config; keys left out keep the config's values)
-//! window = "7d"
+//! window = "7d"                  # whole days, as in the config file (`Window`)
 //! action = "report"               # report | limit | suspend
 //! ```
 //!
 //! Unknown keys are errors. Every error names the line: toml's spans give it for syntax and
 //! shape errors, and each entry's key span for a value that does not validate.
 
-use super::actors::{ActorPattern, ActorRule};
-use super::sources::{entries_of, Collector, Entry, LineCursor, LineError, LoadErrorKind};
-use super::{DomainEntry, DomainRule, Severity};
+use super::lines::{entries_of, Collector, Entry, LineCursor, LineError};
+use super::parsed::LoadErrorKind;
+use crate::policy::actors::{ActorPattern, ActorRule};
+use crate::policy::escalation::{EscalationAction, FriendlyFederatorSettings, Window, WindowError};
+use crate::policy::{host, DomainEntry, DomainRule, Severity};
+use ::toml::Spanned;
 use serde::Deserialize;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
-use toml::Spanned;
-
-/// The `[friendly_federators]` table of a TOML rules file, as the friendly-federator rules
-/// consume it. At most one loaded source may have it (a second one fails the load). Every key
-/// is optional: a key the table sets replaces the config file's `[friendly_federators]` value,
-/// a key it leaves out keeps the config's (see `federators::effective`), so a table that only
-/// turns on `reply` never switches off escalation configured in the config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FriendlyFederatorSettings {
-    /// Laundering kinds: an activity from an allowed domain carrying content from a suspended
-    /// domain is acknowledged (202) and not forwarded, per kind, when on.
-    /// `Announce` of an object whose id or `attributedTo` is on a suspended domain.
-    pub announce: Option<bool>,
-    /// An object whose `attributedTo` is on a suspended domain.
-    pub attributed_to: Option<bool>,
-    /// A `Create` replying (`inReplyTo`) to such content.
-    pub reply: Option<bool>,
-    /// A `Create` quoting (`quote`, `quoteUrl`, `_misskey_quote`) such content.
-    pub quote: Option<bool>,
-    /// A `Create` mentioning an account of a suspended domain.
-    pub mention: Option<bool>,
-    /// Escalation threshold (at least 1): references within `window` that escalate a domain.
-    pub threshold: Option<u64>,
-    pub window: Option<Duration>,
-    pub action: Option<EscalationAction>,
-    /// Where the table is written.
-    pub source: Arc<str>,
-    pub line: usize,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EscalationAction {
-    /// Only report the domain (evidence, logs); no rule is generated.
-    #[default]
-    Report,
-    /// Generate a `silence` rule for the domain.
-    Limit,
-    /// Generate a `suspend` rule for the domain.
-    Suspend,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,7 +122,7 @@ struct RawFriendly {
 pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
     let lines = LineCursor::new(text.as_bytes());
     let line = |span: Range<usize>| lines.line(span.start);
-    let raw: RawFile = toml::from_str(text).map_err(|e| {
+    let raw: RawFile = ::toml::from_str(text).map_err(|e| {
         (
             e.span().map_or(0, line),
             LoadErrorKind::Toml {
@@ -220,14 +181,15 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
         };
         let window = match ff.window {
             None => None,
-            Some(w) => Some(parse_duration(w.get_ref()).ok_or_else(|| {
-                (
-                    line(w.span()),
-                    LoadErrorKind::InvalidDuration {
-                        text: w.get_ref().clone(),
-                    },
-                )
-            })?),
+            Some(w) => {
+                let text = w.get_ref();
+                let kind = |e| match e {
+                    WindowError::Syntax => LoadErrorKind::InvalidDuration { text: text.clone() },
+                    WindowError::Days => LoadErrorKind::InvalidWindow { text: text.clone() },
+                };
+                let window = Window::parse(text).map_err(|e| (line(w.span()), kind(e)))?;
+                Some(window.duration())
+            }
         };
         out.parsed.friendly_federators = Some(FriendlyFederatorSettings {
             announce: ff.announce,
@@ -258,7 +220,7 @@ fn named_entries(
         if text.contains('*') || text.to_ascii_lowercase().starts_with("sha256:") {
             return Err((at, LoadErrorKind::DigestNotAllowed { text }));
         }
-        let domain = super::host::normalize(&text)
+        let domain = host::normalize(&text)
             .ok_or_else(|| (at, LoadErrorKind::InvalidDomain { text: text.clone() }))?;
         rules.push(DomainRule {
             domain: domain.into_boxed_str(),
@@ -275,46 +237,20 @@ fn named_entries(
     entries_of(rules)
 }
 
-/// `30s`, `15m`, `12h`, `7d`, `2w`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let unit = text.chars().last()?;
-    let secs_per = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        'w' => 7 * 86_400,
-        _ => return None,
-    };
-    let n: u64 = text[..text.len() - 1].parse().ok()?;
-    (n > 0).then(|| n.checked_mul(secs_per).map(Duration::from_secs))?
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::config::BlocklistFormat;
-    use crate::policy::sources::{parse_bytes, ParsedSource};
+    use super::super::{parse_bytes, BlocklistFormat, LoadError, LoadErrorKind, ParsedSource};
+    use crate::policy::escalation::EscalationAction;
+    use crate::policy::Severity;
+    use std::sync::Arc;
+    use std::time::Duration;
 
-    fn parse_text(text: &str) -> Result<ParsedSource, crate::policy::sources::LoadError> {
+    fn parse_text(text: &str) -> Result<ParsedSource, LoadError> {
         parse_bytes(
             text.as_bytes(),
             Arc::from("rules.toml"),
             BlocklistFormat::Auto,
         )
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
-        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("2w"), Some(Duration::from_secs(1_209_600)));
-        assert_eq!(parse_duration("0d"), None);
-        assert_eq!(parse_duration("7"), None);
-        assert_eq!(parse_duration("d"), None);
-        assert_eq!(parse_duration("1y"), None);
-        assert_eq!(parse_duration("99999999999999999999w"), None);
     }
 
     #[test]
@@ -382,5 +318,18 @@ mod tests {
         let e = parse_text("[[allow]]\ndomain = \"sha256:00\"\n").expect_err("digest");
         assert!(matches!(e.kind, LoadErrorKind::DigestNotAllowed { .. }));
         assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn windows_are_whole_days_as_in_the_config() {
+        let p = parse_text("[friendly_federators]\nwindow = \"48h\"\n").expect("parses");
+        let window = p.friendly_federators.and_then(|t| t.window);
+        assert_eq!(window, Some(Duration::from_secs(2 * 86_400)));
+        for bad in ["12h", "91d"] {
+            let text = format!("[friendly_federators]\n\nwindow = \"{bad}\"\n");
+            let e = parse_text(&text).expect_err(bad);
+            assert!(matches!(e.kind, LoadErrorKind::InvalidWindow { .. }), "{e}");
+            assert_eq!(e.line, 3);
+        }
     }
 }

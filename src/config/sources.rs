@@ -1,0 +1,314 @@
+//! The rule sources and how they combine: `[[blocklists]]` (local files), `[policy]`,
+//! `[[subscriptions]]` (remote lists), `[mastodon]` (Mastodon's admin API) and `[state]`
+//! (where remote copies survive a restart).
+
+use super::{default_true, positive, Invalid};
+use crate::policy::sources::{BlocklistFormat, SourceKind, MAX_FILE_BYTES};
+use crate::policy::PolicyMode;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// One local rule source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlocklistConfig {
+    /// Relative paths are resolved against the working directory, as in the example config.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub format: BlocklistFormat,
+    /// Preview mode: this source's rules are matched, and a request they would stop is logged
+    /// and counted as `would_reject`, but forwarded.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// What the domains of a CSV or plain list are: block rules (default) or allowed domains
+    /// (Mastodon's `domain_allows.csv`). A TOML rules file says it per entry.
+    #[serde(default)]
+    pub kind: SourceKind,
+    /// An exception list: its domains are exempt from the block rules of every other source
+    /// (that domain and its sub-domains; a rule on a longer suffix still applies).
+    #[serde(default)]
+    pub exclude: bool,
+    /// Where sources list the same domain, only the rules of the highest `priority` compete
+    /// (the harshest of those wins). Default 0 for every source: the harshest rule wins.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// `[policy]`: how the rules of all sources combine. Needs a restart to change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// `blocklist` (default): everything not blocked passes. `allowlist` (Mastodon's limited
+    /// federation mode): only domains covered by an allow entry pass; blocks still apply.
+    #[serde(default)]
+    pub mode: PolicyMode,
+    /// A rule from subscribed (remote) sources applies only when this many subscribed sources
+    /// list the domain. Local files always apply. 1: every subscribed rule applies.
+    #[serde(default = "default_subscription_threshold")]
+    pub subscription_threshold: usize,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            mode: PolicyMode::Blocklist,
+            subscription_threshold: default_subscription_threshold(),
+        }
+    }
+}
+
+fn default_subscription_threshold() -> usize {
+    1
+}
+
+impl BlocklistConfig {
+    /// Whether the file is read as a TOML rules file (by `format`, or for `auto` by its
+    /// `.toml` extension).
+    pub(crate) fn is_toml(&self) -> bool {
+        match self.format {
+            BlocklistFormat::Toml => true,
+            BlocklistFormat::Auto => self
+                .path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("toml")),
+            BlocklistFormat::MastodonCsv | BlocklistFormat::Plain => false,
+        }
+    }
+}
+
+/// One remote rule list, fetched on an interval; its last good copy is kept in force (and on
+/// disk under `state.dir`) whatever later fetches return. Its `source` label is the URL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    pub url: String,
+    #[serde(default)]
+    pub format: SubscriptionFormat,
+    /// Time between fetches (jittered by up to 10%); after a failure the next try comes
+    /// sooner, backing off from 30 s up to this.
+    #[serde(default = "default_subscription_refresh_secs")]
+    pub refresh_secs: u64,
+    /// Passed to the merge of rule sources. With the default merge the harshest rule for a
+    /// domain wins whatever the priority.
+    #[serde(default)]
+    pub priority: i32,
+    /// An exception list: its domains are taken out of every source's block rules (as
+    /// `[[blocklists]] exclude`).
+    #[serde(default)]
+    pub exclude: bool,
+    /// Larger answers are refused (the last good copy stays).
+    #[serde(default = "default_subscription_max_bytes")]
+    pub max_bytes: u64,
+    /// Whole fetch (connect, TLS, redirects, body).
+    #[serde(default = "default_subscription_timeout_secs")]
+    pub timeout_secs: u64,
+    /// As `blocklists.dry_run`: matches are counted as `would_reject` but forwarded.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Fetch over plain http (the list could be altered on the way). Off by default.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Fetch from loopback/private/link-local addresses. Off by default.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubscriptionFormat {
+    /// JSON if the body starts with `[`, else as `BlocklistFormat::Auto`.
+    #[default]
+    Auto,
+    MastodonCsv,
+    Plain,
+    /// Mastodon's admin or public API answer, or GoToSocial's export.
+    Json,
+}
+
+impl SubscriptionFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionFormat::Auto => "auto",
+            SubscriptionFormat::MastodonCsv => "mastodon-csv",
+            SubscriptionFormat::Plain => "plain",
+            SubscriptionFormat::Json => "json",
+        }
+    }
+}
+
+/// Pulls `GET /api/v1/admin/domain_blocks` (and `domain_allows`) from Mastodon, following its
+/// `Link` pagination, so moderators keep using Mastodon's admin UI as the source of truth.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MastodonApiConfig {
+    /// Mastodon's base URL, e.g. `https://mastodon.example` (no path).
+    pub url: String,
+    /// A file holding an access token with scope `admin:read:domain_blocks` (and
+    /// `admin:read:domain_allows` for `domain_allows`). Read again before every pull, so a
+    /// rotated token is picked up; never logged.
+    pub token_file: PathBuf,
+    #[serde(default = "default_mastodon_refresh_secs")]
+    pub refresh_secs: u64,
+    #[serde(default = "default_true")]
+    pub domain_blocks: bool,
+    #[serde(default)]
+    pub domain_allows: bool,
+    /// Each page request (connect, TLS, body).
+    #[serde(default = "default_subscription_timeout_secs")]
+    pub timeout_secs: u64,
+    /// All pages of one list together.
+    #[serde(default = "default_subscription_max_bytes")]
+    pub max_bytes: u64,
+    /// Pages of 500 entries followed per list.
+    #[serde(default = "default_mastodon_max_pages")]
+    pub max_pages: usize,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub allow_http: bool,
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+}
+
+/// Where inboxguard keeps what must survive a restart (the subscriptions' last good copies).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Created if missing. systemd: `StateDirectory=inboxguard`; Kubernetes: a volume.
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_state_dir(),
+        }
+    }
+}
+
+fn default_subscription_refresh_secs() -> u64 {
+    3600
+}
+fn default_subscription_max_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_subscription_timeout_secs() -> u64 {
+    30
+}
+fn default_mastodon_refresh_secs() -> u64 {
+    300
+}
+fn default_mastodon_max_pages() -> usize {
+    1000
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/inboxguard")
+}
+
+/// An absolute https URL with a host (http only with `allow_http`), without credentials.
+pub fn check_remote_url(text: &str, allow_http: bool) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => return Err(format!("{text:?}: http needs allow_http = true")),
+        other => return Err(format!("{text:?}: scheme {other:?} is not http(s)")),
+    }
+    if url.host_str().map_or(true, str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{text:?}: credentials in the URL would end up in logs and metrics"
+        ));
+    }
+    Ok(url)
+}
+
+impl BlocklistConfig {
+    /// TOML rules files say per entry what they hold; allow and exception lists cannot be
+    /// previewed.
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        let path = self.path.display();
+        if self.is_toml() && (self.kind != SourceKind::Block || self.exclude) {
+            return Err((
+                "blocklists.kind",
+                format!(
+                    "{path}: a TOML rules file lists allowed domains in [[allow]] and \
+                     exceptions in [[exclude]]; kind and exclude are for CSV and plain lists"
+                ),
+            ));
+        }
+        if (self.exclude || self.kind == SourceKind::Allow) && self.dry_run {
+            return Err((
+                "blocklists.dry_run",
+                format!(
+                    "{path}: dry_run previews block and actor rules; an allow or \
+                     exception list cannot be dry_run"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl PolicyConfig {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        if self.subscription_threshold == 0 {
+            return Err(("policy.subscription_threshold", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A remote source's byte cap: at most what a local file may hold.
+fn max_bytes(key: &'static str, value: u64) -> Result<(), Invalid> {
+    if value == 0 || value > MAX_FILE_BYTES {
+        return Err((key, format!("must be between 1 and {MAX_FILE_BYTES}")));
+    }
+    Ok(())
+}
+
+impl SubscriptionConfig {
+    /// A URL usable under its own scheme settings and every limit positive (that no URL is
+    /// subscribed twice is checked across the list, in `Config::validate`).
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        check_remote_url(&self.url, self.allow_http).map_err(|m| ("subscriptions.url", m))?;
+        positive("subscriptions.refresh_secs", self.refresh_secs)?;
+        positive("subscriptions.timeout_secs", self.timeout_secs)?;
+        if self.exclude && self.dry_run {
+            return Err((
+                "subscriptions.dry_run",
+                format!(
+                    "{}: dry_run previews block rules; an exception list cannot be dry_run",
+                    self.url
+                ),
+            ));
+        }
+        max_bytes("subscriptions.max_bytes", self.max_bytes)
+    }
+}
+
+impl MastodonApiConfig {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        let url = check_remote_url(&self.url, self.allow_http).map_err(|e| ("mastodon.url", e))?;
+        if url.path() != "/" || url.query().is_some() {
+            return Err((
+                "mastodon.url",
+                format!("{:?}: give the base URL only, without a path", self.url),
+            ));
+        }
+        positive("mastodon.refresh_secs", self.refresh_secs)?;
+        positive("mastodon.timeout_secs", self.timeout_secs)?;
+        positive("mastodon.max_pages", self.max_pages as u64)?;
+        max_bytes("mastodon.max_bytes", self.max_bytes)?;
+        if !self.domain_blocks && !self.domain_allows {
+            return Err((
+                "mastodon.domain_blocks",
+                "domain_blocks and domain_allows are both off: nothing to pull".into(),
+            ));
+        }
+        Ok(())
+    }
+}

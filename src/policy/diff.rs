@@ -1,0 +1,157 @@
+//! What a reload changes: rule additions, removals and changes between two snapshots, per
+//! kind and per source, for the reload log and metrics.
+
+use super::snapshot::Snapshot;
+use super::vocab::{DomainRule, RuleKind};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// Rule changes between two snapshots, per kind (see `Snapshot::diff`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    added: [usize; 6],
+    removed: [usize; 6],
+    changed: [usize; 6],
+}
+
+impl Changes {
+    /// Whether `new` is an addition or a change against what was listed under its key.
+    fn differs(was: Option<&DomainRule>, new: &DomainRule) -> bool {
+        !was.is_some_and(|was| was.same_effect(new))
+    }
+
+    /// Counts `new` (which `differs`) against what was listed under the same key before.
+    fn count_new(&mut self, was: Option<&DomainRule>, new: &DomainRule) {
+        let i = RuleKind::from(new.severity).index();
+        match was {
+            None => self.added[i] += 1,
+            Some(_) => self.changed[i] += 1,
+        }
+    }
+
+    /// All of `changes` added up (e.g. every source's, for the whole reload).
+    pub fn sum<'c>(changes: impl IntoIterator<Item = &'c Changes>) -> Changes {
+        let mut total = Changes::default();
+        for c in changes {
+            for i in 0..total.added.len() {
+                total.added[i] += c.added[i];
+                total.removed[i] += c.removed[i];
+                total.changed[i] += c.changed[i];
+            }
+        }
+        total
+    }
+
+    pub fn added(&self, kind: impl Into<RuleKind>) -> usize {
+        self.added[kind.into().index()]
+    }
+    pub fn removed(&self, kind: impl Into<RuleKind>) -> usize {
+        self.removed[kind.into().index()]
+    }
+    pub fn changed(&self, kind: impl Into<RuleKind>) -> usize {
+        self.changed[kind.into().index()]
+    }
+    pub fn is_empty(&self) -> bool {
+        *self == Changes::default()
+    }
+}
+
+/// `suspend +2 -0 ~1, silence +0 -1 ~0, noop +0 -0 ~0, allow +0 -0 ~0, exclude +0 -0 ~0,
+/// actor_suspend +1 -0 ~0` (added, removed, changed).
+impl fmt::Display for Changes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, kind) in RuleKind::ALL.into_iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(
+                f,
+                "{kind} +{} -{} ~{}",
+                self.added(kind),
+                self.removed(kind),
+                self.changed(kind)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Snapshot {
+    /// What changed from `self` (the rules in force) to `next`, counted per kind: an entry
+    /// only in `next` is added (under its new kind), one only in `self` is removed (under its
+    /// old kind), and a domain rule in both with a different severity, flag or public comment
+    /// is changed (under its new severity); an actor rule whose comment changed is changed.
+    /// Moving an entry to another line or file is no change; moving it between an enforcing
+    /// and a dry-run source is a removal and an addition.
+    pub fn diff(&self, next: &Snapshot) -> Changes {
+        Changes::sum(self.diff_by_source(next).values())
+    }
+
+    /// `diff` per source: an addition or a change counts for the source of the entry in
+    /// `next`, a removal for the source of the entry in `self`. Sources with no change are
+    /// left out.
+    pub fn diff_by_source(&self, next: &Snapshot) -> BTreeMap<Arc<str>, Changes> {
+        let mut by: BTreeMap<Arc<str>, Changes> = BTreeMap::new();
+        fn at<'m>(by: &'m mut BTreeMap<Arc<str>, Changes>, source: &Arc<str>) -> &'m mut Changes {
+            by.entry(source.clone()).or_default()
+        }
+        for (old, new) in [
+            (&self.enforcing, &next.enforcing),
+            (&self.dry_run, &next.dry_run),
+        ] {
+            for rule in new.by_name.iter() {
+                let was = old.get(&rule.domain);
+                if Changes::differs(was, rule) {
+                    at(&mut by, &rule.source).count_new(was, rule);
+                }
+            }
+            for rule in old.by_name.iter() {
+                if new.get(&rule.domain).is_none() {
+                    at(&mut by, &rule.source).removed[RuleKind::from(rule.severity).index()] += 1;
+                }
+            }
+            for (digest, rule) in &new.by_digest {
+                let was = old.by_digest.get(digest);
+                if Changes::differs(was, rule) {
+                    at(&mut by, &rule.source).count_new(was, rule);
+                }
+            }
+            for (digest, rule) in &old.by_digest {
+                if !new.by_digest.contains_key(digest) {
+                    at(&mut by, &rule.source).removed[RuleKind::from(rule.severity).index()] += 1;
+                }
+            }
+        }
+        for (kind, old, new) in [
+            (RuleKind::Allow, &self.allows, &next.allows),
+            (RuleKind::Exclude, &self.exceptions, &next.exceptions),
+        ] {
+            for e in new.iter().filter(|e| old.get(&e.domain).is_none()) {
+                at(&mut by, &e.source).added[kind.index()] += 1;
+            }
+            for e in old.iter().filter(|e| new.get(&e.domain).is_none()) {
+                at(&mut by, &e.source).removed[kind.index()] += 1;
+            }
+        }
+        let i = RuleKind::ActorSuspend.index();
+        for (old, new) in [
+            (&self.actors, &next.actors),
+            (&self.dry_run_actors, &next.dry_run_actors),
+        ] {
+            for rule in new.iter() {
+                match old.get(&rule.pattern) {
+                    None => at(&mut by, &rule.source).added[i] += 1,
+                    Some(was) if was.comment != rule.comment => {
+                        at(&mut by, &rule.source).changed[i] += 1
+                    }
+                    Some(_) => {}
+                }
+            }
+            for rule in old.iter().filter(|r| new.get(&r.pattern).is_none()) {
+                at(&mut by, &rule.source).removed[i] += 1;
+            }
+        }
+        by
+    }
+}
