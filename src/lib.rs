@@ -8,6 +8,7 @@
 //! | `pipeline`  | THE inbox request flow, phase by phase, and its single finish (metrics + log) |
 //! | `signature` | draft-cavage `Signature` and RFC 9421 `Signature-Input` parsing, window, digests, signing string / signature base, verification |
 //! | `keys`      | public key cache (coalesced, negative-cached) and the hardened key fetcher |
+//! | `net`       | the one outbound HTTP client (key fetches, remote rule sources): URL and address checks, TLS, body cap |
 //! | `activity`  | the few activity JSON fields policy needs, read in one pass |
 //! | `policy`    | immutable rule snapshot, host normalisation, suffix matching, pure decisions |
 //! | `forward`   | upstream client: hop-by-hop stripping, X-Forwarded-*, timeouts |
@@ -36,6 +37,7 @@ pub mod federators;
 pub mod forward;
 pub mod keys;
 pub mod metrics;
+mod net;
 pub mod pipeline;
 pub mod policy;
 pub mod reject;

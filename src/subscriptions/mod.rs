@@ -27,7 +27,7 @@ use crate::config::{BlocklistFormat, Config, SubscriptionConfig, SubscriptionFor
 use crate::metrics::Metrics;
 use crate::policy::sources::{self, LoadError, ParsedSource};
 use crate::reload::{MemorySource, Rules};
-use ::http::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION};
+use ::http::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use ::http::{HeaderMap, HeaderValue, StatusCode};
 use std::future::Future;
 use std::hash::BuildHasher;
@@ -450,14 +450,11 @@ impl Subscription {
             if !answer.status.is_redirection() || answer.status == StatusCode::NOT_MODIFIED {
                 return Ok(answer);
             }
-            let next = answer
-                .headers
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|loc| url.join(loc).ok())
-                .ok_or_else(|| FetchError::Redirect {
+            let next = crate::net::redirect_target(&answer.headers, &url).ok_or_else(|| {
+                FetchError::Redirect {
                     url: url.to_string(),
-                })?;
+                }
+            })?;
             tracing::debug!(source = self.label(), to = %next, "subscription redirected");
             url = next;
         }
