@@ -88,6 +88,21 @@ pub fn is_ip_literal(host: &str) -> bool {
     host.contains(':') || host.parse::<Ipv4Addr>().is_ok()
 }
 
+/// `host` (one trailing dot dropped) and each parent suffix on a label boundary, longest
+/// first; an IP literal only itself. The one walk every suffix match uses, so rules and
+/// `explain` agree on which suffixes a host has.
+pub fn suffixes(host: &str) -> impl Iterator<Item = &str> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let exact_only = is_ip_literal(host);
+    std::iter::successors(Some(host), move |c| {
+        if exact_only {
+            None
+        } else {
+            c.split_once('.').map(|(_, parent)| parent)
+        }
+    })
+}
+
 fn valid_port(port: &str) -> Option<()> {
     (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok())
         .then_some(())
