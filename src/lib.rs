@@ -22,6 +22,7 @@
 //! | `explain`   | `inboxguard explain`: the decision and every matching rule for a domain, actor or activity |
 //! | `federators`| friendly federators: laundering checks, evidence store and file, escalation into a generated source |
 //! | `subscriptions` | remote rule sources (`[[subscriptions]]`, Mastodon's admin API): fetch, disk cache, refresh tasks |
+//! | `clock`     | `unix_now`: wall-clock seconds, as state files and timestamp gauges hold them |
 //!
 //! Lower modules never import higher ones: `signature`, `policy`, `activity` and `config`
 //! know nothing of HTTP servers, and `policy` does no I/O.
@@ -30,6 +31,7 @@
 pub mod activity;
 pub mod admin;
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod explain;

@@ -23,6 +23,7 @@ pub use cache::{Cache, CacheError, CachedCopy};
 pub use http::{link_next, FetchError, Getter, Limits};
 pub use mastodon::{AllowList, MastodonPull};
 
+use crate::clock::unix_now;
 use crate::config::{BlocklistFormat, Config, SubscriptionConfig, SubscriptionFormat};
 use crate::metrics::Metrics;
 use crate::policy::sources::{self, LoadError, ParsedSource};
@@ -33,7 +34,7 @@ use std::future::Future;
 use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use url::Url;
@@ -136,12 +137,6 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
         .as_ref()
         .to_vec()
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Parses a subscription body in its configured format; `Auto` takes a body starting with
