@@ -14,6 +14,9 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::Empty;
 use url::Url;
 
+/// Redirects a subscription fetch follows (list hosts move files, e.g. raw.githubusercontent).
+pub const MAX_REDIRECTS: usize = 5;
+
 /// Why a remote source could not be fetched. Each variant has a `reason` used as the
 /// `result` label of `inboxguard_subscription_fetches_total`.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +51,7 @@ pub enum FetchError {
     /// The body is (or says it is) over the source's `max_bytes`.
     #[error("answer is larger than {limit} bytes")]
     TooLarge { limit: u64 },
-    /// More redirects than `MAX_REDIRECTS`, or one without a usable `Location`.
+    /// More redirects than [`MAX_REDIRECTS`], or one without a usable `Location`.
     #[error("{url}: redirect without a usable Location, or too many redirects")]
     Redirect { url: String },
     /// A pagination link to another origin (the bearer token would go there).
@@ -160,6 +163,33 @@ impl Getter {
             status,
             headers,
             body,
+        })
+    }
+
+    /// GETs `url`, following up to [`MAX_REDIRECTS`] redirects; each hop is checked again
+    /// (scheme, addresses). A 304 is an answer, not a redirect.
+    pub(crate) async fn get_following_redirects(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        limits: Limits,
+    ) -> Result<Answer, FetchError> {
+        let mut url = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let answer = self.get(&url, headers, limits).await?;
+            if !answer.status.is_redirection() || answer.status == StatusCode::NOT_MODIFIED {
+                return Ok(answer);
+            }
+            let next = net::redirect_target(&answer.headers, &url).ok_or_else(|| {
+                FetchError::Redirect {
+                    url: url.to_string(),
+                }
+            })?;
+            tracing::debug!(from = %url, to = %next, "subscription redirected");
+            url = next;
+        }
+        Err(FetchError::Redirect {
+            url: url.to_string(),
         })
     }
 }

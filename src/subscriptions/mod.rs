@@ -20,7 +20,7 @@ mod http;
 mod mastodon;
 
 pub use cache::{Cache, CacheError, CachedCopy};
-pub use http::{link_next, FetchError, Getter, Limits};
+pub use http::{link_next, FetchError, Getter, Limits, MAX_REDIRECTS};
 pub use mastodon::{AllowList, MastodonPull};
 
 use crate::clock::unix_now;
@@ -42,8 +42,6 @@ use url::Url;
 /// First retry delay after a failed fetch; doubles per consecutive failure up to the source's
 /// refresh interval.
 pub const RETRY_MIN: Duration = Duration::from_secs(30);
-/// Redirects a subscription fetch follows (list hosts move files, e.g. raw.githubusercontent).
-pub const MAX_REDIRECTS: usize = 5;
 
 /// Why a refresh left the copy in force unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -380,11 +378,15 @@ impl Subscription {
             }
         }
         let timeout = Duration::from_secs(self.config.timeout_secs);
-        let answer = tokio::time::timeout(timeout, self.get_following_redirects(&headers))
-            .await
-            .map_err(|_| FetchError::Timeout {
-                secs: self.config.timeout_secs,
-            })??;
+        let get = self
+            .getter
+            .get_following_redirects(&self.url, &headers, self.limits());
+        let answer =
+            tokio::time::timeout(timeout, get)
+                .await
+                .map_err(|_| FetchError::Timeout {
+                    secs: self.config.timeout_secs,
+                })??;
         if answer.status == StatusCode::NOT_MODIFIED {
             return if conditional {
                 Ok(Outcome::NotModified)
@@ -428,34 +430,13 @@ impl Subscription {
         Ok(Outcome::Updated { rules })
     }
 
-    /// GETs the URL, following up to [`MAX_REDIRECTS`] redirects; each hop is checked again
-    /// (scheme, addresses).
-    async fn get_following_redirects(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<http::Answer, FetchError> {
-        let limits = Limits {
+    /// What this source allows a GET to do.
+    fn limits(&self) -> Limits {
+        Limits {
             max_bytes: self.config.max_bytes,
             allow_http: self.config.allow_http,
             allow_private_addresses: self.config.allow_private_addresses,
-        };
-        let mut url = self.url.clone();
-        for _ in 0..=MAX_REDIRECTS {
-            let answer = self.getter.get(&url, headers, limits).await?;
-            if !answer.status.is_redirection() || answer.status == StatusCode::NOT_MODIFIED {
-                return Ok(answer);
-            }
-            let next = crate::net::redirect_target(&answer.headers, &url).ok_or_else(|| {
-                FetchError::Redirect {
-                    url: url.to_string(),
-                }
-            })?;
-            tracing::debug!(source = self.label(), to = %next, "subscription redirected");
-            url = next;
         }
-        Err(FetchError::Redirect {
-            url: url.to_string(),
-        })
     }
 }
 
