@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use url::{Host, Url};
 
 /// One URL ready to be fetched: the checked pieces of a [`Url`].
-#[derive(Debug)]
 pub(crate) struct Target {
     /// Host without a trailing dot, lowercase; for IPv6 literals, without brackets.
     pub host: String,
