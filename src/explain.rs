@@ -201,11 +201,12 @@ pub fn load_offline(config: &Config, hosts: &[String]) -> Result<Offline, LoadEr
     })
 }
 
-/// Whether a rule is on a suffix of one of `hosts`, by name or by digest.
+/// Whether a rule is on a suffix of one of `hosts` (as the proxy walks them: an address has
+/// none but itself), by name or by digest.
 fn on_hosts(hosts: &[String]) -> impl Fn(&DomainRule) -> bool {
     let names: HashSet<String> = hosts
         .iter()
-        .flat_map(|h| suffixes(h))
+        .flat_map(|h| host::suffixes(h))
         .map(str::to_string)
         .collect();
     let digests: HashSet<DomainDigest> = names.iter().map(|n| domain_digest(n)).collect();
@@ -213,11 +214,6 @@ fn on_hosts(hosts: &[String]) -> impl Fn(&DomainRule) -> bool {
         Some(d) => digests.contains(d),
         None => names.contains(&*rule.domain),
     }
-}
-
-/// `host` and each parent on a label boundary, longest first.
-fn suffixes(host: &str) -> impl Iterator<Item = &str> {
-    std::iter::successors(Some(host), |h| h.split_once('.').map(|(_, parent)| parent))
 }
 
 /// The full report for `subject` under `rules` and the config's `[friendly_federators]`: the
@@ -587,7 +583,7 @@ fn write_report_outcome(out: &mut String, decision: &Decision) {
 /// in a NOTE column (only printed when some rule lost).
 fn write_rules(out: &mut String, rules: &Snapshot, listed: &[Listed], host: &str, label: &str) {
     let matching: Vec<&DomainRule> = rules.matching_rules(host).collect();
-    let suffixes: Vec<&str> = suffixes(host).collect();
+    let suffixes: Vec<&str> = host::suffixes(host).collect();
     let rank = |rule: &DomainRule| {
         suffixes.iter().position(|s| match rule.digest.as_deref() {
             Some(d) => domain_digest(s) == *d,
@@ -716,18 +712,10 @@ fn write_rules(out: &mut String, rules: &Snapshot, listed: &[Listed], host: &str
 /// on the exception's domain or a parent of it. A digest rule's real name is unknown, so it is
 /// judged by the exception's own digest or its parents'.
 fn shadows(e: &DomainEntry, rule: &DomainRule) -> bool {
-    let mut candidate = Some(&*e.domain);
-    while let Some(c) = candidate {
-        let hit = match rule.digest.as_deref() {
-            Some(d) => crate::policy::domain_digest(c) == *d,
-            None => *rule.domain == *c,
-        };
-        if hit {
-            return true;
-        }
-        candidate = c.split_once('.').map(|(_, parent)| parent);
-    }
-    false
+    host::suffixes(&e.domain).any(|c| match rule.digest.as_deref() {
+        Some(d) => domain_digest(c) == *d,
+        None => *rule.domain == *c,
+    })
 }
 
 #[cfg(test)]
@@ -886,5 +874,49 @@ mod tests {
             rows[3].contains("local-api:1") && rows[3].ends_with("lower priority"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn explain_and_the_proxy_agree_on_an_ip_literal() {
+        // An address is matched exactly: `2.1` is not a parent of `192.0.2.1` for the proxy,
+        // so explain must neither load nor list a rule on it.
+        let host = "192.0.2.1";
+        let on_address = rule(host, Severity::Suspend, 1);
+        let not_parents = [
+            rule("0.2.1", Severity::Suspend, 2),
+            rule("2.1", Severity::Suspend, 3),
+        ];
+        let rules = Snapshot::from_rules([on_address.clone()]);
+        let listed: Vec<Listed> = not_parents
+            .iter()
+            .map(|r| Listed {
+                rule: r.clone(),
+                standing: Standing::LowerPriority,
+            })
+            .collect();
+        let proxy: Vec<&str> = rules.matching_rules(host).map(|r| &*r.domain).collect();
+        assert_eq!(proxy, [host]);
+        let kept = on_hosts(&[host.to_string()]);
+        assert!(kept(&on_address));
+        assert!(not_parents.iter().all(|r| !kept(r)));
+        let text = report(
+            &rules,
+            &listed,
+            &FriendlyFederatorsConfig::default(),
+            &Subject::Domain(host.into()),
+        );
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(' ') && l.contains("rules.csv:"))
+            .collect();
+        assert_eq!(
+            rows,
+            [" *  192.0.2.1  suspend   -      no       rules.csv:1  -"],
+            "{text}"
+        );
+        // Control: a name's parents are its suffixes, for both.
+        let kept = on_hosts(&["x.2.1.example".to_string()]);
+        assert!(kept(&rule("2.1.example", Severity::Suspend, 4)));
+        assert!(!kept(&rule("2.1", Severity::Suspend, 5)));
     }
 }

@@ -8,6 +8,7 @@
 //! | `pipeline`  | THE inbox request flow, phase by phase, and its single finish (metrics + log) |
 //! | `signature` | draft-cavage `Signature` and RFC 9421 `Signature-Input` parsing, window, digests, signing string / signature base, verification |
 //! | `keys`      | public key cache (coalesced, negative-cached) and the hardened key fetcher |
+//! | `net`       | the one outbound HTTP client (key fetches, remote rule sources): URL and address checks, TLS, body cap |
 //! | `activity`  | the few activity JSON fields policy needs, read in one pass |
 //! | `policy`    | immutable rule snapshot, host normalisation, suffix matching, pure decisions |
 //! | `forward`   | upstream client: hop-by-hop stripping, X-Forwarded-*, timeouts |
@@ -22,6 +23,7 @@
 //! | `explain`   | `inboxguard explain`: the decision and every matching rule for a domain, actor or activity |
 //! | `federators`| friendly federators: laundering checks, evidence store and file, escalation into a generated source |
 //! | `subscriptions` | remote rule sources (`[[subscriptions]]`, Mastodon's admin API): fetch, disk cache, refresh tasks |
+//! | `clock`     | `unix_now`: wall-clock seconds, as state files and timestamp gauges hold them |
 //!
 //! Lower modules never import higher ones: `signature`, `policy`, `activity` and `config`
 //! know nothing of HTTP servers, and `policy` does no I/O.
@@ -30,6 +32,7 @@
 pub mod activity;
 pub mod admin;
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod explain;
@@ -37,6 +40,7 @@ pub mod federators;
 pub mod forward;
 pub mod keys;
 pub mod metrics;
+mod net;
 pub mod pipeline;
 pub mod policy;
 pub mod reject;

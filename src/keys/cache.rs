@@ -157,7 +157,7 @@ impl<V: Send + Sync + 'static> Store<V> {
             .key_fetches_total
             .with_label_values(&[label])
             .inc();
-        let host = super::document::host_of(key_id).unwrap_or_default();
+        let host = crate::net::host_of(key_id).unwrap_or_default();
         match &result {
             Ok(_) => tracing::debug!(%host, "key fetched"),
             Err(e) if e.is_transient() => {

@@ -3,13 +3,11 @@
 //!
 //! * `cache`: [`KeyStore`], one moka cache keyed by keyId holding successes and failures
 //!   (each with its own TTL); concurrent misses share one fetch.
-//! * `fetch`: the HTTP side. One connection per GET, checked scheme and addresses (SSRF
-//!   guard), one redirect, timeout over the whole lookup, content-type allowlist, body cap,
-//!   optional signed GET on behalf of the instance actor.
+//! * `fetch`: the HTTP side, over `crate::net` (one connection per GET, checked scheme and
+//!   addresses): one redirect, timeout over the whole lookup, content-type allowlist, body
+//!   cap, optional signed GET on behalf of the instance actor.
 //! * `document`: what a fetched document must say for its key to be trusted (no I/O).
-//! * `address`: which IP addresses a fetch may connect to.
 
-mod address;
 mod bulkhead;
 mod cache;
 mod document;
@@ -17,11 +15,7 @@ mod fetch;
 #[cfg(test)]
 mod test_server;
 
-pub use address::is_forbidden_address;
 pub use cache::KeyStore;
-/// The fetcher's TLS client setup and one-shot HTTP/1.1 exchange, shared with the
-/// subscription fetcher so there is one outbound HTTP stack.
-pub(crate) use fetch::{exchange, tls_connector};
 
 use crate::signature::PublicKey;
 
@@ -58,7 +52,7 @@ pub enum KeyError {
     #[error("Unable to fetch key JSON at {key_id}: refusing plain http for {url}")]
     InsecureScheme { key_id: String, url: String },
     /// The host has no address we may connect to: every address is loopback, private,
-    /// link-local, ... (see [`is_forbidden_address`]) and `allow_private_addresses` is off.
+    /// link-local, ... (see `net::address`) and `allow_private_addresses` is off.
     #[error("Unable to fetch key JSON at {key_id}: {host} has no public address")]
     ForbiddenAddress { key_id: String, host: String },
     /// Name resolution failed or returned no address.

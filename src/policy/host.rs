@@ -6,6 +6,7 @@
 //! the two sides (`Bad.Example.` vs `bad.example`, `bücher` vs `xn--bcher-kva`) is a way around
 //! a block.
 
+use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use url::{Host, Url};
 
@@ -82,6 +83,25 @@ pub fn of_uri(uri: &str) -> Option<String> {
     normalize(host)
 }
 
+/// [`of_uri`], borrowed from `uri` when it is already in the canonical form most senders use
+/// (`https://lower.case.host/…`), so a per-request path does not allocate. Borrowing only
+/// where `of_uri` would return the same text: no uppercase, port, userinfo, percent-escape,
+/// trailing dot, punycode label (which IDNA validates), or numeric last label (which the URL
+/// parser reads as an IPv4 address).
+pub fn of_uri_borrowed(uri: &str) -> Option<Cow<'_, str>> {
+    let rest = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"));
+    if let Some(rest) = rest {
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let name = &rest[..end];
+        if is_canonical_name(name) {
+            return Some(Cow::Borrowed(name));
+        }
+    }
+    of_uri(uri).map(Cow::Owned)
+}
+
 /// True for an IP literal as `normalize` writes it. Addresses are matched exactly, never by
 /// suffix: `2.1` is not a parent of `192.0.2.1`.
 pub(crate) fn is_ip_literal(host: &str) -> bool {
@@ -113,6 +133,13 @@ pub(crate) fn suffixes_with_labels(host: &str) -> impl Iterator<Item = (&str, us
 fn valid_port(port: &str) -> Option<()> {
     (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok())
         .then_some(())
+}
+
+/// A name `normalize` would return unchanged, judged without IDNA: see [`of_uri_borrowed`].
+fn is_canonical_name(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or("");
+    let numeric_last = last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x");
+    valid_name(name) && !name.split('.').any(|label| label.starts_with("xn--")) && !numeric_last
 }
 
 fn valid_name(name: &str) -> bool {
@@ -228,5 +255,39 @@ mod tests {
         assert!(is_ip_literal("2001:db8::1"));
         assert!(!is_ip_literal("bad.example"));
         assert!(!is_ip_literal("1.example"));
+    }
+
+    #[test]
+    fn canonical_hosts_are_borrowed_and_agree_with_of_uri() {
+        for uri in [
+            "https://bad.example/users/x",
+            "http://a-b_c.example",
+            "https://bad.example?x#y",
+            "https://Bad.Example/x",
+            "https://bad.example./x",
+            "https://bad.example:443/x",
+            "https://user@bad.example/x",
+            "https://b%61d.example/x",
+            "https://xn--bcher-kva.example/x",
+            "https://bücher.example/x",
+            "https://192.0.2.1/x",
+            "https://0x7f.1/x",
+            "https://[2001:db8::1]/x",
+            "acct:x@bad.example",
+            "https://",
+            "https:///x",
+            "not a uri",
+            " https://bad.example/x ",
+        ] {
+            assert_eq!(
+                of_uri_borrowed(uri).map(Cow::into_owned),
+                of_uri(uri),
+                "{uri}"
+            );
+        }
+        assert!(matches!(
+            of_uri_borrowed("https://bad.example/x"),
+            Some(Cow::Borrowed("bad.example"))
+        ));
     }
 }

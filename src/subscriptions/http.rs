@@ -1,23 +1,21 @@
-//! One outbound GET for a remote rule source: scheme and address checks, TLS, a size-capped
-//! body. Built on the key fetcher's TLS setup and HTTP/1.1 exchange (`keys::exchange`), so
-//! inboxguard has one outbound HTTP stack.
+//! One outbound GET for a remote rule source, over `crate::net` (scheme and address checks,
+//! TLS, a size-capped body), and the URL helpers pagination needs.
 //!
 //! Subscription URLs are chosen by the operator, not by senders, but a list host that
 //! redirects to `http://169.254.169.254/` must not make us fetch from the operator's own
-//! network, so every hop's addresses pass [`is_forbidden_address`] unless the source sets
-//! `allow_private_addresses`. The timeout is the caller's (`tokio::time::timeout` around the
-//! whole exchange).
+//! network, so every hop's addresses pass the SSRF guard in `net::address` unless the source
+//! sets `allow_private_addresses`. The timeout is the caller's (`tokio::time::timeout` around
+//! the whole exchange).
 
-use crate::keys::{exchange, is_forbidden_address, tls_connector};
+use crate::net::{self, Reach, Target};
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST, USER_AGENT};
+use http::header::{HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
-use rustls_pki_types::ServerName;
-use std::net::{IpAddr, SocketAddr};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use http_body_util::Empty;
 use url::Url;
+
+/// Redirects a subscription fetch follows (list hosts move files, e.g. raw.githubusercontent).
+pub const MAX_REDIRECTS: usize = 5;
 
 /// Why a remote source could not be fetched. Each variant has a `reason` used as the
 /// `result` label of `inboxguard_subscription_fetches_total`.
@@ -53,7 +51,7 @@ pub enum FetchError {
     /// The body is (or says it is) over the source's `max_bytes`.
     #[error("answer is larger than {limit} bytes")]
     TooLarge { limit: u64 },
-    /// More redirects than `MAX_REDIRECTS`, or one without a usable `Location`.
+    /// More redirects than [`MAX_REDIRECTS`], or one without a usable `Location`.
     #[error("{url}: redirect without a usable Location, or too many redirects")]
     Redirect { url: String },
     /// A pagination link to another origin (the bearer token would go there).
@@ -106,7 +104,7 @@ pub struct Answer {
 
 /// Makes GETs; holds no connections (each GET has its own: a list is fetched once an hour).
 pub struct Getter {
-    tls: TlsConnector,
+    client: net::Client,
     user_agent: HeaderValue,
 }
 
@@ -117,7 +115,7 @@ impl Getter {
         let user_agent = HeaderValue::from_str(user_agent)
             .map_err(|_| format!("user agent {user_agent:?} is not a valid header value"))?;
         Ok(Getter {
-            tls: tls_connector()?,
+            client: net::Client::new()?,
             user_agent,
         })
     }
@@ -130,8 +128,8 @@ impl Getter {
         headers: &HeaderMap,
         limits: Limits,
     ) -> Result<Answer, FetchError> {
-        let target = Target::of(url, limits.allow_http)?;
-        let tcp = connect(&target, limits.allow_private_addresses).await?;
+        let fail = |host: &str, e| fetch_error(url, host, limits, e);
+        let target = Target::of(url, limits.allow_http).map_err(|e| fail("", e))?;
         let mut request = Request::get(target.path_and_query.as_str())
             .header(HOST, target.authority.as_str())
             .header(USER_AGENT, self.user_agent.clone())
@@ -142,56 +140,24 @@ impl Getter {
         for (name, value) in headers {
             request.headers_mut().insert(name, value.clone());
         }
-        let protocol = |_| FetchError::Protocol {
-            host: target.host.clone(),
+        let reach = Reach {
+            allow_private_addresses: limits.allow_private_addresses,
+            pinned: None,
         };
-        let (response, _conn) = if target.https {
-            let name = match target.literal {
-                Some(ip) => ServerName::IpAddress(ip.into()),
-                None => ServerName::try_from(target.host.clone()).map_err(|_| FetchError::Tls {
-                    host: target.host.clone(),
-                })?,
-            };
-            let tls = self
-                .tls
-                .connect(name, tcp)
-                .await
-                .map_err(|_| FetchError::Tls {
-                    host: target.host.clone(),
-                })?;
-            exchange(tls, request).await.map_err(protocol)?
-        } else {
-            exchange(tcp, request).await.map_err(protocol)?
-        };
+        let (response, _conn) = self
+            .client
+            .send(&target, reach, request)
+            .await
+            .map_err(|e| fail(&target.host, e))?;
         // `_conn` keeps the connection driven until the body is read.
         let status = response.status();
         let headers = response.headers().clone();
-        if !status.is_success() {
-            return Ok(Answer {
-                status,
-                headers,
-                body: Bytes::new(),
-            });
-        }
-        let too_large = || FetchError::TooLarge {
-            limit: limits.max_bytes,
-        };
-        let declared = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limits.max_bytes) {
-            return Err(too_large());
-        }
-        let cap = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
-        let body = match Limited::new(response.into_body(), cap).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-            Err(_) => {
-                return Err(FetchError::Protocol {
-                    host: target.host.clone(),
-                })
-            }
+        let body = if status.is_success() {
+            net::read_body(response, limits.max_bytes)
+                .await
+                .map_err(|e| fail(&target.host, e))?
+        } else {
+            Bytes::new()
         };
         Ok(Answer {
             status,
@@ -199,105 +165,54 @@ impl Getter {
             body,
         })
     }
-}
 
-/// The checked pieces of a URL to GET.
-struct Target {
-    /// Without a trailing dot; IPv6 literals without brackets.
-    host: String,
-    literal: Option<IpAddr>,
-    port: u16,
-    https: bool,
-    /// `Host` header: host (`[v6]`), `:port` when not the default.
-    authority: String,
-    path_and_query: String,
-}
-
-impl Target {
-    fn of(url: &Url, allow_http: bool) -> Result<Target, FetchError> {
-        let invalid = || FetchError::InvalidUrl {
-            url: url.to_string(),
-        };
-        let https = match url.scheme() {
-            "https" => true,
-            "http" if allow_http => false,
-            "http" => {
-                return Err(FetchError::InsecureScheme {
-                    url: url.to_string(),
-                })
+    /// GETs `url`, following up to [`MAX_REDIRECTS`] redirects; each hop is checked again
+    /// (scheme, addresses). A 304 is an answer, not a redirect.
+    pub(crate) async fn get_following_redirects(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        limits: Limits,
+    ) -> Result<Answer, FetchError> {
+        let mut url = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let answer = self.get(&url, headers, limits).await?;
+            if !answer.status.is_redirection() || answer.status == StatusCode::NOT_MODIFIED {
+                return Ok(answer);
             }
-            _ => return Err(invalid()),
-        };
-        let (host, literal) = match url.host().ok_or_else(invalid)? {
-            url::Host::Domain(d) => (d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase(), None),
-            url::Host::Ipv4(ip) => (ip.to_string(), Some(IpAddr::V4(ip))),
-            url::Host::Ipv6(ip) => (ip.to_string(), Some(IpAddr::V6(ip))),
-        };
-        if host.is_empty() {
-            return Err(invalid());
+            let next = net::redirect_target(&answer.headers, &url).ok_or_else(|| {
+                FetchError::Redirect {
+                    url: url.to_string(),
+                }
+            })?;
+            tracing::debug!(from = %url, to = %next, "subscription redirected");
+            url = next;
         }
-        let port = url.port_or_known_default().ok_or_else(invalid)?;
-        let bracketed = if matches!(literal, Some(IpAddr::V6(_))) {
-            format!("[{host}]")
-        } else {
-            host.clone()
-        };
-        let authority = match url.port() {
-            Some(p) => format!("{bracketed}:{p}"),
-            None => bracketed,
-        };
-        let path_and_query = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
-        Ok(Target {
-            host,
-            literal,
-            port,
-            https,
-            authority,
-            path_and_query,
+        Err(FetchError::Redirect {
+            url: url.to_string(),
         })
     }
 }
 
-/// Resolves the host and connects to the first address that passes the SSRF check and
-/// accepts; the connection goes to a checked address, so a second DNS answer cannot swap one in.
-async fn connect(target: &Target, allow_private: bool) -> Result<TcpStream, FetchError> {
-    let found: Vec<SocketAddr> = match target.literal {
-        Some(ip) => vec![SocketAddr::new(ip, target.port)],
-        None => tokio::net::lookup_host((target.host.as_str(), target.port))
-            .await
-            .map_err(|_| FetchError::Dns {
-                host: target.host.clone(),
-            })?
-            .collect(),
-    };
-    if found.is_empty() {
-        return Err(FetchError::Dns {
-            host: target.host.clone(),
-        });
+/// A failed GET of `url` (on `host`) as a [`FetchError`].
+fn fetch_error(url: &Url, host: &str, limits: Limits, e: net::Error) -> FetchError {
+    let host = host.to_string();
+    match e {
+        net::Error::InvalidUrl => FetchError::InvalidUrl {
+            url: url.to_string(),
+        },
+        net::Error::InsecureScheme => FetchError::InsecureScheme {
+            url: url.to_string(),
+        },
+        net::Error::Dns => FetchError::Dns { host },
+        net::Error::ForbiddenAddress => FetchError::ForbiddenAddress { host },
+        net::Error::Connect => FetchError::Connect { host },
+        net::Error::Tls => FetchError::Tls { host },
+        net::Error::Protocol => FetchError::Protocol { host },
+        net::Error::TooLarge => FetchError::TooLarge {
+            limit: limits.max_bytes,
+        },
     }
-    let allowed: Vec<SocketAddr> = found
-        .into_iter()
-        .filter(|a| allow_private || !is_forbidden_address(a.ip()))
-        .collect();
-    if allowed.is_empty() {
-        return Err(FetchError::ForbiddenAddress {
-            host: target.host.clone(),
-        });
-    }
-    for addr in allowed {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => {
-                tracing::debug!(host = %target.host, %addr, error = %e, "rule source connect failed")
-            }
-        }
-    }
-    Err(FetchError::Connect {
-        host: target.host.clone(),
-    })
 }
 
 /// The `rel="next"` target of a `Link` header (RFC 8288), resolved against `base`.
@@ -397,31 +312,6 @@ mod tests {
         assert!(!same_origin(
             &u("https://a.example/"),
             &u("https://a.example:8443/")
-        ));
-    }
-
-    #[test]
-    fn targets() {
-        let u = |s| Url::parse(s).expect("url");
-        let t = Target::of(&u("https://Lists.Example./x/y.csv?v=1"), false).expect("ok");
-        assert_eq!(
-            (
-                t.host.as_str(),
-                t.port,
-                t.authority.as_str(),
-                t.path_and_query.as_str()
-            ),
-            ("lists.example", 443, "lists.example", "/x/y.csv?v=1")
-        );
-        let t = Target::of(&u("http://[::1]:8080/l"), true).expect("ok");
-        assert_eq!(t.authority, "[::1]:8080");
-        assert!(matches!(
-            Target::of(&u("http://lists.example/"), false),
-            Err(FetchError::InsecureScheme { .. })
-        ));
-        assert!(matches!(
-            Target::of(&u("ftp://lists.example/"), true),
-            Err(FetchError::InvalidUrl { .. })
         ));
     }
 

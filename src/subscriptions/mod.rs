@@ -20,20 +20,21 @@ mod http;
 mod mastodon;
 
 pub use cache::{Cache, CacheError, CachedCopy};
-pub use http::{link_next, FetchError, Getter, Limits};
+pub use http::{link_next, FetchError, Getter, Limits, MAX_REDIRECTS};
 pub use mastodon::{AllowList, MastodonPull};
 
+use crate::clock::unix_now;
 use crate::config::{BlocklistFormat, Config, SubscriptionConfig, SubscriptionFormat};
 use crate::metrics::Metrics;
 use crate::policy::sources::{self, LoadError, ParsedSource};
 use crate::reload::{MemorySource, Rules};
-use ::http::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION};
+use ::http::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use ::http::{HeaderMap, HeaderValue, StatusCode};
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use url::Url;
@@ -41,8 +42,6 @@ use url::Url;
 /// First retry delay after a failed fetch; doubles per consecutive failure up to the source's
 /// refresh interval.
 pub const RETRY_MIN: Duration = Duration::from_secs(30);
-/// Redirects a subscription fetch follows (list hosts move files, e.g. raw.githubusercontent).
-pub const MAX_REDIRECTS: usize = 5;
 
 /// Why a refresh left the copy in force unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -136,12 +135,6 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
         .as_ref()
         .to_vec()
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Parses a subscription body in its configured format; `Auto` takes a body starting with
@@ -385,11 +378,15 @@ impl Subscription {
             }
         }
         let timeout = Duration::from_secs(self.config.timeout_secs);
-        let answer = tokio::time::timeout(timeout, self.get_following_redirects(&headers))
-            .await
-            .map_err(|_| FetchError::Timeout {
-                secs: self.config.timeout_secs,
-            })??;
+        let get = self
+            .getter
+            .get_following_redirects(&self.url, &headers, self.limits());
+        let answer =
+            tokio::time::timeout(timeout, get)
+                .await
+                .map_err(|_| FetchError::Timeout {
+                    secs: self.config.timeout_secs,
+                })??;
         if answer.status == StatusCode::NOT_MODIFIED {
             return if conditional {
                 Ok(Outcome::NotModified)
@@ -433,37 +430,13 @@ impl Subscription {
         Ok(Outcome::Updated { rules })
     }
 
-    /// GETs the URL, following up to [`MAX_REDIRECTS`] redirects; each hop is checked again
-    /// (scheme, addresses).
-    async fn get_following_redirects(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<http::Answer, FetchError> {
-        let limits = Limits {
+    /// What this source allows a GET to do.
+    fn limits(&self) -> Limits {
+        Limits {
             max_bytes: self.config.max_bytes,
             allow_http: self.config.allow_http,
             allow_private_addresses: self.config.allow_private_addresses,
-        };
-        let mut url = self.url.clone();
-        for _ in 0..=MAX_REDIRECTS {
-            let answer = self.getter.get(&url, headers, limits).await?;
-            if !answer.status.is_redirection() || answer.status == StatusCode::NOT_MODIFIED {
-                return Ok(answer);
-            }
-            let next = answer
-                .headers
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|loc| url.join(loc).ok())
-                .ok_or_else(|| FetchError::Redirect {
-                    url: url.to_string(),
-                })?;
-            tracing::debug!(source = self.label(), to = %next, "subscription redirected");
-            url = next;
         }
-        Err(FetchError::Redirect {
-            url: url.to_string(),
-        })
     }
 }
 

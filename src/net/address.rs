@@ -1,8 +1,9 @@
-//! Which IP addresses a key fetch may connect to (the SSRF guard).
+//! Which IP addresses an outbound fetch may connect to (the SSRF guard).
 //!
-//! A keyId is chosen by whoever sends us a request, so without this check anyone could make
-//! the proxy GET URLs on the operator's own network (metadata services, admin ports, Mastodon
-//! itself). Only globally routable unicast addresses pass.
+//! A keyId is chosen by whoever sends us a request, and a list host can redirect anywhere, so
+//! without this check anyone could make the proxy GET URLs on the operator's own network
+//! (metadata services, admin ports, Mastodon itself). Only globally routable unicast
+//! addresses pass.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -14,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// (fec0::/10), discard (100::/64), Teredo (2001::/32), and any IPv6 form that embeds an IPv4
 /// address (mapped, compatible, NAT64 64:ff9b::/96, 6to4 2002::/16) whose IPv4 address is
 /// refused.
-pub fn is_forbidden_address(ip: IpAddr) -> bool {
+pub(crate) fn is_forbidden_address(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_forbidden_v4(v4),
         IpAddr::V6(v6) => is_forbidden_v6(v6),
