@@ -20,6 +20,10 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
 
+mod content;
+use content::{is_public, push_capped, RawText, MAX_CONTENT_ITEMS};
+pub use content::{Content, MAX_CONTENT_MENTIONS};
+
 /// Mention `href`s kept per object; later ones are skipped. Enough for any real conversation,
 /// and it bounds what a body stuffed with thousands of mentions costs the policy checks.
 pub const MAX_MENTIONS: usize = 16;
@@ -36,6 +40,8 @@ pub struct Facts {
     /// element).
     pub actor: Option<String>,
     pub object: Option<ObjectFacts>,
+    /// What content rules read; only from `parse_with_content`.
+    pub content: Option<Box<Content>>,
 }
 
 /// The activity's `object`: a bare URI, or an embedded object.
@@ -64,6 +70,14 @@ pub enum FactsError {
 impl Facts {
     pub fn parse(body: &[u8]) -> Result<Facts, FactsError> {
         Ok(serde_json::from_slice(body)?)
+    }
+
+    /// `parse`, and the content facts too (`Facts::content`), in the same single pass.
+    pub fn parse_with_content(body: &[u8]) -> Result<Facts, FactsError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let facts = de::DeserializeSeed::deserialize(FactsSeed { content: true }, &mut de)?;
+        de.end()?;
+        Ok(facts)
     }
 
     /// A `Delete` or `Update` of the actor itself (`actor` == `object` or `object.id`): the
@@ -99,43 +113,79 @@ macro_rules! skip_scalars {
 
 impl<'de> Deserialize<'de> for Facts {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Facts;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an ActivityPub activity object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Facts, A::Error> {
-                // Every field is assigned, never merged, so a repeated key leaves the last
-                // occurrence in force, as in Oj.
-                let mut facts = Facts::default();
-                let mut object = ObjectSlot::Absent;
-                while let Some(key) = map.next_key::<KeyName>()? {
-                    match key.0.as_str() {
-                        "id" => facts.id = map.next_value::<Text>()?.0,
-                        "type" => facts.kind = map.next_value::<TypeName>()?.0,
-                        "actor" => facts.actor = map.next_value::<Reference>()?.0,
-                        "object" => object = map.next_value::<ObjectSlot>()?,
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
+        de::DeserializeSeed::deserialize(FactsSeed { content: false }, d)
+    }
+}
+
+/// Reads the facts, and the content facts too when `content` is set.
+struct FactsSeed {
+    content: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for FactsSeed {
+    type Value = Facts;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Facts, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FactsSeed {
+    type Value = Facts;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an ActivityPub activity object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Facts, A::Error> {
+        // Every field is assigned, never merged, so a repeated key leaves the last
+        // occurrence in force, as in Oj.
+        let mut facts = Facts::default();
+        let mut object = ObjectSlot::Absent;
+        let mut audience = Audience::default();
+        while let Some(key) = map.next_key::<KeyName>()? {
+            match key.0.as_str() {
+                "id" => facts.id = map.next_value::<Text>()?.0,
+                "type" => facts.kind = map.next_value::<TypeName>()?.0,
+                "actor" => facts.actor = map.next_value::<Reference>()?.0,
+                "object" => {
+                    object = map.next_value_seed(ObjectSeed {
+                        content: self.content,
+                    })?
                 }
-                facts.object = match object {
-                    ObjectSlot::Absent => None,
-                    ObjectSlot::Object(o) => Some(o),
-                    ObjectSlot::Invalid => {
-                        return Err(de::Error::invalid_type(
-                            de::Unexpected::Other("a number or boolean"),
-                            &"an object URI or an embedded object",
-                        ))
-                    }
-                };
-                Ok(facts)
+                "to" if self.content => audience.to = Some(map.next_value::<Public>()?.0),
+                "cc" if self.content => audience.cc = Some(map.next_value::<Public>()?.0),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        d.deserialize_map(V)
+        let content;
+        (facts.object, content) = match object {
+            ObjectSlot::Absent => (None, None),
+            ObjectSlot::Object(o, c) => (Some(o), c),
+            ObjectSlot::Invalid => {
+                return Err(de::Error::invalid_type(
+                    de::Unexpected::Other("a number or boolean"),
+                    &"an object URI or an embedded object",
+                ))
+            }
+        };
+        if self.content {
+            let (mut c, object_audience) = content.unwrap_or_default();
+            // Mastodon reads the object's audience, and the activity's where it has none
+            // (`as_array(@object['to'] || @json['to'])`).
+            let pick = |o: Option<bool>, a: Option<bool>| o.or(a).unwrap_or(false);
+            c.public =
+                pick(object_audience.to, audience.to) || pick(object_audience.cc, audience.cc);
+            facts.content = Some(Box::new(c));
+        }
+        Ok(facts)
     }
+}
+
+/// Whether a `to`/`cc` value was given, and names the public collection.
+#[derive(Debug, Default, Clone, Copy)]
+struct Audience {
+    to: Option<bool>,
+    cc: Option<bool>,
 }
 
 /// The `object` member, read from its last occurrence: absent for `null`; a number or
@@ -143,144 +193,187 @@ impl<'de> Deserialize<'de> for Facts {
 enum ObjectSlot {
     Absent,
     Invalid,
-    Object(ObjectFacts),
+    Object(ObjectFacts, Option<(Content, Audience)>),
 }
 
-impl<'de> Deserialize<'de> for ObjectSlot {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ObjectSlot;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object URI or an embedded object")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ObjectSlot, E> {
-                Ok(ObjectSlot::Object(ObjectFacts {
-                    id: Some(v.to_owned()),
-                    ..ObjectFacts::default()
-                }))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ObjectSlot, A::Error> {
-                ObjectFacts::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(ObjectSlot::Object)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ObjectSlot, A::Error> {
-                // Mastodon's handlers index an array `object` like a hash and fail, so nothing
-                // in it is acted on; the first element is read so that rules about it still
-                // apply (stricter, never looser).
-                let first = seq
-                    .next_element::<ObjectSlot>()?
-                    .unwrap_or(ObjectSlot::Absent);
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(first)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<ObjectSlot, E> {
-                Ok(ObjectSlot::Absent)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ObjectSlot, E> {
-                Ok(ObjectSlot::Invalid)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<ObjectSlot, E> {
-                Ok(ObjectSlot::Invalid)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<ObjectSlot, E> {
-                Ok(ObjectSlot::Invalid)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ObjectSlot, E> {
-                Ok(ObjectSlot::Invalid)
-            }
-        }
-        d.deserialize_any(V)
+struct ObjectSeed {
+    content: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for ObjectSeed {
+    type Value = ObjectSlot;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ObjectSlot, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-impl<'de> Deserialize<'de> for ObjectFacts {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ObjectFacts;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an embedded object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ObjectFacts, A::Error> {
-                let mut o = ObjectFacts::default();
-                // One slot per quote vocabulary, each last-wins like any other key.
-                let mut quotes: [Option<String>; MAX_QUOTES] = Default::default();
-                while let Some(key) = map.next_key::<KeyName>()? {
-                    match key.0.as_str() {
-                        "id" => o.id = map.next_value::<Text>()?.0,
-                        "type" => o.kind = map.next_value::<TypeName>()?.0,
-                        "attributedTo" => o.attributed_to = map.next_value::<Reference>()?.0,
-                        "inReplyTo" => o.in_reply_to = map.next_value::<Reference>()?.0,
-                        "quote" => quotes[0] = map.next_value::<Reference>()?.0,
-                        "quoteUrl" => quotes[1] = map.next_value::<Reference>()?.0,
-                        "quoteUri" => quotes[2] = map.next_value::<Reference>()?.0,
-                        "_misskey_quote" => quotes[3] = map.next_value::<Reference>()?.0,
-                        "tag" => {
-                            o.mentions.clear();
-                            map.next_value_seed(Mentions(&mut o.mentions))?
-                        }
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
+impl<'de> Visitor<'de> for ObjectSeed {
+    type Value = ObjectSlot;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object URI or an embedded object")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<ObjectSlot, E> {
+        let facts = ObjectFacts {
+            id: Some(v.to_owned()),
+            ..ObjectFacts::default()
+        };
+        Ok(ObjectSlot::Object(facts, None))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ObjectSlot, A::Error> {
+        let mut o = ObjectFacts::default();
+        // One slot per quote vocabulary, each last-wins like any other key.
+        let mut quotes: [Option<String>; MAX_QUOTES] = Default::default();
+        let mut text = RawText::default();
+        let mut content = Content::default();
+        let mut audience = Audience::default();
+        while let Some(key) = map.next_key::<KeyName>()? {
+            match key.0.as_str() {
+                "id" => o.id = map.next_value::<Text>()?.0,
+                "type" => o.kind = map.next_value::<TypeName>()?.0,
+                "attributedTo" => o.attributed_to = map.next_value::<Reference>()?.0,
+                "inReplyTo" => o.in_reply_to = map.next_value::<Reference>()?.0,
+                "quote" => quotes[0] = map.next_value::<Reference>()?.0,
+                "quoteUrl" => quotes[1] = map.next_value::<Reference>()?.0,
+                "quoteUri" => quotes[2] = map.next_value::<Reference>()?.0,
+                "_misskey_quote" => quotes[3] = map.next_value::<Reference>()?.0,
+                "tag" => {
+                    o.mentions.clear();
+                    let tags = Tags {
+                        mentions: &mut o.mentions,
+                        content: self.content.then_some(&mut content),
+                    };
+                    map.next_value_seed(tags)?
                 }
-                o.quotes = quotes.into_iter().flatten().collect();
-                Ok(o)
+                "content" if self.content => text.content = map.next_value::<Text>()?.0,
+                "contentMap" if self.content => {
+                    text.content_map = map.next_value::<FirstValue>()?.0
+                }
+                "summary" if self.content => text.summary = map.next_value::<Text>()?.0,
+                "name" if self.content => text.name = map.next_value::<Text>()?.0,
+                "attachment" if self.content => map.next_value_seed(Attachments(&mut content))?,
+                "to" if self.content => audience.to = Some(map.next_value::<Public>()?.0),
+                "cc" if self.content => audience.cc = Some(map.next_value::<Public>()?.0),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        d.deserialize_map(V)
+        o.quotes = quotes.into_iter().flatten().collect();
+        let content = self.content.then(|| {
+            text.finish(&mut content);
+            (content, audience)
+        });
+        Ok(ObjectSlot::Object(o, content))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ObjectSlot, A::Error> {
+        // Mastodon's handlers index an array `object` like a hash and fail, so nothing in it
+        // is acted on; the first element is read so that rules about it still apply
+        // (stricter, never looser).
+        let first = seq
+            .next_element_seed(ObjectSeed {
+                content: self.content,
+            })?
+            .unwrap_or(ObjectSlot::Absent);
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(first)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<ObjectSlot, E> {
+        Ok(ObjectSlot::Absent)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<ObjectSlot, E> {
+        Ok(ObjectSlot::Invalid)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<ObjectSlot, E> {
+        Ok(ObjectSlot::Invalid)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<ObjectSlot, E> {
+        Ok(ObjectSlot::Invalid)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<ObjectSlot, E> {
+        Ok(ObjectSlot::Invalid)
     }
 }
 
 /// Reads a `tag` value the way Mastodon's `as_array(tag).each` does (an array of tag
-/// objects, or one tag object) and appends the `href` of each `Mention` to the vector, up to
-/// `MAX_MENTIONS`. Hashtags, emoji and anything that is not a tag object are skipped without
-/// being built.
-struct Mentions<'v>(&'v mut Vec<String>);
+/// objects, or one tag object): the `href` of each `Mention` goes to `mentions`, up to
+/// `MAX_MENTIONS`, and, when content facts are read, every mention is counted and hashtag
+/// names kept. Emoji and anything that is not a tag object are skipped without being built.
+struct Tags<'v> {
+    mentions: &'v mut Vec<String>,
+    content: Option<&'v mut Content>,
+}
 
-impl<'de> de::DeserializeSeed<'de> for Mentions<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        struct V<'v>(&'v mut Vec<String>);
-        impl V<'_> {
-            fn keep(&mut self, tag: Tag) {
-                if let Tag(Some(href)) = tag {
-                    if self.0.len() < MAX_MENTIONS {
-                        self.0.push(href);
+impl Tags<'_> {
+    fn keep(&mut self, tag: Tag) {
+        match tag {
+            Tag::Mention(href) => {
+                if let Some(c) = self.content.as_deref_mut() {
+                    c.mentions = c.mentions.saturating_add(1);
+                    if let Some(href) = &href {
+                        push_capped(&mut c.mention_hrefs, href.clone(), MAX_CONTENT_MENTIONS);
+                    }
+                }
+                if let Some(href) = href {
+                    if self.mentions.len() < MAX_MENTIONS {
+                        self.mentions.push(href);
                     }
                 }
             }
-        }
-        impl<'de> Visitor<'de> for V<'_> {
-            type Value = ();
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a tag object or an array of them")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-                while let Some(tag) = seq.next_element::<Tag>()? {
-                    self.keep(tag);
+            Tag::Hashtag(Some(name)) => {
+                if let Some(c) = self.content.as_deref_mut() {
+                    let name = name.trim_start_matches('#').to_lowercase();
+                    push_capped(&mut c.hashtags, name, MAX_CONTENT_ITEMS);
                 }
-                Ok(())
             }
-            fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
-                let tag = Tag::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                self.keep(tag);
-                Ok(())
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-                Ok(())
-            }
-            skip_scalars!(());
+            Tag::Hashtag(None) | Tag::Other => {}
         }
-        d.deserialize_any(V(self.0))
     }
 }
 
-/// One `tag` entry: its `href` when Mastodon would process it as a mention. Mastodon tests
-/// `equals_or_includes?(type, 'Hashtag')` before `'Mention'`, so an entry typed as both is a
-/// hashtag; a blank `href` is skipped (`process_mention` returns on `href.blank?`).
-struct Tag(Option<String>);
+impl<'de> de::DeserializeSeed<'de> for Tags<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(mut self, d: D) -> Result<(), D::Error> {
+        if let Some(c) = self.content.as_deref_mut() {
+            // A repeated `tag` key replaces the earlier list, as Oj does.
+            c.mentions = 0;
+            c.mention_hrefs.clear();
+            c.hashtags.clear();
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Tags<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a tag object or an array of them")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(tag) = seq.next_element::<Tag>()? {
+            self.keep(tag);
+        }
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
+        let tag = Tag::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        self.keep(tag);
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    skip_scalars!(());
+}
+
+/// One `tag` entry as Mastodon's `process_tags` sorts it: `equals_or_includes?(type,
+/// 'Hashtag')` is tested before `'Mention'`, so an entry typed as both is a hashtag. A
+/// mention's blank `href` is skipped (`process_mention` returns on `href.blank?`), but the
+/// mention still counts for content rules.
+enum Tag {
+    Mention(Option<String>),
+    Hashtag(Option<String>),
+    Other,
+}
 
 impl<'de> Deserialize<'de> for Tag {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -293,26 +386,189 @@ impl<'de> Deserialize<'de> for Tag {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tag, A::Error> {
                 let mut types = TypeSet::default();
                 let mut href = None;
+                let mut name = None;
                 while let Some(key) = map.next_key::<KeyName>()? {
                     match key.0.as_str() {
                         "type" => types = map.next_value::<TypeSet>()?,
                         "href" => href = map.next_value::<Text>()?.0,
+                        "name" => name = map.next_value::<Text>()?.0,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
-                let is_mention = types.mention && !types.hashtag;
-                Ok(Tag(href.filter(|h| is_mention && !h.trim().is_empty())))
+                Ok(if types.hashtag {
+                    Tag::Hashtag(name)
+                } else if types.mention {
+                    Tag::Mention(href.filter(|h| !h.trim().is_empty()))
+                } else {
+                    Tag::Other
+                })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tag, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Tag(None))
+                Ok(Tag::Other)
             }
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Tag, E> {
-                Ok(Tag(None))
+                Ok(Tag::Other)
             }
-            skip_scalars!(Tag(None));
+            skip_scalars!(Tag::Other);
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `attachment`: one object or an array of them; each object counts, its `blurhash` and
+/// `digestMultibase` are kept.
+struct Attachments<'c>(&'c mut Content);
+
+impl<'de> de::DeserializeSeed<'de> for Attachments<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.0.attachments = 0;
+        self.0.blurhashes.clear();
+        self.0.digests.clear();
+        d.deserialize_any(self)
+    }
+}
+
+impl Attachments<'_> {
+    fn keep(&mut self, entry: AttachmentEntry) {
+        let Some((blurhash, digest)) = entry.0 else {
+            return;
+        };
+        let c = &mut *self.0;
+        c.attachments = c.attachments.saturating_add(1);
+        if let Some(b) = blurhash {
+            push_capped(&mut c.blurhashes, b, MAX_CONTENT_ITEMS);
+        }
+        if let Some(d) = digest {
+            push_capped(&mut c.digests, d, MAX_CONTENT_ITEMS);
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Attachments<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an attachment object or an array of them")
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
+        let entry = AttachmentEntry::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        self.keep(entry);
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(entry) = seq.next_element::<AttachmentEntry>()? {
+            self.keep(entry);
+        }
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    skip_scalars!(());
+}
+
+/// One element of an `attachment` array: an object's `(blurhash, digestMultibase)`, or
+/// nothing for anything that is not an object.
+struct AttachmentEntry(Option<(Option<String>, Option<String>)>);
+
+impl<'de> Deserialize<'de> for AttachmentEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AttachmentEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an attachment object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AttachmentEntry, A::Error> {
+                let (mut blurhash, mut digest) = (None, None);
+                while let Some(key) = map.next_key::<KeyName>()? {
+                    match key.0.as_str() {
+                        "blurhash" => blurhash = map.next_value::<Text>()?.0,
+                        "digestMultibase" => digest = map.next_value::<Text>()?.0,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(AttachmentEntry(Some((blurhash, digest))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AttachmentEntry, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(AttachmentEntry(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<AttachmentEntry, E> {
+                Ok(AttachmentEntry(None))
+            }
+            skip_scalars!(AttachmentEntry(None));
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A `to`/`cc` value (`as_array`): whether it names the public collection, as a string or
+/// an object's `id`.
+struct Public(bool);
+
+impl<'de> Deserialize<'de> for Public {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Public;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an audience")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Public, E> {
+                Ok(Public(is_public(v)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Public, A::Error> {
+                let r = Reference::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Public(r.0.as_deref().is_some_and(is_public)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Public, A::Error> {
+                let mut any = false;
+                while let Some(Public(p)) = seq.next_element::<Public>()? {
+                    any |= p;
+                }
+                Ok(Public(any))
+            }
+            skip_scalars!(Public(false));
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `contentMap`: the first string value of the language map.
+struct FirstValue(Option<String>);
+
+impl<'de> Deserialize<'de> for FirstValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FirstValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a language map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FirstValue, A::Error> {
+                let mut first = None;
+                while map.next_key::<IgnoredAny>()?.is_some() {
+                    let Text(v) = map.next_value::<Text>()?;
+                    if first.is_none() {
+                        first = v;
+                    }
+                }
+                Ok(FirstValue(first))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FirstValue, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FirstValue(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<FirstValue, E> {
+                Ok(FirstValue(None))
+            }
+            skip_scalars!(FirstValue(None));
         }
         d.deserialize_any(V)
     }

@@ -106,5 +106,6 @@ pub fn read(body: &[u8]) -> Result<Facts, ()> {
             None => None,
             Some(o) => object(o)?,
         },
+        content: None,
     })
 }
