@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use http::{HeaderMap, Method, StatusCode};
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -33,10 +33,11 @@ impl Write for Captured {
 
 /// The capture, installed as the global subscriber before anything logs (so no call site is
 /// cached as unheard). Tests hold the returned guard so that each reads only its own lines.
-fn capture() -> (MutexGuard<'static, ()>, Captured) {
+async fn capture() -> (tokio::sync::MutexGuard<'static, ()>, Captured) {
     static LOG: OnceLock<Captured> = OnceLock::new();
-    static SERIAL: Mutex<()> = Mutex::new(());
-    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Held across awaits for a whole test; each test has its own runtime.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let serial = SERIAL.lock().await;
     let log = LOG
         .get_or_init(|| {
             let log = Captured::default();
@@ -75,7 +76,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 /// request is logged and counted once, whichever way the proxy notices.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_reset_mid_body_is_finished_exactly_once() {
-    let (_serial, log) = capture();
+    let (_serial, log) = capture().await;
     let puma = RecordingUpstream::start().await;
     let proxy = Proxy::builder(puma.addr()).start().await;
     proxy.wait_ready().await;
@@ -129,7 +130,7 @@ async fn a_client_reset_mid_body_is_finished_exactly_once() {
 /// dropped with its connection; the drop guard logs it once, as `cancelled`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_dropped_by_the_drain_is_finished_exactly_once() {
-    let (_serial, log) = capture();
+    let (_serial, log) = capture().await;
     let puma = RecordingUpstream::start().await;
     puma.hang();
     let remote = RemoteInstance::start("remote.test").await;
@@ -173,7 +174,7 @@ async fn a_request_dropped_by_the_drain_is_finished_exactly_once() {
 /// carry tokens) and Mastodon's status; it is not an inbox request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_through_request_gets_an_access_log_line() {
-    let (_serial, log) = capture();
+    let (_serial, log) = capture().await;
     let puma = RecordingUpstream::start().await;
     let proxy = Proxy::builder(puma.addr()).start().await;
     proxy.wait_ready().await;
@@ -209,7 +210,7 @@ async fn a_pass_through_request_gets_an_access_log_line() {
 /// request's future, and the drop guard logs and counts it once, as `cancelled`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_reset_while_mastodon_thinks_is_finished_exactly_once() {
-    let (_serial, log) = capture();
+    let (_serial, log) = capture().await;
     let puma = RecordingUpstream::start().await;
     puma.hang();
     let remote = RemoteInstance::start("remote.test").await;
