@@ -15,7 +15,7 @@
 //! are applied in the policy phase. Both signature formats (draft-cavage and RFC 9421) take
 //! this same path; only `signature::prepare_headers` tells them apart.
 //!
-//! The finish phase is a drop guard ([`Finish`]): it also runs for a request whose future is
+//! The finish phase is a drop guard (`Finish`): it also runs for a request whose future is
 //! dropped (the client reset the connection, or the drain's grace period ended), which is
 //! then recorded as `cancelled`. Pass-through requests get an access-log line from it too.
 //!
