@@ -6,8 +6,8 @@
 //! `@target-uri` from `X-Forwarded-Proto` + `Host` + path), so any rewrite here would break
 //! signature checks downstream. The response comes back as a stream; nothing is buffered.
 //!
-//! This module never invents an answer: every failure is an [`UpstreamError`] and the caller
-//! turns it into 502/504 (see [`UpstreamError::status`]).
+//! This module never invents an answer: every failure is an [`UpstreamError`], which
+//! `reject` turns into 502/503/504.
 
 use crate::config::UpstreamConfig;
 use bytes::Bytes;
@@ -50,9 +50,9 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// Why a request got no response head from the upstream. `Display` is for the log line;
-/// [`UpstreamError::reason`] is the bounded metric label.
-#[derive(Debug, thiserror::Error)]
+/// Why a request got no response head from the upstream. `Display` is for the log line, with
+/// connection details no sender should see; `reject` gives the status, labels and message.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     /// No TCP connection could be opened (refused, connect timeout, unroutable): Puma is down
     /// or not listening where configured.
@@ -80,18 +80,6 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// A fixed word for metric labels.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            UpstreamError::Unreachable(_) => "unreachable",
-            UpstreamError::ConnectionLost(_) => "connection_lost",
-            UpstreamError::Timeout => "timeout",
-            UpstreamError::ClientAborted(_) => "client_aborted",
-            UpstreamError::InvalidTarget(_) => "invalid_target",
-            UpstreamError::Overloaded(_) => "overloaded",
-        }
-    }
-
     pub fn is_timeout(&self) -> bool {
         matches!(self, UpstreamError::Timeout)
     }
@@ -105,21 +93,6 @@ impl UpstreamError {
             | UpstreamError::Timeout
             | UpstreamError::Overloaded(_) => true,
             UpstreamError::ClientAborted(_) | UpstreamError::InvalidTarget(_) => false,
-        }
-    }
-
-    /// The status the proxy answers with. For `ClientAborted` the client is gone; 400 is
-    /// only what the access log records.
-    pub fn status(&self) -> http::StatusCode {
-        match self {
-            UpstreamError::Unreachable(_) | UpstreamError::ConnectionLost(_) => {
-                http::StatusCode::BAD_GATEWAY
-            }
-            UpstreamError::Timeout => http::StatusCode::GATEWAY_TIMEOUT,
-            UpstreamError::Overloaded(_) => http::StatusCode::SERVICE_UNAVAILABLE,
-            UpstreamError::ClientAborted(_) | UpstreamError::InvalidTarget(_) => {
-                http::StatusCode::BAD_REQUEST
-            }
         }
     }
 }
@@ -537,12 +510,9 @@ mod tests {
     }
 
     #[test]
-    fn reasons_and_statuses() {
-        assert_eq!(UpstreamError::Timeout.reason(), "timeout");
-        assert_eq!(UpstreamError::Timeout.status(), 504);
+    fn fault_sides() {
         assert!(UpstreamError::Timeout.is_timeout());
         let e = UpstreamError::Unreachable("x".into());
-        assert_eq!((e.reason(), e.status().as_u16()), ("unreachable", 502));
         assert!(e.is_upstream_fault());
         let e = UpstreamError::ClientAborted("x".into());
         assert!(!e.is_upstream_fault());

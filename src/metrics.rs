@@ -16,7 +16,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub struct Metrics {
     registry: Registry,
     /// Inbox requests by outcome: `decision` is forwarded | rejected | dropped | would_reject
-    /// (forwarded, but a dry-run rule would have stopped it); `reason` is a `reject::Reason`
+    /// (forwarded, but a dry-run rule would have stopped it); `reason` is a `reject::Rejection`
     /// label (for would_reject, the reason it would have had).
     pub requests_total: IntCounterVec,
     /// Whole inbox request time, from the first header byte to the response head.
@@ -27,8 +27,8 @@ pub struct Metrics {
     /// Time Mastodon took to answer a forwarded request with a status line.
     pub upstream_duration_seconds: Histogram,
     /// Forwarded requests (inbox and pass-through) by upstream outcome:
-    /// 2xx | 3xx | 4xx | 5xx, or a `forward::UpstreamError::reason` (unreachable, timeout,
-    /// connection_lost, client_aborted, invalid_target).
+    /// 2xx | 3xx | 4xx | 5xx, or a `reject::upstream_result` (unreachable, timeout,
+    /// connection_lost, overloaded, client_aborted, invalid_target).
     pub upstream_responses_total: IntCounterVec,
     /// Requests waiting for Mastodon's status line now (set at scrape time); compare with
     /// `upstream.max_in_flight`, past which senders get 503.

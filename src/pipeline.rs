@@ -1,10 +1,10 @@
 //! THE inbox request flow. One request moves one way through these phases; each phase either
-//! hands the request on or stops it with a `Verdict`:
+//! hands the request on or stops it with a [`Rejection`], which `reject` turns into an answer:
 //!
 //! ```text
-//! limits ─► signature (parse, strength, window) ─► blocked key host ─► body digest
-//!        ─► activity facts (JSON) ─► blocked actor host
-//!        ─► key (cache, fetch on miss; gone actor's self-Delete) ─► verify (refetch once)
+//! limits ─► signature (parse, strength, window) ─► key host policy ─► body digest
+//!        ─► activity facts (JSON) ─► actor host policy
+//!        ─► key and verify (cache, fetch on miss, refetch once; gone actor's self-Delete)
 //!        ─► policy ─► friendly federators (laundered content) ─► forward
 //!        ─► finish: metrics + access log, exactly once, whatever happened above
 //! ```
@@ -12,10 +12,12 @@
 //! Cheap before expensive: a request from a suspended domain (or, in allowlist mode, from a
 //! domain not allowed), a stale or tampered request, or broken JSON costs no key fetch and no
 //! public-key operation. Actor rules (a suspended account as actor or as the object's author)
-//! are applied in the policy phase. Both signature formats
-//! (draft-cavage and RFC 9421) take this same path; only `signature::prepare_headers` tells
-//! them
-//! apart.
+//! are applied in the policy phase. Both signature formats (draft-cavage and RFC 9421) take
+//! this same path; only `signature::prepare_headers` tells them apart.
+//!
+//! The finish phase is a drop guard (`Finish`): it also runs for a request whose future is
+//! dropped (the client reset the connection, or the drain's grace period ended), which is
+//! then recorded as `cancelled`. Pass-through requests get an access-log line from it too.
 //!
 //! A relayed activity (its actor is not the key's owner: relays, forwarded replies) is held to
 //! the rules of both hosts and forwarded; Mastodon checks its embedded LD signature or
@@ -23,20 +25,19 @@
 
 use crate::activity::Facts;
 use crate::app::App;
-use crate::forward::Body;
-use crate::keys::Source;
-use crate::policy::{self, host};
-use crate::reject::{full, Decision, Verdict};
-use crate::signature;
+use crate::forward::{Body, BoxError, UpstreamError};
+use crate::keys::{KeyRecord, Source};
+use crate::policy::{self, host, Snapshot};
+use crate::reject::{self, full, Answer, Decision, PolicyStop, Rejection};
+use crate::signature::{self, Prepared};
 use bytes::Bytes;
-use http::{header, Request, Response, StatusCode};
+use http::request::Parts;
+use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-
-/// How long a sender is asked to wait before retrying after a transient failure.
-const RETRY_AFTER_SECS: u32 = 30;
 
 /// What the access log and metrics learn about a request as it moves along.
 #[derive(Debug, Default)]
@@ -53,39 +54,52 @@ struct Context {
     would_stop: Option<&'static str>,
 }
 
-enum Outcome {
-    /// Mastodon answered; its response goes back to the sender.
-    Forwarded(Response<Body>),
-    /// The proxy answered itself.
-    Stopped(Verdict),
-}
-
 /// Handles one POST to an inbox path.
 pub async fn handle_inbox(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let start = Instant::now();
-    let mut ctx = Context::default();
-    let outcome = inbox(app, req, peer, &mut ctx).await;
-    finish(app, &ctx, start, outcome)
+    let mut finish = Finish::start(app, Route::Inbox);
+    let result = inbox(app, req, peer, &mut finish.ctx).await;
+    finish.respond(result)
 }
 
-async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Context) -> Outcome {
+/// The phases, in order; the first that stops the request gives the answer.
+async fn inbox(
+    app: &App,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    ctx: &mut Context,
+) -> Result<Response<Body>, Rejection> {
     let (mut parts, body) = req.into_parts();
     ensure_host_header(&mut parts);
+    let body = limits(app, &parts, body).await?;
+    let prepared = signature(app, &parts, ctx)?;
+    // One snapshot for the whole request.
+    let rules = app.rules.current().load();
+    let key_host = key_host_policy(&rules, &prepared, ctx)?;
+    digest(&prepared, &parts, &body)?;
+    let facts = activity_facts(&body, ctx)?;
+    let actor_host = actor_host_policy(&rules, &facts)?;
+    let record = key_and_verify(app, &prepared, &facts).await?;
+    ctx.relayed = facts.actor.as_deref() != Some(record.owner.as_str());
+    decide(&rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
+    friendly_federators(app, &rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
+    forward(app, parts, body, peer).await
+}
 
-    // Limits: the declared length first (no byte read), then the real length while reading.
+/// Limits: the declared length first (no byte read), then the real length and the read
+/// timeout while reading the body.
+async fn limits(app: &App, parts: &Parts, body: Incoming) -> Result<Bytes, Rejection> {
     let max = app.config.server.max_body_bytes;
     if let Some(len) = content_length(&parts.headers) {
         if len > max {
             linger(body, len, max, app.config.server.body_read_timeout());
-            return Outcome::Stopped(too_large(max));
+            return Err(Rejection::BodyTooLarge(max));
         }
     }
-    let body = match read_body(app, body, max).await {
-        Ok(b) => b,
-        Err(v) => return Outcome::Stopped(v),
-    };
+    read_body(app, body, max).await
+}
 
-    // Signature: everything that needs no key.
+/// Signature: parsing and every check that needs neither the key nor the body.
+fn signature(app: &App, parts: &Parts, ctx: &mut Context) -> Result<Prepared, Rejection> {
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -98,102 +112,97 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
             .get(header::HOST)
             .and_then(|h| h.to_str().ok()),
     };
-    let prepared = match signature::prepare_headers(
+    let prepared = signature::prepare_headers(
         &parts.method,
         path_and_query,
         &parts.headers,
         &target,
         SystemTime::now(),
         &app.config.signatures,
-    ) {
-        Ok(p) => p,
-        Err(e) => return Outcome::Stopped(bad_signature(app, &e)),
-    };
+    )?;
     ctx.format = Some(prepared.format());
-    let Some(key_host) = host::normalize(&prepared.key_host) else {
-        return Outcome::Stopped(Verdict::reject(
-            StatusCode::UNAUTHORIZED,
-            "invalid_key_id",
-            format!("Invalid keyId host in {}", prepared.key_id),
-        ));
-    };
+    Ok(prepared)
+}
+
+/// Key host policy: the keyId's host, normalised, must not be suspended (or, in allowlist
+/// mode, must be allowed). Returns the normalised host.
+fn key_host_policy(
+    rules: &Snapshot,
+    prepared: &Prepared,
+    ctx: &mut Context,
+) -> Result<String, Rejection> {
+    let key_host = host::normalize(&prepared.key_host)
+        .ok_or_else(|| Rejection::KeyIdHost(prepared.key_id.clone()))?;
     ctx.key_host = Some(key_host.clone());
+    refuse(rules.check_host(&key_host, policy::Party::KeyHost))?;
+    Ok(key_host)
+}
 
-    // One snapshot for the whole request.
-    let rules = app.rules.current().load();
-    let refused = rules.check_host(&key_host, policy::Party::KeyHost);
-    if let Some(verdict) = refused.as_ref().and_then(policy_verdict) {
-        return Outcome::Stopped(verdict);
-    }
-    if let Err(e) = prepared.check_body(&parts.headers, &body) {
-        return Outcome::Stopped(bad_signature(app, &e));
-    }
+/// Digest: the body against the digest header the signature covers. After the key host
+/// policy, so a request refused anyway costs no SHA-256 over its body.
+fn digest(prepared: &Prepared, parts: &Parts, body: &[u8]) -> Result<(), Rejection> {
+    Ok(prepared.check_body(&parts.headers, body)?)
+}
 
-    let facts = match Facts::parse(&body) {
-        Ok(f) => f,
-        Err(e) => {
-            return Outcome::Stopped(Verdict::reject(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                e.to_string(),
-            ))
-        }
-    };
+/// Activity facts: the few JSON fields policy and the access log need.
+fn activity_facts(body: &[u8], ctx: &mut Context) -> Result<Facts, Rejection> {
+    let facts = Facts::parse(body)?;
     ctx.actor = facts.actor.clone();
     ctx.kind = facts.kind.clone();
+    Ok(facts)
+}
+
+/// Actor host policy: the activity's actor's host is held to the same host rules as the
+/// keyId's. Returns that host.
+fn actor_host_policy(rules: &Snapshot, facts: &Facts) -> Result<Option<String>, Rejection> {
     let actor_host = facts.actor.as_deref().and_then(host::of_uri);
     if let Some(actor_host) = &actor_host {
-        let refused = rules.check_host(actor_host, policy::Party::ActorHost);
-        if let Some(verdict) = refused.as_ref().and_then(policy_verdict) {
-            return Outcome::Stopped(verdict);
-        }
+        refuse(rules.check_host(actor_host, policy::Party::ActorHost))?;
     }
+    Ok(actor_host)
+}
 
-    // Key, then the one expensive operation.
-    let record = match app.keys.get(&prepared.key_id).await {
-        Ok((record, source)) => match prepared.verify(&record.key) {
-            Ok(()) => record,
-            Err(first) if source == Source::Cache => {
-                // The sender may have rotated its key since we cached it: refetch once.
-                match app.keys.refresh(&prepared.key_id).await {
-                    Ok(fresh) => match prepared.verify(&fresh.key) {
-                        Ok(()) => fresh,
-                        Err(e) => return Outcome::Stopped(bad_signature(app, &e)),
-                    },
-                    Err(_) => return Outcome::Stopped(bad_signature(app, &first)),
-                }
-            }
-            Err(e) => return Outcome::Stopped(bad_signature(app, &e)),
-        },
+/// Key and verify: the key from the cache or its owner, then the one expensive operation.
+/// A cached key that fails is refetched once: the sender may have rotated it.
+async fn key_and_verify(
+    app: &App,
+    prepared: &Prepared,
+    facts: &Facts,
+) -> Result<Arc<KeyRecord>, Rejection> {
+    let (record, source) = match app.keys.get(&prepared.key_id).await {
+        Ok(found) => found,
         Err(e) if e.is_gone() && facts.is_self_delete_or_update() => {
-            // The actor is gone and so is its key: Mastodon could not verify this either.
-            // Acknowledge it so the sender stops retrying an account-deletion flood.
-            return Outcome::Stopped(Verdict::drop("gone_actor"));
+            return Err(Rejection::GoneActor)
         }
-        Err(e) if e.is_transient() => {
-            return Outcome::Stopped(
-                Verdict::reject(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    e.request_reason(),
-                    e.to_string(),
-                )
-                .with_retry_after(RETRY_AFTER_SECS),
-            )
-        }
-        Err(e) => {
-            return Outcome::Stopped(Verdict::reject(
-                StatusCode::UNAUTHORIZED,
-                e.request_reason(),
-                e.to_string(),
-            ))
-        }
+        Err(e) => return Err(e.into()),
     };
-    ctx.relayed = facts.actor.as_deref() != Some(record.owner.as_str());
+    match prepared.verify(&record.key) {
+        Ok(()) => Ok(record),
+        Err(first) if source == Source::Cache => {
+            let fresh = app
+                .keys
+                .refresh(&prepared.key_id)
+                .await
+                .map_err(|_| first)?;
+            prepared.verify(&fresh.key)?;
+            Ok(fresh)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
 
-    // Policy on the verified request.
+/// Policy: domain and actor rules on the verified request. A dry-run rule that would have
+/// stopped it is logged and noted for the finish phase.
+fn decide(
+    rules: &Snapshot,
+    facts: &Facts,
+    key_host: &str,
+    actor_host: Option<&str>,
+    ctx: &mut Context,
+) -> Result<(), Rejection> {
     let decision = rules.decide(&policy::Facts {
-        key_host: &key_host,
-        actor_host: actor_host.as_deref(),
+        key_host,
+        actor_host,
         activity_type: facts.kind.as_deref(),
         actor: facts.actor.as_deref(),
         attributed_to: facts
@@ -201,11 +210,12 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
             .as_ref()
             .and_then(|o| o.attributed_to.as_deref()),
     });
-    if let Some(verdict) = policy_verdict(&decision) {
-        return Outcome::Stopped(verdict);
-    }
-    if let (Some(would), Some((rule, source, line))) = (decision.would(), decision.origin()) {
-        let reason = decision.reason();
+    refuse(Some(decision))?;
+    let would = decision.would();
+    if let (Some(stop), Some((rule, source, line))) =
+        (would.as_ref().and_then(PolicyStop::of), decision.origin())
+    {
+        let reason = Rejection::Policy(stop).answer().reason;
         tracing::warn!(
             reason,
             would = ?would,
@@ -216,27 +226,58 @@ async fn inbox(app: &App, req: Request<Incoming>, peer: SocketAddr, ctx: &mut Co
         );
         ctx.would_stop = Some(reason);
     }
-
-    // Friendly federators: a verified sender carrying content from a suspended domain. After
-    // verification, so only senders that proved who they are count as evidence.
-    if let Some(stop) = app
-        .federators
-        .inspect(&rules, &facts, &key_host, actor_host.as_deref())
-    {
-        if !stop.dry_run {
-            return Outcome::Stopped(Verdict::drop(stop.reason));
-        }
-        ctx.would_stop.get_or_insert(stop.reason);
-    }
-
-    forward(app, parts, body, peer).await
+    Ok(())
 }
 
-async fn forward(app: &App, parts: http::request::Parts, body: Bytes, peer: SocketAddr) -> Outcome {
-    match send_upstream(app, Request::from_parts(parts, full(body)), peer).await {
-        Ok(resp) => Outcome::Forwarded(resp),
-        Err(e) => Outcome::Stopped(upstream_error(&e)),
+/// Friendly federators: a verified sender carrying content from a suspended domain. After
+/// verification, so only senders that proved who they are count as evidence.
+fn friendly_federators(
+    app: &App,
+    rules: &Snapshot,
+    facts: &Facts,
+    key_host: &str,
+    actor_host: Option<&str>,
+    ctx: &mut Context,
+) -> Result<(), Rejection> {
+    if let Some(stop) = app.federators.inspect(rules, facts, key_host, actor_host) {
+        let laundered = Rejection::laundered(&stop);
+        if !stop.dry_run {
+            return Err(laundered);
+        }
+        ctx.would_stop.get_or_insert(laundered.answer().reason);
     }
+    Ok(())
+}
+
+/// Forward: the request, as received, to Mastodon; its answer goes back to the sender.
+async fn forward(
+    app: &App,
+    parts: Parts,
+    body: Bytes,
+    peer: SocketAddr,
+) -> Result<Response<Body>, Rejection> {
+    Ok(send_upstream(app, Request::from_parts(parts, full(body)), peer).await?)
+}
+
+/// Stops the request if a policy decision says so.
+fn refuse(decision: Option<policy::Decision<'_>>) -> Result<(), Rejection> {
+    match decision.as_ref().and_then(PolicyStop::of) {
+        Some(stop) => Err(stop.into()),
+        None => Ok(()),
+    }
+}
+
+/// Streams a non-inbox request to Mastodon untouched.
+pub async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    app.metrics.passthrough_requests_total.inc();
+    let route = Route::Passthrough {
+        method: req.method().clone(),
+        path: req.uri().path().to_string(),
+    };
+    let finish = Finish::start(app, route);
+    let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
+    let result = send_upstream(app, req, peer).await.map_err(Rejection::from);
+    finish.respond(result)
 }
 
 /// Sends a request to Mastodon and records the upstream metrics, for inbox and pass-through
@@ -245,7 +286,7 @@ async fn send_upstream(
     app: &App,
     req: Request<Body>,
     peer: SocketAddr,
-) -> Result<Response<Body>, crate::forward::UpstreamError> {
+) -> Result<Response<Body>, UpstreamError> {
     let started = Instant::now();
     let result = app
         .upstream
@@ -261,7 +302,7 @@ async fn send_upstream(
         .observe(started.elapsed().as_secs_f64());
     let result_label = match &result {
         Ok(resp) => status_class(resp.status()),
-        Err(e) => e.reason(),
+        Err(e) => reject::upstream_result(e),
     };
     app.metrics
         .upstream_responses_total
@@ -270,58 +311,137 @@ async fn send_upstream(
     result
 }
 
-/// Writes the request's metrics and its access-log line. Runs once for every inbox request.
-fn finish(app: &App, ctx: &Context, start: Instant, outcome: Outcome) -> Response<Body> {
-    let (decision, reason, response) = match outcome {
-        Outcome::Forwarded(resp) => match ctx.would_stop {
-            Some(reason) => (Decision::WouldReject, reason, resp),
-            None => (Decision::Forwarded, "forwarded", resp),
-        },
-        Outcome::Stopped(v) => (v.decision, v.reason, v.into_response()),
-    };
-    let elapsed = start.elapsed();
-    app.metrics
-        .requests_total
-        .with_label_values(&[decision.as_str(), reason])
-        .inc();
-    if ctx.relayed {
-        app.metrics
-            .relayed_requests_total
-            .with_label_values(&[decision.as_str()])
-            .inc();
-    }
-    app.metrics
-        .request_duration_seconds
-        .with_label_values(&[decision.as_str()])
-        .observe(elapsed.as_secs_f64());
-    tracing::info!(
-        target: "inboxguard::access",
-        key_host = ctx.key_host.as_deref().unwrap_or("-"),
-        actor = ctx.actor.as_deref().unwrap_or("-"),
-        activity_type = ctx.kind.as_deref().unwrap_or("-"),
-        relayed = ctx.relayed,
-        signature_format = ctx.format.map_or("-", signature::Format::as_str),
-        decision = decision.as_str(),
-        reason,
-        status = response.status().as_u16(),
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        "inbox"
-    );
-    response
+/// Which kind of request a [`Finish`] records.
+enum Route {
+    /// Counted in `requests_total` and logged with what the phases learnt.
+    Inbox,
+    /// Logged only (`passthrough_requests_total` counts it as it starts).
+    Passthrough { method: Method, path: String },
 }
 
-/// Streams a non-inbox request to Mastodon untouched.
-pub async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    app.metrics.passthrough_requests_total.inc();
-    let req = req.map(|b| {
-        b.map_err(|e| Box::new(e) as crate::forward::BoxError)
-            .boxed()
-    });
-    match send_upstream(app, req, peer).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            tracing::warn!(error = %e, "pass-through request failed");
-            upstream_error(&e).into_response()
+/// The finish phase: writes the request's metrics and its access-log line, exactly once.
+/// Created as the request starts; [`Finish::respond`] runs it with the outcome, and a guard
+/// dropped before that (the request's future was dropped) runs it as [`Rejection::Cancelled`].
+struct Finish<'a> {
+    app: &'a App,
+    route: Route,
+    start: Instant,
+    ctx: Context,
+    done: bool,
+}
+
+impl<'a> Finish<'a> {
+    fn start(app: &'a App, route: Route) -> Finish<'a> {
+        Finish {
+            app,
+            route,
+            start: Instant::now(),
+            ctx: Context::default(),
+            done: false,
+        }
+    }
+
+    /// Records the outcome and returns the response to send.
+    fn respond(mut self, result: Result<Response<Body>, Rejection>) -> Response<Body> {
+        self.done = true;
+        match result {
+            Ok(response) => {
+                let (decision, reason) = match self.ctx.would_stop {
+                    Some(reason) => (Decision::WouldReject, reason),
+                    None => (Decision::Forwarded, "forwarded"),
+                };
+                self.record(decision, reason, response.status());
+                response
+            }
+            Err(cause) => {
+                let answer = cause.answer();
+                self.record_rejection(&cause, &answer);
+                answer.into_response()
+            }
+        }
+    }
+
+    fn record_rejection(&self, cause: &Rejection, answer: &Answer) {
+        match cause {
+            Rejection::Signature(_) => {
+                self.app
+                    .metrics
+                    .signature_failures_total
+                    .with_label_values(&[answer.reason])
+                    .inc();
+            }
+            // The details the answer leaves out.
+            Rejection::Upstream(e) => tracing::warn!(error = %e, "forwarding to Mastodon failed"),
+            _ => {}
+        }
+        self.record(answer.decision, answer.reason, answer.status);
+    }
+
+    fn record(&self, decision: Decision, reason: &'static str, status: StatusCode) {
+        let elapsed = self.start.elapsed();
+        let (path, method) = match &self.route {
+            Route::Passthrough { method, path } => (path, method),
+            Route::Inbox => {
+                self.record_inbox(decision, reason, status, elapsed);
+                return;
+            }
+        };
+        tracing::info!(
+            target: "inboxguard::access",
+            method = method.as_str(),
+            path = path.as_str(),
+            decision = decision.as_str(),
+            reason,
+            status = status.as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "passthrough"
+        );
+    }
+
+    fn record_inbox(
+        &self,
+        decision: Decision,
+        reason: &'static str,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        let (metrics, ctx) = (&self.app.metrics, &self.ctx);
+        metrics
+            .requests_total
+            .with_label_values(&[decision.as_str(), reason])
+            .inc();
+        if ctx.relayed {
+            metrics
+                .relayed_requests_total
+                .with_label_values(&[decision.as_str()])
+                .inc();
+        }
+        metrics
+            .request_duration_seconds
+            .with_label_values(&[decision.as_str()])
+            .observe(elapsed.as_secs_f64());
+        tracing::info!(
+            target: "inboxguard::access",
+            key_host = ctx.key_host.as_deref().unwrap_or("-"),
+            actor = ctx.actor.as_deref().unwrap_or("-"),
+            activity_type = ctx.kind.as_deref().unwrap_or("-"),
+            relayed = ctx.relayed,
+            signature_format = ctx.format.map_or("-", signature::Format::as_str),
+            decision = decision.as_str(),
+            reason,
+            status = status.as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "inbox"
+        );
+    }
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            let cause = Rejection::Cancelled;
+            self.record_rejection(&cause, &cause.answer());
         }
     }
 }
@@ -349,22 +469,16 @@ fn linger(body: Incoming, declared: u64, max: u64, timeout: Duration) {
     });
 }
 
-async fn read_body(app: &App, body: Incoming, max: u64) -> Result<Bytes, Verdict> {
+async fn read_body(app: &App, body: Incoming, max: u64) -> Result<Bytes, Rejection> {
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     let read = Limited::new(body, limit).collect();
     match tokio::time::timeout(app.config.server.body_read_timeout(), read).await {
-        Err(_) => Err(Verdict::reject(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            "Request body not received in time",
-        )),
+        Err(_) => Err(Rejection::BodyTimeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(max)),
-        Ok(Err(e)) => Err(Verdict::reject(
-            StatusCode::BAD_REQUEST,
-            "body_read_error",
-            format!("Request body could not be read: {e}"),
-        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Rejection::BodyTooLarge(max))
+        }
+        Ok(Err(e)) => Err(Rejection::BodyRead(e.to_string())),
     }
 }
 
@@ -393,30 +507,6 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()
 }
 
-fn too_large(max: u64) -> Verdict {
-    Verdict::reject(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        format!("Request body larger than {max} bytes"),
-    )
-}
-
-fn suspended(host: &str, reason: &'static str) -> Verdict {
-    Verdict::reject(
-        StatusCode::FORBIDDEN,
-        reason,
-        format!("Deliveries from {host} are refused: the domain is suspended on this instance"),
-    )
-}
-
-fn bad_signature(app: &App, e: &signature::SigError) -> Verdict {
-    app.metrics
-        .signature_failures_total
-        .with_label_values(&[e.reason()])
-        .inc();
-    Verdict::reject(e.status(), e.reason(), e.to_string())
-}
-
 /// The scheme the sender used, for RFC 9421's `@target-uri`: a trusted `X-Forwarded-Proto`
 /// (its last `http`/`https` value, as Rack reads it, so Mastodon sees the same URL), else
 /// `server.public_scheme`.
@@ -438,45 +528,6 @@ fn public_scheme(app: &App, headers: &http::HeaderMap) -> &'static str {
         }
     }
     app.config.server.public_scheme.as_str()
-}
-
-fn policy_verdict(decision: &policy::Decision) -> Option<Verdict> {
-    let reason = decision.reason();
-    match *decision {
-        policy::Decision::Forward { .. }
-        | policy::Decision::WouldStop { .. }
-        | policy::Decision::WouldSuspendActor { .. } => None,
-        policy::Decision::Reject { host, .. } => Some(suspended(host, reason)),
-        policy::Decision::NotAllowed { host, .. } => Some(Verdict::reject(
-            StatusCode::FORBIDDEN,
-            reason,
-            format!(
-                "Deliveries from {host} are refused: this instance federates only with allowed domains"
-            ),
-        )),
-        policy::Decision::ActorSuspended { actor, .. } => Some(Verdict::reject(
-            StatusCode::FORBIDDEN,
-            reason,
-            format!("Activities involving {actor} are refused: the account is suspended on this instance"),
-        )),
-        policy::Decision::Drop { .. } => Some(Verdict::drop(reason)),
-    }
-}
-
-fn upstream_error(e: &crate::forward::UpstreamError) -> Verdict {
-    let reason = match e {
-        crate::forward::UpstreamError::Timeout => "upstream_timeout",
-        crate::forward::UpstreamError::ClientAborted(_) => "client_aborted",
-        crate::forward::UpstreamError::InvalidTarget(_) => "invalid_target",
-        crate::forward::UpstreamError::Overloaded(_) => "upstream_overloaded",
-        _ => "upstream_unreachable",
-    };
-    let verdict = Verdict::reject(e.status(), reason, e.to_string());
-    if e.is_upstream_fault() {
-        verdict.with_retry_after(RETRY_AFTER_SECS)
-    } else {
-        verdict
-    }
 }
 
 fn status_class(s: StatusCode) -> &'static str {

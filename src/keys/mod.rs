@@ -143,7 +143,7 @@ impl KeyError {
     }
 
     /// Whether the failure is transient (resolution, connection, timeout, broken exchange,
-    /// 5xx, 429): the sender should retry later, so the pipeline answers 503.
+    /// 5xx, 429): the sender should retry later, so `reject` answers 503.
     pub fn is_transient(&self) -> bool {
         match self {
             KeyError::Dns { .. }
@@ -173,7 +173,8 @@ impl KeyError {
     }
 
     /// The `reason` label of `inboxguard_requests_total` for a request that failed on its key:
-    /// `key_` + [`KeyError::reason`], so `key_timeout` never reads like a body timeout.
+    /// `key_` + [`KeyError::reason`], so `key_timeout` never reads like a body timeout. One
+    /// table for both metrics, here, because the key cache (below `reject`) labels fetches.
     pub fn request_reason(&self) -> &'static str {
         match self {
             KeyError::InvalidKeyId { .. } => "key_invalid_key_id",

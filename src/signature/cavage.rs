@@ -1,6 +1,6 @@
-//! The draft-cavage `Signature` header: parameter parser, signed-header list, time window and
-//! signing-string builder, each matching what Mastodon's `SignatureParser` / `SignedRequest`
-//! accept.
+//! The draft-cavage `Signature` header: parameter parser, signed-header list, time window,
+//! signing-string builder and the `prepare` that runs them in order, each matching what
+//! Mastodon's `SignatureParser` / `SignedRequest` accept.
 //!
 //! Why not `http-signature-normalization`'s verifier (0.7, used for signing in `sign.rs`):
 //! * it splits the header on every `,`, so a quoted value containing a comma is cut apart,
@@ -25,11 +25,15 @@
 //! host (with `url`'s parse of the keyId). The path-only candidate is built only if the first
 //! one fails to verify.
 
-use super::{Algorithm, SigError};
+use super::{Algorithm, BodyCheck, Inner, Prepared, Rules, SigError};
+use crate::config::SignatureConfig;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
 use http::HeaderMap;
 use std::borrow::Cow;
 use std::ops::Range;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Bigger `Signature` values are refused before parsing (a 8192-bit RSA signature in base64
 /// plus a long keyId and 32 header names fits in well under 3 KiB).
@@ -406,335 +410,145 @@ pub(crate) fn key_host(key_id: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The `signature` parameter: standard alphabet, padding optional (some senders strip it;
+/// Mastodon's lenient `Base64.decode64` accepts both).
+const SIGNATURE_B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
-    fn parse(s: &str) -> Result<Params<'_>, SigError> {
-        parse_params(s.as_bytes())
-    }
+/// A draft-cavage signature, ready to verify.
+#[derive(Debug)]
+pub(super) struct CavageSignature {
+    pub(super) algorithm: Algorithm,
+    pub(super) signed_headers: Cow<'static, str>,
+    pub(super) created: Option<Duration>,
+    pub(super) signature: Vec<u8>,
+    pub(super) signing_string: Vec<u8>,
+    /// `?query` spans in `signing_string`; non-empty means a path-only candidate exists.
+    pub(super) query_ranges: Vec<Range<usize>>,
+}
 
-    #[test]
-    fn parses_quoted_and_token_values_with_spaces() {
-        let p = parse(
-            r#"keyId="https://a.example/u#k" ,  algorithm=rsa-sha256,created=1402170695, expires = "1402170699",headers="(request-target) date",signature="c2ln""#,
-        )
-        .unwrap();
-        assert_eq!(p.key_id, Some(&b"https://a.example/u#k"[..]));
-        assert_eq!(p.algorithm, Some(&b"rsa-sha256"[..]));
-        assert_eq!(p.created, Some(&b"1402170695"[..]));
-        assert_eq!(p.expires, Some(&b"1402170699"[..]));
-        assert_eq!(p.headers, Some(&b"(request-target) date"[..]));
-        assert_eq!(p.signature, Some(&b"c2ln"[..]));
-    }
-
-    #[test]
-    fn stray_signature_prefix_is_dropped() {
-        let p = parse(r#"Signature keyId="k",signature="c2ln""#).unwrap();
-        assert_eq!(p.key_id, Some(&b"k"[..]));
-        // Only the exact prefix: anything else is a parse error.
-        assert!(matches!(
-            parse(r#"signature  keyId="k""#),
-            Err(SigError::Malformed)
-        ));
-    }
-
-    #[test]
-    fn comma_inside_quotes_is_part_of_the_value() {
-        let p = parse(r#"keyId="a,b=c",signature="x""#).unwrap();
-        assert_eq!(p.key_id, Some(&b"a,b=c"[..]));
-        // Escapes are kept verbatim, like Mastodon.
-        let p = parse(r#"keyId="a\"b",signature="x""#).unwrap();
-        assert_eq!(p.key_id, Some(&br#"a\"b"#[..]));
-    }
-
-    #[test]
-    fn duplicates_are_refused_known_or_not() {
-        assert!(matches!(
-            parse(r#"keyId="a",keyId="b",signature="x""#),
-            Err(SigError::DuplicateParameter)
-        ));
-        assert!(matches!(
-            parse(r#"keyId="a",foo=1,signature="x",foo=2"#),
-            Err(SigError::DuplicateParameter)
-        ));
-        // Names are case-sensitive, so these are two different parameters.
-        let p = parse(r#"keyId="a",keyid="b",signature="x""#).unwrap();
-        assert_eq!(p.key_id, Some(&b"a"[..]));
-    }
-
-    #[test]
-    fn malformed_inputs() {
-        for bad in [
-            "",
-            " ",
-            "keyId",
-            "keyId=",
-            r#"keyId="unterminated"#,
-            r#"keyId="a""#.trim_end_matches('"'),
-            r#"keyId="a",,signature="x""#,
-            r#"keyId="a",signature="x","#,
-            r#"keyId="a" signature="x""#,
-            r#"keyId="a\"#,
-            "keyId=a b",
-            "=x",
-            "keyId=\"a\\\nb\"",
-        ] {
-            assert!(
-                matches!(parse(bad), Err(SigError::Malformed)),
-                "accepted {bad:?}"
-            );
+impl CavageSignature {
+    /// The signing string with every `?query` removed from `(request-target)`; built only
+    /// when the first candidate failed, so valid requests never pay for it.
+    pub(super) fn path_only_string(&self) -> Option<Vec<u8>> {
+        if self.query_ranges.is_empty() {
+            return None;
         }
-        // Trailing whitespace is fine.
-        assert!(parse("keyId=a, signature=b \t").is_ok());
-    }
-
-    #[test]
-    fn parameter_count_is_bounded() {
-        let many: Vec<String> = (0..=MAX_PARAMETERS).map(|i| format!("p{i}=1")).collect();
-        assert!(matches!(
-            parse(&many.join(",")),
-            Err(SigError::TooManyParameters)
-        ));
-        assert!(parse(&many[..MAX_PARAMETERS].join(",")).is_ok());
-    }
-
-    #[test]
-    fn arbitrary_bytes_never_panic() {
-        // Deterministic pseudo-random inputs drawn from the characters that matter.
-        let alphabet = b"keyId=\"\\, \t\nsignature()abc";
-        let mut x: u32 = 0x1234_5678;
-        for len in 0..64 {
-            for _ in 0..200 {
-                let input: Vec<u8> = (0..len)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 17;
-                        x ^= x << 5;
-                        alphabet[(x as usize) % alphabet.len()]
-                    })
-                    .collect();
-                let _ = parse_params(&input);
-            }
+        let mut out = Vec::with_capacity(self.signing_string.len());
+        let mut at = 0;
+        for r in &self.query_ranges {
+            out.extend_from_slice(self.signing_string.get(at..r.start)?);
+            at = r.end;
         }
-        let _ = parse_params(&[0xff, b'=', 0xfe]);
-    }
-
-    #[test]
-    fn default_headers_depend_on_algorithm() {
-        assert_eq!(
-            signed_header_list(None, Algorithm::RsaSha256).unwrap(),
-            "date"
-        );
-        assert_eq!(
-            signed_header_list(None, Algorithm::Hs2019).unwrap(),
-            "(created)"
-        );
-        assert_eq!(
-            signed_header_list(Some(b"(Request-Target) HOST\tDate"), Algorithm::Hs2019).unwrap(),
-            "(request-target) host\tdate"
-        );
-    }
-
-    fn cov(list: &str) -> Coverage {
-        coverage(list).unwrap()
-    }
-
-    #[test]
-    fn strength_rules_match_mastodon() {
-        let post = http::Method::POST;
-        let check = |list: &str, m: &http::Method| check_strength(&cov(list), m);
-        assert!(matches!(
-            check("(request-target) host digest", &post),
-            Err(SigError::MissingDate)
-        ));
-        assert!(matches!(
-            check("(request-target) host date", &post),
-            Err(SigError::DigestNotSigned)
-        ));
-        // digest alone satisfies the request-target rule; host is not required for POST.
-        assert!(check("date digest", &post).is_ok());
-        assert!(matches!(
-            check("date host", &http::Method::PUT),
-            Err(SigError::TargetNotSigned)
-        ));
-        assert!(matches!(
-            check("(request-target) date", &http::Method::GET),
-            Err(SigError::HostNotSigned)
-        ));
-        assert!(check("(request-target) date host", &http::Method::GET).is_ok());
-    }
-
-    #[test]
-    fn pseudo_headers_need_hs2019_and_their_parameter() {
-        let with_created = Params {
-            created: Some(&b"1"[..]),
-            ..Params::default()
-        };
-        let list = "(request-target) (created) digest";
-        assert!(matches!(
-            check_pseudo_headers(&cov(list), Algorithm::RsaSha256, &with_created),
-            Err(SigError::InvalidPseudoHeader("(created)"))
-        ));
-        assert!(matches!(
-            check_pseudo_headers(&cov(list), Algorithm::Hs2019, &Params::default()),
-            Err(SigError::PseudoHeaderArgumentMissing("(created)"))
-        ));
-        assert!(check_pseudo_headers(&cov(list), Algorithm::Hs2019, &with_created).is_ok());
-        assert!(matches!(
-            check_pseudo_headers(
-                &cov("(created) (expires) digest"),
-                Algorithm::Hs2019,
-                &with_created
-            ),
-            Err(SigError::PseudoHeaderArgumentMissing("(expires)"))
-        ));
-    }
-
-    #[test]
-    fn signed_header_count_is_bounded() {
-        let ok = vec!["x"; MAX_SIGNED_HEADERS].join(" ");
-        assert!(coverage(&ok).is_ok());
-        let too_many = vec!["x"; MAX_SIGNED_HEADERS + 1].join(" ");
-        assert!(matches!(
-            coverage(&too_many),
-            Err(SigError::TooManySignedHeaders)
-        ));
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(
-            parse_timestamp(b"1402170695", "created").unwrap(),
-            Duration::from_secs(1402170695)
-        );
-        assert_eq!(
-            parse_timestamp(b"10.25", "created").unwrap(),
-            Duration::from_millis(10250)
-        );
-        for bad in [
-            &b""[..],
-            b"-1",
-            b"1e9",
-            b"1.",
-            b".5",
-            b" 1",
-            b"99999999999999999999",
-        ] {
-            assert!(
-                matches!(
-                    parse_timestamp(bad, "expires"),
-                    Err(SigError::InvalidTimestamp("expires"))
-                ),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn window_edges() {
-        let s = Duration::from_secs;
-        let (skew, max_age) = (s(3600), s(43200));
-        let now = s(1_000_000);
-        let w = |c: Option<Duration>, e: Option<Duration>| check_window(c, e, now, skew, max_age);
-        // created exactly now + skew passes; one second later fails.
-        assert!(w(Some(now + skew), None).is_ok());
-        assert!(matches!(
-            w(Some(now + skew + s(1)), None),
-            Err(SigError::OutsideWindow)
-        ));
-        // No expires: created + 5 min + skew is the last accepted instant.
-        assert!(w(Some(now - s(300) - skew), None).is_ok());
-        assert!(matches!(
-            w(Some(now - s(301) - skew), None),
-            Err(SigError::OutsideWindow)
-        ));
-        // A far expires is capped at created + max_age.
-        let created = now - max_age - skew;
-        assert!(w(Some(created), Some(now + s(999_999))).is_ok());
-        assert!(matches!(
-            w(Some(created - s(1)), Some(now + s(999_999))),
-            Err(SigError::OutsideWindow)
-        ));
-        // An explicit expires shorter than 5 min is honoured.
-        assert!(matches!(
-            w(Some(now - skew - s(20)), Some(now - skew - s(10))),
-            Err(SigError::OutsideWindow)
-        ));
-        // Neither: passes. Only expires: it still applies.
-        assert!(w(None, None).is_ok());
-        assert!(w(None, Some(now - skew)).is_ok());
-        assert!(matches!(
-            w(None, Some(now - skew - s(1))),
-            Err(SigError::OutsideWindow)
-        ));
-        // Saturating arithmetic: huge values do not panic.
-        assert!(check_window(Some(Duration::MAX), None, now, skew, max_age).is_err());
-        assert!(
-            check_window(Some(now), Some(Duration::MAX), Duration::MAX, skew, max_age).is_err()
-        );
-    }
-
-    #[test]
-    fn repeated_headers_are_joined() {
-        let mut h = HeaderMap::new();
-        h.append("x-a", "1".parse().unwrap());
-        h.append("x-a", "2".parse().unwrap());
-        h.insert("x-b", "3".parse().unwrap());
-        assert_eq!(header_value(&h, "x-a").unwrap().as_ref(), b"1, 2");
-        assert!(matches!(header_value(&h, "x-b"), Some(Cow::Borrowed(b"3"))));
-        assert!(header_value(&h, "x-c").is_none());
-        assert!(header_value(&h, "(not a name)").is_none());
-    }
-
-    #[test]
-    fn signing_string_layout_and_query_ranges() {
-        let mut h = HeaderMap::new();
-        h.insert("host", "example.com".parse().unwrap());
-        let p = Params {
-            created: Some(&b"123"[..]),
-            ..Params::default()
-        };
-        let s = build_signing_string(
-            "(request-target) (created) host missing",
-            &http::Method::POST,
-            "/inbox?a=1&b",
-            &h,
-            &p,
-        );
-        assert_eq!(
-            String::from_utf8(s.bytes.clone()).unwrap(),
-            "(request-target): post /inbox?a=1&b\n(created): 123\nhost: example.com\nmissing: "
-        );
-        assert_eq!(s.query_ranges.len(), 1);
-        assert_eq!(&s.bytes[s.query_ranges[0].clone()], b"?a=1&b");
-
-        // Empty query: signed without the `?`, and no retry candidate.
-        let s = build_signing_string("(request-target)", &http::Method::POST, "/inbox?", &h, &p);
-        assert_eq!(s.bytes, b"(request-target): post /inbox");
-        assert!(s.query_ranges.is_empty());
-    }
-
-    #[test]
-    fn key_hosts() {
-        assert_eq!(
-            key_host("https://Social.Example:8443/users/a#main-key").as_deref(),
-            Some("social.example")
-        );
-        assert_eq!(
-            key_host("acct:alice@sub@Host.Example").as_deref(),
-            Some("Host.Example")
-        );
-        assert_eq!(key_host("https://[::1]/k").as_deref(), Some("[::1]"));
-        for bad in [
-            "",
-            "main-key",
-            "acct:alice",
-            "acct:alice@",
-            "urn:x:y",
-            "/users/a",
-        ] {
-            assert!(key_host(bad).is_none(), "{bad:?}");
-        }
+        out.extend_from_slice(self.signing_string.get(at..)?);
+        Some(out)
     }
 }
+
+/// A draft-cavage request's `Signature` parsed and checked (coverage under `rules`, pseudo-
+/// headers, window) with its signing string built: everything but the digest and the key.
+pub(super) fn prepare(
+    method: &http::Method,
+    path_and_query: &str,
+    headers: &http::HeaderMap,
+    now: SystemTime,
+    cfg: &SignatureConfig,
+    rules: Rules,
+) -> Result<Prepared, SigError> {
+    // Mastodon only looks at `Signature` (`.present?`, so blank counts as absent). Repeated
+    // headers reach Rails joined with ", ", which then fails on duplicate keys; same here.
+    let raw = header_value(headers, "signature").ok_or(SigError::NotSigned)?;
+    if raw.trim_ascii().is_empty() {
+        return Err(SigError::NotSigned);
+    }
+    if raw.len() > MAX_SIGNATURE_HEADER_BYTES {
+        return Err(SigError::SignatureTooLarge);
+    }
+    let params = parse_params(&raw)?;
+    let (Some(key_id), Some(signature)) = (params.key_id, params.signature) else {
+        return Err(SigError::MissingParameters);
+    };
+
+    let algorithm = match params.algorithm {
+        None | Some(b"hs2019") => Algorithm::Hs2019,
+        Some(b"rsa-sha256") => Algorithm::RsaSha256,
+        Some(_) => return Err(SigError::UnsupportedAlgorithm),
+    };
+
+    let key_id = std::str::from_utf8(key_id)
+        .map_err(|_| SigError::InvalidKeyId(String::from_utf8_lossy(key_id).into_owned()))?;
+    let key_host = match (key_host(key_id), rules) {
+        (Some(host), _) => host,
+        (None, Rules::SpecVectors) => String::new(),
+        (None, Rules::Mastodon) => return Err(SigError::InvalidKeyId(key_id.to_string())),
+    };
+
+    let signed_headers = signed_header_list(params.headers, algorithm)?;
+    let coverage = coverage(&signed_headers)?;
+    if rules == Rules::Mastodon {
+        check_strength(&coverage, method)?;
+    }
+    check_pseudo_headers(&coverage, algorithm, &params)?;
+
+    // Mastodon tests these with `.present?`, so an empty value counts as absent.
+    let created = match (algorithm, params.created.filter(|c| !c.is_empty())) {
+        (Algorithm::Hs2019, Some(created)) => Some(parse_timestamp(created, "created")?),
+        _ => date_header(headers)?,
+    };
+    let expires = params
+        .expires
+        .filter(|e| !e.is_empty())
+        .map(|e| parse_timestamp(e, "expires"))
+        .transpose()?;
+    check_window(
+        created,
+        expires,
+        now.duration_since(UNIX_EPOCH).unwrap_or_default(),
+        Duration::from_secs(cfg.clock_skew_secs),
+        Duration::from_secs(cfg.max_age_secs),
+    )?;
+
+    let signature = SIGNATURE_B64
+        .decode(signature)
+        .map_err(|_| SigError::SignatureNotBase64)?;
+    let built = build_signing_string(&signed_headers, method, path_and_query, headers, &params);
+
+    Ok(Prepared {
+        body_check: if coverage.digest {
+            BodyCheck::Digest
+        } else {
+            BodyCheck::None
+        },
+        key_id: key_id.to_string(),
+        key_host,
+        inner: Inner::Cavage(CavageSignature {
+            algorithm,
+            signed_headers,
+            created,
+            signature,
+            signing_string: built.bytes,
+            query_ranges: built.query_ranges,
+        }),
+    })
+}
+
+/// The `Date` header as a creation time; `None` when absent or blank (Mastodon's `.present?`).
+fn date_header(headers: &http::HeaderMap) -> Result<Option<Duration>, SigError> {
+    let Some(raw) = header_value(headers, "date") else {
+        return Ok(None);
+    };
+    if raw.trim_ascii().is_empty() {
+        return Ok(None);
+    }
+    let invalid = || SigError::InvalidDate(String::from_utf8_lossy(&raw).into_owned());
+    let text = std::str::from_utf8(&raw).map_err(|_| invalid())?;
+    let date = httpdate::parse_http_date(text).map_err(|_| invalid())?;
+    Ok(Some(date.duration_since(UNIX_EPOCH).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests;
