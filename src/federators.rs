@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::policy::rules_file::{self, FriendlyFederatorSettings};
 use crate::policy::sources::{self, MASTODON_HEADER};
 use crate::policy::{host, DomainRule, Severity, Snapshot};
-use crate::reload::{MemorySource, Rules};
+use crate::rules::{MemorySource, Rules};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -12,7 +12,7 @@
 //! | `policy`    | immutable rule snapshot, host normalisation, suffix matching, pure decisions |
 //! | `forward`   | upstream client: hop-by-hop stripping, X-Forwarded-*, timeouts |
 //! | `reject`    | every proxy-made answer: status, JSON body, metric label |
-//! | `reload`    | rule loading (one code path), file watch, SIGHUP, admin reload |
+//! | `rules`     | the rule merge (one code path), the live rules and their reload, file watch, SIGHUP |
 //! | `metrics`   | the Prometheus registry and every metric |
 //! | `admin`     | `/metrics /healthz /readyz /admin/reload` on a separate listener |
 //! | `config`    | the TOML file, validated |
@@ -39,7 +39,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod reject;
-pub mod reload;
+pub mod rules;
 pub mod server;
 pub mod signature;
 pub mod subscriptions;
@@ -61,7 +61,7 @@ pub enum RunError {
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("rules: {0}")]
-    Rules(#[from] reload::LoadError),
+    Rules(#[from] rules::LoadError),
     #[error("key fetcher: {0}")]
     Keys(String),
     #[error("upstream: {0}")]
@@ -83,7 +83,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let metrics = Arc::new(metrics::Metrics::new()?);
-    let rules = reload::Rules::new(
+    let rules = rules::Rules::new(
         config.blocklists.clone(),
         config.policy.clone(),
         metrics.clone(),

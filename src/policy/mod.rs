@@ -547,7 +547,7 @@ impl SnapshotBuilder {
 
 impl Snapshot {
     /// A builder for a snapshot in `mode` with `threshold` (`subscription_threshold`, for
-    /// `explain`; `reload::load` applies it).
+    /// `explain`; `rules::load` applies it).
     pub fn builder(mode: PolicyMode, threshold: usize) -> SnapshotBuilder {
         SnapshotBuilder {
             snapshot: Snapshot {

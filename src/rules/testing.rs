@@ -1,0 +1,58 @@
+//! Helpers shared by the rules tests: configured sources, memory sources and metrics.
+
+use super::{MemorySource, Rules};
+use crate::config::{BlocklistConfig, BlocklistFormat, PolicyConfig};
+use crate::metrics::Metrics;
+use crate::policy::sources;
+use std::path::Path;
+use std::sync::Arc;
+
+pub(super) fn source(path: &Path) -> BlocklistConfig {
+    BlocklistConfig {
+        path: path.to_path_buf(),
+        format: BlocklistFormat::Auto,
+        dry_run: false,
+        kind: crate::config::SourceKind::Block,
+        exclude: false,
+        priority: 0,
+    }
+}
+
+pub(super) fn metrics() -> Arc<Metrics> {
+    Arc::new(Metrics::new().expect("metrics"))
+}
+
+pub(super) fn reloads(m: &Metrics, result: &str) -> u64 {
+    m.rules_reloads_total.with_label_values(&[result]).get()
+}
+
+pub(super) fn suspended(rules: &Rules, host: &str) -> bool {
+    rules.current().load().is_suspended(host).is_some()
+}
+
+pub(super) fn memory(label: &str, text: &str) -> MemorySource {
+    let label_arc: Arc<str> = Arc::from(label);
+    let parsed =
+        sources::parse_bytes(text.as_bytes(), label_arc, BlocklistFormat::Auto).expect("parses");
+    MemorySource::new(label, Arc::new(parsed))
+}
+
+pub(super) fn subscribed(label: &str, text: &str) -> MemorySource {
+    MemorySource {
+        subscribed: true,
+        ..memory(label, text)
+    }
+}
+
+pub(super) fn threshold(n: usize) -> PolicyConfig {
+    PolicyConfig {
+        subscription_threshold: n,
+        ..PolicyConfig::default()
+    }
+}
+
+/// `Rules` over the files at `paths` as block lists, first loaded.
+pub(super) fn rules_over(paths: &[&Path], metrics: &Arc<Metrics>) -> Arc<Rules> {
+    let sources = paths.iter().map(|p| source(p)).collect();
+    Rules::new(sources, PolicyConfig::default(), metrics.clone()).expect("first load")
+}
