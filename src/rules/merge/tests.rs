@@ -1,4 +1,4 @@
-//! The merge's rules, table by table: priority, thresholds, exceptions, dry run, kinds, counts.
+//! The merge: how sources compete (priority, threshold, exceptions, dry run) and what each counts.
 
 use super::*;
 use crate::policy::Severity;
