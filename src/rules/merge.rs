@@ -439,21 +439,22 @@ impl<'r> RuleKey<'r> {
 }
 
 fn warn_about_skips(label: &str, source: &ParsedSource) {
-    if source.obfuscated > 0 {
-        tracing::warn!(
-            source = label,
-            count = source.obfuscated,
-            first_line = source.first_obfuscated_line,
-            "skipped entries containing '*' (obfuscated or wildcard) without a digest; they cannot be matched"
-        );
-    }
-    if source.duplicates > 0 {
-        tracing::warn!(
-            source = label,
-            count = source.duplicates,
-            first_line = source.first_duplicate_line,
-            "domains listed more than once; the harshest rule of each is kept"
-        );
+    let skips = [
+        (
+            source.obfuscated,
+            source.first_obfuscated_line,
+            "skipped entries containing '*' (obfuscated or wildcard) without a digest; they cannot be matched",
+        ),
+        (
+            source.duplicates,
+            source.first_duplicate_line,
+            "domains listed more than once; the harshest rule of each is kept",
+        ),
+    ];
+    for (count, first_line, what) in skips {
+        if count > 0 {
+            tracing::warn!(source = label, count, first_line, "{what}");
+        }
     }
 }
 

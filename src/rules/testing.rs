@@ -4,7 +4,7 @@ use super::{MemorySource, Rules};
 use crate::config::{BlocklistConfig, BlocklistFormat, PolicyConfig};
 use crate::metrics::Metrics;
 use crate::policy::sources;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub(super) fn source(path: &Path) -> BlocklistConfig {
@@ -55,4 +55,26 @@ pub(super) fn threshold(n: usize) -> PolicyConfig {
 pub(super) fn rules_over(paths: &[&Path], metrics: &Arc<Metrics>) -> Arc<Rules> {
     let sources = paths.iter().map(|p| source(p)).collect();
     Rules::new(sources, PolicyConfig::default(), metrics.clone()).expect("first load")
+}
+
+/// A temporary directory holding one file per `(name, contents)`, and their paths in order.
+/// The directory goes away when the returned guard is dropped.
+pub(super) fn files<const N: usize>(
+    contents: [(&str, &str); N],
+) -> (tempfile::TempDir, [PathBuf; N]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = contents.map(|(name, text)| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    });
+    (dir, paths)
+}
+
+/// `inboxguard_rules_loaded{source, severity}` for the file at `path`.
+pub(super) fn loaded(m: &Metrics, path: &Path, kind: &str) -> i64 {
+    let label = path.display().to_string();
+    m.rules_loaded
+        .with_label_values(&[label.as_str(), kind])
+        .get()
 }

@@ -4,23 +4,20 @@
 use super::*;
 use crate::policy::sources::{self, LoadErrorKind};
 use crate::policy::Severity;
-use crate::rules::testing::{metrics, reloads, rules_over, source, subscribed, suspended};
+use crate::rules::testing::{
+    files, loaded, metrics, reloads, rules_over, source, subscribed, suspended,
+};
 use std::path::Path;
 use std::time::Duration;
 
 #[test]
 fn failed_reload_keeps_the_old_snapshot() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("blocklist.csv");
-    std::fs::write(&path, "old.example\n").expect("write");
+    let _serial = log_call_sites();
+    let (_dir, [path]) = files([("blocklist.csv", "old.example\n")]);
     let m = metrics();
     let rules = rules_over(&[&path], &m);
     let label = path.display().to_string();
-    let gauge = |sev: &str| {
-        m.rules_loaded
-            .with_label_values(&[label.as_str(), sev])
-            .get()
-    };
+    let gauge = |sev: &str| loaded(&m, &path, sev);
     assert_eq!((gauge("suspend"), gauge("silence")), (1, 0));
     assert!(
         m.rules_last_reload_timestamp_seconds
@@ -81,9 +78,8 @@ fn failed_reload_keeps_the_old_snapshot() {
 
 #[test]
 fn memory_sources_merge_survive_a_broken_file_and_can_be_removed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("local.csv");
-    std::fs::write(&path, "#domain,#severity\nshared.example,silence\n").expect("write");
+    let _serial = log_call_sites();
+    let (_dir, [path]) = files([("local.csv", "#domain,#severity\nshared.example,silence\n")]);
     let m = metrics();
     let rules = rules_over(&[&path], &m);
     let remote = |domains: &[&str]| {
@@ -168,9 +164,7 @@ fn unreadable_source_fails_the_first_load() {
 
 #[test]
 fn stale_gauges_are_removed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("a.txt");
-    std::fs::write(&path, "a.example\n").expect("write");
+    let (_dir, [path]) = files([("a.txt", "a.example\n")]);
     let m = metrics();
     let rules = rules_over(&[&path], &m);
     let mut state = State {
@@ -202,10 +196,10 @@ impl std::io::Write for Captured {
     }
 }
 
-/// Held by the test that captures logs and by tests that log the same call sites at once:
-/// `tracing` caches per call site whether anyone listens, and a site first reached on
-/// another thread while the capturing subscriber is being set up can stay cached as
-/// unheard, so its lines go missing from the capture.
+/// Held by the test that captures logs and by the tests here that reload (and so log the same
+/// call sites): `tracing` caches per call site whether anyone listens, and a site first
+/// reached on another thread while the capturing subscriber is being set up can stay cached
+/// as unheard, so its lines go missing from the capture.
 static LOG_CALL_SITES: Mutex<()> = Mutex::new(());
 
 fn log_call_sites() -> std::sync::MutexGuard<'static, ()> {
@@ -217,15 +211,13 @@ fn log_call_sites() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn a_reload_reports_and_logs_what_changed_per_source() {
     let _serial = log_call_sites();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let csv = dir.path().join("a.csv");
-    let toml = dir.path().join("b.toml");
-    std::fs::write(
-        &csv,
-        "#domain,#severity\nkeep.example,suspend\nup.example,silence\ngone.example,suspend\n",
-    )
-    .expect("write");
-    std::fs::write(&toml, "[[allow]]\ndomain = \"friend.example\"\n").expect("write");
+    let (_dir, [csv, toml]) = files([
+        (
+            "a.csv",
+            "#domain,#severity\nkeep.example,suspend\nup.example,silence\ngone.example,suspend\n",
+        ),
+        ("b.toml", "[[allow]]\ndomain = \"friend.example\"\n"),
+    ]);
     let rules = rules_over(&[&csv, &toml], &metrics());
     rules
         .set_memory_source(subscribed("https://lists.example/x", "remote.example\n"))
@@ -289,9 +281,8 @@ fn a_reload_reports_and_logs_what_changed_per_source() {
 
 #[test]
 fn reload_timestamps_move_only_for_sources_loaded_anew() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("local.txt");
-    std::fs::write(&path, "local.example\n").expect("write");
+    let _serial = log_call_sites();
+    let (_dir, [path]) = files([("local.txt", "local.example\n")]);
     let m = metrics();
     let rules = rules_over(&[&path], &m);
     let remote = "https://lists.example/blocks.txt";
@@ -347,17 +338,11 @@ fn reload_timestamps_move_only_for_sources_loaded_anew() {
 
 #[test]
 fn gauges_and_reload_log_cover_every_kind() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rules.toml");
-    std::fs::write(&path, "[[allow]]\ndomain = \"a.example\"\n").expect("write");
+    let _serial = log_call_sites();
+    let (_dir, [path]) = files([("rules.toml", "[[allow]]\ndomain = \"a.example\"\n")]);
     let m = metrics();
     let rules = rules_over(&[&path], &m);
-    let label = path.display().to_string();
-    let gauge = |kind: &str| {
-        m.rules_loaded
-            .with_label_values(&[label.as_str(), kind])
-            .get()
-    };
+    let gauge = |kind: &str| loaded(&m, &path, kind);
     assert_eq!((gauge("allow"), gauge("actor_suspend")), (1, 0));
     std::fs::write(
         &path,
@@ -374,11 +359,10 @@ fn gauges_and_reload_log_cover_every_kind() {
 #[test]
 fn a_refused_file_keeps_its_last_good_copy_while_other_files_reload() {
     let _serial = log_call_sites();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let a = dir.path().join("a.csv");
-    let b = dir.path().join("b.txt");
-    std::fs::write(&a, "#domain,#severity\nold-a.example,suspend\n").expect("write");
-    std::fs::write(&b, "old-b.example\n").expect("write");
+    let (_dir, [a, b]) = files([
+        ("a.csv", "#domain,#severity\nold-a.example,suspend\n"),
+        ("b.txt", "old-b.example\n"),
+    ]);
     let m = metrics();
     let rules = rules_over(&[&a, &b], &m);
     let (label_a, label_b) = (a.display().to_string(), b.display().to_string());
@@ -434,12 +418,11 @@ fn a_refused_file_keeps_its_last_good_copy_while_other_files_reload() {
 #[test]
 fn a_conflicting_edit_is_refused_and_the_other_files_still_reload() {
     let _serial = log_call_sites();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let first = dir.path().join("first.toml");
-    let second = dir.path().join("second.toml");
     let table = "[friendly_federators]\nannounce = false\n";
-    std::fs::write(&first, table).expect("write");
-    std::fs::write(&second, "[[domain]]\ndomain = \"old.example\"\n").expect("write");
+    let (_dir, [first, second]) = files([
+        ("first.toml", table),
+        ("second.toml", "[[domain]]\ndomain = \"old.example\"\n"),
+    ]);
     let m = metrics();
     let rules = rules_over(&[&first, &second], &m);
     // The second file gains a second [friendly_federators] table and a domain: each parses,

@@ -2,23 +2,21 @@
 
 use super::*;
 use crate::policy::Severity;
-use crate::rules::testing::{memory, source, subscribed, threshold};
+use crate::rules::testing::{files, memory, source, subscribed, threshold};
 use std::path::Path;
 
 #[test]
 fn load_merges_sources_and_counts_what_is_in_force() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let a = dir.path().join("a.csv");
-    let b = dir.path().join("b.txt");
-    std::fs::write(
-        &a,
-        "#domain,#severity,#reject_media,#reject_reports\n\
+    let (_dir, [a, b]) = files([
+        (
+            "a.csv",
+            "#domain,#severity,#reject_media,#reject_reports\n\
              shared.example,silence,false,false\n\
              only-a.example,noop,false,true\n\
              ba**.example,suspend,false,false\n",
-    )
-    .expect("write");
-    std::fs::write(&b, "shared.example\nonly-b.example\n").expect("write");
+        ),
+        ("b.txt", "shared.example\nonly-b.example\n"),
+    ]);
     let (snapshot, summaries) =
         load(&[source(&a), source(&b)], &[], &PolicyConfig::default()).expect("loads");
     assert_eq!(snapshot.len(), 3);
@@ -65,11 +63,10 @@ fn load_merges_sources_and_counts_what_is_in_force() {
 
 #[test]
 fn dry_run_sources_load_as_dry_run_rules() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let enforced = dir.path().join("enforced.txt");
-    let preview = dir.path().join("preview.txt");
-    std::fs::write(&enforced, "both.example\n").expect("write");
-    std::fs::write(&preview, "both.example\npreview.example\n").expect("write");
+    let (_dir, [enforced, preview]) = files([
+        ("enforced.txt", "both.example\n"),
+        ("preview.txt", "both.example\npreview.example\n"),
+    ]);
     let mut dry = source(&preview);
     dry.dry_run = true;
     let (snapshot, summaries) =
@@ -89,11 +86,10 @@ fn dry_run_sources_load_as_dry_run_rules() {
 
 #[test]
 fn load_error_names_file_and_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let good = dir.path().join("good.txt");
-    let bad = dir.path().join("bad.txt");
-    std::fs::write(&good, "ok.example\n").expect("write");
-    std::fs::write(&bad, "ok.example\n\nnot valid!\n").expect("write");
+    let (_dir, [good, bad]) = files([
+        ("good.txt", "ok.example\n"),
+        ("bad.txt", "ok.example\n\nnot valid!\n"),
+    ]);
     let e = load(
         &[source(&good), source(&bad)],
         &[],
@@ -110,19 +106,16 @@ fn load_error_names_file_and_line() {
 
 #[test]
 fn exception_sources_override_every_other_source() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let local = dir.path().join("local.csv");
-    let exceptions = dir.path().join("exceptions.csv");
-    std::fs::write(
-        &local,
-        "#domain,#severity\nbad.example,suspend\nkept.example,silence\n",
-    )
-    .expect("write");
-    std::fs::write(
-        &exceptions,
-        "#domain,#public_comment\nok.bad.example,\nkept.example,asked nicely\n",
-    )
-    .expect("write");
+    let (_dir, [local, exceptions]) = files([
+        (
+            "local.csv",
+            "#domain,#severity\nbad.example,suspend\nkept.example,silence\n",
+        ),
+        (
+            "exceptions.csv",
+            "#domain,#public_comment\nok.bad.example,\nkept.example,asked nicely\n",
+        ),
+    ]);
     let mut exclude = source(&exceptions);
     exclude.exclude = true;
     let mut remote_exceptions = memory("https://lists.example/exceptions.txt", "remote.example\n");
@@ -182,9 +175,7 @@ fn exception_sources_override_every_other_source() {
 
 #[test]
 fn subscribed_rules_need_the_threshold_and_local_files_always_apply() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let local = dir.path().join("local.txt");
-    std::fs::write(&local, "local.example\n").expect("write");
+    let (_dir, [local]) = files([("local.txt", "local.example\n")]);
     let a = subscribed("https://a.example/list", "both.example\nonly-a.example\n");
     let b = subscribed(
         "https://b.example/list",
@@ -242,9 +233,7 @@ fn subscribed_rules_need_the_threshold_and_local_files_always_apply() {
 
 #[test]
 fn priority_picks_which_sources_compete() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ours = dir.path().join("ours.csv");
-    std::fs::write(&ours, "#domain,#severity\nshared.example,silence\n").expect("write");
+    let (_dir, [ours]) = files([("ours.csv", "#domain,#severity\nshared.example,silence\n")]);
     let mut local = source(&ours);
     local.priority = 10;
     let remote = subscribed(

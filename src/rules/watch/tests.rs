@@ -1,7 +1,7 @@
 //! The watcher over real directories: in-place edits, renames, a ConfigMap symlink swap, SIGHUP.
 
 use super::*;
-use crate::rules::testing::{metrics, reloads, rules_over, suspended};
+use crate::rules::testing::{files, metrics, reloads, rules_over, suspended};
 use std::time::Instant;
 
 /// Generous: these wait on inotify and a debounce, on a loaded 2-core machine.
@@ -101,9 +101,7 @@ fn event_filter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_picks_up_an_edit_and_stops_on_shutdown() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("blocklist.csv");
-    std::fs::write(&path, "old.example\n").expect("write");
+    let (_dir, [path]) = files([("blocklist.csv", "old.example\n")]);
     let m = metrics();
     let rules = rules_over(&[&path], &m);
     let watching = Watching::start(&rules);
@@ -180,9 +178,7 @@ async fn sighup_reloads() {
     // arrives before `watch` has installed its own.
     let _guard = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .expect("sighup handler");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("blocklist.txt");
-    std::fs::write(&path, "a.example\n").expect("write");
+    let (_dir, [path]) = files([("blocklist.txt", "a.example\n")]);
     let m = metrics();
     let rules = rules_over(&[&path], &m);
     let watching = Watching::start(&rules);
