@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// A rule source held in memory instead of read from a file at each reload: a remote
 /// subscription's last good copy, the Mastodon admin API pull, or rules inboxguard generates
 /// (friendly-federator escalation). Whoever owns it replaces it with `Rules::set_memory_source`.
 /// `MemorySource::new` gives the defaults of a local file (all flags off, priority 0).
