@@ -51,10 +51,12 @@ pub(super) fn threshold(n: usize) -> PolicyConfig {
     }
 }
 
-/// `Rules` over the files at `paths` as block lists, first loaded.
-pub(super) fn rules_over(paths: &[&Path], metrics: &Arc<Metrics>) -> Arc<Rules> {
+/// `Rules` over the files at `paths` as block lists, first loaded, and the metrics it keeps.
+pub(super) fn rules_over(paths: &[&Path]) -> (Arc<Rules>, Arc<Metrics>) {
+    let m = metrics();
     let sources = paths.iter().map(|p| source(p)).collect();
-    Rules::new(sources, PolicyConfig::default(), metrics.clone()).expect("first load")
+    let rules = Rules::new(sources, PolicyConfig::default(), m.clone()).expect("first load");
+    (rules, m)
 }
 
 /// A temporary directory holding one file per `(name, contents)`, and their paths in order.

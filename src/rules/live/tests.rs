@@ -14,8 +14,7 @@ use std::time::Duration;
 fn failed_reload_keeps_the_old_snapshot() {
     let _serial = log_call_sites();
     let (_dir, [path]) = files([("blocklist.csv", "old.example\n")]);
-    let m = metrics();
-    let rules = rules_over(&[&path], &m);
+    let (rules, m) = rules_over(&[&path]);
     let label = path.display().to_string();
     let gauge = |sev: &str| loaded(&m, &path, sev);
     assert_eq!((gauge("suspend"), gauge("silence")), (1, 0));
@@ -80,8 +79,7 @@ fn failed_reload_keeps_the_old_snapshot() {
 fn memory_sources_merge_survive_a_broken_file_and_can_be_removed() {
     let _serial = log_call_sites();
     let (_dir, [path]) = files([("local.csv", "#domain,#severity\nshared.example,silence\n")]);
-    let m = metrics();
-    let rules = rules_over(&[&path], &m);
+    let (rules, m) = rules_over(&[&path]);
     let remote = |domains: &[&str]| {
         let text: String = domains.iter().map(|d| format!("{d}\n")).collect();
         let label: Arc<str> = Arc::from("https://lists.example/blocks.txt");
@@ -165,8 +163,7 @@ fn unreadable_source_fails_the_first_load() {
 #[test]
 fn stale_gauges_are_removed() {
     let (_dir, [path]) = files([("a.txt", "a.example\n")]);
-    let m = metrics();
-    let rules = rules_over(&[&path], &m);
+    let (rules, m) = rules_over(&[&path]);
     let mut state = State {
         published: vec!["gone.csv".to_string()],
         ..State::default()
@@ -218,7 +215,7 @@ fn a_reload_reports_and_logs_what_changed_per_source() {
         ),
         ("b.toml", "[[allow]]\ndomain = \"friend.example\"\n"),
     ]);
-    let rules = rules_over(&[&csv, &toml], &metrics());
+    let (rules, _) = rules_over(&[&csv, &toml]);
     rules
         .set_memory_source(subscribed("https://lists.example/x", "remote.example\n"))
         .expect("reload");
@@ -283,8 +280,7 @@ fn a_reload_reports_and_logs_what_changed_per_source() {
 fn reload_timestamps_move_only_for_sources_loaded_anew() {
     let _serial = log_call_sites();
     let (_dir, [path]) = files([("local.txt", "local.example\n")]);
-    let m = metrics();
-    let rules = rules_over(&[&path], &m);
+    let (rules, m) = rules_over(&[&path]);
     let remote = "https://lists.example/blocks.txt";
     rules
         .set_memory_source(subscribed(remote, "remote.example\n"))
@@ -340,8 +336,7 @@ fn reload_timestamps_move_only_for_sources_loaded_anew() {
 fn gauges_and_reload_log_cover_every_kind() {
     let _serial = log_call_sites();
     let (_dir, [path]) = files([("rules.toml", "[[allow]]\ndomain = \"a.example\"\n")]);
-    let m = metrics();
-    let rules = rules_over(&[&path], &m);
+    let (rules, m) = rules_over(&[&path]);
     let gauge = |kind: &str| loaded(&m, &path, kind);
     assert_eq!((gauge("allow"), gauge("actor_suspend")), (1, 0));
     std::fs::write(
@@ -363,8 +358,7 @@ fn a_refused_file_keeps_its_last_good_copy_while_other_files_reload() {
         ("a.csv", "#domain,#severity\nold-a.example,suspend\n"),
         ("b.txt", "old-b.example\n"),
     ]);
-    let m = metrics();
-    let rules = rules_over(&[&a, &b], &m);
+    let (rules, m) = rules_over(&[&a, &b]);
     let (label_a, label_b) = (a.display().to_string(), b.display().to_string());
     let stale = |label: &str| m.rules_source_stale.with_label_values(&[label]).get();
     let failing_since = || m.rules_reload_failing_since_timestamp_seconds.get();
@@ -423,8 +417,7 @@ fn a_conflicting_edit_is_refused_and_the_other_files_still_reload() {
         ("first.toml", table),
         ("second.toml", "[[domain]]\ndomain = \"old.example\"\n"),
     ]);
-    let m = metrics();
-    let rules = rules_over(&[&first, &second], &m);
+    let (rules, m) = rules_over(&[&first, &second]);
     // The second file gains a second [friendly_federators] table and a domain: each parses,
     // but they conflict with the first file, so the edit is refused whole.
     std::fs::write(

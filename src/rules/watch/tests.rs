@@ -1,7 +1,7 @@
 //! The watcher over real directories: in-place edits, renames, a ConfigMap symlink swap, SIGHUP.
 
 use super::*;
-use crate::rules::testing::{files, metrics, reloads, rules_over, suspended};
+use crate::rules::testing::{files, reloads, rules_over, suspended};
 use std::time::Instant;
 
 /// Generous: these wait on inotify and a debounce, on a loaded 2-core machine.
@@ -102,8 +102,7 @@ fn event_filter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_picks_up_an_edit_and_stops_on_shutdown() {
     let (_dir, [path]) = files([("blocklist.csv", "old.example\n")]);
-    let m = metrics();
-    let rules = rules_over(&[&path], &m);
+    let (rules, m) = rules_over(&[&path]);
     let watching = Watching::start(&rules);
 
     eventually(
@@ -147,7 +146,7 @@ async fn watch_follows_a_configmap_symlink_swap() {
     symlink("..2026_01_01", root.join("..data")).expect("..data");
     symlink("..data/blocklist.csv", root.join("blocklist.csv")).expect("link");
     let path = root.join("blocklist.csv");
-    let rules = rules_over(&[&path], &metrics());
+    let (rules, _) = rules_over(&[&path]);
     assert!(suspended(&rules, "first.example"));
     let watching = Watching::start(&rules);
 
@@ -179,8 +178,7 @@ async fn sighup_reloads() {
     let _guard = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .expect("sighup handler");
     let (_dir, [path]) = files([("blocklist.txt", "a.example\n")]);
-    let m = metrics();
-    let rules = rules_over(&[&path], &m);
+    let (rules, m) = rules_over(&[&path]);
     let watching = Watching::start(&rules);
     // No file changes: only the signal can cause a reload.
     let pid = std::process::id().to_string();
