@@ -76,7 +76,7 @@ fn policy(c: &mut Criterion) {
         b.iter_batched(
             || (),
             |_| {
-                inboxguard::reload::load(black_box(&sources), &[], &Default::default())
+                inboxguard::rules::load(black_box(&sources), &[], &Default::default())
                     .expect("load")
             },
             BatchSize::PerIteration,

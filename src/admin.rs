@@ -20,7 +20,7 @@
 use crate::app::App;
 use crate::forward::Body;
 use crate::reject::full;
-use crate::reload::SourceSummary;
+use crate::rules::SourceSummary;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;

@@ -7,7 +7,7 @@ use crate::federators::Federators;
 use crate::forward::Upstream;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
-use crate::reload::Rules;
+use crate::rules::Rules;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

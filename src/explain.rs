@@ -12,7 +12,7 @@ use crate::policy::{
     digest_hex, domain_digest, host, ActorPattern, Decision, DomainEntry, DomainRule, Facts,
     PolicyMode, Snapshot,
 };
-use crate::reload::{self, Listed, LoadError, SourceSummary, Standing};
+use crate::rules::{self, Listed, LoadError, SourceSummary, Standing};
 use crate::subscriptions::{self, CachedSources};
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -163,7 +163,7 @@ pub fn load_offline(config: &Config, hosts: &[String]) -> Result<Offline, LoadEr
     let mut memory = cached.sources.clone();
     memory.sort_by(|a, b| a.label.cmp(&b.label));
     let (snapshot, summaries, listed) =
-        reload::load_listing(&config.blocklists, &memory, &config.policy, &wanted)?;
+        rules::load_listing(&config.blocklists, &memory, &config.policy, &wanted)?;
     let settings =
         federators::effective(&config.friendly_federators, snapshot.friendly_federators());
     let escalated = match federators::escalated_from_file(&settings) {
@@ -191,7 +191,7 @@ pub fn load_offline(config: &Config, hosts: &[String]) -> Result<Offline, LoadEr
     memory.push(escalated);
     memory.sort_by(|a, b| a.label.cmp(&b.label));
     let (snapshot, summaries, listed) =
-        reload::load_listing(&config.blocklists, &memory, &config.policy, &wanted)?;
+        rules::load_listing(&config.blocklists, &memory, &config.policy, &wanted)?;
     Ok(Offline {
         snapshot,
         summaries,
@@ -819,7 +819,7 @@ mod tests {
     #[test]
     fn report_says_why_each_listed_rule_lost() {
         use crate::config::{BlocklistFormat, PolicyConfig};
-        use crate::reload::MemorySource;
+        use crate::rules::MemorySource;
         let source = |label: &str, text: &str, subscribed: bool, priority: i32| {
             let parsed = crate::policy::sources::parse_bytes(
                 text.as_bytes(),
@@ -845,7 +845,7 @@ mod tests {
         };
         let subject = Subject::Domain("x.bad.example".into());
         let (rules, _, listed) =
-            reload::load_listing(&[], &memory, &policy, on_hosts(&subject.hosts())).expect("loads");
+            rules::load_listing(&[], &memory, &policy, on_hosts(&subject.hosts())).expect("loads");
         let text = report(
             &rules,
             &listed,

@@ -13,7 +13,7 @@
 //! | `policy`    | immutable rule snapshot, host normalisation, suffix matching, pure decisions |
 //! | `forward`   | upstream client: hop-by-hop stripping, X-Forwarded-*, timeouts |
 //! | `reject`    | every proxy-made answer: status, JSON body, metric label |
-//! | `reload`    | rule loading (one code path), file watch, SIGHUP, admin reload |
+//! | `rules`     | the rule merge (one code path), the live rules and their reload, file watch, SIGHUP |
 //! | `rule_files`| reading a local rule file from disk, bounded |
 //! | `metrics`   | the Prometheus registry and every metric |
 //! | `admin`     | `/metrics /healthz /readyz /admin/reload` on a separate listener |
@@ -44,8 +44,8 @@ mod net;
 pub mod pipeline;
 pub mod policy;
 pub mod reject;
-pub mod reload;
 pub mod rule_files;
+pub mod rules;
 pub mod server;
 pub mod shedding;
 pub mod signature;
@@ -68,7 +68,7 @@ pub enum RunError {
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("rules: {0}")]
-    Rules(#[from] reload::LoadError),
+    Rules(#[from] rules::LoadError),
     #[error("key fetcher: {0}")]
     Keys(String),
     #[error("upstream: {0}")]
@@ -90,7 +90,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let metrics = Arc::new(metrics::Metrics::new()?);
-    let rules = reload::Rules::new(
+    let rules = rules::Rules::new(
         config.blocklists.clone(),
         config.policy.clone(),
         metrics.clone(),

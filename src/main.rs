@@ -256,7 +256,7 @@ fn report(path: PathBuf, json: bool) -> ExitCode {
     use inboxguard::federators::{self, EvidenceError};
     // A rules file's [friendly_federators] table overrides the config's kinds and escalation,
     // as it does in the running proxy; rules that fail to load leave the config's settings.
-    let snapshot = inboxguard::reload::load(&config.blocklists, &[], &config.policy)
+    let snapshot = inboxguard::rules::load(&config.blocklists, &[], &config.policy)
         .map(|(snapshot, _)| snapshot)
         .ok();
     let table = snapshot.as_ref().and_then(|s| s.friendly_federators());

@@ -1,6 +1,7 @@
 //! End-to-end hot reload of blocklists through the whole proxy on loopback: edits picked up by
 //! the file watcher (editor-style rename, Kubernetes ConfigMap symlink swap), broken files
-//! keeping the old rules, and `POST /admin/reload`. SIGHUP is covered by `reload`'s unit tests.
+//! keeping the old rules, and `POST /admin/reload`. SIGHUP is covered by the unit tests of
+//! `rules::watch`.
 
 // Helpers outside #[test] fns panic on a broken environment too, which is the right failure.
 #![allow(clippy::unwrap_used)]

@@ -17,7 +17,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use inboxguard::config::{Config, MastodonApiConfig, SubscriptionConfig, SubscriptionFormat};
 use inboxguard::metrics::Metrics;
-use inboxguard::reload::Rules;
+use inboxguard::rules::Rules;
 use inboxguard::subscriptions::{
     load_cached, Cache, FetchError, Getter, MastodonPull, Outcome, RefreshError, Subscription,
 };

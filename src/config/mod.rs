@@ -2,7 +2,7 @@
 //! rest of the proxy uses. Nothing here binds a socket or reads a blocklist; `check` and `serve`
 //! share this code so that what `check` accepts is exactly what `serve` runs.
 //!
-//! Hot-reloadable: blocklist *contents* (see `reload`). Everything else needs a restart.
+//! Hot-reloadable: blocklist *contents* (see `rules`). Everything else needs a restart.
 //!
 //! One file per table: `server`, `upstream`, `admin`, `keys` (`[signatures]`, `[key_fetch]`),
 //! `sources` (`[[blocklists]]`, `[policy]`, `[[subscriptions]]`, `[mastodon]`, `[state]`),

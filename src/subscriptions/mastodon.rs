@@ -21,7 +21,7 @@ use crate::config::MastodonApiConfig;
 use crate::metrics::Metrics;
 use crate::policy::sources::{self, AllowEntry, LoadError, LoadErrorKind, ParsedSource};
 use crate::policy::DomainEntry;
-use crate::reload::{MemorySource, Rules};
+use crate::rules::{MemorySource, Rules};
 use ::http::header::{ACCEPT, AUTHORIZATION};
 use ::http::{HeaderMap, HeaderValue, StatusCode};
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Remote rule sources: `[[subscriptions]]` (a list at a URL, fetched on an interval) and
 //! `[mastodon]` (Mastodon's own domain blocks from its admin API), each kept in force as a
-//! `reload::MemorySource` labelled with its URL.
+//! `rules::MemorySource` labelled with its URL.
 //!
 //! The contract for every remote source:
 //! * its last good copy stays in force whatever later fetches return: an error status, a
@@ -27,7 +27,7 @@ use crate::clock::unix_now;
 use crate::config::{BlocklistFormat, Config, SubscriptionConfig, SubscriptionFormat};
 use crate::metrics::Metrics;
 use crate::policy::sources::{self, LoadError, ParsedSource};
-use crate::reload::{MemorySource, Rules};
+use crate::rules::{MemorySource, Rules};
 use ::http::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use ::http::{HeaderMap, HeaderValue, StatusCode};
 use std::future::Future;
@@ -98,7 +98,7 @@ struct InForce {
     sha256: Vec<u8>,
 }
 
-/// How a remote source's rules take part in the merge (see `reload::MemorySource`).
+/// How a remote source's rules take part in the merge (see `rules::MemorySource`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Merge {
     pub dry_run: bool,

@@ -1,0 +1,266 @@
+//! The evidence as a report: JSON for `/admin/friendly-federators`, a table for
+//! `inboxguard report`, from the live store or from the evidence file.
+
+use super::evidence::{
+    in_window, DomainEvidence, EvidenceError, KindCounts, Referenced, SeverityCounts, Store,
+};
+use super::{dropping, effective, Federators, SECS_PER_DAY};
+use crate::config::{EscalationAction, FriendlyFederatorsConfig};
+use crate::policy::FriendlyFederatorSettings;
+use serde::Serialize;
+use std::fmt;
+
+impl Federators {
+    /// The evidence as `/admin/friendly-federators` and `inboxguard report` show it.
+    /// `table`: the loaded rules file's `[friendly_federators]` table, if any (see `effective`).
+    pub fn report(&self, now: u64, table: Option<&FriendlyFederatorSettings>) -> Report {
+        let store = self.lock();
+        let config = effective(&self.config, table);
+        Report::build(&store, &config, now, None)
+    }
+}
+
+/// Reads the evidence file named by `config` into a report, as `inboxguard report` shows it.
+/// The file is what the running proxy saved last (at most `persist_interval_secs` old).
+pub fn report_from_file(
+    config: &FriendlyFederatorsConfig,
+    now: u64,
+) -> Result<Report, EvidenceError> {
+    let (store, _, saved_at) = Store::read(config)?;
+    Ok(Report::build(&store, config, now, Some(saved_at)))
+}
+
+/// The evidence, most references first, for the admin endpoint (JSON) and `report` (table).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub generated_at: String,
+    /// When the evidence file was saved (for a report read from the file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved_at: Option<String>,
+    pub tracked_domains: usize,
+    pub max_tracked_domains: usize,
+    /// The laundering kinds that drop activities.
+    pub dropping: Vec<&'static str>,
+    pub escalation: Option<EscalationReport>,
+    /// Domains in the generated `friendly-federators` source.
+    pub escalated: Vec<EscalatedReport>,
+    /// At most `report_top` domains, most references first.
+    pub domains: Vec<DomainReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EscalationReport {
+    pub threshold: u64,
+    pub window_days: u32,
+    pub action: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EscalatedReport {
+    pub domain: String,
+    pub severity: &'static str,
+    pub escalated_at: String,
+    pub references_in_window: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DomainReport {
+    pub domain: String,
+    pub total: u64,
+    /// References within the escalation window (7 days when escalation is off).
+    pub in_window: u64,
+    pub dropped: u64,
+    pub by_kind: KindCounts,
+    pub by_severity: SeverityCounts,
+    pub referenced: Vec<Referenced>,
+    pub samples: Vec<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// `escalated` (in the generated source), `would_escalate` (over the threshold with
+    /// `action = "report"`), or absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+}
+
+impl Report {
+    fn build(
+        store: &Store,
+        config: &FriendlyFederatorsConfig,
+        now: u64,
+        saved_at: Option<u64>,
+    ) -> Report {
+        let (domains, escalated) = (&store.domains, &store.escalated);
+        let action = config.action();
+        let mut top: Vec<(&String, &DomainEvidence)> = domains.iter().collect();
+        top.sort_by(|a, b| b.1.total.cmp(&a.1.total).then_with(|| a.0.cmp(b.0)));
+        top.truncate(config.report_top);
+        // Escalated domains stay listed while escalation is off or only reports; they are
+        // then not enforced.
+        let severity = match (config.threshold, action) {
+            (Some(_), EscalationAction::Suspend) => "suspend",
+            (Some(_), EscalationAction::Limit) => "silence",
+            _ => "not_enforced",
+        };
+        Report {
+            generated_at: rfc3339(now),
+            saved_at: saved_at.map(rfc3339),
+            tracked_domains: domains.len(),
+            max_tracked_domains: config.max_tracked_domains,
+            dropping: dropping(config, None),
+            escalation: config.threshold.map(|threshold| EscalationReport {
+                threshold,
+                window_days: config.window_days(),
+                action: action.as_str(),
+            }),
+            escalated: escalated
+                .iter()
+                .map(|(domain, e)| EscalatedReport {
+                    domain: domain.clone(),
+                    severity,
+                    escalated_at: rfc3339(e.at),
+                    references_in_window: e.count,
+                })
+                .collect(),
+            domains: top
+                .into_iter()
+                .map(|(domain, e)| {
+                    let in_window = in_window(&e.days, now, config.window_days());
+                    let status = if escalated.contains_key(domain) {
+                        Some("escalated")
+                    } else if config.threshold.is_some_and(|t| in_window >= t)
+                        && action == EscalationAction::Report
+                    {
+                        Some("would_escalate")
+                    } else {
+                        None
+                    };
+                    DomainReport {
+                        domain: domain.clone(),
+                        total: e.total,
+                        in_window,
+                        dropped: e.dropped,
+                        by_kind: e.by_kind,
+                        by_severity: e.by_severity,
+                        referenced: e.referenced.clone(),
+                        samples: e.samples.clone(),
+                        first_seen: rfc3339(e.first_seen),
+                        last_seen: rfc3339(e.last_seen),
+                        status,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The `inboxguard report` table: one row per domain, then its referenced domains and samples.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "friendly federators: {} sending domains tracked (limit {})",
+            self.tracked_domains, self.max_tracked_domains
+        )?;
+        match &self.saved_at {
+            Some(saved) => writeln!(f, ", evidence saved {saved}")?,
+            None => writeln!(f)?,
+        }
+        let dropping = if self.dropping.is_empty() {
+            "nothing".to_string()
+        } else {
+            self.dropping.join(", ")
+        };
+        writeln!(f, "dropping: {dropping}")?;
+        match &self.escalation {
+            Some(e) => writeln!(
+                f,
+                "escalation: {} references within {} days -> {}",
+                e.threshold, e.window_days, e.action
+            )?,
+            None => writeln!(f, "escalation: off")?,
+        }
+        for e in &self.escalated {
+            writeln!(
+                f,
+                "escalated: {} ({}, since {}, {} references)",
+                e.domain, e.severity, e.escalated_at, e.references_in_window
+            )?;
+        }
+        if self.domains.is_empty() {
+            return writeln!(f, "no evidence yet");
+        }
+        let width = self
+            .domains
+            .iter()
+            .map(|d| d.domain.len())
+            .max()
+            .unwrap_or(0)
+            .max("DOMAIN".len());
+        writeln!(
+            f,
+            "{:<width$}  {:>7} {:>9} {:>7} {:>8} {:>6} {:>6} {:>8} {:>10}  {:<20}  {:<20}  STATUS",
+            "DOMAIN",
+            "TOTAL",
+            "IN_WINDOW",
+            "DROPPED",
+            "ANNOUNCE",
+            "REPLY",
+            "QUOTE",
+            "MENTION",
+            "ATTRIBUTED",
+            "FIRST_SEEN",
+            "LAST_SEEN",
+        )?;
+        for d in &self.domains {
+            let k = &d.by_kind;
+            writeln!(
+                f,
+                "{:<width$}  {:>7} {:>9} {:>7} {:>8} {:>6} {:>6} {:>8} {:>10}  {:<20}  {:<20}  {}",
+                d.domain,
+                d.total,
+                d.in_window,
+                d.dropped,
+                k.announce,
+                k.reply,
+                k.quote,
+                k.mention,
+                k.attributed_to,
+                d.first_seen,
+                d.last_seen,
+                d.status.unwrap_or("-"),
+            )?;
+            let referenced: Vec<String> = d
+                .referenced
+                .iter()
+                .map(|r| format!("{} ({})", r.domain, r.count))
+                .collect();
+            writeln!(f, "    referenced: {}", referenced.join(", "))?;
+            for sample in &d.samples {
+                writeln!(f, "    sample: {sample}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `2026-01-31T12:00:00Z` for Unix seconds (UTC; proleptic Gregorian, as chrono would print).
+pub fn rfc3339(unix: u64) -> String {
+    let days = unix / SECS_PER_DAY;
+    let secs = unix % SECS_PER_DAY;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (non-negative here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}

@@ -1,0 +1,400 @@
+//! The laundering check per kind, the evidence store and its file, escalation and the report.
+
+use super::evidence::with_suffix;
+use super::report::rfc3339;
+use super::*;
+use crate::activity::Facts;
+use crate::config::EscalationAction;
+use crate::policy::FriendlyFederatorSettings;
+use crate::policy::{sources, DomainRule, Severity, Snapshot};
+use crate::rules::MemorySource;
+use std::borrow::Cow;
+
+fn rule(domain: &str, severity: Severity, dry_run: bool) -> DomainRule {
+    DomainRule {
+        domain: domain.into(),
+        digest: None,
+        severity,
+        reject_media: false,
+        reject_reports: false,
+        public_comment: None,
+        dry_run,
+        source: Arc::from("test.csv"),
+        line: 1,
+    }
+}
+
+fn snapshot() -> Snapshot {
+    Snapshot::from_rules([
+        rule("bad.example", Severity::Suspend, false),
+        rule("quiet.example", Severity::Silence, false),
+        rule("fine.example", Severity::Noop, false),
+        rule("preview.example", Severity::Suspend, true),
+    ])
+}
+
+fn reference(kind: Kind, rule: &DomainRule) -> Reference<'_> {
+    Reference {
+        kind,
+        uri: "https://listed.example/n/1",
+        host: Cow::Borrowed(&rule.domain),
+        rule,
+    }
+}
+
+fn config() -> FriendlyFederatorsConfig {
+    FriendlyFederatorsConfig::default()
+}
+
+fn federators(config: FriendlyFederatorsConfig) -> Federators {
+    Federators::new(&config, Arc::new(Metrics::new().expect("metrics")))
+}
+
+fn facts(json: &str) -> Facts {
+    Facts::parse(json.as_bytes()).expect("activity")
+}
+
+fn check(f: &Federators, json: &str) -> Option<Stop> {
+    f.inspect(
+        &snapshot(),
+        &facts(json),
+        "friend.example",
+        Some("friend.example"),
+    )
+}
+
+fn stop(reason: &'static str) -> Option<Stop> {
+    Some(Stop {
+        reason,
+        dry_run: false,
+    })
+}
+
+#[test]
+fn each_kind_is_found_and_only_enabled_kinds_stop() {
+    let f = federators(config());
+    let announce = r#"{"type":"Announce","id":"https://friend.example/a/1","actor":"https://friend.example/u/f","object":"https://bad.example/n/1"}"#;
+    assert_eq!(check(&f, announce), stop("laundered_announce"));
+    let announce_embedded = r#"{"type":"Announce","actor":"https://friend.example/u/f",
+            "object":{"id":"https://relay.example/n/1","attributedTo":"https://sub.bad.example/u/b"}}"#;
+    assert_eq!(check(&f, announce_embedded), stop("laundered_announce"));
+    let attributed = r#"{"type":"Create","actor":"https://friend.example/u/f",
+            "object":{"id":"https://friend.example/n/1","attributedTo":"https://bad.example/u/b"}}"#;
+    assert_eq!(check(&f, attributed), stop("laundered_attributed"));
+    let reply = r#"{"type":"Create","actor":"https://friend.example/u/f",
+            "object":{"attributedTo":"https://friend.example/u/f","inReplyTo":"https://bad.example/n/1"}}"#;
+    let quote = r#"{"type":"Create","actor":"https://friend.example/u/f",
+            "object":{"attributedTo":"https://friend.example/u/f","_misskey_quote":"https://bad.example/n/1"}}"#;
+    let mention = r#"{"type":"Create","actor":"https://friend.example/u/f",
+            "object":{"attributedTo":"https://friend.example/u/f","tag":[{"type":"Mention","href":"https://bad.example/u/b"}]}}"#;
+    // Off by default: counted, not stopped.
+    for body in [reply, quote, mention] {
+        assert_eq!(check(&f, body), None, "{body}");
+    }
+    let mut on = config();
+    (on.reply, on.quote, on.mention) = (true, true, true);
+    let f2 = federators(on);
+    assert_eq!(check(&f2, reply), stop("laundered_reply"));
+    assert_eq!(check(&f2, quote), stop("laundered_quote"));
+    assert_eq!(check(&f2, mention), stop("laundered_mention"));
+
+    let report = f.report(unix_now(), None);
+    let d = &report.domains[0];
+    assert_eq!(d.domain, "friend.example");
+    assert_eq!((d.total, d.dropped), (6, 3));
+    let k = d.by_kind;
+    assert_eq!(
+        (k.announce, k.attributed_to, k.reply, k.quote, k.mention),
+        (2, 1, 1, 1, 1)
+    );
+    assert_eq!(d.by_severity.suspend, 6);
+    assert_eq!(
+        d.referenced,
+        [
+            Referenced {
+                domain: "bad.example".into(),
+                count: 5
+            },
+            Referenced {
+                domain: "sub.bad.example".into(),
+                count: 1
+            }
+        ]
+    );
+    assert_eq!(d.samples, ["https://friend.example/a/1"]);
+}
+
+#[test]
+fn limited_noop_self_and_other_types_are_not_dropped() {
+    let f = federators(config());
+    // A boost of limited content is evidence, never a drop.
+    let quiet = r#"{"type":"Announce","id":"https://friend.example/a/2","actor":"https://friend.example/u/f","object":"https://quiet.example/n/1"}"#;
+    assert_eq!(check(&f, quiet), None);
+    for body in [
+        r#"{"type":"Announce","actor":"https://friend.example/u/f","object":"https://fine.example/n/1"}"#,
+        r#"{"type":"Announce","actor":"https://friend.example/u/f","object":"https://friend.example/n/1"}"#,
+        r#"{"type":"Like","actor":"https://friend.example/u/f","object":"https://bad.example/n/1"}"#,
+        r#"{"type":"Create","actor":"https://friend.example/u/f","object":"https://bad.example/n/1"}"#,
+        r#"{"type":"Create","actor":"https://friend.example/u/f","object":{"inReplyTo":"not a uri"}}"#,
+    ] {
+        assert_eq!(check(&f, body), None, "{body}");
+    }
+    let report = f.report(unix_now(), None);
+    assert_eq!(report.domains.len(), 1);
+    let d = &report.domains[0];
+    assert_eq!((d.total, d.dropped, d.by_severity.silence), (1, 0, 1));
+}
+
+#[test]
+fn a_dry_run_suspend_would_drop_and_an_enforcing_one_wins() {
+    let f = federators(config());
+    let preview = r#"{"type":"Announce","actor":"https://friend.example/u/f","object":"https://preview.example/n/1"}"#;
+    assert_eq!(
+        check(&f, preview),
+        Some(Stop {
+            reason: "laundered_announce",
+            dry_run: true
+        })
+    );
+    assert!(
+        f.report(unix_now(), None).domains.is_empty(),
+        "a dry-run rule is no evidence"
+    );
+    let both = r#"{"type":"Create","actor":"https://friend.example/u/f","object":{
+            "tag":[{"type":"Mention","href":"https://preview.example/u/p"}],
+            "attributedTo":"https://bad.example/u/b"}}"#;
+    let mut on = config();
+    on.mention = true;
+    let f = federators(on);
+    assert_eq!(check(&f, both), stop("laundered_attributed"));
+}
+
+#[test]
+fn the_store_keeps_the_domains_with_most_references() {
+    let mut c = config();
+    c.max_tracked_domains = 2;
+    let f = federators(c);
+    let bad = rule("bad.example", Severity::Suspend, false);
+    let found = [reference(Kind::Announce, &bad)];
+    for _ in 0..3 {
+        f.record("a.example", None, &found, true, 100, 7);
+    }
+    f.record("b.example", None, &found, true, 200, 7);
+    f.record("c.example", None, &found, true, 300, 7);
+    f.record(
+        "c.example",
+        Some("https://c.example/1"),
+        &found,
+        true,
+        300,
+        7,
+    );
+    let report = f.report(400, None);
+    let names: Vec<&str> = report.domains.iter().map(|d| &*d.domain).collect();
+    assert_eq!(names, ["a.example", "c.example"]);
+    assert_eq!(report.tracked_domains, 2);
+    for i in 0..10 {
+        f.record("a.example", Some(&format!("id{i}")), &found, true, 500, 7);
+    }
+    let report = f.report(600, None);
+    assert_eq!(
+        report.domains[0].samples,
+        ["id5", "id6", "id7", "id8", "id9"]
+    );
+    assert_eq!(report.domains[0].first_seen, rfc3339(100));
+    assert_eq!(report.domains[0].last_seen, rfc3339(500));
+}
+
+#[test]
+fn evidence_survives_a_save_and_a_corrupt_file_is_set_aside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ff.json");
+    let mut c = config();
+    c.evidence_file = Some(path.clone());
+    let f = federators(c.clone());
+    assert!(!f.save(1).expect("nothing to save"), "clean store");
+    check(
+        &f,
+        r#"{"type":"Announce","id":"https://friend.example/a/9","actor":"https://friend.example/u/f","object":"https://bad.example/n/1"}"#,
+    );
+    assert!(f.save(2).expect("saved"));
+    assert!(!f.save(3).expect("unchanged"));
+    assert!(!dir.path().join("ff.json.tmp").exists());
+
+    let again = federators(c.clone());
+    let (before, after) = (f.report(10, None), again.report(10, None));
+    assert_eq!(after.domains.len(), 1);
+    assert_eq!(after.domains[0].samples, before.domains[0].samples);
+    assert_eq!(after.domains[0].total, 1);
+    let from_file = report_from_file(&c, 10).expect("report");
+    assert_eq!(from_file.saved_at.as_deref(), Some(rfc3339(2).as_str()));
+
+    std::fs::write(&path, b"{\"version\":1,\"domains\":").expect("write");
+    let fresh = federators(c.clone());
+    assert!(fresh.report(10, None).domains.is_empty());
+    assert!(!path.exists());
+    assert_eq!(
+        std::fs::read(with_suffix(&path, ".corrupt")).expect("kept"),
+        b"{\"version\":1,\"domains\":"
+    );
+    assert!(matches!(
+        report_from_file(&c, 10),
+        Err(EvidenceError::Missing { .. })
+    ));
+}
+
+fn found(n: u64, f: &Federators, domain: &str, at: u64) {
+    let quiet = rule("quiet.example", Severity::Silence, false);
+    let found = [reference(Kind::Reply, &quiet)];
+    for _ in 0..n {
+        f.record(domain, None, &found, false, at, 7);
+    }
+}
+
+#[test]
+fn escalation_counts_within_the_window_and_report_generates_nothing() {
+    const DAY: u64 = SECS_PER_DAY;
+    let now = 100 * DAY + 10;
+    let mut c = config();
+    c.threshold = Some(3);
+    let f = federators(c.clone());
+    found(5, &f, "old.example", now - 8 * DAY);
+    found(2, &f, "old.example", now - DAY);
+    found(3, &f, "busy.example", now - 6 * DAY);
+    assert!(
+        f.evaluate(now, None).is_none(),
+        "report never generates rules"
+    );
+    let report = f.report(now, None);
+    let status: Vec<_> = report
+        .domains
+        .iter()
+        .map(|d| (&*d.domain, d.in_window, d.status))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("old.example", 2, None),
+            ("busy.example", 3, Some("would_escalate"))
+        ]
+    );
+    assert!(report.escalated.is_empty());
+
+    c.action = Some(EscalationAction::Suspend);
+    let f = federators(c);
+    found(3, &f, "busy.example", now);
+    found(2, &f, "calm.example", now);
+    let Some(Some(source)) = f.evaluate(now, None) else {
+        panic!("escalation must generate a source");
+    };
+    assert_eq!(source.label, SOURCE_LABEL);
+    let rules: Vec<_> = source
+        .parsed
+        .rules
+        .iter()
+        .map(|r| (&*r.domain, r.severity, r.line))
+        .collect();
+    assert_eq!(rules, [("busy.example", Severity::Suspend, 2)]);
+    assert!(f.evaluate(now, None).is_none(), "unchanged set: no reload");
+    // Sticky: the window moving on does not lift it.
+    assert!(f.evaluate(now + 30 * DAY, None).is_none());
+    assert_eq!(f.report(now + 30 * DAY, None).escalated.len(), 1);
+}
+
+/// A rules-file `[friendly_federators]` table (parsed by the real parser).
+fn table(text: &str) -> FriendlyFederatorSettings {
+    sources::parse_bytes(
+        text.as_bytes(),
+        Arc::from("rules.toml"),
+        crate::config::BlocklistFormat::Toml,
+    )
+    .expect("parses")
+    .friendly_federators
+    .expect("table")
+}
+
+fn generated(source: Option<Option<MemorySource>>) -> Vec<(String, Severity)> {
+    let Some(Some(source)) = source else {
+        panic!("expected a generated source, got {source:?}");
+    };
+    source
+        .parsed
+        .rules
+        .iter()
+        .map(|r| (r.domain.to_string(), r.severity))
+        .collect()
+}
+
+#[test]
+fn a_domain_over_the_threshold_under_report_escalates_when_the_action_enforces() {
+    let now = 100 * SECS_PER_DAY;
+    let mut c = config();
+    c.threshold = Some(2);
+    let f = federators(c);
+    found(2, &f, "busy.example", now);
+    // Over the threshold while the action only reports: remembered, no rule.
+    assert!(f.evaluate(now, None).is_none());
+    // A rules reload turns the action to limit: the domain escalates at the next tick.
+    let limit = table("[friendly_federators]\naction = \"limit\"\n");
+    assert_eq!(
+        generated(f.evaluate(now, Some(&limit))),
+        [("busy.example".to_string(), Severity::Silence)]
+    );
+    assert!(f.evaluate(now, Some(&limit)).is_none(), "nothing changed");
+    // limit -> suspend regenerates the rules with the new severity.
+    let suspend = table("[friendly_federators]\naction = \"suspend\"\n");
+    assert_eq!(
+        generated(f.evaluate(now, Some(&suspend))),
+        [("busy.example".to_string(), Severity::Suspend)]
+    );
+    assert_eq!(
+        f.report(now, Some(&suspend)).escalated[0].severity,
+        "suspend"
+    );
+}
+
+#[test]
+fn a_table_without_escalation_keys_keeps_the_config_escalation_and_nothing_is_forgotten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = 100 * SECS_PER_DAY;
+    let mut c = config();
+    c.threshold = Some(2);
+    c.action = Some(EscalationAction::Suspend);
+    c.evidence_file = Some(dir.path().join("ff.json"));
+    let f = federators(c.clone());
+    found(2, &f, "busy.example", now);
+    assert_eq!(generated(f.evaluate(now, None)).len(), 1);
+    // A table that only changes a laundering kind inherits threshold, window and action.
+    let kinds = table("[friendly_federators]\nreply = true\n");
+    let settings = effective(&c, Some(&kinds));
+    assert_eq!(
+        (settings.threshold, settings.action(), settings.reply),
+        (Some(2), EscalationAction::Suspend, true)
+    );
+    assert!(f.evaluate(now, Some(&kinds)).is_none(), "still in force");
+    // Setting the action to report takes the rules out of force but keeps the escalation,
+    // in memory and in the evidence file; back to suspend puts it in force again.
+    let report = table("[friendly_federators]\naction = \"report\"\n");
+    assert!(matches!(f.evaluate(now, Some(&report)), Some(None)));
+    assert!(f.evaluate(now, Some(&report)).is_none());
+    assert!(f.save(now).expect("saved"));
+    let from_file = report_from_file(&effective(&c, Some(&report)), now).expect("file");
+    assert_eq!(from_file.escalated[0].domain, "busy.example");
+    assert_eq!(from_file.escalated[0].severity, "not_enforced");
+    assert!(escalated_from_file(&effective(&c, Some(&report)))
+        .expect("file")
+        .is_none());
+    assert_eq!(
+        generated(f.evaluate(now, Some(&kinds))),
+        [("busy.example".to_string(), Severity::Suspend)]
+    );
+    let source = escalated_from_file(&c).expect("file").expect("enforced");
+    assert_eq!(&*source.parsed.rules[0].domain, "busy.example");
+}
+
+#[test]
+fn rfc3339_dates() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    assert_eq!(rfc3339(1_767_225_599), "2025-12-31T23:59:59Z");
+}

@@ -1,0 +1,412 @@
+//! `Rules`, the live rules: owns the snapshot requests `load()`, each configured file's last
+//! good copy, and the memory sources; rebuilds and swaps the snapshot on reload, and keeps the
+//! reload metrics and per-source gauges.
+
+use super::merge::{self, MemorySource};
+use super::summary::SourceSummary;
+use crate::config::{BlocklistConfig, PolicyConfig};
+use crate::metrics::Metrics;
+use crate::policy::sources::{LoadError, ParsedSource};
+use crate::policy::{Changes, RuleKind, Snapshot};
+use arc_swap::ArcSwap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// What a reload needs besides the configured files.
+#[derive(Default)]
+struct State {
+    /// One per configured file, in the same order.
+    files: Vec<FileState>,
+    /// By label, so a source's replacement takes its place and the load order is stable.
+    memory: BTreeMap<String, MemorySource>,
+    /// Source labels that currently have gauges.
+    published: Vec<String>,
+    /// The copy of each memory source that the last successful reload put in force: its
+    /// `rules_last_reload_timestamp_seconds` moves only when another copy comes into force.
+    in_force: HashMap<String, Arc<ParsedSource>>,
+}
+
+/// A configured file as the last reload left it.
+struct FileState {
+    /// The path as configured: the `source` label.
+    label: String,
+    /// The contents last parsed without error, parsed again whenever the file on disk is
+    /// refused, so its good rules stay in force while other sources reload. Raw bytes rather
+    /// than the parsed rules: a fraction of their memory, and no second copy of every rule.
+    good: Vec<u8>,
+    /// The last reload refused the file on disk (`inboxguard_rules_source_stale`).
+    stale: bool,
+}
+
+/// A reload that did not put every file's current contents in force. `Display`: each refused
+/// file's `file:line: error`, separated by `; `.
+#[derive(Debug)]
+pub struct ReloadError {
+    /// Why each file was refused, in source order (read or parse errors, or a conflict between
+    /// files such as two `[friendly_federators]` tables).
+    pub refused: Vec<LoadError>,
+    /// What is in force after the reload, per source, when the other sources' changes were
+    /// applied beside the refused files' last good copies; `None` when nothing was applied and
+    /// the previous snapshot stays whole.
+    pub applied: Option<Vec<SourceSummary>>,
+}
+
+impl fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.refused.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ReloadError {}
+
+/// Owns the live snapshot and knows how to rebuild it. Shared as `Arc<Rules>`.
+pub struct Rules {
+    sources: Vec<BlocklistConfig>,
+    /// `[policy]`: mode and subscription threshold (restart-only, like the source list).
+    policy: PolicyConfig,
+    metrics: Arc<Metrics>,
+    current: ArcSwap<Snapshot>,
+    /// Held for a whole reload (load, diff, swap, gauges) so reloads from the watcher, SIGHUP,
+    /// the admin endpoint and memory-source updates never interleave. It guards the memory
+    /// sources and the source labels that currently have gauges. A std mutex: reloads are
+    /// blocking file work on blocking threads and the guard is never held across an await.
+    reloading: Mutex<State>,
+    /// 0 after the first load, +1 per reload that swapped a snapshot in (also one that
+    /// refused a file but applied the other sources).
+    generation: AtomicU64,
+}
+
+impl Rules {
+    /// First load; an error here is fatal at startup (the caller reports it). The first load
+    /// is not counted in `rules_reloads_total`, but sets the gauges like a reload.
+    pub fn new(
+        sources: Vec<BlocklistConfig>,
+        policy: PolicyConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Rules>, LoadError> {
+        let mut files = Vec::with_capacity(sources.len());
+        let mut parsed = Vec::with_capacity(sources.len());
+        for config in &sources {
+            let (rules, good) = merge::read_config(config)?;
+            parsed.push(rules);
+            files.push(FileState {
+                label: merge::label_of(config),
+                good,
+                stale: false,
+            });
+        }
+        let (snapshot, summaries, _) = merge::merge(&sources, parsed, &[], &policy, &|_| false)?;
+        let rules = Rules {
+            sources,
+            policy,
+            metrics,
+            current: ArcSwap::from_pointee(snapshot),
+            reloading: Mutex::new(State {
+                files,
+                ..State::default()
+            }),
+            generation: AtomicU64::new(0),
+        };
+        {
+            let mut state = rules.lock();
+            rules.publish(&mut state, &summaries, &[]);
+        }
+        for s in &summaries {
+            tracing::info!(
+                source = %s.source,
+                suspend = s.suspend,
+                silence = s.silence,
+                noop = s.noop,
+                allow = s.allow,
+                exclude = s.exclude,
+                actor_suspend = s.actor_suspend,
+                overridden = s.overridden,
+                excluded = s.excluded,
+                below_threshold = s.below_threshold,
+                "rules loaded"
+            );
+        }
+        Ok(Arc::new(rules))
+    }
+
+    /// The live snapshot. A request `load()`s it once and keeps that snapshot to the end.
+    pub fn current(&self) -> &ArcSwap<Snapshot> {
+        &self.current
+    }
+
+    /// How many reloads swapped a snapshot in since the first load.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The configured sources, in load order.
+    pub fn sources(&self) -> &[BlocklistConfig] {
+        &self.sources
+    }
+
+    /// Rebuild from disk (blocking file I/O: call from a blocking thread). Each file is read
+    /// and parsed on its own: one that fails is refused, logged with file and line, and its
+    /// last good copy stays in force while every other source's changes apply (`Err` with
+    /// `applied`). A reload refusing any file counts as a failure in `rules_reloads_total`
+    /// and keeps `rules_reload_failing_since_timestamp_seconds` set: some edit is not in force.
+    /// What changed is logged per source and severity.
+    pub fn reload(&self) -> Result<Vec<SourceSummary>, ReloadError> {
+        let mut state = self.lock();
+        self.reload_locked(&mut state)
+    }
+
+    /// Puts `source` in force in place of the memory source with the same label (or beside the
+    /// others, when new), and reloads (blocking file I/O: call from a blocking thread). A broken
+    /// local file does not hold it back: that file's last good copy stands in, and the refusal
+    /// is returned, logged and counted as for `reload`.
+    pub fn set_memory_source(
+        &self,
+        source: MemorySource,
+    ) -> Result<Vec<SourceSummary>, ReloadError> {
+        let mut state = self.lock();
+        state.memory.insert(source.label.clone(), source);
+        self.reload_locked(&mut state)
+    }
+
+    /// Takes the memory source `label` out of force (for instance, a subscription removed from
+    /// the config) and reloads; `Ok(None)` when there was no such source.
+    pub fn remove_memory_source(
+        &self,
+        label: &str,
+    ) -> Result<Option<Vec<SourceSummary>>, ReloadError> {
+        let mut state = self.lock();
+        if state.memory.remove(label).is_none() {
+            return Ok(None);
+        }
+        self.reload_locked(&mut state).map(Some)
+    }
+
+    /// The memory sources in force, in load order.
+    pub fn memory_sources(&self) -> Vec<MemorySource> {
+        self.lock().memory.values().cloned().collect()
+    }
+
+    fn reload_locked(&self, state: &mut State) -> Result<Vec<SourceSummary>, ReloadError> {
+        let memory: Vec<MemorySource> = state.memory.values().cloned().collect();
+        // Each file on its own. `fresh[i]` holds the bytes read when they parsed; `None` marks
+        // a refused file, parsed from its last good bytes instead.
+        let mut refused = Vec::new();
+        let mut fresh: Vec<Option<Vec<u8>>> = Vec::with_capacity(self.sources.len());
+        let mut parsed = Vec::with_capacity(self.sources.len());
+        for (config, file) in self.sources.iter().zip(&state.files) {
+            match merge::read_config(config) {
+                Ok((rules, bytes)) => {
+                    parsed.push(rules);
+                    fresh.push(Some(bytes));
+                }
+                Err(e) => {
+                    refused.push(e);
+                    parsed.push(self.last_good(config, file, &refused)?);
+                    fresh.push(None);
+                }
+            }
+        }
+        loop {
+            match merge::check_conflicts(&self.sources, &parsed, &memory) {
+                Ok(()) => break,
+                // Sources conflict (two `[friendly_federators]` tables). The last good copies
+                // merged, so an edit is to blame: refuse the edited file the error names, or
+                // else every edited file.
+                Err(e) => {
+                    let edited: Vec<usize> = (0..fresh.len())
+                        .filter(|&i| {
+                            fresh[i]
+                                .as_ref()
+                                .is_some_and(|b| state.files.get(i).is_some_and(|f| f.good != *b))
+                        })
+                        .collect();
+                    let named: Vec<usize> = edited
+                        .iter()
+                        .copied()
+                        .filter(|&i| state.files.get(i).is_some_and(|f| f.label == e.file))
+                        .collect();
+                    let revert = if named.is_empty() { edited } else { named };
+                    refused.push(e);
+                    if revert.is_empty() {
+                        return Err(self.failed(refused, None));
+                    }
+                    for i in revert {
+                        fresh[i] = None;
+                        parsed[i] = self.last_good(&self.sources[i], &state.files[i], &refused)?;
+                    }
+                }
+            }
+        }
+        // Nothing left that can refuse these bytes: they replace the previous good copies now,
+        // so a changed file's old and new bytes are not both held while the snapshot is built
+        // (5.5 MB for 100,000 rules).
+        for (file, bytes) in state.files.iter_mut().zip(fresh) {
+            file.stale = bytes.is_none();
+            if let Some(bytes) = bytes {
+                file.good = bytes;
+            }
+        }
+        // `check_conflicts` is merge's only failure, so this error does not happen; were it to,
+        // the whole reload fails and the previous snapshot stays.
+        let (snapshot, summaries, _) =
+            merge::merge(&self.sources, parsed, &memory, &self.policy, &|_| false).map_err(
+                |e| {
+                    refused.push(e);
+                    self.failed(std::mem::take(&mut refused), None)
+                },
+            )?;
+        let by_source = self.current.load().diff_by_source(&snapshot);
+        let total = snapshot.len();
+        self.current.store(Arc::new(snapshot));
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut summaries = summaries;
+        for s in &mut summaries {
+            if let Some(changes) = by_source.get(s.source.as_str()) {
+                s.changes = *changes;
+            }
+            s.stale = state.files.iter().any(|f| f.stale && f.label == s.source);
+        }
+        self.publish(state, &summaries, &memory);
+        // One line per source that changed (a removed source's rules count for it too), then
+        // the total.
+        for (source, changes) in &by_source {
+            tracing::info!(generation, source = %source, changes = %changes, "rule source changed");
+        }
+        let changes = Changes::sum(by_source.values());
+        tracing::info!(generation, rules = total, changes = %changes, "rules reloaded");
+        if !refused.is_empty() {
+            return Err(self.failed(refused, Some(summaries)));
+        }
+        self.metrics
+            .rules_reloads_total
+            .with_label_values(&["success"])
+            .inc();
+        self.metrics
+            .rules_reload_failing_since_timestamp_seconds
+            .set(0);
+        Ok(summaries)
+    }
+
+    /// `file`'s last good copy, parsed again, for `config`, whose current contents are refused
+    /// (the errors so far in `refused`). It parsed before, so an error here means nothing can
+    /// be applied: the whole reload fails.
+    fn last_good(
+        &self,
+        config: &BlocklistConfig,
+        file: &FileState,
+        refused: &[LoadError],
+    ) -> Result<ParsedSource, ReloadError> {
+        merge::parse_config(config, &file.good).map_err(|e| {
+            let mut all = refused.to_vec();
+            all.push(e);
+            self.failed(all, None)
+        })
+    }
+
+    /// Counts and logs a reload that refused files; `applied` as in `ReloadError`.
+    fn failed(&self, refused: Vec<LoadError>, applied: Option<Vec<SourceSummary>>) -> ReloadError {
+        self.metrics
+            .rules_reloads_total
+            .with_label_values(&["failure"])
+            .inc();
+        let failing_since = &self.metrics.rules_reload_failing_since_timestamp_seconds;
+        if failing_since.get() == 0 {
+            failing_since.set(unix_now());
+        }
+        let kept = if applied.is_some() {
+            "rule file refused; its last good copy stays in force"
+        } else {
+            "rules reload failed; the previous rules stay in force"
+        };
+        for e in &refused {
+            tracing::error!(file = %e.file, line = e.line, error = %e.kind, "{kept}");
+        }
+        ReloadError { refused, applied }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic mid-reload leaves nothing half-done that matters: the snapshot swap is atomic.
+        self.reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the per-source gauges, and removes those of sources no longer loaded.
+    ///
+    /// `rules_last_reload_timestamp_seconds{source}` says when that source's rules in force
+    /// were loaded: for a file, this load unless it refused the file (then the load that
+    /// read its last good copy); for a memory
+    /// source (a subscription, the Mastodon pull, the generated friendly-federator rules), the
+    /// load that first put its current copy in force. So a reload caused by one source does
+    /// not make another remote source look fresh, and a subscription whose fetches fail keeps
+    /// the time its last good copy came into force.
+    fn publish(&self, state: &mut State, summaries: &[SourceSummary], memory: &[MemorySource]) {
+        let now = unix_now();
+        for stale in state
+            .published
+            .iter()
+            .filter(|p| !summaries.iter().any(|s| &s.source == *p))
+        {
+            for kind in RuleKind::ALL {
+                let _ = self
+                    .metrics
+                    .rules_loaded
+                    .remove_label_values(&[stale, kind.as_str()]);
+            }
+            let _ = self
+                .metrics
+                .rules_last_reload_timestamp_seconds
+                .remove_label_values(&[stale]);
+        }
+        state
+            .in_force
+            .retain(|label, _| memory.iter().any(|m| &m.label == label));
+        state.published.clear();
+        for s in summaries {
+            for kind in RuleKind::ALL {
+                let count = i64::try_from(s.count(kind)).unwrap_or(i64::MAX);
+                self.metrics
+                    .rules_loaded
+                    .with_label_values(&[s.source.as_str(), kind.as_str()])
+                    .set(count);
+            }
+            let fresh = match memory.iter().find(|m| m.label == s.source) {
+                Some(m) => {
+                    let previous = state.in_force.insert(s.source.clone(), m.parsed.clone());
+                    !previous.is_some_and(|p| Arc::ptr_eq(&p, &m.parsed))
+                }
+                None => !s.stale,
+            };
+            if fresh {
+                self.metrics
+                    .rules_last_reload_timestamp_seconds
+                    .with_label_values(&[s.source.as_str()])
+                    .set(now);
+            }
+            state.published.push(s.source.clone());
+        }
+        // Files come from the config, so the label set is bounded and never shrinks.
+        for file in &state.files {
+            self.metrics
+                .rules_source_stale
+                .with_label_values(&[file.label.as_str()])
+                .set(i64::from(file.stale));
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, as the timestamp gauges hold them.
+fn unix_now() -> i64 {
+    i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;
