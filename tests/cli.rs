@@ -215,6 +215,79 @@ fn check_accepts_the_shipped_example_config_unchanged() {
     );
 }
 
+/// The systemd steps of deploy/README.md, into a tempdir standing for `/etc/inboxguard`:
+/// the shipped example config and the starter blocklist, checked from the unit's
+/// `WorkingDirectory`.
+#[test]
+fn the_shipped_example_passes_check_where_the_deploy_docs_install_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::create_dir(etc.path().join("config")).unwrap();
+    std::fs::copy(
+        root.join("config/inboxguard.example.toml"),
+        etc.path().join("inboxguard.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root.join("config/blocklist.csv"),
+        etc.path().join("config/blocklist.csv"),
+    )
+    .unwrap();
+    let config = etc.path().join("inboxguard.toml");
+    let out = run(
+        &["check", "--config", arg(&config)],
+        Some(etc.path()),
+        QUICK,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(
+        out.stdout.contains(&format!(
+            "relative paths (config/blocklist.csv) resolved against the working directory {}",
+            etc.path().display()
+        )),
+        "{}",
+        out.describe()
+    );
+
+    // Run by hand from elsewhere: the error says where the path pointed.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = run(
+        &["check", "--config", arg(&config)],
+        Some(elsewhere.path()),
+        QUICK,
+    );
+    assert_eq!(out.code(), Some(64), "{}", out.describe());
+    assert!(
+        out.stderr
+            .contains(&format!("working directory {}", elsewhere.path().display())),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn a_csv_without_its_header_is_reported_as_read_as_a_plain_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("domain_blocks.csv");
+    std::fs::write(
+        &csv,
+        "spam.example,suspend,false,false,,false
+",
+    )
+    .unwrap();
+    let config = write_config(dir.path(), &[&csv], "");
+    let out = run(&["check", "--config", arg(&config)], None, QUICK);
+    assert_eq!(out.code(), Some(64), "{}", out.describe());
+    assert!(
+        out.stderr
+            .contains(&format!("{}:1: invalid domain", csv.display()))
+            && out.stderr.contains("read as a plain list")
+            && out.stderr.contains("#domain,#severity"),
+        "{}",
+        out.describe()
+    );
+}
+
 #[test]
 fn serve_refuses_a_bad_config_before_binding() {
     let dir = tempfile::tempdir().unwrap();

@@ -432,6 +432,13 @@ async fn report_without_an_evidence_file_is_a_config_error() {
     let (code, stdout, stderr) = run_binary(&["report", "--config", config.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("no evidence saved yet"), "{stdout}");
+    // As JSON too: what the admin endpoint serves before any evidence.
+    let (code, stdout, stderr) =
+        run_binary(&["report", "--config", config.to_str().unwrap(), "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["tracked_domains"], 0, "{stdout}");
+    assert_eq!(report["domains"], json!([]), "{stdout}");
 }
 
 #[tokio::test]

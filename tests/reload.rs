@@ -368,6 +368,12 @@ async fn a_broken_file_does_not_hold_back_another_files_edit() {
         "{body}"
     );
     assert!(
+        body.ends_with(
+            "failed: 1 refused (first lines); the other sources' changes are in force\n"
+        ),
+        "{body}"
+    );
+    assert!(
         body.contains(&format!(
             "{}: suspend=1 silence=0 noop=0 allow=0 exclude=0 actor_suspend=0 \
              (refused: last good copy in force)\n",
