@@ -265,6 +265,38 @@ fn the_shipped_example_passes_check_where_the_deploy_docs_install_it() {
     );
 }
 
+/// config/rules.toml loads as shipped (every entry commented out) and with its entries
+/// uncommented, so the example stays a valid rules file.
+#[test]
+fn the_example_rules_file_loads_commented_and_uncommented() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("config/rules.toml")).unwrap();
+    let uncommented: String = shipped
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if !rest.is_empty() && !rest.starts_with([' ', '#']) => rest,
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text, summary) in [
+        ("shipped.toml", &shipped, "suspend=0 silence=0 noop=0 allow=0 exclude=0 actor_suspend=0"),
+        ("uncommented.toml", &uncommented, "suspend=1 silence=0 noop=0 allow=1 exclude=1 actor_suspend=1"),
+    ] {
+        let rules = dir.path().join(name);
+        std::fs::write(&rules, text).unwrap();
+        let config = write_config(dir.path(), &[&rules], "");
+        let out = run(&["check", "--config", arg(&config)], None, QUICK);
+        assert_eq!(out.code(), Some(0), "{name}: {}", out.describe());
+        assert!(
+            out.stdout.contains(&format!("{}: {summary}", rules.display())),
+            "{name}: {}",
+            out.describe()
+        );
+    }
+}
+
 #[test]
 fn a_csv_without_its_header_is_reported_as_read_as_a_plain_list() {
     let dir = tempfile::tempdir().unwrap();

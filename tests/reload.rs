@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use http::{HeaderMap, Method, StatusCode};
+use http::StatusCode;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -89,21 +89,6 @@ fn loaded(metrics: &str, source: &Path, severity: &str) -> Option<f64> {
             serde_json::Value::String(source)
         ),
     )
-}
-
-async fn admin_reload(proxy: &Proxy) -> (StatusCode, String) {
-    let (status, _, body) = within(
-        "admin reload",
-        send(
-            proxy.admin_addr,
-            Method::POST,
-            "/admin/reload",
-            HeaderMap::new(),
-            Vec::new(),
-        ),
-    )
-    .await;
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 struct Setup {
