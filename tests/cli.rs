@@ -281,8 +281,16 @@ fn the_example_rules_file_loads_commented_and_uncommented() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     for (name, text, summary) in [
-        ("shipped.toml", &shipped, "suspend=0 silence=0 noop=0 allow=0 exclude=0 actor_suspend=0"),
-        ("uncommented.toml", &uncommented, "suspend=1 silence=0 noop=0 allow=1 exclude=1 actor_suspend=1"),
+        (
+            "shipped.toml",
+            &shipped,
+            "suspend=0 silence=0 noop=0 allow=0 exclude=0 actor_suspend=0",
+        ),
+        (
+            "uncommented.toml",
+            &uncommented,
+            "suspend=1 silence=0 noop=0 allow=1 exclude=1 actor_suspend=1",
+        ),
     ] {
         let rules = dir.path().join(name);
         std::fs::write(&rules, text).unwrap();
@@ -290,7 +298,8 @@ fn the_example_rules_file_loads_commented_and_uncommented() {
         let out = run(&["check", "--config", arg(&config)], None, QUICK);
         assert_eq!(out.code(), Some(0), "{name}: {}", out.describe());
         assert!(
-            out.stdout.contains(&format!("{}: {summary}", rules.display())),
+            out.stdout
+                .contains(&format!("{}: {summary}", rules.display())),
             "{name}: {}",
             out.describe()
         );

@@ -51,7 +51,10 @@ async fn dry_run_matches_are_forwarded_and_counted_as_would_reject() {
         "Create",
         json!("http://preview.example/users/pat/statuses/1"),
     );
-    assert_eq!(deliver_status(&proxy, &pat, &body).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        deliver_status(&proxy, &pat, &body).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(puma.count(), 1);
     assert_eq!(&puma.only().body[..], &body[..]);
     assert_eq!(preview.key_fetches(&pat), 1, "verified like any delivery");
@@ -66,21 +69,33 @@ async fn dry_run_matches_are_forwarded_and_counted_as_would_reject() {
     })
     .to_string()
     .into_bytes();
-    assert_eq!(deliver_status(&proxy, &rita, &flag).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        deliver_status(&proxy, &rita, &flag).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(puma.count(), 2);
 
     // The enforcing rule decides where both sources list a domain.
     let body = eve.activity("Create", json!("http://enforced.example/statuses/1"));
-    assert_eq!(deliver_status(&proxy, &eve, &body).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        deliver_status(&proxy, &eve, &body).await,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(enforced.total_gets(), 0);
 
     // A digest rule for a parent domain covers a sub-domain, before any key fetch.
     let body = hal.activity("Create", json!("http://sub.hashed.example/statuses/1"));
-    assert_eq!(deliver_status(&proxy, &hal, &body).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        deliver_status(&proxy, &hal, &body).await,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(hashed.total_gets(), 0);
 
     let body = gil.activity("Create", json!("http://good.example/statuses/1"));
-    assert_eq!(deliver_status(&proxy, &gil, &body).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        deliver_status(&proxy, &gil, &body).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(puma.count(), 3);
 
     let m = proxy.metrics().await;

@@ -41,7 +41,12 @@ fn upstream_results(metrics: &str, result: &str) -> f64 {
 
 /// A correctly signed `Create` by `actor` to `INBOX`.
 async fn deliver_note(proxy: &Proxy, actor: &Actor) -> (StatusCode, HeaderMap, Bytes) {
-    deliver(proxy, actor, &actor.activity("Create", note(actor, "hello"))).await
+    deliver(
+        proxy,
+        actor,
+        &actor.activity("Create", note(actor, "hello")),
+    )
+    .await
 }
 
 /// Asserts a 503 with `Retry-After` and a JSON error body, and that the proxy counted it

@@ -1,6 +1,13 @@
-//! Shared harness for the end-to-end tests: a recording stand-in for Puma, a stand-in remote
-//! instance serving actor documents with real RSA keys, an independent Mastodon-style signer,
-//! a tiny HTTP/1.1 client and a Prometheus text parser. Everything listens on 127.0.0.1:0.
+//! Shared harness for the end-to-end tests; everything listens on 127.0.0.1:0. One file per
+//! concern, all re-exported here so a test file needs only `use common::*`:
+//!
+//! * `proxy`: the whole proxy in process (`Proxy`, `ProxyBuilder`) and the delivery helpers
+//!   most tests share (`deliver`, `deliver_status`, `admin_reload`, `INBOX`, `LOCAL`)
+//! * `upstream`: `RecordingUpstream`, the stand-in for Puma; `server`: the tiny HTTP server
+//!   behind it and behind `remote`: `RemoteInstance`, actors with real keys
+//! * `signing`: the independent draft-cavage signer; `rfc9421`: the RFC 9421 signer
+//! * `client`: a tiny HTTP/1.1 client; `body`: request and response bodies
+//! * `metrics`: Prometheus text parsing; `python`: the interpreter for the Python signers
 //!
 //! Each test binary uses a subset, hence `dead_code`; panicking on a broken harness is the
 //! right failure in tests, hence `unwrap_used`.
@@ -10,30 +17,28 @@
 // The proxy itself, started in-process on loopback (tests/common/proxy.rs).
 pub mod proxy;
 #[allow(unused_imports)]
-pub use proxy::{
-    admin_reload, deliver, deliver_status, Proxy, ProxyBuilder, INBOX, LOCAL,
-};
+pub use proxy::{admin_reload, deliver, deliver_status, Proxy, ProxyBuilder, INBOX, LOCAL};
 
 mod body;
-mod server;
-mod upstream;
-mod remote;
-mod signing;
-mod rfc9421;
 mod client;
 mod metrics;
 mod python;
+mod remote;
+mod rfc9421;
+mod server;
+mod signing;
+mod upstream;
 
 pub use body::*;
-pub use server::*;
-pub use upstream::*;
-pub use remote::*;
-pub use signing::*;
-pub use rfc9421::*;
 pub use client::*;
 pub use metrics::*;
 #[allow(unused_imports)]
 pub use python::*;
+pub use remote::*;
+pub use rfc9421::*;
+pub use server::*;
+pub use signing::*;
+pub use upstream::*;
 
 use std::future::Future;
 use std::time::Duration;
