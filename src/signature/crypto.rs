@@ -542,8 +542,7 @@ MCowBQYDK2VwAyEAJrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=
             }
         }
         let zeros = bytes.iter().take_while(|&&b| b == 0).count();
-        std::iter::repeat('1')
-            .take(zeros)
+        std::iter::repeat_n('1', zeros)
             .chain(
                 digits
                     .iter()

@@ -9,14 +9,13 @@
 //! * `client`: a tiny HTTP/1.1 client; `body`: request and response bodies
 //! * `metrics`: Prometheus text parsing; `python`: the interpreter for the Python signers
 //!
-//! Each test binary uses a subset, hence `dead_code`; panicking on a broken harness is the
-//! right failure in tests, hence `unwrap_used`.
-#![allow(dead_code)]
+//! Each test binary uses a subset, hence `dead_code` and `unused_imports`; panicking on a
+//! broken harness is the right failure in tests, hence `unwrap_used`.
+#![allow(dead_code, unused_imports)]
 #![allow(clippy::unwrap_used)]
 
 // The proxy itself, started in-process on loopback (tests/common/proxy.rs).
 pub mod proxy;
-#[allow(unused_imports)]
 pub use proxy::{admin_reload, deliver, deliver_status, Proxy, ProxyBuilder, INBOX, LOCAL};
 
 mod body;
@@ -32,7 +31,6 @@ mod upstream;
 pub use body::*;
 pub use client::*;
 pub use metrics::*;
-#[allow(unused_imports)]
 pub use python::*;
 pub use remote::*;
 pub use rfc9421::*;

@@ -129,8 +129,7 @@ pub fn base58btc(bytes: &[u8]) -> String {
         }
     }
     let zeros = bytes.iter().take_while(|&&b| b == 0).count();
-    std::iter::repeat('1')
-        .take(zeros)
+    std::iter::repeat_n('1', zeros)
         .chain(
             digits
                 .iter()
