@@ -248,6 +248,9 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");
+            if let Some(note) = relative_paths_note(&config) {
+                eprintln!("inboxguard: {note}");
+            }
             return ExitCode::from(EXIT_CONFIG);
         }
     };
