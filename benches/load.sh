@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load harness for inboxguard (issue 5): on loopback only, compares in one run
+# Load harness for inboxguard: on loopback only, compares in one run
 #   (a) wrk -> stand-in Mastodon (nginx `return 202`)                     "direct"
 #   (b) wrk -> nginx reverse proxy (no verification) -> stand-in            "nginx"
 #   (c) wrk -> inboxguard (full verification, 100k rules, warm key cache)  "verified"

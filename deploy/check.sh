@@ -13,8 +13,8 @@
 #
 # With CI=true, missing tools are installed (apt-get: nginx, prometheus for promtool,
 # python3-yaml, systemd for systemd-analyze; pip: PyYAML for a non-Debian python3) and a check
-# whose tool is still missing fails, except the systemd checks, which the issue asks for only
-# "if available" and which are skipped. Without CI, a check whose tool is missing is skipped.
+# whose tool is still missing fails, except the systemd checks, which run only
+# "if available" and are otherwise skipped. Without CI, a check whose tool is missing is skipped.
 # Every check prints one line; the exit status is non-zero if any check failed.
 set -euo pipefail
 
@@ -110,7 +110,7 @@ install_tools() {
         python3 -m pip install --quiet --disable-pip-version-check pyyaml
         echo "installed pyyaml"
     fi
-    # The issue asks for systemd-analyze "if available": try to install it, but a machine where
+    # systemd-analyze runs only "if available": try to install it, but a machine where
     # that fails (no systemd package for it) skips the systemd checks instead of failing them.
     if ! command -v systemd-analyze >/dev/null; then
         [ "$updated" = true ] || apt-get update -qq || true

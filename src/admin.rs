@@ -220,6 +220,11 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
                             ));
                         }
                         out.push_str(&reloaded(summaries));
+                        // The last line is the outcome, as the status says.
+                        out.push_str(&format!(
+                            "failed: {} refused (first lines); the other sources' changes are in force\n",
+                            e.refused.len()
+                        ));
                         text(StatusCode::INTERNAL_SERVER_ERROR, &out)
                     }
                     None => text(

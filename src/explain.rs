@@ -83,7 +83,7 @@ impl Subject {
     /// anything else must be a domain.
     pub fn parse(arg: &str) -> Result<Subject, ExplainError> {
         let path = Path::new(arg);
-        if path.is_file() {
+        if path.is_file() || names_a_file(arg) {
             let label = path.display().to_string();
             let bytes = read_bounded(path).map_err(|e| match e {
                 Bounded::Io(source) => ExplainError::Read {
@@ -117,6 +117,14 @@ impl Subject {
             .map(Subject::Domain)
             .ok_or_else(unrecognised)
     }
+}
+
+/// A `.json` name or a relative or absolute path (a `/` but no scheme) is meant as an activity
+/// file even when it does not exist: reading it gives the real error instead of explaining
+/// `missing.json` as a domain.
+fn names_a_file(arg: &str) -> bool {
+    let arg = arg.trim();
+    arg.to_ascii_lowercase().ends_with(".json") || (arg.contains('/') && !arg.contains("://"))
 }
 
 enum Bounded {
@@ -449,9 +457,23 @@ pub fn outcome(decision: &Decision) -> &'static str {
     }
 }
 
+/// The decision's reason label, except that a forward under a silence rule says so: the
+/// metric label is `allowed` (the proxy let it through), but a reader asking about the domain
+/// needs to see that Mastodon limits it.
+fn explained_reason(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::Forward { rule: Some(rule) }
+            if rule.severity == crate::policy::Severity::Silence =>
+        {
+            "silenced (forwarded; Mastodon limits it)"
+        }
+        _ => decision.reason(),
+    }
+}
+
 fn write_decision(out: &mut String, decision: &Decision) {
     let _ = writeln!(out, "decision: {}", outcome(decision));
-    let _ = writeln!(out, "reason: {}", decision.reason());
+    let _ = writeln!(out, "reason: {}", explained_reason(decision));
     if let Decision::NotAllowed { host, .. } = decision {
         let _ = writeln!(out, "not allowed: no allow entry covers {host}");
         return;

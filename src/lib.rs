@@ -38,6 +38,10 @@ pub mod demo;
 pub mod explain;
 pub mod federators;
 pub mod forward;
+// The fuzz targets' shared bodies (fuzz/ and tests/fuzz_seeds.rs), never in a release build.
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod keys;
 pub mod metrics;
 mod net;

@@ -154,15 +154,22 @@ fn check(path: PathBuf) -> ExitCode {
     };
     // As `serve` would start: remote sources' disk-cached copies, escalations from the
     // evidence file; no network, no writes.
+    let relative = relative_paths_note(&config);
     let offline = match inboxguard::explain::load_offline(&config, &[]) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");
+            if let Some(note) = &relative {
+                eprintln!("inboxguard: {note}");
+            }
             return ExitCode::from(EXIT_CONFIG);
         }
     };
     let (summaries, cached) = (offline.summaries, offline.cached);
     println!("config {} is valid", path.display());
+    if let Some(note) = &relative {
+        println!("  {note}");
+    }
     println!("  listen    {}", config.server.listen);
     println!("  admin     {}", config.admin.listen);
     println!("  upstream  {}", config.upstream.url);
@@ -198,6 +205,28 @@ fn check(path: PathBuf) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Says where relative blocklist paths point, when there are any: they resolve against the
+/// working directory, which is not the config file's directory, and a `check` run by hand from
+/// elsewhere than the service's `WorkingDirectory` otherwise fails with no clue why.
+fn relative_paths_note(config: &Config) -> Option<String> {
+    let relative: Vec<String> = config
+        .blocklists
+        .iter()
+        .filter(|b| b.path.is_relative())
+        .map(|b| b.path.display().to_string())
+        .collect();
+    if relative.is_empty() {
+        return None;
+    }
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|e| format!("(unknown: {e})"));
+    Some(format!(
+        "relative paths ({}) resolved against the working directory {cwd}",
+        relative.join(", ")
+    ))
+}
+
 /// Loads the config and rules exactly as `check` does (remote sources from their disk cache,
 /// escalations from the evidence file), then prints `explain::report`.
 fn explain(path: PathBuf, subject: &str) -> ExitCode {
@@ -219,6 +248,9 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("inboxguard: blocklist: {e}");
+            if let Some(note) = relative_paths_note(&config) {
+                eprintln!("inboxguard: {note}");
+            }
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -262,16 +294,7 @@ fn report(path: PathBuf, json: bool) -> ExitCode {
     let table = snapshot.as_ref().and_then(|s| s.friendly_federators());
     let settings = federators::effective(&config.friendly_federators, table);
     match federators::report_from_file(&settings, federators::unix_now()) {
-        Ok(report) if json => match serde_json::to_string_pretty(&report) {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("inboxguard: cannot encode the report: {e}");
-                ExitCode::from(EXIT_RUNTIME)
-            }
-        },
+        Ok(report) if json => print_json(&report),
         Ok(report) => {
             print!("{report}");
             ExitCode::SUCCESS
@@ -281,6 +304,8 @@ fn report(path: PathBuf, json: bool) -> ExitCode {
             println!("{e}");
             ExitCode::SUCCESS
         }
+        // As the admin endpoint answers before any evidence: an empty report.
+        Err(EvidenceError::Missing { .. }) => empty_report_json(&settings),
         Err(e @ EvidenceError::NotConfigured) => {
             eprintln!("inboxguard: {}: {e}", path.display());
             ExitCode::from(EXIT_CONFIG)
@@ -288,6 +313,32 @@ fn report(path: PathBuf, json: bool) -> ExitCode {
         Err(e) => {
             eprintln!("inboxguard: {e}");
             ExitCode::from(EXIT_DATA)
+        }
+    }
+}
+
+/// The JSON a proxy with no evidence yet serves, built the way the running proxy builds it.
+fn empty_report_json(settings: &inboxguard::config::FriendlyFederatorsConfig) -> ExitCode {
+    use inboxguard::federators::{self, Federators};
+    let metrics = match inboxguard::metrics::Metrics::new() {
+        Ok(m) => std::sync::Arc::new(m),
+        Err(e) => {
+            eprintln!("inboxguard: cannot build the report: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    print_json(&Federators::new(settings, metrics).report(federators::unix_now(), None))
+}
+
+fn print_json(report: &inboxguard::federators::Report) -> ExitCode {
+    match serde_json::to_string_pretty(report) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("inboxguard: cannot encode the report: {e}");
+            ExitCode::from(EXIT_RUNTIME)
         }
     }
 }

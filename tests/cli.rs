@@ -215,6 +215,120 @@ fn check_accepts_the_shipped_example_config_unchanged() {
     );
 }
 
+/// The systemd steps of deploy/README.md, into a tempdir standing for `/etc/inboxguard`:
+/// the shipped example config and the starter blocklist, checked from the unit's
+/// `WorkingDirectory`.
+#[test]
+fn the_shipped_example_passes_check_where_the_deploy_docs_install_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::create_dir(etc.path().join("config")).unwrap();
+    std::fs::copy(
+        root.join("config/inboxguard.example.toml"),
+        etc.path().join("inboxguard.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root.join("config/blocklist.csv"),
+        etc.path().join("config/blocklist.csv"),
+    )
+    .unwrap();
+    let config = etc.path().join("inboxguard.toml");
+    let out = run(
+        &["check", "--config", arg(&config)],
+        Some(etc.path()),
+        QUICK,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(
+        out.stdout.contains(&format!(
+            "relative paths (config/blocklist.csv) resolved against the working directory {}",
+            etc.path().display()
+        )),
+        "{}",
+        out.describe()
+    );
+
+    // Run by hand from elsewhere: the error says where the path pointed.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = run(
+        &["check", "--config", arg(&config)],
+        Some(elsewhere.path()),
+        QUICK,
+    );
+    assert_eq!(out.code(), Some(64), "{}", out.describe());
+    assert!(
+        out.stderr
+            .contains(&format!("working directory {}", elsewhere.path().display())),
+        "{}",
+        out.describe()
+    );
+}
+
+/// config/rules.toml loads as shipped (every entry commented out) and with its entries
+/// uncommented, so the example stays a valid rules file.
+#[test]
+fn the_example_rules_file_loads_commented_and_uncommented() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("config/rules.toml")).unwrap();
+    let uncommented: String = shipped
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if !rest.is_empty() && !rest.starts_with([' ', '#']) => rest,
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text, summary) in [
+        (
+            "shipped.toml",
+            &shipped,
+            "suspend=0 silence=0 noop=0 allow=0 exclude=0 actor_suspend=0",
+        ),
+        (
+            "uncommented.toml",
+            &uncommented,
+            "suspend=1 silence=0 noop=0 allow=1 exclude=1 actor_suspend=1",
+        ),
+    ] {
+        let rules = dir.path().join(name);
+        std::fs::write(&rules, text).unwrap();
+        let config = write_config(dir.path(), &[&rules], "");
+        let out = run(&["check", "--config", arg(&config)], None, QUICK);
+        assert_eq!(out.code(), Some(0), "{name}: {}", out.describe());
+        assert!(
+            out.stdout
+                .contains(&format!("{}: {summary}", rules.display())),
+            "{name}: {}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn a_csv_without_its_header_is_reported_as_read_as_a_plain_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("domain_blocks.csv");
+    std::fs::write(
+        &csv,
+        "spam.example,suspend,false,false,,false
+",
+    )
+    .unwrap();
+    let config = write_config(dir.path(), &[&csv], "");
+    let out = run(&["check", "--config", arg(&config)], None, QUICK);
+    assert_eq!(out.code(), Some(64), "{}", out.describe());
+    assert!(
+        out.stderr
+            .contains(&format!("{}:1: invalid domain", csv.display()))
+            && out.stderr.contains("read as a plain list")
+            && out.stderr.contains("#domain,#severity"),
+        "{}",
+        out.describe()
+    );
+}
+
 #[test]
 fn serve_refuses_a_bad_config_before_binding() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,26 +8,6 @@ use http::StatusCode;
 use inboxguard::policy::{digest_hex, domain_digest};
 use serde_json::json;
 
-const LOCAL: &str = "mastodon.local";
-const INBOX: &str = "/users/alice/inbox";
-
-fn requests(metrics: &str, decision: &str, reason: &str) -> f64 {
-    metric_value(
-        metrics,
-        &format!("inboxguard_requests_total{{decision=\"{decision}\",reason=\"{reason}\"}}"),
-    )
-    .unwrap_or(0.0)
-}
-
-async fn deliver(proxy: &Proxy, actor: &Actor, body: &[u8]) -> StatusCode {
-    within(
-        "signed delivery",
-        proxy.post_signed(actor, INBOX, LOCAL, body),
-    )
-    .await
-    .0
-}
-
 #[tokio::test]
 async fn dry_run_matches_are_forwarded_and_counted_as_would_reject() {
     let preview = RemoteInstance::start("preview.example").await;
@@ -71,7 +51,10 @@ async fn dry_run_matches_are_forwarded_and_counted_as_would_reject() {
         "Create",
         json!("http://preview.example/users/pat/statuses/1"),
     );
-    assert_eq!(deliver(&proxy, &pat, &body).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        deliver_status(&proxy, &pat, &body).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(puma.count(), 1);
     assert_eq!(&puma.only().body[..], &body[..]);
     assert_eq!(preview.key_fetches(&pat), 1, "verified like any delivery");
@@ -86,21 +69,33 @@ async fn dry_run_matches_are_forwarded_and_counted_as_would_reject() {
     })
     .to_string()
     .into_bytes();
-    assert_eq!(deliver(&proxy, &rita, &flag).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        deliver_status(&proxy, &rita, &flag).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(puma.count(), 2);
 
     // The enforcing rule decides where both sources list a domain.
     let body = eve.activity("Create", json!("http://enforced.example/statuses/1"));
-    assert_eq!(deliver(&proxy, &eve, &body).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        deliver_status(&proxy, &eve, &body).await,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(enforced.total_gets(), 0);
 
     // A digest rule for a parent domain covers a sub-domain, before any key fetch.
     let body = hal.activity("Create", json!("http://sub.hashed.example/statuses/1"));
-    assert_eq!(deliver(&proxy, &hal, &body).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        deliver_status(&proxy, &hal, &body).await,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(hashed.total_gets(), 0);
 
     let body = gil.activity("Create", json!("http://good.example/statuses/1"));
-    assert_eq!(deliver(&proxy, &gil, &body).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        deliver_status(&proxy, &gil, &body).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(puma.count(), 3);
 
     let m = proxy.metrics().await;

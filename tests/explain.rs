@@ -703,3 +703,61 @@ fn every_source_listing_a_domain_is_shown_with_why_it_lost() {
         out.describe()
     );
 }
+
+#[test]
+fn a_missing_activity_file_is_a_bad_subject_not_a_domain() {
+    let (dir, config) = setup();
+    for subject in [
+        "missing.json".to_string(),
+        dir.path().join("gone.json").display().to_string(),
+        "activities/create".to_string(),
+    ] {
+        let out = explain(&config, &subject);
+        assert_eq!(out.code, Some(65), "{subject}: {}", out.describe());
+        assert!(
+            out.stderr.contains(&subject) && out.stderr.contains("cannot read"),
+            "{subject}: {}",
+            out.describe()
+        );
+        assert!(out.stdout.is_empty(), "{}", out.describe());
+    }
+}
+
+#[test]
+fn a_silenced_domain_is_forwarded_and_says_it_is_silenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("blocks.csv");
+    std::fs::write(
+        &csv,
+        "#domain,#severity,#reject_media,#reject_reports,#public_comment\n\
+         loud.example,silence,false,false,Too noisy\n",
+    )
+    .unwrap();
+    let config = dir.path().join("inboxguard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:18080\"\n\n\
+             [upstream]\nurl = \"http://127.0.0.1:13000\"\n\n\
+             [[blocklists]]\npath = {}\n",
+            toml::Value::String(csv.display().to_string())
+        ),
+    )
+    .unwrap();
+    let out = explain(&config, "sub.loud.example");
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert!(
+        out.stdout
+            .contains("decision: forward\nreason: silenced (forwarded; Mastodon limits it)\n"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "rule in force: loud.example ({}:2)",
+            csv.display()
+        )),
+        "{}",
+        out.describe()
+    );
+}

@@ -27,22 +27,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-/// The Host senders address: the Mastodon instance behind the proxy.
-const LOCAL: &str = "mastodon.local";
-const INBOX: &str = "/users/alice/inbox";
-
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// `inboxguard_requests_total{decision,reason}`, 0 when the series does not exist yet.
-fn requests(metrics: &str, decision: &str, reason: &str) -> f64 {
-    metric_value(
-        metrics,
-        &format!("inboxguard_requests_total{{decision=\"{decision}\",reason=\"{reason}\"}}"),
-    )
-    .unwrap_or(0.0)
-}
 
 fn upstream_results(metrics: &str, result: &str) -> f64 {
     metric_value(
@@ -52,21 +39,12 @@ fn upstream_results(metrics: &str, result: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
-fn note(actor: &Actor, text: &str) -> serde_json::Value {
-    json!({
-        "id": format!("{}/statuses/1", actor.id),
-        "type": "Note",
-        "attributedTo": actor.id,
-        "content": text,
-    })
-}
-
 /// A correctly signed `Create` by `actor` to `INBOX`.
-async fn deliver(proxy: &Proxy, actor: &Actor) -> (StatusCode, HeaderMap, Bytes) {
-    let body = actor.activity("Create", note(actor, "hello"));
-    within(
-        "signed delivery",
-        proxy.post_signed(actor, INBOX, LOCAL, &body),
+async fn deliver_note(proxy: &Proxy, actor: &Actor) -> (StatusCode, HeaderMap, Bytes) {
+    deliver(
+        proxy,
+        actor,
+        &actor.activity("Create", note(actor, "hello")),
     )
     .await
 }
@@ -126,7 +104,7 @@ impl Healthy {
     /// The proxy forwards a valid delivery and Puma gets it.
     async fn assert_served(&self, proxy: &Proxy, puma: &RecordingUpstream) {
         let before = puma.count();
-        let (status, _, body) = deliver(proxy, &self.actor).await;
+        let (status, _, body) = deliver_note(proxy, &self.actor).await;
         assert_eq!(status, StatusCode::ACCEPTED, "after the fault: {body:?}");
         assert_eq!(puma.count(), before + 1);
     }
@@ -416,7 +394,7 @@ async fn upstream_resetting_mid_response_never_gives_the_sender_a_complete_answe
             b"{\"queued\":true}",
         ))
     });
-    let (status, _, body) = deliver(&proxy, &healthy.actor).await;
+    let (status, _, body) = deliver_note(&proxy, &healthy.actor).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(&body[..], b"{\"queued\":true}");
     wait_no_connections(&proxy).await;
@@ -434,7 +412,7 @@ async fn upstream_500s_are_passed_through_to_the_sender() {
         .await;
     proxy.wait_ready().await;
 
-    let (status, headers, body) = deliver(&proxy, &healthy.actor).await;
+    let (status, headers, body) = deliver_note(&proxy, &healthy.actor).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(&body[..], b"Puma is on fire", "Mastodon's own body");
     // Mastodon's answer, not the proxy's: no Retry-After invented on the way.
@@ -462,7 +440,7 @@ async fn upstream_down_gives_502_and_deliveries_resume_when_it_is_back() {
         .await;
     proxy.wait_ready().await;
 
-    let (status, headers, body) = deliver(&proxy, &healthy.actor).await;
+    let (status, headers, body) = deliver_note(&proxy, &healthy.actor).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body:?}");
     assert!(headers.contains_key(header::RETRY_AFTER), "{headers:?}");
     assert_json_error(&body);
@@ -478,7 +456,7 @@ async fn upstream_down_gives_502_and_deliveries_resume_when_it_is_back() {
     let puma = RawServer::start_on(socket.listen(64).unwrap(), |_| {
         Raw::Write(http_response("202 Accepted", &[], b""))
     });
-    let (status, _, body) = deliver(&proxy, &healthy.actor).await;
+    let (status, _, body) = deliver_note(&proxy, &healthy.actor).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body:?}");
     assert_eq!(puma.requests(), 1);
     let m = proxy.metrics().await;
@@ -500,7 +478,7 @@ async fn upstream_slower_than_the_timeout_gets_504_with_retry_after() {
     proxy.wait_ready().await;
     puma.hang();
 
-    let (status, headers, body) = deliver(&proxy, &healthy.actor).await;
+    let (status, headers, body) = deliver_note(&proxy, &healthy.actor).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body:?}");
     assert!(headers.contains_key(header::RETRY_AFTER), "{headers:?}");
     assert_json_error(&body);
@@ -536,7 +514,7 @@ async fn upstream_over_max_in_flight_gets_503_with_retry_after() {
     // Warm the key cache for `second`, so its delivery reaches the upstream stage at once.
     {
         puma.answer();
-        let (status, _, _) = deliver(&proxy, &second).await;
+        let (status, _, _) = deliver_note(&proxy, &second).await;
         assert_eq!(status, StatusCode::ACCEPTED);
         puma.hang();
     }
@@ -551,7 +529,7 @@ async fn upstream_over_max_in_flight_gets_503_with_retry_after() {
     };
     // The first delivery holds the only slot once Puma has it.
     wait_until("first delivery at Puma", || puma.count() == 2).await;
-    let answer = deliver(&proxy, &second).await;
+    let answer = deliver_note(&proxy, &second).await;
     assert_503(&proxy, answer, "upstream_overloaded").await;
     assert_eq!(puma.count(), 2, "the overflow never reached Puma");
 
@@ -612,7 +590,7 @@ async fn key_server_hanging_times_out_with_503() {
         .await;
     proxy.wait_ready().await;
 
-    let answer = deliver(&proxy, &stuck).await;
+    let answer = deliver_note(&proxy, &stuck).await;
     assert_503(&proxy, answer, "key_timeout").await;
     assert_eq!(remote.key_fetches(&stuck), 1);
     assert_eq!(puma.count(), 0);
@@ -646,7 +624,7 @@ async fn key_server_dripping_its_body_times_out_with_503() {
     })
     .await;
 
-    let answer = deliver(&proxy, &drip).await;
+    let answer = deliver_note(&proxy, &drip).await;
     assert_503(&proxy, answer, "key_timeout").await;
     assert_eq!(server.requests(), 1);
     assert_eq!(puma.count(), 0);
@@ -698,7 +676,7 @@ async fn ten_megabyte_key_documents_are_refused_at_the_cap() {
     let proxy = proxy_with_raw_host(&puma, &healthy, "huge.example", &server, |_| {}).await;
 
     for actor in [&declared, &streamed] {
-        let (status, headers, body) = deliver(&proxy, actor).await;
+        let (status, headers, body) = deliver_note(&proxy, actor).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", actor.username);
         assert!(!headers.contains_key(header::RETRY_AFTER));
         assert_json_error(&body);
@@ -725,7 +703,7 @@ async fn redirect_loops_are_refused() {
     let puma = RecordingUpstream::start().await;
     let proxy = proxy_with_raw_host(&puma, &healthy, "loop.example", &server, |_| {}).await;
 
-    let answer = deliver(&proxy, &looping).await;
+    let answer = deliver_note(&proxy, &looping).await;
     assert_401(&proxy, answer, "key_too_many_redirects").await;
     // The original GET and the one redirect followed; the second redirect is not.
     assert_eq!(server.requests(), 2);
@@ -756,7 +734,7 @@ async fn redirect_to_loopback_is_refused_without_private_addresses() {
     })
     .await;
 
-    let answer = deliver(&proxy, &evil).await;
+    let answer = deliver_note(&proxy, &evil).await;
     assert_401(&proxy, answer, "key_forbidden_address").await;
     assert_eq!(server.requests(), 1);
     assert_eq!(target.requests(), 0, "the loopback target was contacted");
@@ -793,9 +771,9 @@ async fn invalid_json_and_wrong_key_ids_are_refused() {
         .await;
     proxy.wait_ready().await;
 
-    let answer = deliver(&proxy, &broken).await;
+    let answer = deliver_note(&proxy, &broken).await;
     assert_401(&proxy, answer, "key_invalid_json").await;
-    let answer = deliver(&proxy, &liar).await;
+    let answer = deliver_note(&proxy, &liar).await;
     assert_401(&proxy, answer, "key_id_mismatch").await;
     assert_eq!(remote.key_fetches(&broken), 1);
     assert_eq!(remote.key_fetches(&liar), 1);
@@ -827,11 +805,11 @@ async fn circuit_breaker_opens_after_consecutive_failures() {
     proxy.wait_ready().await;
 
     for actor in &actors[..2] {
-        let answer = deliver(&proxy, actor).await;
+        let answer = deliver_note(&proxy, actor).await;
         assert_503(&proxy, answer, "key_timeout").await;
     }
     assert_eq!(remote.total_gets(), 2);
-    let answer = deliver(&proxy, &actors[2]).await;
+    let answer = deliver_note(&proxy, &actors[2]).await;
     assert_503(&proxy, answer, "key_circuit_open").await;
     assert_eq!(remote.total_gets(), 2, "an open circuit fetches nothing");
 
@@ -870,7 +848,7 @@ async fn per_host_fetch_cap_sheds_the_second_concurrent_fetch() {
         })
     };
     wait_until("first key fetch under way", || remote.total_gets() == 1).await;
-    let answer = deliver(&proxy, &b).await;
+    let answer = deliver_note(&proxy, &b).await;
     assert_503(&proxy, answer, "key_overloaded").await;
     assert_eq!(remote.key_fetches(&b), 0, "the second fetch never started");
 

@@ -19,14 +19,6 @@ const LOCAL: &str = "mastodon.local";
 const INBOX: &str = "/inbox";
 const BLOCKLIST: &str = "#domain,#severity\nbad.example,suspend\nquiet.example,silence\n";
 
-fn requests(metrics: &str, decision: &str, reason: &str) -> f64 {
-    metric_value(
-        metrics,
-        &format!("inboxguard_requests_total{{decision=\"{decision}\",reason=\"{reason}\"}}"),
-    )
-    .unwrap_or(0.0)
-}
-
 async fn deliver(proxy: &Proxy, actor: &Actor, body: &[u8]) -> StatusCode {
     within(
         "signed delivery",
@@ -432,6 +424,13 @@ async fn report_without_an_evidence_file_is_a_config_error() {
     let (code, stdout, stderr) = run_binary(&["report", "--config", config.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("no evidence saved yet"), "{stdout}");
+    // As JSON too: what the admin endpoint serves before any evidence.
+    let (code, stdout, stderr) =
+        run_binary(&["report", "--config", config.to_str().unwrap(), "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["tracked_domains"], 0, "{stdout}");
+    assert_eq!(report["domains"], json!([]), "{stdout}");
 }
 
 #[tokio::test]
@@ -529,20 +528,9 @@ async fn escalation_action_report_generates_no_rule() {
     assert_eq!(puma.count(), 1, "still forwarded");
 }
 
-/// POSTs `/admin/reload` and returns its answer.
-async fn admin_reload(proxy: &Proxy) -> String {
-    let (status, _, body) = within(
-        "admin reload",
-        send(
-            proxy.admin_addr,
-            http::Method::POST,
-            "/admin/reload",
-            http::HeaderMap::new(),
-            Vec::new(),
-        ),
-    )
-    .await;
-    let body = String::from_utf8_lossy(&body).into_owned();
+/// POSTs `/admin/reload`, which must succeed, and returns its answer.
+async fn reload_ok(proxy: &Proxy) -> String {
+    let (status, body) = admin_reload(proxy).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
@@ -585,7 +573,7 @@ async fn escalation_follows_the_action_in_force_and_exclusions_override_it() {
     .await;
 
     proxy.write_file("rules.toml", "[friendly_federators]\naction = \"limit\"\n");
-    admin_reload(&proxy).await;
+    reload_ok(&proxy).await;
     wait_for(&proxy, "escalated to limit", |r, m| {
         generated(m, "silence") == Some(1.0) && r["escalated"][0]["severity"] == "silence"
     })
@@ -599,7 +587,7 @@ async fn escalation_follows_the_action_in_force_and_exclusions_override_it() {
         "rules.toml",
         "[friendly_federators]\naction = \"suspend\"\n",
     );
-    admin_reload(&proxy).await;
+    reload_ok(&proxy).await;
     wait_for(&proxy, "regenerated as suspend", |r, m| {
         generated(m, "suspend") == Some(1.0)
             && generated(m, "silence") == Some(0.0)
@@ -614,7 +602,7 @@ async fn escalation_follows_the_action_in_force_and_exclusions_override_it() {
         "rules.toml",
         "[friendly_federators]\naction = \"suspend\"\n\n[[exclude]]\ndomain = \"friend.example\"\n",
     );
-    let answer = admin_reload(&proxy).await;
+    let answer = reload_ok(&proxy).await;
     assert!(
         answer.contains("friendly-federators: suspend=0"),
         "{answer}"
@@ -660,7 +648,7 @@ async fn a_rules_file_table_without_escalation_keys_keeps_the_config_escalations
     .await;
 
     proxy.write_file("rules.toml", "[friendly_federators]\nreply = true\n");
-    admin_reload(&proxy).await;
+    reload_ok(&proxy).await;
     // New evidence makes the next tick save the file; that tick evaluated escalation first.
     let boost = olga.activity("Announce", json!("https://bad.example/notes/9"));
     assert_eq!(deliver(&proxy, &olga, &boost).await, StatusCode::ACCEPTED);

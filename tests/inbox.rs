@@ -15,10 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// The Host senders address: the Mastodon instance behind the proxy.
-const LOCAL: &str = "mastodon.local";
-const INBOX: &str = "/users/alice/inbox";
-
 /// A Mastodon `domain_blocks.csv` export covering every severity and the longest-suffix rule.
 const BLOCKLIST: &str = "\
 #domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate
@@ -32,15 +28,6 @@ reports.example,noop,false,true,Report spam,false
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// `inboxguard_requests_total{decision,reason}`, 0 when the series does not exist yet.
-fn requests(metrics: &str, decision: &str, reason: &str) -> f64 {
-    metric_value(
-        metrics,
-        &format!("inboxguard_requests_total{{decision=\"{decision}\",reason=\"{reason}\"}}"),
-    )
-    .unwrap_or(0.0)
-}
 
 fn labelled(metrics: &str, name: &str, label: &str, value: &str) -> f64 {
     metric_value(metrics, &format!("{name}{{{label}=\"{value}\"}}")).unwrap_or(0.0)
@@ -57,15 +44,6 @@ async fn post(proxy: &Proxy, path: &str, signed: Signed) -> (StatusCode, HeaderM
             signed.headers,
             signed.body,
         ),
-    )
-    .await
-}
-
-/// A correctly signed POST of `body` by `actor` to `INBOX`.
-async fn deliver(proxy: &Proxy, actor: &Actor, body: &[u8]) -> (StatusCode, HeaderMap, Bytes) {
-    within(
-        "signed delivery",
-        proxy.post_signed(actor, INBOX, LOCAL, body),
     )
     .await
 }
@@ -114,15 +92,6 @@ async fn start_proxy(puma: &RecordingUpstream, remotes: &[&RemoteInstance]) -> P
         .await;
     proxy.wait_ready().await;
     proxy
-}
-
-fn note(actor: &Actor, text: &str) -> serde_json::Value {
-    json!({
-        "id": format!("{}/statuses/1", actor.id),
-        "type": "Note",
-        "attributedTo": actor.id,
-        "content": text,
-    })
 }
 
 // ---------------------------------------------------------------------------------------

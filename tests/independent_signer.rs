@@ -10,31 +10,13 @@ mod common;
 use common::*;
 use http::{HeaderMap, Method, StatusCode};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const INBOX: &str = "/users/bob/inbox";
 const LOCAL_HOST: &str = "local.test";
 
-/// Whether the independent signer can run. `false` means skip (reported on stderr); under
-/// `CI=true` a missing signer is a failure instead.
+/// Whether the independent signer can run (see `python_can_import`).
 fn signer_available(test: &str) -> bool {
-    let probe = Command::new("python3")
-        .args(["-c", "import httpsig"])
-        .output();
-    let problem = match probe {
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => format!(
-            "python3 cannot import httpsig: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => format!("cannot run python3: {e}"),
-    };
-    let install = "install it with `python3 -m pip install httpsig==1.3.0`";
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: {problem}; CI must run this test ({install})");
-    }
-    eprintln!("SKIPPED {test}: {problem}; {install}");
-    false
+    python_can_import(test, "httpsig")
 }
 
 fn script() -> PathBuf {
@@ -47,7 +29,7 @@ fn python_sign(dir: &Path, actor: &Actor, body: &[u8]) -> HeaderMap {
     std::fs::write(&key_file, actor.key().private_key_pem().unwrap()).unwrap();
     let body_file = dir.join("body.json");
     std::fs::write(&body_file, body).unwrap();
-    let out = Command::new("python3")
+    let out = python_command()
         .arg(script())
         .arg(&key_file)
         .arg(&actor.key_id)

@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use http::{HeaderMap, Method, StatusCode};
+use http::StatusCode;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -90,21 +90,6 @@ fn loaded(metrics: &str, source: &Path, severity: &str) -> Option<f64> {
             serde_json::Value::String(source)
         ),
     )
-}
-
-async fn admin_reload(proxy: &Proxy) -> (StatusCode, String) {
-    let (status, _, body) = within(
-        "admin reload",
-        send(
-            proxy.admin_addr,
-            Method::POST,
-            "/admin/reload",
-            HeaderMap::new(),
-            Vec::new(),
-        ),
-    )
-    .await;
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 struct Setup {
@@ -366,6 +351,12 @@ async fn a_broken_file_does_not_hold_back_another_files_edit() {
     assert!(
         body.starts_with(&format!("refused {}:3: unknown severity", a.display()))
             && body.contains("its last good copy stays in force\nreloaded\n"),
+        "{body}"
+    );
+    assert!(
+        body.ends_with(
+            "failed: 1 refused (first lines); the other sources' changes are in force\n"
+        ),
         "{body}"
     );
     assert!(

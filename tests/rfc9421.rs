@@ -12,7 +12,6 @@ use common::*;
 use http::{HeaderValue, Method, StatusCode};
 use inboxguard::signature::SigningKey;
 use std::path::Path;
-use std::process::Command;
 
 const INBOX_HOST: &str = "local.example";
 
@@ -418,26 +417,9 @@ async fn relayed_activities_answer_to_both_hosts() {
 // The independent signer: Python `http-message-signatures` (PyPI)
 // ---------------------------------------------------------------------------------------
 
-/// Whether the Python package is importable. Missing: skipped locally, a failure under
-/// `CI=true` (`.ci/run` installs it).
+/// Whether the Python package is importable (see `python_can_import`).
 fn python_signer_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import http_message_signatures"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "python3 with http-message-signatures is required under CI \
-             (python3 -m pip install http-message-signatures==3.0.0)"
-        );
-        eprintln!(
-            "skipping: python3 -m pip install http-message-signatures==3.0.0 to run this test"
-        );
-    }
-    ok
+    python_can_import("rfc9421 independent signer", "http_message_signatures")
 }
 
 /// Signs a POST to `url` with `tests/independent/rfc9421_sign.py`.
@@ -454,7 +436,7 @@ fn python_sign(
     let body_file = dir.join("body.json");
     std::fs::write(&body_file, body).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/rfc9421_sign.py");
-    let out = Command::new("python3")
+    let out = python_command()
         .arg(script)
         .args([
             alg,

@@ -8,17 +8,6 @@ use common::*;
 use http::StatusCode;
 use serde_json::json;
 
-const LOCAL: &str = "mastodon.local";
-const INBOX: &str = "/users/alice/inbox";
-
-fn requests(metrics: &str, decision: &str, reason: &str) -> f64 {
-    metric_value(
-        metrics,
-        &format!("inboxguard_requests_total{{decision=\"{decision}\",reason=\"{reason}\"}}"),
-    )
-    .unwrap_or(0.0)
-}
-
 /// Every `inboxguard_rules_loaded` value of `severity`, one per source.
 fn loaded(metrics: &str, severity: &str) -> Vec<f64> {
     let label = format!("severity=\"{severity}\"");
@@ -28,15 +17,6 @@ fn loaded(metrics: &str, severity: &str) -> Vec<f64> {
         .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
         .filter(|&v: &f64| v > 0.0)
         .collect()
-}
-
-async fn deliver(proxy: &Proxy, actor: &Actor, body: &[u8]) -> StatusCode {
-    within(
-        "signed delivery",
-        proxy.post_signed(actor, INBOX, LOCAL, body),
-    )
-    .await
-    .0
 }
 
 /// `[[blocklists]]` for `path` with extra keys, as raw TOML.
@@ -74,7 +54,10 @@ async fn allowlist_mode_forwards_allowed_domains_and_refuses_the_rest_before_any
         "Create",
         json!("http://friend.example/users/fay/statuses/1"),
     );
-    assert_eq!(deliver(&proxy, &fay, &body).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        deliver_status(&proxy, &fay, &body).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(puma.count(), 1);
     assert_eq!(&puma.only().body[..], &body[..]);
 
@@ -104,7 +87,10 @@ async fn allowlist_mode_forwards_allowed_domains_and_refuses_the_rest_before_any
         "Create",
         json!("http://bad.friend.example/users/bob/statuses/1"),
     );
-    assert_eq!(deliver(&proxy, &bob, &body).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        deliver_status(&proxy, &bob, &body).await,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(blocked.key_fetches(&bob), 0);
 
     // Relayed by an allowed server, but the actor's domain is not allowed.
@@ -116,7 +102,10 @@ async fn allowlist_mode_forwards_allowed_domains_and_refuses_the_rest_before_any
         "object": "http://stranger.example/users/sam/statuses/2",
     }))
     .expect("json");
-    assert_eq!(deliver(&proxy, &fay, &relayed).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        deliver_status(&proxy, &fay, &relayed).await,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(
         puma.count(),
         1,
@@ -189,7 +178,10 @@ async fn actor_rules_refuse_the_actor_and_the_author_and_dry_run_ones_forward() 
             "attributedTo": "http://elsewhere.example/users/Mallory",
         }),
     );
-    assert_eq!(deliver(&proxy, &gil, &boost).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        deliver_status(&proxy, &gil, &boost).await,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(puma.count(), 0);
 
     // Accounts without a rule pass, on the same domain and as authors.
@@ -201,14 +193,23 @@ async fn actor_rules_refuse_the_actor_and_the_author_and_dry_run_ones_forward() 
             "attributedTo": "http://elsewhere.example/users/bea",
         }),
     );
-    assert_eq!(deliver(&proxy, &gil, &fine).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        deliver_status(&proxy, &gil, &fine).await,
+        StatusCode::ACCEPTED
+    );
     let body = bea.activity("Create", json!({"type": "Note", "content": "hi"}));
-    assert_eq!(deliver(&proxy, &bea, &body).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        deliver_status(&proxy, &bea, &body).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(puma.count(), 2);
 
     // A dry-run actor rule: forwarded, counted as what it would have been.
     let body = pat.activity("Create", json!({"type": "Note", "content": "hi"}));
-    assert_eq!(deliver(&proxy, &pat, &body).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        deliver_status(&proxy, &pat, &body).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(puma.count(), 3);
     assert_eq!(&puma.requests()[2].body[..], &body[..]);
 
@@ -242,8 +243,14 @@ async fn an_exception_list_lets_a_sub_domain_of_a_suspended_domain_through() {
         "Create",
         json!("http://ok.bad.example/users/olga/statuses/1"),
     );
-    assert_eq!(deliver(&proxy, &olga, &body).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        deliver_status(&proxy, &olga, &body).await,
+        StatusCode::ACCEPTED
+    );
     let body = bob.activity("Create", json!("http://bad.example/users/bob/statuses/1"));
-    assert_eq!(deliver(&proxy, &bob, &body).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        deliver_status(&proxy, &bob, &body).await,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(puma.count(), 1);
 }

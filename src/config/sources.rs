@@ -215,7 +215,7 @@ pub fn check_remote_url(text: &str, allow_http: bool) -> Result<url::Url, String
         "http" => return Err(format!("{text:?}: http needs allow_http = true")),
         other => return Err(format!("{text:?}: scheme {other:?} is not http(s)")),
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("{text:?} has no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {

@@ -54,7 +54,7 @@ impl HostState {
     /// flight, and its breaker is closed or its open period is over (a forgotten host starts
     /// again closed, which is what a half-open breaker would try next anyway).
     fn is_evictable(&self, now: Instant) -> bool {
-        self.in_flight == 0 && !self.probing && self.open_until.map_or(true, |until| until <= now)
+        self.in_flight == 0 && !self.probing && self.open_until.is_none_or(|until| until <= now)
     }
 }
 

@@ -281,10 +281,13 @@ impl Rules {
             tracing::info!(generation, source = %source, changes = %changes, "rule source changed");
         }
         let changes = Changes::sum(by_source.values());
-        tracing::info!(generation, rules = total, changes = %changes, "rules reloaded");
         if !refused.is_empty() {
-            return Err(self.failed(refused, Some(summaries)));
+            // The refusal first, so the log never reads as a success followed by an error.
+            let e = self.failed(refused, Some(summaries));
+            tracing::warn!(generation, rules = total, changes = %changes, "rules partly reloaded: the other sources' changes are in force");
+            return Err(e);
         }
+        tracing::info!(generation, rules = total, changes = %changes, "rules reloaded");
         self.metrics
             .rules_reloads_total
             .with_label_values(&["success"])

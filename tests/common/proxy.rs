@@ -4,7 +4,7 @@
 //!
 //! Written against `inboxguard::run` / `inboxguard::Listeners` / `inboxguard::RunError`.
 
-use super::{get_text, send, Actor, RemoteInstance};
+use super::{get_text, send, within, Actor, RemoteInstance};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use inboxguard::config::Config;
@@ -261,4 +261,39 @@ impl Drop for Proxy {
             let _ = stop.send(());
         }
     }
+}
+
+/// The inbox most tests deliver to (a per-user inbox), and the host Mastodon serves it on.
+pub const INBOX: &str = "/users/alice/inbox";
+pub const LOCAL: &str = "mastodon.local";
+
+/// A POST of `body` signed by `actor` to [`INBOX`] on [`LOCAL`]: the proxy's status, headers
+/// and body.
+pub async fn deliver(proxy: &Proxy, actor: &Actor, body: &[u8]) -> (StatusCode, HeaderMap, Bytes) {
+    within(
+        "signed delivery",
+        proxy.post_signed(actor, INBOX, LOCAL, body),
+    )
+    .await
+}
+
+/// [`deliver`], the status only.
+pub async fn deliver_status(proxy: &Proxy, actor: &Actor, body: &[u8]) -> StatusCode {
+    deliver(proxy, actor, body).await.0
+}
+
+/// `POST /admin/reload`: the status and the answer's text.
+pub async fn admin_reload(proxy: &Proxy) -> (StatusCode, String) {
+    let (status, _, body) = within(
+        "admin reload",
+        send(
+            proxy.admin_addr,
+            Method::POST,
+            "/admin/reload",
+            HeaderMap::new(),
+            Vec::new(),
+        ),
+    )
+    .await;
+    (status, String::from_utf8_lossy(&body).into_owned())
 }

@@ -95,6 +95,9 @@ pub enum LoadErrorKind {
     /// A domain that `host::normalize` refuses.
     #[error("invalid domain {text:?}")]
     InvalidDomain { text: String },
+    /// A plain-list line with a comma: most likely a CSV whose header line is missing.
+    #[error("invalid domain {text:?}: read as a plain list (one domain per line); a Mastodon CSV needs its header {MASTODON_HEADER:?} on the first line")]
+    CsvWithoutHeader { text: String },
     /// A `#digest` value, or a `sha256:` entry, that is not 64 hex digits.
     #[error("invalid SHA-256 digest {text:?} (expected 64 hex digits)")]
     InvalidDigest { text: String },

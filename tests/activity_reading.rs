@@ -2,18 +2,17 @@
 //! reader sees as alice on an allowed server and the other as mallory on a suspended one is
 //! a policy bypass, so the reading is pinned three ways: a table of tricky documents with
 //! Mastodon's reading written beside each, a property test against a naive last-key-wins
-//! reader (`oracle.rs`), and the attack itself end to end.
+//! reader (`inboxguard::fuzz::mastodon_reading`), and the attack itself end to end.
 
 // Helpers outside #[test] fns panic on a broken environment too, which is the right failure.
 #![allow(clippy::unwrap_used)]
 
-#[path = "../common/mod.rs"]
 mod common;
-mod oracle;
 
 use common::*;
 use http::StatusCode;
 use inboxguard::activity::Facts;
+use inboxguard::fuzz::mastodon_reading as oracle;
 
 /// Mastodon's reading of a body, as far as inboxguard's rules look at it.
 struct Expect {

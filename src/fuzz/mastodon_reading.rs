@@ -1,10 +1,10 @@
 //! A second, deliberately naive reader of activity facts: it builds a `serde_json::Value`
 //! (which, like Mastodon's Oj in strict mode, keeps the last of a repeated key) and applies
 //! Mastodon's reading rules to it with plain pattern matching. The streaming reader in
-//! `inboxguard::activity` must agree with it on every body; the property test and the fuzz
-//! target hold them side by side.
+//! `crate::activity` must agree with it on every body; the property test
+//! (`tests/activity_reading.rs`) and the fuzz target hold them side by side.
 
-use inboxguard::activity::{Facts, ObjectFacts, MAX_MENTIONS};
+use crate::activity::{Facts, ObjectFacts, MAX_MENTIONS};
 use serde_json::{Map, Value};
 
 /// `value_or_id` (`app/helpers/jsonld_helper.rb`): a string, or an object's `id`.
