@@ -21,7 +21,7 @@ pub mod mastodon_reading;
 /// accepts a body, both read the same facts. The content facts read in the same pass must
 /// not change the others.
 pub fn activity_facts(data: &[u8]) {
-    let ours = Facts::parse(data).map_err(|_| ());
+    let ours = Facts::parse(data).map_err(|_| mastodon_reading::Refused);
     if let Ok(facts) = &ours {
         let _ = facts.is_self_delete_or_update();
     }
@@ -35,7 +35,7 @@ pub fn activity_facts(data: &[u8]) {
         f
     });
     assert_eq!(
-        with_content.map_err(|_| ()),
+        with_content.map_err(|_| mastodon_reading::Refused),
         ours,
         "content reading changed the facts"
     );

@@ -169,7 +169,7 @@ impl<'de> Visitor<'de> for FactsSeed {
             }
         };
         if self.content {
-            let (mut c, object_audience) = content.unwrap_or_default();
+            let (mut c, object_audience) = content.map(|b| *b).unwrap_or_default();
             // Mastodon reads the object's audience, and the activity's where it has none
             // (`as_array(@object['to'] || @json['to'])`).
             let pick = |o: Option<bool>, a: Option<bool>| o.or(a).unwrap_or(false);
@@ -193,7 +193,7 @@ struct Audience {
 enum ObjectSlot {
     Absent,
     Invalid,
-    Object(ObjectFacts, Option<(Content, Audience)>),
+    Object(ObjectFacts, Option<Box<(Content, Audience)>>),
 }
 
 struct ObjectSeed {
@@ -261,7 +261,7 @@ impl<'de> Visitor<'de> for ObjectSeed {
         o.quotes = quotes.into_iter().flatten().collect();
         let content = self.content.then(|| {
             text.finish(&mut content);
-            (content, audience)
+            Box::new((content, audience))
         });
         Ok(ObjectSlot::Object(o, content))
     }

@@ -78,8 +78,8 @@ fn embedded(m: &Map<String, Value>) -> ObjectFacts {
 }
 
 /// The activity's `object`. Mastodon fails on an array or a number here; inboxguard reads an
-/// array's first element (so rules still apply) and refuses a number or boolean (`Err`).
-fn object(v: &Value) -> Result<Option<ObjectFacts>, ()> {
+/// array's first element (so rules still apply) and refuses a number or boolean.
+fn object(v: &Value) -> Result<Option<ObjectFacts>, Refused> {
     match v {
         Value::String(s) => Ok(Some(ObjectFacts {
             id: Some(s.clone()),
@@ -88,15 +88,19 @@ fn object(v: &Value) -> Result<Option<ObjectFacts>, ()> {
         Value::Object(m) => Ok(Some(embedded(m))),
         Value::Array(a) => a.first().map_or(Ok(None), object),
         Value::Null => Ok(None),
-        Value::Bool(_) | Value::Number(_) => Err(()),
+        Value::Bool(_) | Value::Number(_) => Err(Refused),
     }
 }
 
-/// The facts Mastodon acts on, or `Err` where inboxguard refuses the body (400).
-pub fn read(body: &[u8]) -> Result<Facts, ()> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| ())?;
+/// A body inboxguard refuses (400): not a JSON object, or an `object` Mastodon cannot act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused;
+
+/// The facts Mastodon acts on, or `Refused` where inboxguard refuses the body.
+pub fn read(body: &[u8]) -> Result<Facts, Refused> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| Refused)?;
     let Value::Object(m) = value else {
-        return Err(());
+        return Err(Refused);
     };
     Ok(Facts {
         id: text(m.get("id")),

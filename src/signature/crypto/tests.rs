@@ -188,8 +188,7 @@ fn base58btc_encode(bytes: &[u8]) -> String {
         }
     }
     let zeros = bytes.iter().take_while(|&&b| b == 0).count();
-    std::iter::repeat('1')
-        .take(zeros)
+    std::iter::repeat_n('1', zeros)
         .chain(
             digits
                 .iter()
