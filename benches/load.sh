@@ -132,6 +132,12 @@ allow_private_addresses = true
 $(cat "$WORK/resolve.toml")
 [[blocklists]]
 path = "$WORK/domain_blocks.csv"
+# The harness replays a fixed set of signed requests from 20 actors: duplicate suppression
+# would answer every replay without forwarding, and fair share would refuse most of them.
+[activities]
+dedupe_window = "0s"
+[rate_limits]
+enabled = false
 EOF
 
 echo "== start: upstream :$UP (cpu $GEN_CPU), nginx proxy :$NGX and inboxguard :$IG (cpu $PROXY_CPU)"

@@ -5,9 +5,11 @@
 use crate::config::Config;
 use crate::federators::Federators;
 use crate::forward::Upstream;
+use crate::gate::Gate;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
+use crate::shedding::Shedding;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -22,6 +24,10 @@ pub struct App {
     pub listener_scheme: &'static str,
     /// Friendly-federator checks and evidence (loaded from its file here, at boot).
     pub federators: Arc<Federators>,
+    /// Per-sender fair share and Sidekiq backpressure.
+    pub shedding: Arc<Shedding>,
+    /// The vocabulary gate and duplicate suppression.
+    pub gate: Gate,
     ready: AtomicBool,
 }
 
@@ -32,6 +38,7 @@ impl App {
         rules: Arc<Rules>,
         keys: KeyStore,
         upstream: Upstream,
+        shedding: Arc<Shedding>,
     ) -> App {
         let listener_scheme = if config.server.tls_cert_file.is_some() {
             "https"
@@ -42,8 +49,11 @@ impl App {
             &config.friendly_federators,
             metrics.clone(),
         ));
+        let gate = Gate::new(&config.activities);
         App {
             federators,
+            shedding,
+            gate,
             config,
             metrics,
             rules,

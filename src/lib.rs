@@ -12,6 +12,8 @@
 //! | `activity`  | the few activity JSON fields policy needs, read in one pass |
 //! | `policy`    | immutable rule snapshot, host normalisation, suffix matching, pure decisions |
 //! | `forward`   | upstream client: hop-by-hop stripping, X-Forwarded-*, timeouts |
+//! | `shedding`  | per-sender fair share (429) and backpressure from Mastodon's Sidekiq queue (503) |
+//! | `gate`      | the vocabulary gate and duplicate suppression for verified activities (202, dropped) |
 //! | `reject`    | every proxy-made answer: status, JSON body, metric label |
 //! | `rules`     | the rule merge (one code path), the live rules and their reload, file watch, SIGHUP |
 //! | `rule_files`| reading a local rule file from disk, bounded |
@@ -38,6 +40,7 @@ pub mod demo;
 pub mod explain;
 pub mod federators;
 pub mod forward;
+pub mod gate;
 // The fuzz targets' shared bodies (fuzz/ and tests/fuzz_seeds.rs), never in a release build.
 #[cfg(feature = "test-util")]
 #[doc(hidden)]
@@ -83,6 +86,8 @@ pub enum RunError {
     AdminToken(String),
     #[error("remote rule sources: {0}")]
     Remotes(String),
+    #[error("load shedding: {0}")]
+    Shedding(String),
 }
 
 /// Runs the proxy on the given listeners until `shutdown` resolves, then stops accepting,
@@ -114,7 +119,11 @@ pub async fn run(
         Some(path) => Some(admin::Token::from_file(path).map_err(RunError::AdminToken)?),
         None => None,
     };
-    let app = Arc::new(app::App::new(config, metrics, rules, keys, upstream));
+    let shedding =
+        Arc::new(shedding::Shedding::new(&config, &metrics).map_err(RunError::Shedding)?);
+    let app = Arc::new(app::App::new(
+        config, metrics, rules, keys, upstream, shedding,
+    ));
     // Before serving: a restart must not let an escalated friendly federator through.
     federators::apply_at_startup(&app.federators, &app.rules);
 
@@ -134,6 +143,7 @@ pub async fn run(
     }
     let proxy_task = tokio::spawn(server::serve(app.clone(), listeners.proxy, tls, proxy_rx));
     let (remote_tasks, first_round) = remotes.start(stop_rest.subscribe());
+    let sidekiq_task = app.shedding.poller(&app.config, stop_rest.subscribe());
 
     // Ready once every remote source has a copy in force or has been tried once.
     let mut shutdown = std::pin::pin!(shutdown);
@@ -155,6 +165,9 @@ pub async fn run(
     // After the drain, so the final save holds every request's evidence.
     let _ = federators_task.await;
     for task in remote_tasks {
+        let _ = task.await;
+    }
+    if let Some(task) = sidekiq_task {
         let _ = task.await;
     }
     tracing::info!("stopped");

@@ -333,6 +333,14 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
+    /// Adds a module's own metrics (e.g. `shedding::ShedMetrics`) to the one registry.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::with_capacity(8192);
         // Encoding into a Vec cannot fail for the text format except on invalid metric

@@ -2,10 +2,11 @@
 //! hands the request on or stops it with a [`Rejection`], which `reject` turns into an answer:
 //!
 //! ```text
-//! limits ─► signature (parse, strength, window) ─► key host policy ─► body digest
-//!        ─► activity facts (JSON) ─► actor host policy
+//! limits ─► signature (parse, strength, window) ─► key host policy ─► fair share (429)
+//!        ─► body digest ─► activity facts (JSON) ─► actor host policy ─► backpressure (503)
 //!        ─► key and verify (cache, fetch on miss, refetch once; gone actor's self-Delete)
-//!        ─► policy ─► friendly federators (laundered content) ─► forward
+//!        ─► policy ─► friendly federators (laundered content)
+//!        ─► vocabulary (202) ─► duplicate (202) ─► forward (remember what Mastodon took)
 //!        ─► finish: metrics + access log, exactly once, whatever happened above
 //! ```
 //!
@@ -75,14 +76,22 @@ async fn inbox(
     // One snapshot for the whole request.
     let rules = app.rules.current().load();
     let key_host = key_host_policy(&rules, &prepared, ctx)?;
+    fair_share(app, &prepared, &key_host)?;
     digest(&prepared, &parts, &body)?;
     let facts = activity_facts(&body, ctx)?;
     let actor_host = actor_host_policy(&rules, &facts)?;
+    backpressure(app, &facts)?;
     let record = key_and_verify(app, &prepared, &facts).await?;
     ctx.relayed = facts.actor.as_deref() != Some(record.owner.as_str());
     decide(&rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
     friendly_federators(app, &rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
-    forward(app, parts, body, peer).await
+    vocabulary(app, &facts)?;
+    let dedupe_key = duplicate(app, &facts, &key_host)?;
+    let response = forward(app, parts, body, peer).await?;
+    if let Some(key) = dedupe_key.filter(|_| response.status().is_success()) {
+        app.gate.delivered(key);
+    }
+    Ok(response)
 }
 
 /// Limits: the declared length first (no byte read), then the real length and the read
@@ -136,6 +145,47 @@ fn key_host_policy(
     ctx.key_host = Some(key_host.clone());
     refuse(rules.check_host(&key_host, policy::Party::KeyHost))?;
     Ok(key_host)
+}
+
+/// Fair share: one delivery from the sender's bucket (its keyId host, and its keyId when
+/// per-actor buckets are on). Before the digest, the JSON and any key fetch, so a sender over
+/// its share costs nothing more.
+fn fair_share(app: &App, prepared: &Prepared, key_host: &str) -> Result<(), Rejection> {
+    app.shedding
+        .fair_share(key_host, &prepared.key_id)
+        .map_err(Rejection::RateLimited)
+}
+
+/// Backpressure: while Mastodon's Sidekiq queue is behind, activities of the classes over
+/// their threshold are deferred (503), before they cost a key fetch or a verify.
+fn backpressure(app: &App, facts: &Facts) -> Result<(), Rejection> {
+    let object_kind = facts.object.as_ref().and_then(|o| o.kind.as_deref());
+    match app
+        .shedding
+        .backpressure(facts.kind.as_deref(), object_kind)
+    {
+        Some(shed) => Err(Rejection::Backpressure(shed)),
+        None => Ok(()),
+    }
+}
+
+/// Vocabulary: a verified activity of a type Mastodon ignores is acknowledged, not forwarded.
+fn vocabulary(app: &App, facts: &Facts) -> Result<(), Rejection> {
+    if app.gate.handles(facts) {
+        Ok(())
+    } else {
+        Err(Rejection::UnhandledType)
+    }
+}
+
+/// Duplicate: a verified activity Mastodon already took is acknowledged, not forwarded.
+/// Returns the key to remember once Mastodon takes this one.
+fn duplicate(app: &App, facts: &Facts, key_host: &str) -> Result<Option<u64>, Rejection> {
+    match app.gate.duplicate(facts, key_host) {
+        Some((_, true)) => Err(Rejection::Duplicate),
+        Some((key, false)) => Ok(Some(key)),
+        None => Ok(None),
+    }
 }
 
 /// Digest: the body against the digest header the signature covers. After the key host
@@ -372,6 +422,22 @@ impl<'a> Finish<'a> {
             }
             // The details the answer leaves out.
             Rejection::Upstream(e) => tracing::warn!(error = %e, "forwarding to Mastodon failed"),
+            Rejection::RateLimited(over) => {
+                self.app
+                    .shedding
+                    .metrics
+                    .rate_limited_total
+                    .with_label_values(&[over.bucket.as_str()])
+                    .inc();
+            }
+            Rejection::Backpressure(shed) => {
+                self.app
+                    .shedding
+                    .metrics
+                    .backpressure_shed_total
+                    .with_label_values(&[shed.class.as_str()])
+                    .inc();
+            }
             _ => {}
         }
         self.record(answer.decision, answer.reason, answer.status);

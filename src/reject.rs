@@ -15,6 +15,8 @@ use crate::federators::{Kind, Stop};
 use crate::forward::{Body, UpstreamError};
 use crate::keys::KeyError;
 use crate::policy::{self, Party};
+use crate::shedding::rate::{Bucket, OverLimit};
+use crate::shedding::Shed;
 use crate::signature::SigError;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -45,8 +47,16 @@ pub enum Rejection {
     /// Mastodon could not verify it either, so it is acknowledged and the sender stops
     /// retrying an account-deletion flood.
     GoneActor,
+    /// The sender is over its fair share: it should come back after the wait.
+    RateLimited(OverLimit),
+    /// Mastodon's Sidekiq queue is behind and this activity's class is shed for now.
+    Backpressure(Shed),
     /// A rule refuses or drops the request.
     Policy(PolicyStop),
+    /// A verified activity of a type Mastodon ignores: acknowledged, not forwarded.
+    UnhandledType,
+    /// A verified activity Mastodon already accepted within the dedupe window.
+    Duplicate,
     /// A verified sender carries content from a suspended domain (friendly federators).
     Laundered(Kind),
     /// Mastodon gave no response head.
@@ -199,6 +209,25 @@ impl Rejection {
             }
             Rejection::Key(e) => reject(S::UNAUTHORIZED, e.request_reason(), e.to_string()),
             Rejection::GoneActor => dropped("gone_actor"),
+            // 429 and 503 are retried by Mastodon's delivery worker (not "unsalvageable"):
+            // the delivery is deferred, never lost.
+            Rejection::RateLimited(over) => reject(
+                S::TOO_MANY_REQUESTS,
+                "rate_limited",
+                match over.bucket {
+                    Bucket::Host => "Too many deliveries from this server; retry later",
+                    Bucket::Actor => "Too many deliveries from this actor; retry later",
+                },
+            )
+            .retry_after(whole_secs(over.retry_after)),
+            Rejection::Backpressure(shed) => reject(
+                S::SERVICE_UNAVAILABLE,
+                "backpressure",
+                "This instance is catching up on its queue; retry later",
+            )
+            .retry_after(shed.retry_after_secs),
+            Rejection::UnhandledType => dropped("unhandled_type"),
+            Rejection::Duplicate => dropped("duplicate"),
             Rejection::Policy(PolicyStop::Suspended { party, host }) => reject(
                 S::FORBIDDEN,
                 match party {
@@ -365,6 +394,12 @@ fn reject(
 }
 
 /// Answered 202 Accepted and not forwarded: the sender stops retrying.
+/// Whole seconds for `Retry-After`, rounded up and at least 1 (0 would invite an instant retry).
+fn whole_secs(wait: std::time::Duration) -> u32 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    u32::try_from(secs.max(1)).unwrap_or(u32::MAX)
+}
+
 fn dropped(reason: &'static str) -> Answer {
     Answer {
         decision: Decision::Dropped,

@@ -23,12 +23,17 @@ struct Setup {
 
 /// A proxy in front of a recording upstream, with one remote instance `remote.test` and
 /// `blocklist` (plain format: every line suspended).
+/// These tests deliver one activity several ways (two formats, two schemes), so duplicate
+/// suppression, which has tests of its own, is off here.
+const DELIVER_TWICE: &str = "[activities]\ndedupe_window = \"0s\"";
+
 async fn setup(blocklist: &str) -> Setup {
     let puma = RecordingUpstream::start().await;
     let remote = RemoteInstance::start("remote.test").await;
     let proxy = Proxy::builder(puma.addr())
         .remote(&remote)
         .blocklist_file("blocklist.txt", blocklist)
+        .toml(DELIVER_TWICE)
         .start()
         .await;
     proxy.wait_ready().await;
@@ -311,6 +316,7 @@ async fn trusted_forwarded_proto_and_public_scheme_choose_the_target_uri_scheme(
     let proxy = Proxy::builder(puma.addr())
         .remote(&remote)
         .configure(|c| c.server.public_scheme = inboxguard::config::PublicScheme::Http)
+        .toml(DELIVER_TWICE)
         .start()
         .await;
     proxy.wait_ready().await;

@@ -14,17 +14,23 @@ mod federators;
 mod keys;
 mod logging;
 mod server;
+mod shedding;
 mod sources;
 mod upstream;
 
+pub use crate::gate::ActivitiesConfig;
 pub use crate::policy::escalation::{EscalationAction, Window, MAX_WINDOW_DAYS};
 pub use crate::policy::sources::{BlocklistFormat, SourceKind};
 pub use crate::policy::PolicyMode;
+pub use crate::shedding::classes::BackpressureConfig;
+pub use crate::shedding::rate::RateLimitConfig;
+pub use crate::shedding::sidekiq::SidekiqConfig;
 pub use admin::AdminConfig;
 pub use federators::FriendlyFederatorsConfig;
 pub use keys::{KeyFetchConfig, SignatureConfig};
 pub use logging::{LogFormat, LoggingConfig};
 pub use server::{PublicScheme, ServerConfig};
+pub use shedding::parse_duration;
 pub use sources::{
     check_remote_url, BlocklistConfig, MastodonApiConfig, PolicyConfig, StateConfig,
     SubscriptionConfig, SubscriptionFormat,
@@ -58,8 +64,24 @@ pub struct Config {
     /// Remote rule lists fetched on an interval (see `subscriptions`).
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,
-    /// Mastodon's own domain blocks, pulled from its admin API.
+    /// `[mastodon]` as written; split into `mastodon` and `sidekiq` by `from_toml`.
+    #[serde(default, rename = "mastodon")]
+    mastodon_table: shedding::MastodonTable,
+    /// Mastodon's own domain blocks, pulled from its admin API (`[mastodon]`'s own keys).
+    #[serde(skip)]
     pub mastodon: Option<MastodonApiConfig>,
+    /// Mastodon's Sidekiq queue, for backpressure (`[mastodon.sidekiq]`).
+    #[serde(skip)]
+    pub sidekiq: Option<SidekiqConfig>,
+    /// Each sender's fair share (`[rate_limits]`).
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
+    /// What is shed, by class, while Sidekiq is behind (`[backpressure]`).
+    #[serde(default)]
+    pub backpressure: BackpressureConfig,
+    /// The vocabulary gate and duplicate suppression (`[activities]`).
+    #[serde(default)]
+    pub activities: ActivitiesConfig,
     #[serde(default)]
     pub state: StateConfig,
 }
@@ -95,10 +117,12 @@ impl Config {
 
     /// Parses and validates config text; `path` is only used in error messages.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: describe_toml_error(text, &e),
         })?;
+        let table = std::mem::take(&mut config.mastodon_table);
+        (config.mastodon, config.sidekiq) = (table.api, table.sidekiq);
         config.validate(path)?;
         Ok(config)
     }
@@ -132,6 +156,15 @@ impl Config {
         if let Some(m) = &self.mastodon {
             m.validate()?;
         }
+        if let Some(s) = &self.sidekiq {
+            shedding::check("mastodon.sidekiq", s.validate())?;
+        }
+        shedding::check("rate_limits", self.rate_limits.validate())?;
+        shedding::check(
+            "backpressure",
+            crate::shedding::classes::Classes::new(&self.backpressure).map(|_| ()),
+        )?;
+        shedding::check("activities", self.activities.validate())?;
         self.signatures.validate()?;
         self.friendly_federators.validate()?;
         self.policy.validate()?;

@@ -6,3 +6,169 @@
 pub mod classes;
 pub mod rate;
 pub mod sidekiq;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use classes::{Class, Classes};
+use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use rate::{OverLimit, SenderLimits};
+use sidekiq::{SidekiqGauges, Signal};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The shedding metrics. Labels are fixed words: `bucket` (host | actor), `class`
+/// (low | middle | high).
+#[derive(Clone)]
+pub struct ShedMetrics {
+    pub rate_limited_total: IntCounterVec,
+    pub rate_limit_tracked_senders: IntGauge,
+    pub backpressure_shed_total: IntCounterVec,
+    /// 1 per class while Sidekiq's latency is over that class's threshold.
+    pub backpressure_active: IntGaugeVec,
+    pub sidekiq_queue_latency_seconds: Gauge,
+    pub sidekiq_queue_size: IntGauge,
+    pub sidekiq_signal_stale: IntGauge,
+}
+
+impl ShedMetrics {
+    fn new(metrics: &Metrics) -> Result<ShedMetrics, prometheus::Error> {
+        let m = ShedMetrics {
+            rate_limited_total: IntCounterVec::new(
+                Opts::new(
+                    "inboxguard_rate_limited_total",
+                    "Deliveries answered 429 because their sender was over its share, by bucket (host | actor)",
+                ),
+                &["bucket"],
+            )?,
+            rate_limit_tracked_senders: IntGauge::new(
+                "inboxguard_rate_limit_tracked_senders",
+                "Per-sender buckets held in memory (at most rate_limits.max_tracked_senders)",
+            )?,
+            backpressure_shed_total: IntCounterVec::new(
+                Opts::new(
+                    "inboxguard_backpressure_shed_total",
+                    "Deliveries answered 503 while Mastodon's Sidekiq queue was behind, by priority class",
+                ),
+                &["class"],
+            )?,
+            backpressure_active: IntGaugeVec::new(
+                Opts::new(
+                    "inboxguard_backpressure_active",
+                    "1 while deliveries of this priority class are being shed",
+                ),
+                &["class"],
+            )?,
+            sidekiq_queue_latency_seconds: Gauge::new(
+                "inboxguard_sidekiq_queue_latency_seconds",
+                "Age of the oldest job in Mastodon's watched Sidekiq queue, as Sidekiq computes it",
+            )?,
+            sidekiq_queue_size: IntGauge::new(
+                "inboxguard_sidekiq_queue_size",
+                "Jobs waiting in Mastodon's watched Sidekiq queue",
+            )?,
+            sidekiq_signal_stale: IntGauge::new(
+                "inboxguard_sidekiq_signal_stale",
+                "1 while the Sidekiq queue reading is stale (Redis unreachable or slow): shedding is off",
+            )?,
+        };
+        metrics.register(Box::new(m.rate_limited_total.clone()))?;
+        metrics.register(Box::new(m.rate_limit_tracked_senders.clone()))?;
+        metrics.register(Box::new(m.backpressure_shed_total.clone()))?;
+        metrics.register(Box::new(m.backpressure_active.clone()))?;
+        metrics.register(Box::new(m.sidekiq_queue_latency_seconds.clone()))?;
+        metrics.register(Box::new(m.sidekiq_queue_size.clone()))?;
+        metrics.register(Box::new(m.sidekiq_signal_stale.clone()))?;
+        Ok(m)
+    }
+}
+
+/// Everything the request path needs to shed load, built once at startup.
+pub struct Shedding {
+    limits: Option<Arc<SenderLimits>>,
+    classes: Classes,
+    signal: Option<Arc<Signal>>,
+    stale_after: Duration,
+    pub metrics: ShedMetrics,
+}
+
+/// A delivery to shed under backpressure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shed {
+    pub class: Class,
+    pub retry_after_secs: u32,
+}
+
+impl Shedding {
+    pub fn new(config: &Config, metrics: &Metrics) -> Result<Shedding, String> {
+        let classes = Classes::new(&config.backpressure)?;
+        let signal = config.sidekiq.as_ref().map(|_| Arc::new(Signal::default()));
+        let stale_after = config
+            .sidekiq
+            .as_ref()
+            .map_or(Duration::ZERO, |s| Duration::from_secs(s.stale_after_secs));
+        Ok(Shedding {
+            limits: SenderLimits::new(&config.rate_limits),
+            classes,
+            signal,
+            stale_after,
+            metrics: ShedMetrics::new(metrics).map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// Takes one delivery from the sender's share.
+    pub fn fair_share(&self, host: &str, key_id: &str) -> Result<(), OverLimit> {
+        let Some(limits) = &self.limits else {
+            return Ok(());
+        };
+        limits.check(host, key_id, None)
+    }
+
+    /// Whether to shed an activity of this type now, from the last Sidekiq reading. A stale
+    /// reading sheds nothing.
+    pub fn backpressure(&self, kind: Option<&str>, object_kind: Option<&str>) -> Option<Shed> {
+        let latency = self.signal.as_ref()?.latency(self.stale_after)?;
+        let class = self.classes.classify(kind, object_kind);
+        self.classes.sheds(class, latency).then_some(Shed {
+            class,
+            retry_after_secs: self.classes.retry_after_secs,
+        })
+    }
+
+    /// The Sidekiq poller's task, when `[mastodon.sidekiq]` is configured; it also keeps the
+    /// per-class `backpressure_active` gauges and the tracked-senders gauge current.
+    pub fn poller(
+        self: &Arc<Self>,
+        config: &Config,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let (sidekiq, signal) = (config.sidekiq.clone()?, self.signal.clone()?);
+        let gauges = SidekiqGauges {
+            latency_seconds: self.metrics.sidekiq_queue_latency_seconds.clone(),
+            size: self.metrics.sidekiq_queue_size.clone(),
+            stale: self.metrics.sidekiq_signal_stale.clone(),
+        };
+        let me = self.clone();
+        let on_reading = move || me.refresh_gauges();
+        Some(tokio::spawn(sidekiq::run_poller(
+            sidekiq, signal, gauges, on_reading, shutdown,
+        )))
+    }
+
+    fn refresh_gauges(&self) {
+        for class in [Class::Low, Class::Middle, Class::High] {
+            let active = self
+                .signal
+                .as_ref()
+                .and_then(|s| s.latency(self.stale_after))
+                .is_some_and(|latency| self.classes.sheds(class, latency));
+            self.metrics
+                .backpressure_active
+                .with_label_values(&[class.as_str()])
+                .set(i64::from(active));
+        }
+        if let Some(limits) = &self.limits {
+            let tracked = i64::try_from(limits.tracked()).unwrap_or(i64::MAX);
+            self.metrics.rate_limit_tracked_senders.set(tracked);
+        }
+    }
+}

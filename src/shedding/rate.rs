@@ -121,11 +121,21 @@ impl Share {
     }
 }
 
-/// Which bucket said no, for the log.
+/// Which bucket said no.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
     Host,
     Actor,
+}
+
+impl Bucket {
+    /// The `bucket` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Host => "host",
+            Bucket::Actor => "actor",
+        }
+    }
 }
 
 /// A sender over its share: when it may come back.

@@ -169,6 +169,7 @@ pub async fn run_poller(
     config: SidekiqConfig,
     signal: Arc<Signal>,
     gauges: SidekiqGauges,
+    on_reading: impl Fn() + Send + 'static,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let interval = Duration::from_millis(config.poll_interval_ms);
@@ -204,7 +205,10 @@ pub async fn run_poller(
                 Err(_) => note_failure(&signal, &gauges, stale_after, "connect timed out"),
             }
         }
-        let Some(c) = conn.as_mut() else { continue };
+        let Some(c) = conn.as_mut() else {
+            on_reading();
+            continue;
+        };
         match tokio::time::timeout(timeout * 2, poll(c, &config.queue)).await {
             Ok(Ok(reading)) => {
                 signal.record(reading);
@@ -220,6 +224,8 @@ pub async fn run_poller(
             Ok(Err(e)) => note_failure(&signal, &gauges, stale_after, &e.to_string()),
             Err(_) => note_failure(&signal, &gauges, stale_after, "poll timed out"),
         }
+        // After every poll, good or failed: a stale reading ends shedding here too.
+        on_reading();
     }
 }
 

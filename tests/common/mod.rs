@@ -8,6 +8,7 @@
 //! * `signing`: the independent draft-cavage signer; `rfc9421`: the RFC 9421 signer
 //! * `client`: a tiny HTTP/1.1 client; `body`: request and response bodies
 //! * `metrics`: Prometheus text parsing; `python`: the interpreter for the Python signers
+//! * `redis_server`: a real `redis-server` on a free loopback port
 //!
 //! Each test binary uses a subset, hence `dead_code` and `unused_imports`; panicking on a
 //! broken harness is the right failure in tests, hence `unwrap_used`.
@@ -22,6 +23,7 @@ mod body;
 mod client;
 mod metrics;
 mod python;
+mod redis_server;
 mod remote;
 mod rfc9421;
 mod server;
@@ -32,6 +34,7 @@ pub use body::*;
 pub use client::*;
 pub use metrics::*;
 pub use python::*;
+pub use redis_server::*;
 pub use remote::*;
 pub use rfc9421::*;
 pub use server::*;

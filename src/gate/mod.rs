@@ -1,0 +1,93 @@
+//! What a verified activity must be, beyond the moderators' rules, to be worth Mastodon's
+//! work: a type Mastodon acts on (`vocabulary`), and not a copy of one already delivered
+//! (`dedupe`). Both answer 202 without forwarding: the sender has nothing to retry.
+
+pub mod dedupe;
+pub mod vocabulary;
+
+use crate::activity::Facts;
+use dedupe::Dedupe;
+use serde::Deserialize;
+use vocabulary::Vocabulary;
+
+/// The gate as the request path uses it, built once at startup.
+pub struct Gate {
+    vocabulary: Vocabulary,
+    dedupe: Option<Dedupe>,
+}
+
+impl Gate {
+    pub fn new(config: &ActivitiesConfig) -> Gate {
+        let window = crate::config::parse_duration(&config.dedupe_window).unwrap_or_default();
+        Gate {
+            vocabulary: Vocabulary::new(config),
+            dedupe: Dedupe::new(window, config.dedupe_capacity),
+        }
+    }
+
+    /// Whether Mastodon acts on this activity's type.
+    pub fn handles(&self, facts: &Facts) -> bool {
+        self.vocabulary.handles(facts)
+    }
+
+    /// The dedupe key of a verified activity signed by `signer_host`, and whether it was
+    /// delivered already. `None` when dedupe is off or the id does not count.
+    pub fn duplicate(&self, facts: &Facts, signer_host: &str) -> Option<(u64, bool)> {
+        let dedupe = self.dedupe.as_ref()?;
+        let key = dedupe.key(facts.id.as_deref(), signer_host)?;
+        Some((key, dedupe.seen(key)))
+    }
+
+    /// Mastodon took the activity with this key.
+    pub fn delivered(&self, key: u64) {
+        if let Some(d) = &self.dedupe {
+            d.delivered(key);
+        }
+    }
+}
+
+/// `[activities]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivitiesConfig {
+    /// Activity types forwarded; any other is answered 202 and dropped (`unhandled_type`).
+    /// Mastodon's list (`app/lib/activitypub/activity.rb`); an empty list turns the gate off.
+    #[serde(default = "vocabulary::default_types")]
+    pub forward_types: Vec<String>,
+    /// Object types a `Create` may carry (Mastodon's `create.rb`); empty: any.
+    #[serde(default = "vocabulary::default_object_types")]
+    pub forward_object_types: Vec<String>,
+    /// A verified activity whose `id` was delivered (Mastodon answered 2xx) this recently is
+    /// answered 202 and not forwarded again (`duplicate`). `"0s"` turns it off.
+    #[serde(default = "dedupe::default_window")]
+    pub dedupe_window: String,
+    /// Activity ids remembered at most (8-byte hashes in a bounded cache).
+    #[serde(default = "dedupe::default_capacity")]
+    pub dedupe_capacity: u64,
+}
+
+impl Default for ActivitiesConfig {
+    fn default() -> Self {
+        ActivitiesConfig {
+            forward_types: vocabulary::default_types(),
+            forward_object_types: vocabulary::default_object_types(),
+            dedupe_window: dedupe::default_window(),
+            dedupe_capacity: dedupe::default_capacity(),
+        }
+    }
+}
+
+impl ActivitiesConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if crate::config::parse_duration(&self.dedupe_window).is_none() {
+            return Err(format!(
+                "activities.dedupe_window: {:?} is not a duration like \"1h\" or \"30m\"",
+                self.dedupe_window
+            ));
+        }
+        if self.dedupe_capacity == 0 {
+            return Err("activities.dedupe_capacity: must be greater than 0".into());
+        }
+        Ok(())
+    }
+}
