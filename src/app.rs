@@ -39,6 +39,7 @@ impl App {
         keys: KeyStore,
         upstream: Upstream,
         shedding: Arc<Shedding>,
+        gate: Gate,
     ) -> App {
         let listener_scheme = if config.server.tls_cert_file.is_some() {
             "https"
@@ -49,7 +50,6 @@ impl App {
             &config.friendly_federators,
             metrics.clone(),
         ));
-        let gate = Gate::new(&config.activities);
         App {
             federators,
             shedding,

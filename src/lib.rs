@@ -121,8 +121,9 @@ pub async fn run(
     };
     let shedding =
         Arc::new(shedding::Shedding::new(&config, &metrics).map_err(RunError::Shedding)?);
+    let gate = gate::Gate::new(&config.activities, &metrics)?;
     let app = Arc::new(app::App::new(
-        config, metrics, rules, keys, upstream, shedding,
+        config, metrics, rules, keys, upstream, shedding, gate,
     ));
     // Before serving: a restart must not let an escalated friendly federator through.
     federators::apply_at_startup(&app.federators, &app.rules);

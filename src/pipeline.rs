@@ -6,7 +6,8 @@
 //!        ─► body digest ─► activity facts (JSON) ─► actor host policy ─► backpressure (503)
 //!        ─► key and verify (cache, fetch on miss, refetch once; gone actor's self-Delete)
 //!        ─► policy ─► friendly federators (laundered content)
-//!        ─► vocabulary (202) ─► duplicate (202) ─► forward (remember what Mastodon took)
+//!        ─► vocabulary (202) ─► duplicate (202) ─► content rules (202 / 403 / report)
+//!        ─► forward (remember what Mastodon took)
 //!        ─► finish: metrics + access log, exactly once, whatever happened above
 //! ```
 //!
@@ -28,6 +29,7 @@ use crate::activity::Facts;
 use crate::app::App;
 use crate::forward::{Body, BoxError, UpstreamError};
 use crate::keys::{KeyRecord, Source};
+use crate::policy::content::{ContentAction, Subject as ContentSubject};
 use crate::policy::{self, host, Snapshot};
 use crate::reject::{self, full, Answer, Decision, PolicyStop, Rejection};
 use crate::signature::{self, Prepared};
@@ -78,7 +80,7 @@ async fn inbox(
     let key_host = key_host_policy(&rules, &prepared, ctx)?;
     fair_share(app, &prepared, &key_host)?;
     digest(&prepared, &parts, &body)?;
-    let facts = activity_facts(&body, ctx)?;
+    let facts = activity_facts(&rules, &body, ctx)?;
     let actor_host = actor_host_policy(&rules, &facts)?;
     backpressure(app, &facts)?;
     let record = key_and_verify(app, &prepared, &facts).await?;
@@ -87,6 +89,7 @@ async fn inbox(
     friendly_federators(app, &rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
     vocabulary(app, &facts)?;
     let dedupe_key = duplicate(app, &facts, &key_host)?;
+    content_rules(app, &rules, &facts, &key_host, &parts, ctx)?;
     let response = forward(app, parts, body, peer).await?;
     if let Some(key) = dedupe_key.filter(|_| response.status().is_success()) {
         app.gate.delivered(key);
@@ -188,15 +191,78 @@ fn duplicate(app: &App, facts: &Facts, key_host: &str) -> Result<Option<u64>, Re
     }
 }
 
+/// Content rules: the first rule in file order whose conditions all hold decides: drop
+/// (202), reject (403) or report (forwarded). Every match is counted and logged, dry-run
+/// ones too; a dry-run match is forwarded as `would_reject`.
+fn content_rules(
+    app: &App,
+    rules: &Snapshot,
+    facts: &Facts,
+    key_host: &str,
+    parts: &Parts,
+    ctx: &mut Context,
+) -> Result<(), Rejection> {
+    if rules.content_rules().is_empty() {
+        return Ok(());
+    }
+    let local_host = match &app.config.server.public_host {
+        Some(h) => Some(h.as_str()),
+        None => parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name)),
+    };
+    let subject = ContentSubject {
+        facts,
+        sender_host: key_host,
+        local_host,
+        now: i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX),
+    };
+    let Some((rule, why)) = policy::content::first_match(rules.content_rules(), &subject) else {
+        return Ok(());
+    };
+    let action = rule.action;
+    app.gate
+        .content_rule_matches
+        .with_label_values(&[&*rule.name, action.as_str()])
+        .inc();
+    tracing::warn!(
+        rule = &*rule.name,
+        action = action.as_str(),
+        dry_run = rule.dry_run,
+        rule_source = &*rule.source,
+        rule_line = rule.line,
+        key_host,
+        activity_id = facts.id.as_deref().unwrap_or("-"),
+        why = why.join("; "),
+        "content rule matched"
+    );
+    match action {
+        ContentAction::Report => Ok(()),
+        _ if rule.dry_run => {
+            ctx.would_stop
+                .get_or_insert(Rejection::ContentRule(action).answer().reason);
+            Ok(())
+        }
+        _ => Err(Rejection::ContentRule(action)),
+    }
+}
+
 /// Digest: the body against the digest header the signature covers. After the key host
 /// policy, so a request refused anyway costs no SHA-256 over its body.
 fn digest(prepared: &Prepared, parts: &Parts, body: &[u8]) -> Result<(), Rejection> {
     Ok(prepared.check_body(&parts.headers, body)?)
 }
 
-/// Activity facts: the few JSON fields policy and the access log need.
-fn activity_facts(body: &[u8], ctx: &mut Context) -> Result<Facts, Rejection> {
-    let facts = Facts::parse(body)?;
+/// Activity facts: the few JSON fields policy and the access log need, and the post's
+/// content in the same pass when a loaded content rule reads it.
+fn activity_facts(rules: &Snapshot, body: &[u8], ctx: &mut Context) -> Result<Facts, Rejection> {
+    let facts = if rules.needs_content() {
+        Facts::parse_with_content(body)?
+    } else {
+        Facts::parse(body)?
+    };
     ctx.actor = facts.actor.clone();
     ctx.kind = facts.kind.clone();
     Ok(facts)

@@ -14,6 +14,7 @@ use crate::activity::FactsError;
 use crate::federators::{Kind, Stop};
 use crate::forward::{Body, UpstreamError};
 use crate::keys::KeyError;
+use crate::policy::content::ContentAction;
 use crate::policy::{self, Party};
 use crate::shedding::rate::{Bucket, OverLimit};
 use crate::shedding::Shed;
@@ -57,6 +58,8 @@ pub enum Rejection {
     UnhandledType,
     /// A verified activity Mastodon already accepted within the dedupe window.
     Duplicate,
+    /// A content rule drops or refuses the verified activity (the rule's action).
+    ContentRule(ContentAction),
     /// A verified sender carries content from a suspended domain (friendly federators).
     Laundered(Kind),
     /// Mastodon gave no response head.
@@ -228,6 +231,12 @@ impl Rejection {
             .retry_after(shed.retry_after_secs),
             Rejection::UnhandledType => dropped("unhandled_type"),
             Rejection::Duplicate => dropped("duplicate"),
+            Rejection::ContentRule(ContentAction::Reject) => reject(
+                S::FORBIDDEN,
+                "content_rule",
+                "This activity is refused by this instance's content rules",
+            ),
+            Rejection::ContentRule(_) => dropped("content_rule"),
             Rejection::Policy(PolicyStop::Suspended { party, host }) => reject(
                 S::FORBIDDEN,
                 match party {

@@ -48,21 +48,6 @@ async fn post(proxy: &Proxy, path: &str, signed: Signed) -> (StatusCode, HeaderM
     .await
 }
 
-/// A POST signed with `opts` by `actor` to `INBOX`.
-async fn deliver_with(
-    proxy: &Proxy,
-    actor: &Actor,
-    body: &[u8],
-    opts: SignOptions,
-) -> (StatusCode, HeaderMap, Bytes) {
-    post(
-        proxy,
-        INBOX,
-        actor.sign_post_with(INBOX, LOCAL, body, &opts),
-    )
-    .await
-}
-
 /// The proxy's own rejections carry `{"error": "<non-empty message>"}` as JSON.
 fn assert_json_error(headers: &HeaderMap, body: &[u8]) {
     let content_type = headers

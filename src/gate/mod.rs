@@ -6,7 +6,9 @@ pub mod dedupe;
 pub mod vocabulary;
 
 use crate::activity::Facts;
+use crate::metrics::Metrics;
 use dedupe::Dedupe;
+use prometheus::{IntCounterVec, Opts};
 use serde::Deserialize;
 use vocabulary::Vocabulary;
 
@@ -14,15 +16,27 @@ use vocabulary::Vocabulary;
 pub struct Gate {
     vocabulary: Vocabulary,
     dedupe: Option<Dedupe>,
+    /// `inboxguard_content_rule_matches_total{rule, action}`: the rule names come from the
+    /// operator's files, at most `policy::content::MAX_CONTENT_RULES` of them.
+    pub content_rule_matches: IntCounterVec,
 }
 
 impl Gate {
-    pub fn new(config: &ActivitiesConfig) -> Gate {
+    pub fn new(config: &ActivitiesConfig, metrics: &Metrics) -> Result<Gate, prometheus::Error> {
         let window = crate::config::parse_duration(&config.dedupe_window).unwrap_or_default();
-        Gate {
+        let content_rule_matches = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_content_rule_matches_total",
+                "Verified activities a content rule matched, by rule name and action (dry-run matches too)",
+            ),
+            &["rule", "action"],
+        )?;
+        metrics.register(Box::new(content_rule_matches.clone()))?;
+        Ok(Gate {
             vocabulary: Vocabulary::new(config),
             dedupe: Dedupe::new(window, config.dedupe_capacity),
-        }
+            content_rule_matches,
+        })
     }
 
     /// Whether Mastodon acts on this activity's type.

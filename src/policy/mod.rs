@@ -22,6 +22,7 @@
 //! | `sources`    | rule file contents (CSV, plain, JSON, TOML) → rules |
 
 pub mod actors;
+pub mod content;
 mod decide;
 mod diff;
 pub mod escalation;

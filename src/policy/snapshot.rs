@@ -2,6 +2,7 @@
 //! its lookups: suffix matching, allow entries, exceptions, actor rules, withheld rules.
 
 use super::actors::{ActorIndex, ActorRule};
+use super::content::{ContentRule, MAX_CONTENT_RULES};
 use super::escalation::FriendlyFederatorSettings;
 use super::host;
 use super::index::{harsher, NameSet, Tier};
@@ -32,6 +33,10 @@ pub struct Snapshot {
     pub(super) threshold: usize,
     pub(super) withheld: HashMap<String, Vec<DomainRule>>,
     pub(super) friendly_federators: Option<FriendlyFederatorSettings>,
+    /// Content rules of every source, in source then file order.
+    pub(super) content_rules: Vec<ContentRule>,
+    /// Some content rule reads the post's content.
+    pub(super) content_needed: bool,
 }
 
 /// Upper bounds on what a snapshot will hold, counted from the parsed sources before any
@@ -98,6 +103,18 @@ impl SnapshotBuilder {
     pub fn exception(&mut self, entry: DomainEntry) -> &mut Self {
         self.snapshot.exceptions.insert_first(entry);
         self
+    }
+
+    /// A content rule, after those already given; past `MAX_CONTENT_RULES` in all, `false`
+    /// and the rule is left out.
+    pub fn content_rule(&mut self, rule: ContentRule) -> bool {
+        let rules = &mut self.snapshot.content_rules;
+        if rules.len() >= MAX_CONTENT_RULES {
+            return false;
+        }
+        self.snapshot.content_needed |= rule.when.needs_content();
+        rules.push(rule);
+        true
     }
 
     /// An actor rule; the first rule for a pattern in its tier is kept.
@@ -331,6 +348,16 @@ impl Snapshot {
     }
 
     /// Every actor rule (enforcing and dry run), in no particular order.
+    /// Content rules in evaluation order.
+    pub fn content_rules(&self) -> &[ContentRule] {
+        &self.content_rules
+    }
+
+    /// Whether the activity's content must be read for some content rule.
+    pub fn needs_content(&self) -> bool {
+        self.content_needed
+    }
+
     pub fn iter_actors(&self) -> impl Iterator<Item = &ActorRule> {
         self.actors.iter().chain(self.dry_run_actors.iter())
     }

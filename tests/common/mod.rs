@@ -17,7 +17,9 @@
 
 // The proxy itself, started in-process on loopback (tests/common/proxy.rs).
 pub mod proxy;
-pub use proxy::{admin_reload, deliver, deliver_status, Proxy, ProxyBuilder, INBOX, LOCAL};
+pub use proxy::{
+    admin_reload, deliver, deliver_status, deliver_with, Proxy, ProxyBuilder, INBOX, LOCAL,
+};
 
 mod body;
 mod client;

@@ -4,7 +4,7 @@
 //!
 //! Written against `inboxguard::run` / `inboxguard::Listeners` / `inboxguard::RunError`.
 
-use super::{get_text, send, within, Actor, RemoteInstance};
+use super::{get_text, send, within, Actor, RemoteInstance, SignOptions};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use inboxguard::config::Config;
@@ -273,6 +273,27 @@ pub async fn deliver(proxy: &Proxy, actor: &Actor, body: &[u8]) -> (StatusCode, 
     within(
         "signed delivery",
         proxy.post_signed(actor, INBOX, LOCAL, body),
+    )
+    .await
+}
+
+/// A POST of `body` signed with `opts` by `actor` to [`INBOX`] on [`LOCAL`].
+pub async fn deliver_with(
+    proxy: &Proxy,
+    actor: &Actor,
+    body: &[u8],
+    opts: SignOptions,
+) -> (StatusCode, HeaderMap, Bytes) {
+    let signed = actor.sign_post_with(INBOX, LOCAL, body, &opts);
+    within(
+        "signed delivery",
+        send(
+            proxy.proxy_addr,
+            Method::POST,
+            INBOX,
+            signed.headers,
+            signed.body,
+        ),
     )
     .await
 }

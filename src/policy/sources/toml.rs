@@ -34,6 +34,14 @@
 //!                                 # in the config; keys left out keep the config's values)
 //! window = "7d"                  # whole days, as in the config file (`Window`)
 //! action = "report"               # report | limit | suspend
+//!
+//! [[content_rules]]               # conditions on a verified activity (`policy::content`)
+//! name = "invite-spam"            # a metric label: letters, digits, - _ .
+//! types = ["Create"]
+//! mentions_at_least = 5
+//! text_matches = ['discord\.gg/']
+//! action = "drop"                 # drop | reject | report
+//! expires = "2027-01-31T00:00:00Z"
 //! ```
 //!
 //! Unknown keys are errors. Every error names the line: toml's spans give it for syntax and
@@ -61,6 +69,8 @@ struct RawFile {
     #[serde(default)]
     actor: Vec<RawActor>,
     friendly_federators: Option<Spanned<RawFriendly>>,
+    #[serde(default)]
+    content_rules: Vec<super::content::RawContentRule>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +175,7 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
             line: at,
         });
     }
+    super::content::parse(raw.content_rules, &line, out)?;
     if let Some(ff) = raw.friendly_federators {
         let at = line(ff.span());
         let ff = ff.into_inner();
