@@ -304,6 +304,72 @@ async fn acceptance_floor_and_digest_errors() {
     assert_eq!(rejected(&m, "bad_signature"), 1.0, "{m}");
 }
 
+fn sha512_base64(data: &[u8]) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, data);
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// Mastodon reads only the `sha-256` member of `Content-Digest`: without one the request is
+/// refused whatever else it offers, and other members are never compared.
+#[tokio::test]
+async fn mastodon_requires_sha256_content_digest() {
+    let s = setup("").await;
+    let alice = s.remote.add_actor("alice");
+    let body = alice.activity(
+        "Follow",
+        serde_json::json!("https://local.example/users/bob"),
+    );
+    let sign = |content_digest: String| {
+        let opts = Rfc9421Options {
+            content_digest: Some(content_digest),
+            ..Rfc9421Options::default()
+        };
+        alice.sign_rfc9421("/inbox", INBOX_HOST, &body, &opts)
+    };
+
+    // A correct sha-512 alone: refused with Mastodon's words, before any key fetch.
+    let (status, text) = post(
+        &s.proxy,
+        &sign(format!("sha-512=:{}:", sha512_base64(&body))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert!(
+        text.contains(
+            "Mastodon only supports SHA-256 in Content-Digest header. Offered algorithms: sha-512"
+        ),
+        "{text}"
+    );
+    assert_eq!(s.remote.total_gets(), 0);
+    assert_eq!(s.puma.count(), 0);
+    let m = s.proxy.metrics().await;
+    assert_eq!(rejected(&m, "content_digest_unsupported"), 1.0, "{m}");
+
+    // A correct sha-256 beside a wrong sha-512: the sha-512 is not looked at, forwarded.
+    let wrong = sha512_base64(b"another body");
+    let signed = sign(format!(
+        "sha-512=:{wrong}:, sha-256=:{}:",
+        sha256_base64(&body)
+    ));
+    let (status, text) = post(&s.proxy, &signed).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    assert_eq!(s.puma.count(), 1);
+    assert_eq!(&s.puma.only().body[..], &body[..]);
+
+    // The control: a wrong sha-256 beside a correct sha-512 is refused.
+    let signed = sign(format!(
+        "sha-256=:{}:, sha-512=:{}:",
+        sha256_base64(b"another body"),
+        sha512_base64(&body)
+    ));
+    let (status, text) = post(&s.proxy, &signed).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    let m = s.proxy.metrics().await;
+    assert_eq!(rejected(&m, "content_digest_mismatch"), 1.0, "{m}");
+    assert_eq!(s.puma.count(), 1);
+}
+
 #[tokio::test]
 async fn trusted_forwarded_proto_and_public_scheme_choose_the_target_uri_scheme() {
     let puma = RecordingUpstream::start().await;

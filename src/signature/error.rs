@@ -130,8 +130,9 @@ pub enum SigError {
     /// `Content-Digest` is not an RFC 8941 dictionary of byte sequences (Mastodon: 400).
     #[error("Content-Digest could not be parsed. It does not contain a valid RFC8941 dictionary.")]
     ContentDigestMalformed,
-    /// `Content-Digest` has neither `sha-256` nor `sha-512`; holds the offered names.
-    #[error("Content-Digest has no sha-256 or sha-512 digest. Offered algorithms: {0}")]
+    /// `Content-Digest` has no `sha-256` member (Mastodon compares only that one); holds the
+    /// offered names.
+    #[error("Mastodon only supports SHA-256 in Content-Digest header. Offered algorithms: {0}")]
     ContentDigestUnsupported(String),
     /// A `Content-Digest` member does not match the body; holds the algorithm.
     #[error("Invalid Content-Digest value: the {0} digest does not match the body")]

@@ -99,8 +99,8 @@ enum BodyCheck {
     None,
     /// draft-cavage `Digest`.
     Digest,
-    /// RFC 9421 `Content-Digest`.
-    ContentDigest,
+    /// RFC 9421 `Content-Digest`, read under these rules.
+    ContentDigest(Rules),
 }
 
 /// What each format needs to verify.
@@ -209,7 +209,7 @@ pub fn prepare_rfc9421_for_spec_vectors(
     Ok(prepared)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rules {
     Mastodon,
     SpecVectors,
@@ -230,7 +230,7 @@ impl Prepared {
         match self.body_check {
             BodyCheck::None => Ok(()),
             BodyCheck::Digest => digest::check(headers, body),
-            BodyCheck::ContentDigest => rfc9421::check_content_digest(headers, body),
+            BodyCheck::ContentDigest(rules) => rfc9421::check_content_digest(headers, body, rules),
         }
     }
 
