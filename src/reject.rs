@@ -334,6 +334,7 @@ impl SigError {
             SigError::Rfc9421DuplicateComponent(_) => "rfc9421_duplicate_component",
             SigError::Rfc9421MissingParameters => "rfc9421_missing_parameters",
             SigError::Rfc9421UnsupportedAlgorithm(_) => "rfc9421_unsupported_algorithm",
+            SigError::Rfc9421RsaPssRefused => "rfc9421_rsa_pss_refused",
             SigError::Rfc9421TargetNotCovered => "rfc9421_missing_component",
             SigError::ContentDigestNotSigned => "content_digest_not_signed",
             SigError::Rfc9421UnsupportedComponent(_) => "rfc9421_unsupported_component",

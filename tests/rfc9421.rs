@@ -24,11 +24,17 @@ struct Setup {
 /// A proxy in front of a recording upstream, with one remote instance `remote.test` and
 /// `blocklist` (plain format: every line suspended).
 async fn setup(blocklist: &str) -> Setup {
+    setup_with(blocklist, "").await
+}
+
+/// [`setup`] with raw TOML added to the config (`[signatures]` and the like).
+async fn setup_with(blocklist: &str, toml: &str) -> Setup {
     let puma = RecordingUpstream::start().await;
     let remote = RemoteInstance::start("remote.test").await;
     let proxy = Proxy::builder(puma.addr())
         .remote(&remote)
         .blocklist_file("blocklist.txt", blocklist)
+        .toml(toml)
         .start()
         .await;
     proxy.wait_ready().await;
@@ -370,6 +376,59 @@ async fn mastodon_requires_sha256_content_digest() {
     assert_eq!(s.puma.count(), 1);
 }
 
+/// Mastodon verifies an RSA key's RFC 9421 signature as rsa-v1_5-sha256 only, so it refuses
+/// `alg="rsa-pss-sha512"`; so does inboxguard, before the key fetch, unless
+/// `signatures.allow_rsa_pss` says the upstream accepts PSS.
+#[tokio::test]
+async fn mastodon_refuses_rsa_pss_signatures() {
+    let pss = Rfc9421Options {
+        alg: Some("rsa-pss-sha512".into()),
+        ..Rfc9421Options::default()
+    };
+    let s = setup("").await;
+    let alice = s.remote.add_actor("alice");
+    let body = alice.activity(
+        "Follow",
+        serde_json::json!("https://local.example/users/bob"),
+    );
+    let (status, text) = post(
+        &s.proxy,
+        &alice.sign_rfc9421("/inbox", INBOX_HOST, &body, &pss),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert!(text.contains("rsa-v1_5-sha256 only"), "{text}");
+    assert_eq!(s.remote.total_gets(), 0, "refused before the key fetch");
+    assert_eq!(s.puma.count(), 0);
+    let m = s.proxy.metrics().await;
+    assert_eq!(rejected(&m, "rfc9421_rsa_pss_refused"), 1.0, "{m}");
+    // The control: the same actor's rsa-v1_5-sha256 signature passes.
+    let v1_5 = alice.sign_rfc9421("/inbox", INBOX_HOST, &body, &Rfc9421Options::default());
+    assert_eq!(post(&s.proxy, &v1_5).await.0, StatusCode::ACCEPTED);
+
+    // Allowed: the PSS signature is verified as PSS and forwarded.
+    let s = setup_with("", "[signatures]\nallow_rsa_pss = true").await;
+    let alice = s.remote.add_actor("alice");
+    let signed = alice.sign_rfc9421("/inbox", INBOX_HOST, &body, &pss);
+    let (status, text) = post(&s.proxy, &signed).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    assert_eq!(&s.puma.only().body[..], &body[..]);
+    // A PKCS#1 v1.5 signature labelled PSS does not verify.
+    let mut mislabelled =
+        alice.sign_rfc9421("/inbox", INBOX_HOST, &body, &Rfc9421Options::default());
+    let input = mislabelled.headers["signature-input"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    mislabelled.headers.insert(
+        "signature-input",
+        HeaderValue::from_str(&format!("{input};alg=\"rsa-pss-sha512\"")).unwrap(),
+    );
+    let (status, text) = post(&s.proxy, &mislabelled).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert_eq!(s.puma.count(), 1);
+}
+
 #[tokio::test]
 async fn trusted_forwarded_proto_and_public_scheme_choose_the_target_uri_scheme() {
     let puma = RecordingUpstream::start().await;
@@ -536,7 +595,8 @@ async fn independent_python_signer_end_to_end() {
     if !python_signer_available() {
         return;
     }
-    let s = setup("").await;
+    // PSS is off by default (Mastodon refuses it; see `mastodon_refuses_rsa_pss_signatures`).
+    let s = setup_with("", "[signatures]\nallow_rsa_pss = true").await;
     let dir = tempfile::tempdir().unwrap();
     let rsa = s.remote.add_actor("rosa");
     let ed = s

@@ -107,6 +107,10 @@ pub enum SigError {
     /// The `alg` parameter names an algorithm we do not verify; holds it (clipped).
     #[error("Unsupported signature algorithm {0:?} (supported: rsa-v1_5-sha256, rsa-pss-sha512, ed25519)")]
     Rfc9421UnsupportedAlgorithm(String),
+    /// `alg="rsa-pss-sha512"` while `signatures.allow_rsa_pss` is off: Mastodon verifies RSA
+    /// keys as rsa-v1_5-sha256 only, so it would refuse the request too.
+    #[error("Unsupported signature algorithm \"rsa-pss-sha512\": RSA keys are verified as rsa-v1_5-sha256 only")]
+    Rfc9421RsaPssRefused,
     /// `@method` or `@target-uri` is not covered.
     #[error("Mastodon requires the @method and @target-uri derived components to be signed")]
     Rfc9421TargetNotCovered,

@@ -514,6 +514,10 @@ pub(super) fn prepare(
     if rules == Rules::Mastodon && input.created.is_none() {
         return Err(SigError::Rfc9421MissingParameters);
     }
+    // Mastodon finds this out only at the public-key operation, after its key fetch.
+    if rules == Rules::Mastodon && input.alg == Some(Scheme::RsaPssSha512) && !cfg.allow_rsa_pss {
+        return Err(SigError::Rfc9421RsaPssRefused);
+    }
     let key_host = match (cavage::key_host(&key_id), rules) {
         (Some(host), _) => host,
         (None, Rules::SpecVectors) => String::new(),

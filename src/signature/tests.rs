@@ -384,6 +384,7 @@ fn reasons_are_distinct_snake_case() {
         SigError::Rfc9421DuplicateComponent(String::new()),
         SigError::Rfc9421MissingParameters,
         SigError::Rfc9421UnsupportedAlgorithm(String::new()),
+        SigError::Rfc9421RsaPssRefused,
         SigError::Rfc9421TargetNotCovered,
         SigError::ContentDigestNotSigned,
         SigError::Rfc9421UnsupportedComponent(String::new()),
@@ -510,6 +511,25 @@ fn rfc9421_alg_must_suit_the_key() {
         .unwrap()
         .verify(&public(rsa_key()))
         .unwrap();
+}
+
+#[test]
+fn rfc9421_rsa_pss_is_refused_unless_allowed() {
+    let params = format!("{};alg=\"rsa-pss-sha512\"", floor_params());
+    let h = rfc9421_signed(rsa_key(), FLOOR, &params);
+    let err = prep(&h, "/inbox", BODY, at(NOW)).unwrap_err();
+    assert_eq!(err.reason(), "rfc9421_rsa_pss_refused");
+    let allow = SignatureConfig {
+        allow_rsa_pss: true,
+        ..cfg()
+    };
+    let p = prepare(&Method::POST, "/inbox", &h, BODY, &TARGET, at(NOW), &allow).unwrap();
+    assert_eq!(p.algorithm().as_str(), "rsa-pss-sha512");
+    // Verified as PSS, so the PKCS#1 v1.5 signature made here fails.
+    assert!(matches!(
+        p.verify(&public(rsa_key())),
+        Err(SigError::BadSignature(_))
+    ));
 }
 
 #[test]
