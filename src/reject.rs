@@ -45,6 +45,10 @@ pub enum Rejection {
     /// Mastodon could not verify it either, so it is acknowledged and the sender stops
     /// retrying an account-deletion flood.
     GoneActor,
+    /// An unsigned `Delete` of the actor itself. Mastodon answers an unknown actor's with 202
+    /// before any signature check (`skip_unknown_actor_activity`) and drops a known actor's
+    /// with 401; it is dropped either way, and a 401 only makes the sender retry.
+    UnsignedSelfDelete,
     /// A rule refuses or drops the request.
     Policy(PolicyStop),
     /// A verified sender carries content from a suspended domain (friendly federators).
@@ -199,6 +203,7 @@ impl Rejection {
             }
             Rejection::Key(e) => reject(S::UNAUTHORIZED, e.request_reason(), e.to_string()),
             Rejection::GoneActor => dropped("gone_actor"),
+            Rejection::UnsignedSelfDelete => dropped("unsigned_self_delete"),
             Rejection::Policy(PolicyStop::Suspended { party, host }) => reject(
                 S::FORBIDDEN,
                 match party {
