@@ -112,16 +112,16 @@ fn signature(app: &App, parts: &Parts, ctx: &mut Context) -> Result<Prepared, Re
             .get(header::HOST)
             .and_then(|h| h.to_str().ok()),
     };
-    let prepared = signature::prepare_headers(
+    // From the headers, so a request refused while its signature is parsed is logged with it.
+    ctx.format = signature::format_of(&parts.headers);
+    Ok(signature::prepare_headers(
         &parts.method,
         path_and_query,
         &parts.headers,
         &target,
         SystemTime::now(),
         &app.config.signatures,
-    )?;
-    ctx.format = Some(prepared.format());
-    Ok(prepared)
+    )?)
 }
 
 /// Unsigned: refused with 401, but for the actor's own `Delete`, which is acknowledged and
@@ -238,10 +238,10 @@ fn decide(
         let reason = Rejection::Policy(stop).answer().reason;
         tracing::warn!(
             reason,
-            would = ?would,
             rule,
             rule_source = source,
             rule_line = line,
+            rule_severity = decision.severity().map_or("-", policy::Severity::as_str),
             "dry-run rule would have stopped this request; forwarding it"
         );
         ctx.would_stop = Some(reason);

@@ -138,6 +138,15 @@ impl<'a> Decision<'a> {
             .map(|rule| (&*rule.domain, &*rule.source, rule.line))
     }
 
+    /// The deciding rule's severity, for logs: a domain rule's own, `suspend` for an actor
+    /// rule (all one does). `None` where [`Decision::origin`] is.
+    pub fn severity(&self) -> Option<Severity> {
+        match self.actor_rule() {
+            Some(_) => Some(Severity::Suspend),
+            None => self.rule().map(|rule| rule.severity),
+        }
+    }
+
     /// Whether the request goes on to Mastodon (`Forward`, `WouldStop`, `WouldSuspendActor`).
     pub fn forwards(&self) -> bool {
         matches!(

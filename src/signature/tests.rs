@@ -622,9 +622,14 @@ fn signature_input_decides_the_format() {
     h.insert("signature", cavage.get("signature").unwrap().clone());
     let err = prep(&h, "/inbox", BODY, at(NOW)).unwrap_err();
     assert!(err.reason().starts_with("rfc9421_"), "{err}");
+    // The headers alone already say so, for the log of a request refused like this one.
+    assert_eq!(format_of(&h), Some(Format::Rfc9421));
     // A blank Signature-Input does not count (`.present?`).
     let mut h = cavage.clone();
     h.insert("signature-input", HeaderValue::from_static(" "));
     let p = prep(&h, "/inbox", BODY, at(DATE_UNIX)).unwrap();
     assert_eq!(p.format(), Format::Cavage);
+    assert_eq!(format_of(&h), Some(Format::Cavage));
+    h.remove("signature");
+    assert_eq!(format_of(&h), None);
 }
