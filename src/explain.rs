@@ -431,7 +431,7 @@ fn write_policy(out: &mut String, rules: &Snapshot) {
     if rules.mode() == PolicyMode::Allowlist {
         let _ = writeln!(
             out,
-            "mode: allowlist (only domains covered by an allow entry pass; blocks still apply)"
+            "mode: allowlist (only domains an allow entry names pass, not their sub-domains; blocks still apply)"
         );
     }
     if rules.subscription_threshold() > 1 {
@@ -475,7 +475,7 @@ fn write_decision(out: &mut String, decision: &Decision) {
     let _ = writeln!(out, "decision: {}", outcome(decision));
     let _ = writeln!(out, "reason: {}", explained_reason(decision));
     if let Decision::NotAllowed { host, .. } = decision {
-        let _ = writeln!(out, "not allowed: no allow entry covers {host}");
+        let _ = writeln!(out, "not allowed: no allow entry names {host}");
         return;
     }
     match (decision.would(), decision.origin()) {
@@ -516,7 +516,7 @@ fn write_host(out: &mut String, rules: &Snapshot, listed: &[Listed], host: &str,
             );
         }
         (None, PolicyMode::Allowlist) => {
-            let _ = writeln!(out, "\nnot allowed: no allow entry covers {label}{host}");
+            let _ = writeln!(out, "\nnot allowed: no allow entry names {label}{host}");
         }
         (None, PolicyMode::Blocklist) => {}
     }

@@ -32,7 +32,7 @@ use crate::keys::{KeyRecord, Source};
 use crate::policy::content::{ContentAction, Subject as ContentSubject};
 use crate::policy::{self, host, Snapshot};
 use crate::reject::{self, full, Answer, Decision, PolicyStop, Rejection};
-use crate::signature::{self, Prepared};
+use crate::signature::{self, Prepared, SigError};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{header, Method, Request, Response, StatusCode};
@@ -74,7 +74,7 @@ async fn inbox(
     let (mut parts, body) = req.into_parts();
     ensure_host_header(&mut parts);
     let body = limits(app, &parts, body).await?;
-    let prepared = signature(app, &parts, ctx)?;
+    let prepared = signature(app, &parts, ctx).map_err(|stop| unsigned(stop, &body, ctx))?;
     // One snapshot for the whole request.
     let rules = app.rules.current().load();
     let key_host = key_host_policy(&rules, &prepared, ctx)?;
@@ -124,16 +124,36 @@ fn signature(app: &App, parts: &Parts, ctx: &mut Context) -> Result<Prepared, Re
             .get(header::HOST)
             .and_then(|h| h.to_str().ok()),
     };
-    let prepared = signature::prepare_headers(
+    // From the headers, so a request refused while its signature is parsed is logged with it.
+    ctx.format = signature::format_of(&parts.headers);
+    Ok(signature::prepare_headers(
         &parts.method,
         path_and_query,
         &parts.headers,
         &target,
         SystemTime::now(),
         &app.config.signatures,
-    )?;
-    ctx.format = Some(prepared.format());
-    Ok(prepared)
+    )?)
+}
+
+/// Unsigned: refused with 401, but for the actor's own `Delete`, which is acknowledged and
+/// dropped. Mastodon answers an unknown actor's with 202 before any signature check
+/// (`skip_unknown_actor_activity`) and refuses a known actor's; which actors it knows is not
+/// ours to ask, the activity is dropped either way, and a 401 only makes the sender retry.
+fn unsigned(stop: Rejection, body: &[u8], ctx: &mut Context) -> Rejection {
+    if !matches!(stop, Rejection::Signature(SigError::NotSigned)) {
+        return stop;
+    }
+    match Facts::parse(body) {
+        Ok(facts)
+            if facts.kind.as_deref() == Some("Delete") && facts.is_self_delete_or_update() =>
+        {
+            ctx.actor = facts.actor;
+            ctx.kind = facts.kind;
+            Rejection::UnsignedSelfDelete
+        }
+        _ => stop,
+    }
 }
 
 /// Key host policy: the keyId's host, normalised, must not be suspended (or, in allowlist
@@ -334,10 +354,10 @@ fn decide(
         let reason = Rejection::Policy(stop).answer().reason;
         tracing::warn!(
             reason,
-            would = ?would,
             rule,
             rule_source = source,
             rule_line = line,
+            rule_severity = decision.severity().map_or("-", policy::Severity::as_str),
             "dry-run rule would have stopped this request; forwarding it"
         );
         ctx.would_stop = Some(reason);

@@ -668,6 +668,51 @@ async fn gone_actors_self_delete_is_acknowledged_and_dropped() {
     assert_eq!(requests(&m, "rejected", "key_gone"), 2.0);
 }
 
+/// Mastodon answers an unsigned self-`Delete` from an actor it does not know with 202 before
+/// any signature check (`skip_unknown_actor_activity`). inboxguard cannot tell known actors
+/// from unknown ones, and the activity is dropped either way: it is acknowledged, never
+/// forwarded, and costs no key fetch.
+#[tokio::test]
+async fn mastodon_acknowledges_an_unsigned_self_delete() {
+    let remote = RemoteInstance::start("good.example").await;
+    let alice = remote.add_actor("alice");
+    let puma = RecordingUpstream::start().await;
+    let proxy = start_proxy(&puma, &[&remote]).await;
+    let unsigned = SignOptions {
+        omit_signature: true,
+        ..SignOptions::default()
+    };
+    let embedded = json!({"id": alice.id, "type": "Person"});
+    for object in [json!(alice.id), embedded] {
+        let body = alice.activity("Delete", object);
+        let (status, _, b) = deliver_with(&proxy, &alice, &body, unsigned.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert!(b.is_empty(), "{b:?}");
+    }
+    assert_eq!(puma.count(), 0, "an unsigned Delete reached Mastodon");
+    assert_eq!(remote.key_fetches(&alice), 0);
+
+    // The controls, still refused as unsigned: a Delete of something else, an unsigned
+    // self-Update (Mastodon processes a known actor's), any other activity.
+    for body in [
+        alice.activity(
+            "Delete",
+            json!("http://good.example/users/alice/statuses/1"),
+        ),
+        alice.activity("Update", json!(alice.id)),
+        alice.activity("Create", note(&alice, "hi")),
+    ] {
+        let (status, h, b) = deliver_with(&proxy, &alice, &body, unsigned.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_json_error(&h, &b);
+    }
+    assert_eq!(puma.count(), 0);
+
+    let m = proxy.metrics().await;
+    assert_eq!(requests(&m, "dropped", "unsigned_self_delete"), 2.0, "{m}");
+    assert_eq!(requests(&m, "rejected", "not_signed"), 3.0, "{m}");
+}
+
 // ---------------------------------------------------------------------------------------
 // 10. Body size
 // ---------------------------------------------------------------------------------------

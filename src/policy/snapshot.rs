@@ -263,10 +263,10 @@ impl Snapshot {
         }
     }
 
-    /// The allow entry on the longest suffix of `host`, if any (Mastodon's
-    /// `DomainAllow.rule_for`).
+    /// The allow entry for exactly `host`, if any: Mastodon's `DomainAllow.rule_for` matches
+    /// the normalised host itself, not its parent domains as block rules do.
     pub fn allow_for(&self, host: &str) -> Option<&DomainEntry> {
-        self.allows.longest_suffix(host)
+        self.allows.get(host)
     }
 
     /// Blocklist (default) or allowlist mode.
