@@ -32,6 +32,7 @@ use crate::keys::{KeyRecord, Source};
 use crate::policy::content::{ContentAction, Subject as ContentSubject};
 use crate::policy::{self, host, Snapshot};
 use crate::reject::{self, full, Answer, Decision, PolicyStop, Rejection};
+use crate::shedding::rate::Share;
 use crate::signature::{self, Prepared, SigError};
 use bytes::Bytes;
 use http::request::Parts;
@@ -78,7 +79,7 @@ async fn inbox(
     // One snapshot for the whole request.
     let rules = app.rules.current().load();
     let key_host = key_host_policy(&rules, &prepared, ctx)?;
-    fair_share(app, &prepared, &key_host)?;
+    fair_share(app, &rules, &prepared, &key_host)?;
     digest(&prepared, &parts, &body)?;
     let facts = activity_facts(&rules, &body, ctx)?;
     let actor_host = actor_host_policy(&rules, &facts)?;
@@ -173,9 +174,17 @@ fn key_host_policy(
 /// Fair share: one delivery from the sender's bucket (its keyId host, and its keyId when
 /// per-actor buckets are on). Before the digest, the JSON and any key fetch, so a sender over
 /// its share costs nothing more.
-fn fair_share(app: &App, prepared: &Prepared, key_host: &str) -> Result<(), Rejection> {
+fn fair_share(
+    app: &App,
+    rules: &Snapshot,
+    prepared: &Prepared,
+    key_host: &str,
+) -> Result<(), Rejection> {
+    let share = rules
+        .rate_override(key_host)
+        .and_then(|o| Share::new(o.per_second, o.burst));
     app.shedding
-        .fair_share(key_host, &prepared.key_id)
+        .fair_share(key_host, &prepared.key_id, share)
         .map_err(Rejection::RateLimited)
 }
 

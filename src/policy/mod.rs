@@ -28,6 +28,7 @@ mod diff;
 pub mod escalation;
 pub mod host;
 mod index;
+pub mod rate;
 mod snapshot;
 pub mod sources;
 mod vocab;

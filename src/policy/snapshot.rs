@@ -6,6 +6,7 @@ use super::content::{ContentRule, MAX_CONTENT_RULES};
 use super::escalation::FriendlyFederatorSettings;
 use super::host;
 use super::index::{harsher, NameSet, Tier};
+use super::rate::{RateOverride, RateOverrides};
 use super::vocab::{digest_hex, domain_digest, DomainEntry, DomainRule, PolicyMode, Severity};
 use std::collections::HashMap;
 
@@ -33,6 +34,8 @@ pub struct Snapshot {
     pub(super) threshold: usize,
     pub(super) withheld: HashMap<String, Vec<DomainRule>>,
     pub(super) friendly_federators: Option<FriendlyFederatorSettings>,
+    /// Per-domain fair-share overrides.
+    pub(super) rate_overrides: RateOverrides,
     /// Content rules of every source, in source then file order.
     pub(super) content_rules: Vec<ContentRule>,
     /// Some content rule reads the post's content.
@@ -115,6 +118,12 @@ impl SnapshotBuilder {
         self.snapshot.content_needed |= rule.when.needs_content();
         rules.push(rule);
         true
+    }
+
+    /// A fair-share override; the first one given for a domain is kept.
+    pub fn rate_override(&mut self, rule: RateOverride) -> &mut Self {
+        self.snapshot.rate_overrides.insert_first(rule);
+        self
     }
 
     /// An actor rule; the first rule for a pattern in its tier is kept.
@@ -348,6 +357,15 @@ impl Snapshot {
     }
 
     /// Every actor rule (enforcing and dry run), in no particular order.
+    /// The fair-share override for a sending host, if a rules file gives one.
+    pub fn rate_override(&self, sender_host: &str) -> Option<&RateOverride> {
+        self.rate_overrides.find(sender_host)
+    }
+
+    pub fn rate_overrides(&self) -> &RateOverrides {
+        &self.rate_overrides
+    }
+
     /// Content rules in evaluation order.
     pub fn content_rules(&self) -> &[ContentRule] {
         &self.content_rules

@@ -304,6 +304,9 @@ pub(super) fn merge(
             rule.dry_run |= dry_run;
             builder.actor(rule);
         }
+        for rule in l.parsed.rate_limits.iter().cloned() {
+            builder.rate_override(rule);
+        }
         for rule in l.parsed.content_rules.iter().cloned() {
             let mut rule = rule;
             rule.dry_run |= dry_run;

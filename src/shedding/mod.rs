@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use classes::{Class, Classes};
 use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts};
-use rate::{OverLimit, SenderLimits};
+use rate::{OverLimit, SenderLimits, Share};
 use sidekiq::{SidekiqGauges, Signal};
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,11 +116,17 @@ impl Shedding {
     }
 
     /// Takes one delivery from the sender's share.
-    pub fn fair_share(&self, host: &str, key_id: &str) -> Result<(), OverLimit> {
+    /// `share` is the rules' override for `host`, if any.
+    pub fn fair_share(
+        &self,
+        host: &str,
+        key_id: &str,
+        share: Option<Share>,
+    ) -> Result<(), OverLimit> {
         let Some(limits) = &self.limits else {
             return Ok(());
         };
-        limits.check(host, key_id, None)
+        limits.check(host, key_id, share)
     }
 
     /// Whether to shed an activity of this type now, from the last Sidekiq reading. A stale

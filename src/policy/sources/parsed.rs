@@ -3,6 +3,7 @@
 
 use crate::policy::content::ContentRule;
 use crate::policy::escalation::{FriendlyFederatorSettings, Window};
+use crate::policy::rate::RateOverride;
 use crate::policy::{ActorRule, DomainEntry, DomainRule};
 use serde::Deserialize;
 use std::fmt;
@@ -55,6 +56,8 @@ pub struct ParsedSource {
     pub friendly_federators: Option<FriendlyFederatorSettings>,
     /// A TOML file's `[[content_rules]]`, in file order.
     pub content_rules: Vec<ContentRule>,
+    /// A TOML file's `[[rate_limits]]`: per-domain fair-share overrides.
+    pub rate_limits: Vec<RateOverride>,
     /// Entries containing `*` without a digest that were skipped, and the line of the first.
     pub obfuscated: usize,
     pub first_obfuscated_line: Option<usize>,
@@ -130,6 +133,9 @@ pub enum LoadErrorKind {
     /// A second source with a `[friendly_federators]` table (the first one is `first`).
     #[error("[friendly_federators] is already set in {first}; keep it in one rules file")]
     DuplicateFriendlyFederators { first: String },
+    /// A `[[rate_limits]]` entry with a zero rate or burst.
+    #[error("rate limit: {message}")]
+    InvalidRateLimit { message: String },
     /// A `[[content_rules]]` entry that does not check out (a bad regex, action, time, ...).
     #[error("content rule: {message}")]
     InvalidContentRule { message: String },
@@ -182,6 +188,7 @@ impl ParsedSource {
             actors: Vec::new(),
             friendly_federators: None,
             content_rules: Vec::new(),
+            rate_limits: Vec::new(),
             obfuscated: 0,
             first_obfuscated_line: None,
             duplicates: 0,
