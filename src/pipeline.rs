@@ -256,7 +256,8 @@ fn content_rules(
         .content_rule_matches
         .with_label_values(&[&*rule.name, action.as_str()])
         .inc();
-    tracing::warn!(
+    // INFO like the access log: a wave of matches must not flood a WARN-level log.
+    tracing::info!(
         rule = &*rule.name,
         action = action.as_str(),
         dry_run = rule.dry_run,
