@@ -27,6 +27,7 @@
 
 use crate::activity::Facts;
 use crate::app::App;
+use crate::cluster;
 use crate::forward::{Body, BoxError, UpstreamError};
 use crate::keys::{KeyRecord, Source};
 use crate::policy::content::{ContentAction, Subject as ContentSubject};
@@ -79,7 +80,7 @@ async fn inbox(
     // One snapshot for the whole request.
     let rules = app.rules.current().load();
     let key_host = key_host_policy(&rules, &prepared, ctx)?;
-    fair_share(app, &rules, &prepared, &key_host)?;
+    fair_share(app, &rules, &prepared, &key_host).await?;
     digest(&prepared, &parts, &body)?;
     let facts = activity_facts(&rules, &body, ctx)?;
     let actor_host = actor_host_policy(&rules, &facts)?;
@@ -89,11 +90,14 @@ async fn inbox(
     decide(&rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
     friendly_federators(app, &rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
     vocabulary(app, &facts)?;
-    let dedupe_key = duplicate(app, &facts, &key_host)?;
+    let dedupe_key = duplicate(app, &facts, &key_host).await?;
     content_rules(app, &rules, &facts, &key_host, &parts, ctx)?;
     let response = forward(app, parts, body, peer).await?;
     if let Some(key) = dedupe_key.filter(|_| response.status().is_success()) {
         app.gate.delivered(key);
+        if let (Some(cluster), Some(id)) = (&app.cluster, &facts.id) {
+            cluster.remember(&cluster::id_digest(id), app.gate.window());
+        }
     }
     Ok(response)
 }
@@ -174,7 +178,7 @@ fn key_host_policy(
 /// Fair share: one delivery from the sender's bucket (its keyId host, and its keyId when
 /// per-actor buckets are on). Before the digest, the JSON and any key fetch, so a sender over
 /// its share costs nothing more.
-fn fair_share(
+async fn fair_share(
     app: &App,
     rules: &Snapshot,
     prepared: &Prepared,
@@ -185,6 +189,7 @@ fn fair_share(
         .and_then(|o| Share::new(o.per_second, o.burst));
     app.shedding
         .fair_share(key_host, &prepared.key_id, share)
+        .await
         .map_err(Rejection::RateLimited)
 }
 
@@ -212,10 +217,18 @@ fn vocabulary(app: &App, facts: &Facts) -> Result<(), Rejection> {
 
 /// Duplicate: a verified activity Mastodon already took is acknowledged, not forwarded.
 /// Returns the key to remember once Mastodon takes this one.
-fn duplicate(app: &App, facts: &Facts, key_host: &str) -> Result<Option<u64>, Rejection> {
+/// With replicas, another replica's delivery counts too (the shared set, when it answers).
+async fn duplicate(app: &App, facts: &Facts, key_host: &str) -> Result<Option<u64>, Rejection> {
     match app.gate.duplicate(facts, key_host) {
         Some((_, true)) => Err(Rejection::Duplicate),
-        Some((key, false)) => Ok(Some(key)),
+        Some((key, false)) => {
+            if let (Some(cluster), Some(id)) = (&app.cluster, &facts.id) {
+                if cluster.seen(&cluster::id_digest(id)).await == Some(true) {
+                    return Err(Rejection::Duplicate);
+                }
+            }
+            Ok(Some(key))
+        }
         None => Ok(None),
     }
 }

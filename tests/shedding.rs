@@ -98,19 +98,6 @@ fn job(age: Duration, sidekiq8: bool) -> String {
     .to_string()
 }
 
-async fn wait_metric(proxy: &Proxy, name: &str, pred: impl Fn(f64) -> bool) {
-    within(name, async {
-        loop {
-            let m = proxy.metrics().await;
-            if metric_value(&m, name).is_some_and(&pred) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn sidekiq_backlog_sheds_low_classes_first_and_never_deletes_or_follows() {
     let Some(mut redis) = RedisServer::start("sidekiq_backlog_sheds_low_classes_first") else {

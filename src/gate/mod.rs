@@ -16,6 +16,7 @@ use vocabulary::Vocabulary;
 pub struct Gate {
     vocabulary: Vocabulary,
     dedupe: Option<Dedupe>,
+    window: std::time::Duration,
     /// `inboxguard_content_rule_matches_total{rule, action}`: the rule names come from the
     /// operator's files, at most `policy::content::MAX_CONTENT_RULES` of them.
     pub content_rule_matches: IntCounterVec,
@@ -35,6 +36,7 @@ impl Gate {
         Ok(Gate {
             vocabulary: Vocabulary::new(config),
             dedupe: Dedupe::new(window, config.dedupe_capacity),
+            window,
             content_rule_matches,
         })
     }
@@ -50,6 +52,11 @@ impl Gate {
         let dedupe = self.dedupe.as_ref()?;
         let key = dedupe.key(facts.id.as_deref(), signer_host)?;
         Some((key, dedupe.seen(key)))
+    }
+
+    /// How long a delivered id counts as a duplicate (zero: dedupe is off).
+    pub fn window(&self) -> std::time::Duration {
+        self.window
     }
 
     /// Mastodon took the activity with this key.

@@ -18,7 +18,8 @@
 // The proxy itself, started in-process on loopback (tests/common/proxy.rs).
 pub mod proxy;
 pub use proxy::{
-    admin_reload, deliver, deliver_status, deliver_with, Proxy, ProxyBuilder, INBOX, LOCAL,
+    admin_reload, deliver, deliver_status, deliver_with, wait_metric, Proxy, ProxyBuilder, INBOX,
+    LOCAL,
 };
 
 mod body;

@@ -303,6 +303,20 @@ pub async fn deliver_status(proxy: &Proxy, actor: &Actor, body: &[u8]) -> Status
     deliver(proxy, actor, body).await.0
 }
 
+/// Waits (bounded) until the proxy's metric `name` satisfies `pred`.
+pub async fn wait_metric(proxy: &Proxy, name: &str, pred: impl Fn(f64) -> bool) {
+    within(name, async {
+        loop {
+            let m = proxy.metrics().await;
+            if super::metric_value(&m, name).is_some_and(&pred) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
 /// `POST /admin/reload`: the status and the answer's text.
 pub async fn admin_reload(proxy: &Proxy) -> (StatusCode, String) {
     let (status, _, body) = within(
