@@ -269,6 +269,13 @@ fn content_rules(
         .content_rule_matches
         .with_label_values(&[&*rule.name, action.as_str()])
         .inc();
+    app.gate.content_evidence.record(
+        &rule.name,
+        key_host,
+        rule.dry_run,
+        facts.id.as_deref(),
+        crate::clock::unix_now(),
+    );
     // INFO like the access log: a wave of matches must not flood a WARN-level log.
     tracing::info!(
         rule = &*rule.name,

@@ -138,6 +138,24 @@ async fn content_rules_drop_refuse_report_and_preview_verified_activities() {
         assert_eq!(metric_value(&m, &name), Some(1.0), "{name}\n{m}");
     }
 
+    // Which servers the wave came from, per rule.
+    let (status, text) = get_text(proxy.admin_addr, "/admin/content-rules").await;
+    assert_eq!(status, StatusCode::OK);
+    let report: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let wave = report["rules"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["rule"] == "discord-nuke-2024"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(wave["domains"][0]["domain"], "tiny.example");
+    assert_eq!(wave["domains"][0]["matches"], 1);
+    let spam_id = format!("{}/activities/", a.id);
+    assert!(
+        wave["domains"][0]["samples"][0]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&spam_id)),
+        "{text}"
+    );
+
     // A forgery of the same wave is refused as a forgery, not acknowledged.
     let opts = SignOptions {
         tamper_body: true,

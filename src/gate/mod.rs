@@ -3,6 +3,7 @@
 //! (`dedupe`). Both answer 202 without forwarding: the sender has nothing to retry.
 
 pub mod dedupe;
+pub mod evidence;
 pub mod vocabulary;
 
 use crate::activity::Facts;
@@ -20,6 +21,8 @@ pub struct Gate {
     /// `inboxguard_content_rule_matches_total{rule, action}`: the rule names come from the
     /// operator's files, at most `policy::content::MAX_CONTENT_RULES` of them.
     pub content_rule_matches: IntCounterVec,
+    /// Which sending domains each content rule matched.
+    pub content_evidence: evidence::ContentEvidence,
 }
 
 impl Gate {
@@ -38,6 +41,7 @@ impl Gate {
             dedupe: Dedupe::new(window, config.dedupe_capacity),
             window,
             content_rule_matches,
+            content_evidence: evidence::ContentEvidence::default(),
         })
     }
 
