@@ -60,7 +60,12 @@ struct Context {
 }
 
 /// Handles one POST to an inbox path.
-pub async fn handle_inbox(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn handle_inbox(
+    app: &App,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    mark_request_start(req.headers_mut());
     let mut finish = Finish::start(app, Route::Inbox);
     let result = inbox(app, req, peer, &mut finish.ctx).await;
     finish.respond(result)
@@ -434,7 +439,12 @@ fn refuse(decision: Option<policy::Decision<'_>>) -> Result<(), Rejection> {
 }
 
 /// Streams a non-inbox request to Mastodon untouched.
-pub async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn passthrough(
+    app: &App,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    mark_request_start(req.headers_mut());
     app.metrics.passthrough_requests_total.inc();
     let route = Route::Passthrough {
         method: req.method().clone(),
@@ -444,6 +454,23 @@ pub async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) ->
     let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
     let result = send_upstream(app, req, peer).await.map_err(Rejection::from);
     finish.respond(result)
+}
+
+/// Puma's queue-time metrics read `X-Request-Start`; an edge in front usually sets it. When
+/// none did, it is set here as the request arrives (nginx's `t=<seconds>.<millis>` form), so
+/// Mastodon's queue time still counts from the moment the request reached its front door.
+fn mark_request_start(headers: &mut http::HeaderMap) {
+    const X_REQUEST_START: http::HeaderName = http::HeaderName::from_static("x-request-start");
+    if headers.contains_key(&X_REQUEST_START) {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let value = format!("t={}.{:03}", now.as_secs(), now.subsec_millis());
+    if let Ok(value) = http::HeaderValue::from_str(&value) {
+        headers.insert(X_REQUEST_START, value);
+    }
 }
 
 /// Sends a request to Mastodon and records the upstream metrics, for inbox and pass-through

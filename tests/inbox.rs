@@ -209,7 +209,7 @@ async fn every_inbox_route_goes_through_the_pipeline_and_other_requests_pass_thr
             proxy.proxy_addr,
             Method::GET,
             "/inbox",
-            headers(&[("host", LOCAL)]),
+            headers(&[("host", LOCAL), ("x-request-start", "t=1733380000.250")]),
             Vec::new(),
         ),
     )
@@ -227,6 +227,20 @@ async fn every_inbox_route_goes_through_the_pipeline_and_other_requests_pass_thr
         (Method::GET, "/inbox")
     );
     assert_eq!(recorded[1].header("accept"), "application/activity+json");
+    // Puma's queue time counts from arrival: set when the edge did not, kept when it did.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    for r in &recorded[..2] {
+        let start = r.header("x-request-start");
+        let secs: f64 = start
+            .strip_prefix("t=")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("x-request-start {start:?}"));
+        assert!((now - secs).abs() < 60.0, "{start}");
+    }
+    assert_eq!(recorded[2].header("x-request-start"), "t=1733380000.250");
 
     let m = proxy.metrics().await;
     assert_eq!(requests(&m, "rejected", "not_signed"), routes.len() as f64);
