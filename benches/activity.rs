@@ -73,6 +73,7 @@ fn flood_defences(c: &mut Criterion) {
         facts: &facts,
         sender_host: "remote.example",
         local_host: Some("mastodon.local"),
+        actor: None,
         now: 1_800_000_000,
     };
     assert!(

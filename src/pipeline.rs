@@ -96,7 +96,7 @@ async fn inbox(
     friendly_federators(app, &rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
     vocabulary(app, &facts)?;
     let dedupe_key = duplicate(app, &facts, &key_host).await?;
-    content_rules(app, &rules, &facts, &key_host, &parts, ctx)?;
+    content_rules(app, &rules, &facts, &key_host, &record, &parts, ctx)?;
     let response = forward(app, parts, body, peer).await?;
     if let Some(key) = dedupe_key.filter(|_| response.status().is_success()) {
         app.gate.delivered(key);
@@ -246,6 +246,7 @@ fn content_rules(
     rules: &Snapshot,
     facts: &Facts,
     key_host: &str,
+    record: &KeyRecord,
     parts: &Parts,
     ctx: &mut Context,
 ) -> Result<(), Rejection> {
@@ -264,6 +265,7 @@ fn content_rules(
         facts,
         sender_host: key_host,
         local_host,
+        actor: (!ctx.relayed).then_some(&record.actor),
         now: i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX),
     };
     let Some((rule, why)) = policy::content::first_match(rules.content_rules(), &subject) else {

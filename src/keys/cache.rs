@@ -252,6 +252,7 @@ fn build_record(key_id: &str, key: FetchedKey) -> Result<KeyRecord, KeyError> {
     Ok(KeyRecord {
         key: public,
         owner: key.owner,
+        actor: key.actor,
     })
 }
 

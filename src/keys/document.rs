@@ -15,6 +15,7 @@
 
 use super::{clip, KeyError};
 use crate::net::host_of;
+use crate::policy::content::ActorFacts;
 use serde_json::Value;
 
 /// The published key material, not yet parsed. Also what replicas share (`cluster`).
@@ -32,6 +33,40 @@ pub(crate) enum KeyMaterial {
 pub(crate) struct FetchedKey {
     pub material: KeyMaterial,
     pub owner: String,
+    /// What content rules read of the owner, when the key came in its actor document.
+    #[serde(default)]
+    pub actor: ActorFacts,
+}
+
+/// Longer names are cut: enough for any pattern a moderator writes, bounded per cached key.
+const MAX_NAME_BYTES: usize = 128;
+
+/// The content-rule facts of an actor document.
+fn actor_facts(doc: &serde_json::Map<String, Value>) -> ActorFacts {
+    let text = |key: &str| {
+        doc.get(key)
+            .and_then(Value::as_str)
+            .map(|s| clip_to(s, MAX_NAME_BYTES).to_string())
+    };
+    ActorFacts {
+        published: doc
+            .get("published")
+            .and_then(Value::as_str)
+            .and_then(crate::clock::parse_rfc3339),
+        preferred_username: text("preferredUsername"),
+        name: text("name"),
+    }
+}
+
+fn clip_to(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// The verdict on the document found at the keyId.
@@ -102,6 +137,7 @@ pub(crate) fn parse_key_document(key_id: &str, doc: &Value) -> Result<Parsed, Ke
             return Ok(Parsed::Actor(FetchedKey {
                 material,
                 owner: actor_id.to_string(),
+                actor: actor_facts(obj),
             }));
         }
         return Err(KeyError::IdMismatch {
@@ -148,6 +184,7 @@ pub(crate) fn parse_key_document(key_id: &str, doc: &Value) -> Result<Parsed, Ke
     Ok(Parsed::KeyObject(FetchedKey {
         material,
         owner: owner.to_string(),
+        actor: ActorFacts::default(),
     }))
 }
 

@@ -15,6 +15,7 @@ mod fetch;
 #[cfg(test)]
 mod test_server;
 
+pub use crate::policy::content::ActorFacts;
 pub use cache::KeyStore;
 
 use crate::signature::PublicKey;
@@ -25,6 +26,8 @@ pub struct KeyRecord {
     pub key: PublicKey,
     /// The actor that owns the key (`publicKey.owner`, equal to the actor document's `id`).
     pub owner: String,
+    /// What content rules read of the owner's actor document.
+    pub actor: ActorFacts,
 }
 
 /// Where a key came from, for the caller's refetch-on-failure decision.

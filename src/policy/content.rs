@@ -69,6 +69,20 @@ pub struct Conditions {
     pub sender_domains: Vec<String>,
     pub not_sender_domains: Vec<String>,
     pub public_only: bool,
+    /// The actor document's `published` is less than this long ago.
+    pub actor_age_under: Option<std::time::Duration>,
+    /// Patterns over the actor's `preferredUsername` and `name`.
+    pub actor_name_matches: Option<RegexSet>,
+}
+
+/// The few facts of an actor document content rules read (`actor_age_under`,
+/// `actor_name_matches`), kept with its key: a few dozen bytes per cached key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ActorFacts {
+    /// `published`, Unix seconds.
+    pub published: Option<i64>,
+    pub preferred_username: Option<String>,
+    pub name: Option<String>,
 }
 
 /// What a rule is matched against.
@@ -79,6 +93,9 @@ pub struct Subject<'a> {
     pub sender_host: &'a str,
     /// This instance's host, for `mentions_local_at_least`.
     pub local_host: Option<&'a str>,
+    /// The actor's document facts, when the activity's actor is the key's owner (a relayed
+    /// activity's actor document was never fetched, and actor conditions do not hold).
+    pub actor: Option<&'a ActorFacts>,
     /// Unix seconds.
     pub now: i64,
 }
@@ -93,6 +110,8 @@ impl Conditions {
             && self.object_types.is_empty()
             && self.sender_domains.is_empty()
             && self.not_sender_domains.is_empty()
+            && self.actor_age_under.is_none()
+            && self.actor_name_matches.is_none()
             && !self.needs_content()
     }
 
@@ -135,6 +154,27 @@ impl Conditions {
         }
         if in_domains(&self.not_sender_domains, s.sender_host).is_some() {
             return None;
+        }
+        if let Some(limit) = self.actor_age_under {
+            let published = s.actor?.published?;
+            let age = s.now.saturating_sub(published);
+            (age >= 0 && (age as u64) < limit.as_secs()).then_some(())?;
+            why.push(format!(
+                "actor published {}s ago (under {}s)",
+                age,
+                limit.as_secs()
+            ));
+        }
+        if let Some(set) = &self.actor_name_matches {
+            let actor = s.actor?;
+            let (field, pattern) = [&actor.preferred_username, &actor.name]
+                .into_iter()
+                .flatten()
+                .find_map(|n| set.matches(n).into_iter().next().map(|p| (n, p)))?;
+            why.push(format!(
+                "actor name {field:?} matches {:?}",
+                set.patterns()[pattern]
+            ));
         }
         if !self.needs_content() {
             return Some(why);

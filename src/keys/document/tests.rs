@@ -13,6 +13,7 @@ fn expected() -> FetchedKey {
     FetchedKey {
         material: KeyMaterial::Pem(PEM.into()),
         owner: ACTOR.into(),
+        actor: ActorFacts::default(),
     }
 }
 
@@ -138,6 +139,7 @@ fn multibase_key() -> FetchedKey {
     FetchedKey {
         material: KeyMaterial::Multibase(MULTIBASE.into()),
         owner: ACTOR.into(),
+        actor: ActorFacts::default(),
     }
 }
 
@@ -199,4 +201,25 @@ fn bare_multikey_names_its_controller() {
     assert_eq!(check_owner_document(KEY_ID, ACTOR, &owner), Ok(()));
     let owner = json!({"id": ACTOR, "assertionMethod": multikey(KEY_ID, ACTOR)});
     assert_eq!(check_owner_document(KEY_ID, ACTOR, &owner), Ok(()));
+}
+
+#[test]
+fn the_actor_facts_content_rules_read_come_with_the_key() {
+    let mut doc = actor(json!({"id": KEY_ID, "owner": ACTOR, "publicKeyPem": PEM}));
+    doc["published"] = json!("2026-12-01T00:00:00Z");
+    doc["preferredUsername"] = json!("alice");
+    doc["name"] = json!("é".repeat(100));
+    let Ok(Parsed::Actor(key)) = parse_key_document(KEY_ID, &doc) else {
+        panic!("actor document");
+    };
+    assert_eq!(key.actor.published, Some(1_796_083_200));
+    assert_eq!(key.actor.preferred_username.as_deref(), Some("alice"));
+    // Cut on a character boundary within the bound.
+    assert_eq!(key.actor.name.as_deref(), Some("é".repeat(64).as_str()));
+    // An unreadable `published` is unknown, not an error.
+    doc["published"] = json!("yesterday");
+    let Ok(Parsed::Actor(key)) = parse_key_document(KEY_ID, &doc) else {
+        panic!("actor document");
+    };
+    assert_eq!(key.actor.published, None);
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::keys::test_server::{json_reply, redirect, Reply, TestServer};
+use crate::keys::ActorFacts;
 use crate::signature::signing_key::pem_decode;
 use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use std::io::Write;
@@ -35,6 +36,7 @@ fn expected() -> FetchedKey {
     FetchedKey {
         material: crate::keys::document::KeyMaterial::Pem(PEM.into()),
         owner: ACTOR.into(),
+        actor: ActorFacts::default(),
     }
 }
 

@@ -44,6 +44,7 @@ fn subject<'a>(facts: &'a Facts, sender: &'a str) -> Subject<'a> {
         facts,
         sender_host: sender,
         local_host: Some("mastodon.local"),
+        actor: None,
         now: 1_800_000_000,
     }
 }
@@ -239,4 +240,63 @@ action = "report"
     let (rule, why) = first_match(&r, &subject(&facts, "tiny.example")).expect("c");
     assert_eq!(&*rule.name, "c");
     assert_eq!(why, ["text matches \"DISCORD\\\\.gg/\\\\w+\""]);
+}
+
+#[test]
+fn fresh_accounts_and_their_names_from_the_actor_document() {
+    let r = rules(
+        r#"
+[[content_rules]]
+name = "fresh"
+types = ["Create"]
+actor_age_under = "2d"
+actor_name_matches = ['^nitro_\d+$', 'free nitro']
+action = "drop"
+"#,
+    );
+    let facts = spam();
+    let now = 1_800_000_000;
+    let fresh = ActorFacts {
+        published: Some(now - 3600),
+        preferred_username: Some("nitro_42".into()),
+        name: None,
+    };
+    let s = Subject {
+        actor: Some(&fresh),
+        ..subject(&facts, "tiny.example")
+    };
+    let (_, why) = first_match(&r, &s).expect("fresh and named");
+    assert_eq!(
+        why,
+        [
+            "type Create",
+            "actor published 3600s ago (under 172800s)",
+            "actor name \"nitro_42\" matches \"^nitro_\\\\d+$\"",
+        ]
+    );
+    // Old enough, unknown age, another name, or no actor document (relayed): no match.
+    let old = ActorFacts {
+        published: Some(now - 3 * 86_400),
+        ..fresh.clone()
+    };
+    let unknown = ActorFacts {
+        published: None,
+        ..fresh.clone()
+    };
+    let named = ActorFacts {
+        preferred_username: Some("alice".into()),
+        name: Some("Alice".into()),
+        ..fresh.clone()
+    };
+    for actor in [Some(&old), Some(&unknown), Some(&named), None] {
+        let s = Subject {
+            actor,
+            ..subject(&facts, "tiny.example")
+        };
+        assert!(first_match(&r, &s).is_none(), "{actor:?}");
+    }
+    let e =
+        parse("[[content_rules]]\nname = \"r\"\naction = \"drop\"\nactor_age_under = \"soon\"\n")
+            .expect_err("bad age");
+    assert_eq!(e.line, 4, "{e}");
 }

@@ -44,6 +44,8 @@ pub(super) struct RawContentRule {
     not_sender_domains: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     public_only: bool,
+    actor_age_under: Option<Spanned<String>>,
+    actor_name_matches: Option<Spanned<Vec<String>>>,
 }
 
 /// Checks and compiles `raw` into `out`, in file order.
@@ -127,6 +129,33 @@ pub(super) fn parse(
                 Some(set)
             }
         };
+        let actor_age_under = match &r.actor_age_under {
+            None => None,
+            Some(text) => Some(
+                crate::config::parse_duration(text.get_ref()).ok_or_else(|| {
+                    invalid(
+                        line(text.span()),
+                        format!(
+                            "actor_age_under {:?} (expected e.g. \"90m\", \"12h\", \"2d\")",
+                            text.get_ref()
+                        ),
+                    )
+                })?,
+            ),
+        };
+        let actor_name_matches = match r.actor_name_matches.filter(|p| !p.get_ref().is_empty()) {
+            None => None,
+            Some(patterns) => {
+                let at = line(patterns.span());
+                Some(
+                    RegexSetBuilder::new(patterns.get_ref())
+                        .case_insensitive(true)
+                        .size_limit(REGEX_SIZE_LIMIT)
+                        .build()
+                        .map_err(|e| invalid(at, format!("actor_name_matches: {e}")))?,
+                )
+            }
+        };
         let when = Conditions {
             types: r.types,
             object_types: r.object_types,
@@ -146,6 +175,8 @@ pub(super) fn parse(
             sender_domains: domains(r.sender_domains, "sender_domains")?,
             not_sender_domains: domains(r.not_sender_domains, "not_sender_domains")?,
             public_only: r.public_only,
+            actor_age_under,
+            actor_name_matches,
         };
         if when.is_empty() {
             return Err(invalid(
