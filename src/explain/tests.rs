@@ -5,16 +5,20 @@ use std::sync::Arc;
 
 fn rule(domain: &str, severity: Severity, line: usize) -> DomainRule {
     DomainRule {
-        domain: domain.into(),
-        digest: None,
-        severity,
-        reject_media: false,
-        reject_reports: false,
-        public_comment: None,
-        dry_run: false,
         source: Arc::from("rules.csv"),
         line,
+        ..DomainRule::test(domain, severity)
     }
+}
+
+/// The report on `domain` under `rules`, with nothing listed beside them and default settings.
+fn domain_report(rules: &Snapshot, domain: &str) -> String {
+    report(
+        rules,
+        &[],
+        &FriendlyFederatorsConfig::default(),
+        &Subject::Domain(domain.into()),
+    )
 }
 
 #[test]
@@ -47,12 +51,7 @@ fn report_marks_the_winner_and_the_dry_run_candidate() {
     let mut hashed = rule("ba***.example", Severity::Silence, 9);
     hashed.digest = Some(Box::new(domain_digest("bad.example")));
     let rules = Snapshot::from_rules([rule("bad.example", Severity::Noop, 3), dry, hashed]);
-    let text = report(
-        &rules,
-        &[],
-        &FriendlyFederatorsConfig::default(),
-        &Subject::Domain("x.deep.bad.example".into()),
-    );
+    let text = domain_report(&rules, "x.deep.bad.example");
     assert!(text.contains("decision: forward\n"), "{text}");
     assert!(
         text.contains(
@@ -83,12 +82,7 @@ fn report_lists_rules_held_back_by_the_threshold() {
     let mut b = Snapshot::builder(crate::policy::PolicyMode::Blocklist, 3);
     b.withhold(held);
     let rules = b.build();
-    let text = report(
-        &rules,
-        &[],
-        &FriendlyFederatorsConfig::default(),
-        &Subject::Domain("x.bad.example".into()),
-    );
+    let text = domain_report(&rules, "x.bad.example");
     assert!(text.contains("subscription_threshold: 3 ("), "{text}");
     assert!(text.contains("decision: forward\n"), "{text}");
     assert!(

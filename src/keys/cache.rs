@@ -223,7 +223,7 @@ fn build_record(key_id: &str, key: FetchedKey) -> Result<KeyRecord, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::test_server::{json_reply, Reply, TestServer};
+    use crate::keys::test_server::{cfg_for, json_reply, Reply, TestServer};
     use crate::signature::SigningKey;
     use moka::Expiry;
 
@@ -241,17 +241,6 @@ mod tests {
 
     fn ok_reply(_: &crate::keys::test_server::Seen) -> Reply {
         json_reply(200, "application/activity+json", actor_doc(PEM))
-    }
-
-    fn cfg_for(server: &TestServer) -> KeyFetchConfig {
-        let mut cfg = KeyFetchConfig {
-            allow_http: true,
-            allow_private_addresses: true,
-            timeout_secs: 5,
-            ..KeyFetchConfig::default()
-        };
-        cfg.resolve.insert("remote.test".into(), server.addr);
-        cfg
     }
 
     /// A store that keeps the fetched PEM and owner as they are, so these tests do not

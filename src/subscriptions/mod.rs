@@ -483,22 +483,21 @@ mod tests {
 
     #[test]
     fn auto_format_picks_json_by_its_bracket() {
-        let json = parse_list(
-            b"\xEF\xBB\xBF  [{\"domain\": \"a.example\"}]",
-            "u",
-            SubscriptionFormat::Auto,
-        )
-        .expect("json");
-        assert_eq!(json.format, sources::Format::Json);
-        let csv = parse_list(
-            b"#domain,#severity\nb.example,silence\n",
-            "u",
-            SubscriptionFormat::Auto,
-        )
-        .expect("csv");
-        assert_eq!(csv.format, sources::Format::MastodonCsv);
-        let plain = parse_list(b"c.example\n", "u", SubscriptionFormat::Auto).expect("plain");
-        assert_eq!(plain.format, sources::Format::Plain);
+        let cases: [(&[u8], sources::Format); 3] = [
+            (
+                b"\xEF\xBB\xBF  [{\"domain\": \"a.example\"}]",
+                sources::Format::Json,
+            ),
+            (
+                b"#domain,#severity\nb.example,silence\n",
+                sources::Format::MastodonCsv,
+            ),
+            (b"c.example\n", sources::Format::Plain),
+        ];
+        for (body, format) in cases {
+            let parsed = parse_list(body, "u", SubscriptionFormat::Auto).expect("auto");
+            assert_eq!(parsed.format, format, "{format:?}");
+        }
         assert!(parse_list(b"c.example\n", "u", SubscriptionFormat::Json).is_err());
         assert!(parse_list(b"c.example\n", "u", SubscriptionFormat::MastodonCsv).is_err());
     }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::keys::test_server::{json_reply, redirect, Reply, TestServer};
+use crate::keys::test_server::{cfg_for, json_reply, redirect, Reply, TestServer};
 use crate::signature::signing_key::pem_decode;
 use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use std::io::Write;
@@ -14,17 +14,6 @@ fn actor_doc() -> String {
         "publicKey": {"id": KEY_ID, "owner": ACTOR, "publicKeyPem": PEM}
     })
     .to_string()
-}
-
-fn cfg_for(server: &TestServer) -> KeyFetchConfig {
-    let mut cfg = KeyFetchConfig {
-        allow_http: true,
-        allow_private_addresses: true,
-        timeout_secs: 5,
-        ..KeyFetchConfig::default()
-    };
-    cfg.resolve.insert("remote.test".into(), server.addr);
-    cfg
 }
 
 fn fetcher(cfg: &KeyFetchConfig) -> Fetcher {
