@@ -39,11 +39,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+mod accept;
 mod deadlines;
+pub(crate) use accept::Acceptor;
 use deadlines::{run_connection, Activity, Deadlines, Ended, InFlight, MarkedBody, Tracked};
 
 /// Whether a path is one of Mastodon's inbox routes (`config/routes.rb`), with Rails'
@@ -166,7 +168,9 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(Semaphore::new(app.config.server.max_connections));
+    let limit = app.config.server.max_connections;
+    let pauses = (Duration::from_millis(10), Duration::from_secs(1));
+    let acceptor = Acceptor::new(listener, "proxy", limit, pauses);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -181,34 +185,11 @@ pub async fn serve(
         .keep_alive_interval(Duration::from_secs(60))
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
-    let mut backoff = Duration::from_millis(10);
     // Owns every connection task, so that connections still open when the grace period
     // ends are closed (aborted) rather than outliving `serve`.
     let mut connections = JoinSet::new();
 
-    loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = shutdown.changed() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(conn) => {
-                    backoff = Duration::from_millis(10);
-                    conn
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
-        };
+    while let Some((permit, stream, peer)) = acceptor.next(&mut shutdown).await {
         // Reap finished connection tasks so the set stays as small as the open connections.
         while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
@@ -283,7 +264,7 @@ pub async fn serve(
         });
     }
 
-    drop(listener);
+    drop(acceptor);
     let grace = app.config.server.shutdown_grace();
     tracing::info!(grace_secs = grace.as_secs(), "draining in-flight requests");
     // Every connection task has seen `shutdown` and is closing gracefully.
