@@ -157,15 +157,17 @@ async fn body_over_the_cap_is_refused() {
     assert_eq!(err.reason(), "too_large");
 }
 
+/// Fetching `key_id` under `cfg` fails for `reason`, worth retrying later or not.
+async fn fails_as(cfg: &KeyFetchConfig, key_id: &str, reason: &str, transient: bool) {
+    let err = fetcher(cfg).fetch_key(key_id).await.expect_err(reason);
+    assert_eq!(err.reason(), reason);
+    assert_eq!(err.is_transient(), transient, "{reason}");
+}
+
 #[tokio::test]
 async fn garbage_answer_is_a_protocol_error() {
     let server = TestServer::start_raw(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()).await;
-    let err = fetcher(&cfg_for(&server))
-        .fetch_key(KEY_ID)
-        .await
-        .expect_err("garbage");
-    assert_eq!(err.reason(), "protocol");
-    assert!(err.is_transient());
+    fails_as(&cfg_for(&server), KEY_ID, "protocol", true).await;
 }
 
 #[tokio::test]
@@ -313,13 +315,8 @@ async fn redirect_to_plain_http_is_refused_when_https_is_required() {
 async fn tls_to_a_plain_server_fails_as_tls() {
     let server =
         TestServer::start(|_| json_reply(200, "application/activity+json", actor_doc())).await;
-    let cfg = cfg_for(&server);
-    let err = fetcher(&cfg)
-        .fetch_key("https://remote.test/users/alice#main-key")
-        .await
-        .expect_err("tls");
-    assert_eq!(err.reason(), "tls");
-    assert!(!err.is_transient());
+    let key_id = "https://remote.test/users/alice#main-key";
+    fails_as(&cfg_for(&server), key_id, "tls", false).await;
 }
 
 #[tokio::test]
@@ -330,23 +327,14 @@ async fn unresolvable_and_unreachable_hosts() {
         ..KeyFetchConfig::default()
     };
     // .invalid never resolves (RFC 6761).
-    let err = fetcher(&cfg)
-        .fetch_key("http://nothing.invalid/users/a#main-key")
-        .await
-        .expect_err("dns");
-    assert_eq!(err.reason(), "dns");
-    assert!(err.is_transient());
+    fails_as(&cfg, "http://nothing.invalid/users/a#main-key", "dns", true).await;
 
     // A port nobody listens on: bind, learn the port, close.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
-    let err = fetcher(&cfg)
-        .fetch_key(&format!("http://127.0.0.1:{port}/users/a#main-key"))
-        .await
-        .expect_err("connect");
-    assert_eq!(err.reason(), "connect");
-    assert!(err.is_transient());
+    let key_id = format!("http://127.0.0.1:{port}/users/a#main-key");
+    fails_as(&cfg, &key_id, "connect", true).await;
 }
 
 #[tokio::test]
