@@ -477,15 +477,7 @@ fn targets_drop_the_trailing_dot_and_keep_ports() {
             &Url::parse("https://Remote.Test./a/b?c=d").expect("url"),
         )
         .expect("target");
-    assert_eq!(
-        (
-            t.host.as_str(),
-            t.port,
-            t.authority.as_str(),
-            t.path_and_query.as_str()
-        ),
-        ("remote.test", 443, "remote.test", "/a/b?c=d")
-    );
+    assert_eq!(t.parts(), ("remote.test", 443, "remote.test", "/a/b?c=d"));
     let t = f
         .target(
             KEY_ID,
