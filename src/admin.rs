@@ -222,24 +222,21 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
             let report = app
                 .federators
                 .report(crate::federators::unix_now(), rules.friendly_federators());
-            match serde_json::to_vec_pretty(&report) {
-                Ok(body) => {
-                    let mut resp = Response::new(full(body));
-                    resp.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    resp
-                }
-                Err(e) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("cannot encode the report: {e}\n"),
-                ),
-            }
+            json(&report)
+        }
+        (&Method::GET, "/admin/content-rules") => {
+            let top = app.config.friendly_federators.report_top;
+            let report = app.gate.content_evidence.report(top);
+            json(&report)
         }
         (
             _,
-            "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/friendly-federators",
+            "/healthz"
+            | "/readyz"
+            | "/metrics"
+            | "/admin/reload"
+            | "/admin/friendly-federators"
+            | "/admin/content-rules",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
@@ -258,6 +255,24 @@ fn reloaded(summaries: &[SourceSummary]) -> String {
         out.push_str(&format!("{s}\n  changed: {changes}\n"));
     }
     out
+}
+
+/// A JSON report, pretty-printed for people reading it with curl.
+fn json(report: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_vec_pretty(report) {
+        Ok(body) => {
+            let mut resp = Response::new(full(body));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot encode the report: {e}\n"),
+        ),
+    }
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Body> {

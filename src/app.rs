@@ -26,9 +26,19 @@ pub struct App {
     pub federators: Arc<Federators>,
     /// Per-sender fair share and Sidekiq backpressure.
     pub shedding: Arc<Shedding>,
+    /// Replicas' shared state (`[cluster]`), when configured.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// The vocabulary gate and duplicate suppression.
     pub gate: Gate,
     ready: AtomicBool,
+}
+
+/// What sheds deliveries no rule names, built before the app: fair share and backpressure,
+/// the gate, and the state replicas share.
+pub struct Defences {
+    pub shedding: Arc<Shedding>,
+    pub gate: Gate,
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl App {
@@ -38,8 +48,13 @@ impl App {
         rules: Arc<Rules>,
         keys: KeyStore,
         upstream: Upstream,
-        shedding: Arc<Shedding>,
+        defences: Defences,
     ) -> App {
+        let Defences {
+            shedding,
+            gate,
+            cluster,
+        } = defences;
         let listener_scheme = if config.server.tls_cert_file.is_some() {
             "https"
         } else {
@@ -49,10 +64,10 @@ impl App {
             &config.friendly_federators,
             metrics.clone(),
         ));
-        let gate = Gate::new(&config.activities);
         App {
             federators,
             shedding,
+            cluster,
             gate,
             config,
             metrics,

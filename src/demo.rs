@@ -26,6 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::net::{TcpListener, TcpStream};
 
+mod wave;
+
 type DemoError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The made-up instances the stand-in remote server hosts.
@@ -44,7 +46,8 @@ limited.example,silence,false,false,Unmoderated,false
 reports.example,noop,false,true,Report spam,false
 ";
 
-/// The moderators' TOML rules file: what a CSV cannot say, here a single suspended account.
+/// The moderators' TOML rules file: what a CSV cannot say, here a suspended account (and,
+/// added in `run`, the content rule for the spam wave).
 const RULES: &str = r#"[[actor]]
 actor = "@mallory@good.example"
 comment = "Ban evasion"
@@ -274,8 +277,9 @@ pub async fn run() -> Result<(), DemoError> {
         DemoActor::new(REPORTS, "reporter")?,
         DemoActor::new(GONE, "ghost")?,
     ];
+    let wave_actors = wave::actors()?;
     let mut documents = HashMap::new();
-    for a in &actors[..6] {
+    for a in actors[..6].iter().chain(&wave_actors) {
         documents.insert(a.uri(), a.document()?);
     }
     let remotes = Arc::new(Remotes {
@@ -297,7 +301,7 @@ pub async fn run() -> Result<(), DemoError> {
     let blocklist = dir.join("domain_blocks.csv");
     std::fs::write(&blocklist, BLOCKLIST)?;
     let rules = dir.join("rules.toml");
-    std::fs::write(&rules, RULES)?;
+    std::fs::write(&rules, format!("{RULES}{}", wave::RULE))?;
     let proxy_listener = TcpListener::bind("127.0.0.1:0").await?;
     let admin_listener = TcpListener::bind("127.0.0.1:0").await?;
     let proxy_addr = proxy_listener.local_addr()?;
@@ -327,7 +331,7 @@ pub async fn run() -> Result<(), DemoError> {
     println!("  remote instances   http://{remote_addr}  ({GOOD}, {BAD}, {BAD_SUB}, {LIMITED}, {REPORTS}, {GONE})");
     println!("  inboxguard         http://{proxy_addr}  admin http://{admin_addr}");
     println!("  blocklist          {BAD} suspend, {LIMITED} silence (limit), {REPORTS} noop+reject_reports");
-    println!("  rules.toml         actor @mallory@{GOOD} suspended");
+    println!("  rules.toml         actor @mallory@{GOOD} suspended; content rule discord-nuke-2024 drops mention spam with an invite link");
     println!();
 
     let script = vec![
@@ -398,6 +402,8 @@ pub async fn run() -> Result<(), DemoError> {
         );
     }
 
+    wave::run(proxy_addr, admin_addr, &wave_actors, &actors[0], &received).await?;
+
     let (_, metrics) = send(
         admin_addr,
         Method::GET,
@@ -413,6 +419,7 @@ pub async fn run() -> Result<(), DemoError> {
         l.starts_with("inboxguard_requests_total")
             || l.starts_with("inboxguard_key_fetches_total")
             || l.starts_with("inboxguard_key_cache_requests_total")
+            || l.starts_with("inboxguard_content_rule_matches_total")
     }) {
         println!("  {line}");
     }
@@ -459,20 +466,11 @@ async fn deliver(
     })
     .to_string();
     let path = "/users/admin/inbox";
-    let mut headers = HeaderMap::new();
-    headers.insert(header::HOST, HeaderValue::from_static(LOCAL));
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/activity+json"),
-    );
     let date = SystemTime::now()
         .checked_add(Duration::from_secs(step.date_offset_secs.max(0) as u64))
         .and_then(|t| t.checked_sub(Duration::from_secs((-step.date_offset_secs).max(0) as u64)))
         .unwrap_or_else(SystemTime::now);
-    headers.insert(
-        header::DATE,
-        HeaderValue::from_str(&httpdate::fmt_http_date(date))?,
-    );
+    let mut headers = inbox_headers(date)?;
     if !step.unsigned {
         let signer = &actors[step.signer.unwrap_or(step.actor)];
         let style = if step.hs2019 {
@@ -498,6 +496,42 @@ async fn deliver(
     Ok(status)
 }
 
+/// A POST of `body` to Mastodon's shared inbox, signed by `actor` as Mastodon signs.
+async fn post_signed(
+    proxy: SocketAddr,
+    actor: &DemoActor,
+    body: &str,
+) -> Result<StatusCode, DemoError> {
+    let path = "/inbox";
+    let mut headers = inbox_headers(SystemTime::now())?;
+    sign_request(
+        &actor.key,
+        &actor.key_id(),
+        &Method::POST,
+        path,
+        &mut headers,
+        body.as_bytes(),
+        SignStyle::Mastodon,
+    )?;
+    let body = Bytes::from(body.to_owned());
+    Ok(send(proxy, Method::POST, path, headers, body).await?.0)
+}
+
+/// `Host`, `Content-Type` and `Date` of an inbox POST, before it is signed.
+fn inbox_headers(date: SystemTime) -> Result<HeaderMap, DemoError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::HOST, HeaderValue::from_static(LOCAL));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/activity+json"),
+    );
+    headers.insert(
+        header::DATE,
+        HeaderValue::from_str(&httpdate::fmt_http_date(date))?,
+    );
+    Ok(headers)
+}
+
 fn demo_config(
     proxy: SocketAddr,
     admin: SocketAddr,
@@ -506,8 +540,9 @@ fn demo_config(
     blocklist: &Path,
     rules: &Path,
 ) -> Result<Config, DemoError> {
-    let resolve: String = [GOOD, BAD, BAD_SUB, LIMITED, REPORTS, GONE]
+    let resolve: String = [GOOD, BAD, BAD_SUB, LIMITED, REPORTS, GONE, wave::VIDEOS]
         .iter()
+        .chain(&wave::WAVE_HOSTS)
         .map(|h| format!("\"{h}\" = \"{remotes}\"\n"))
         .collect();
     let text = format!(

@@ -83,6 +83,29 @@ fn check_domains(parsed: &ParsedSource, data: &[u8]) {
             rule.line
         );
     }
+    // A content rule always has a condition (none would match everything) and its domain
+    // lists are normalised hosts, as domain rules are.
+    for rule in &parsed.content_rules {
+        assert!(
+            !rule.when.is_empty(),
+            "content rule {} of {data:?}",
+            rule.name
+        );
+        let w = &rule.when;
+        for d in w
+            .link_domains
+            .iter()
+            .chain(&w.sender_domains)
+            .chain(&w.not_sender_domains)
+        {
+            assert_eq!(
+                normalize(d).as_deref(),
+                Some(d.as_str()),
+                "{} of {data:?}",
+                rule.name
+            );
+        }
+    }
 }
 
 /// The `Signature` header parser and everything `signature::prepare` derives from it

@@ -14,6 +14,7 @@
 //! | `forward`   | upstream client: hop-by-hop stripping, X-Forwarded-*, timeouts |
 //! | `shedding`  | per-sender fair share (429) and backpressure from Mastodon's Sidekiq queue (503) |
 //! | `gate`      | the vocabulary gate and duplicate suppression for verified activities (202, dropped) |
+//! | `cluster`   | state replicas share through Redis: fair share, duplicate suppression, key cache; local fallback |
 //! | `reject`    | every proxy-made answer: status, JSON body, metric label |
 //! | `rules`     | the rule merge (one code path), the live rules and their reload, file watch, SIGHUP |
 //! | `rule_files`| reading a local rule file from disk, bounded |
@@ -35,6 +36,7 @@ pub mod activity;
 pub mod admin;
 pub mod app;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod explain;
@@ -88,6 +90,8 @@ pub enum RunError {
     Remotes(String),
     #[error("load shedding: {0}")]
     Shedding(String),
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// Runs the proxy on the given listeners until `shutdown` resolves, then stops accepting,
@@ -108,7 +112,13 @@ pub async fn run(
         subscriptions::Remotes::new(&config, &rules, &metrics).map_err(RunError::Remotes)?;
     // Before anything serves: a restart while a list host is down keeps its last good copy.
     remotes.load_caches().await;
-    let keys = keys::KeyStore::new(&config.key_fetch, metrics.clone()).map_err(RunError::Keys)?;
+    let cluster =
+        cluster::Cluster::new(config.cluster.as_ref(), &metrics).map_err(RunError::Cluster)?;
+    let mut keys =
+        keys::KeyStore::new(&config.key_fetch, metrics.clone()).map_err(RunError::Keys)?;
+    if let Some(c) = &cluster {
+        keys.share(c.clone());
+    }
     let base = config.upstream_uri().map_err(RunError::Upstream)?;
     let upstream = forward::Upstream::new(&config.upstream, base).map_err(RunError::Upstream)?;
     let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
@@ -119,10 +129,21 @@ pub async fn run(
         Some(path) => Some(admin::Token::from_file(path).map_err(RunError::AdminToken)?),
         None => None,
     };
-    let shedding =
-        Arc::new(shedding::Shedding::new(&config, &metrics).map_err(RunError::Shedding)?);
+    let shedding = Arc::new(
+        shedding::Shedding::new(&config, &metrics, cluster.clone()).map_err(RunError::Shedding)?,
+    );
+    let gate = gate::Gate::new(&config.activities, &metrics)?;
     let app = Arc::new(app::App::new(
-        config, metrics, rules, keys, upstream, shedding,
+        config,
+        metrics,
+        rules,
+        keys,
+        upstream,
+        app::Defences {
+            shedding,
+            gate,
+            cluster: cluster.clone(),
+        },
     ));
     // Before serving: a restart must not let an escalated friendly federator through.
     federators::apply_at_startup(&app.federators, &app.rules);
@@ -144,6 +165,7 @@ pub async fn run(
     let proxy_task = tokio::spawn(server::serve(app.clone(), listeners.proxy, tls, proxy_rx));
     let (remote_tasks, first_round) = remotes.start(stop_rest.subscribe());
     let sidekiq_task = app.shedding.poller(&app.config, stop_rest.subscribe());
+    let cluster_task = cluster.map(|c| tokio::spawn(c.maintain(stop_rest.subscribe())));
 
     // Ready once every remote source has a copy in force or has been tried once.
     let mut shutdown = std::pin::pin!(shutdown);
@@ -167,7 +189,7 @@ pub async fn run(
     for task in remote_tasks {
         let _ = task.await;
     }
-    if let Some(task) = sidekiq_task {
+    for task in sidekiq_task.into_iter().chain(cluster_task) {
         let _ = task.await;
     }
     tracing::info!("stopped");

@@ -6,7 +6,8 @@
 //!        ─► body digest ─► activity facts (JSON) ─► actor host policy ─► backpressure (503)
 //!        ─► key and verify (cache, fetch on miss, refetch once; gone actor's self-Delete)
 //!        ─► policy ─► friendly federators (laundered content)
-//!        ─► vocabulary (202) ─► duplicate (202) ─► forward (remember what Mastodon took)
+//!        ─► vocabulary (202) ─► duplicate (202) ─► content rules (202 / 403 / report)
+//!        ─► forward (remember what Mastodon took)
 //!        ─► finish: metrics + access log, exactly once, whatever happened above
 //! ```
 //!
@@ -26,11 +27,14 @@
 
 use crate::activity::Facts;
 use crate::app::App;
+use crate::cluster;
 use crate::forward::{Body, BoxError, UpstreamError};
 use crate::keys::{KeyRecord, Source};
+use crate::policy::content::{ContentAction, Subject as ContentSubject};
 use crate::policy::{self, host, Snapshot};
 use crate::reject::{self, full, PolicyStop, Rejection};
-use crate::signature::{self, Prepared};
+use crate::shedding::rate::Share;
+use crate::signature::{self, Prepared, SigError};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{header, Request, Response, StatusCode};
@@ -59,7 +63,12 @@ struct Context {
 }
 
 /// Handles one POST to an inbox path.
-pub async fn handle_inbox(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn handle_inbox(
+    app: &App,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    mark_request_start(req.headers_mut());
     let mut finish = Finish::start(app, Route::Inbox);
     let result = inbox(app, req, peer, &mut finish.ctx).await;
     finish.respond(result)
@@ -75,13 +84,13 @@ async fn inbox(
     let (mut parts, body) = req.into_parts();
     ensure_host_header(&mut parts);
     let body = limits(app, &parts, body).await?;
-    let prepared = signature(app, &parts, ctx)?;
+    let prepared = signature(app, &parts, ctx).map_err(|stop| unsigned(stop, &body, ctx))?;
     // One snapshot for the whole request.
     let rules = app.rules.current().load();
     let key_host = key_host_policy(&rules, &prepared, ctx)?;
-    fair_share(app, &prepared, &key_host)?;
+    fair_share(app, &rules, &prepared, &key_host).await?;
     digest(&prepared, &parts, &body)?;
-    let facts = activity_facts(&body, ctx)?;
+    let facts = activity_facts(&rules, &body, ctx)?;
     let actor_host = actor_host_policy(&rules, &facts)?;
     backpressure(app, &facts)?;
     let record = key_and_verify(app, &prepared, &facts).await?;
@@ -89,10 +98,14 @@ async fn inbox(
     decide(&rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
     friendly_federators(app, &rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
     vocabulary(app, &facts)?;
-    let dedupe_key = duplicate(app, &facts, &key_host)?;
+    let dedupe_key = duplicate(app, &facts, &key_host).await?;
+    content_rules(app, &rules, &facts, &key_host, &parts, ctx)?;
     let response = forward(app, parts, body, peer).await?;
     if let Some(key) = dedupe_key.filter(|_| response.status().is_success()) {
         app.gate.delivered(key);
+        if let (Some(cluster), Some(id)) = (&app.cluster, &facts.id) {
+            cluster.remember(&cluster::id_digest(id), app.gate.window());
+        }
     }
     Ok(response)
 }
@@ -124,16 +137,36 @@ fn signature(app: &App, parts: &Parts, ctx: &mut Context) -> Result<Prepared, Re
             .get(header::HOST)
             .and_then(|h| h.to_str().ok()),
     };
-    let prepared = signature::prepare_headers(
+    // From the headers, so a request refused while its signature is parsed is logged with it.
+    ctx.format = signature::format_of(&parts.headers);
+    Ok(signature::prepare_headers(
         &parts.method,
         path_and_query,
         &parts.headers,
         &target,
         SystemTime::now(),
         &app.config.signatures,
-    )?;
-    ctx.format = Some(prepared.format());
-    Ok(prepared)
+    )?)
+}
+
+/// Unsigned: refused with 401, but for the actor's own `Delete`, which is acknowledged and
+/// dropped. Mastodon answers an unknown actor's with 202 before any signature check
+/// (`skip_unknown_actor_activity`) and refuses a known actor's; which actors it knows is not
+/// ours to ask, the activity is dropped either way, and a 401 only makes the sender retry.
+fn unsigned(stop: Rejection, body: &[u8], ctx: &mut Context) -> Rejection {
+    if !matches!(stop, Rejection::Signature(SigError::NotSigned)) {
+        return stop;
+    }
+    match Facts::parse(body) {
+        Ok(facts)
+            if facts.kind.as_deref() == Some("Delete") && facts.is_self_delete_or_update() =>
+        {
+            ctx.actor = facts.actor;
+            ctx.kind = facts.kind;
+            Rejection::UnsignedSelfDelete
+        }
+        _ => stop,
+    }
 }
 
 /// Key host policy: the keyId's host, normalised, must not be suspended (or, in allowlist
@@ -153,9 +186,18 @@ fn key_host_policy(
 /// Fair share: one delivery from the sender's bucket (its keyId host, and its keyId when
 /// per-actor buckets are on). Before the digest, the JSON and any key fetch, so a sender over
 /// its share costs nothing more.
-fn fair_share(app: &App, prepared: &Prepared, key_host: &str) -> Result<(), Rejection> {
+async fn fair_share(
+    app: &App,
+    rules: &Snapshot,
+    prepared: &Prepared,
+    key_host: &str,
+) -> Result<(), Rejection> {
+    let share = rules
+        .rate_override(key_host)
+        .and_then(|o| Share::new(o.per_second, o.burst));
     app.shedding
-        .fair_share(key_host, &prepared.key_id)
+        .fair_share(key_host, &prepared.key_id, share)
+        .await
         .map_err(Rejection::RateLimited)
 }
 
@@ -183,11 +225,85 @@ fn vocabulary(app: &App, facts: &Facts) -> Result<(), Rejection> {
 
 /// Duplicate: a verified activity Mastodon already took is acknowledged, not forwarded.
 /// Returns the key to remember once Mastodon takes this one.
-fn duplicate(app: &App, facts: &Facts, key_host: &str) -> Result<Option<u64>, Rejection> {
+/// With replicas, another replica's delivery counts too (the shared set, when it answers).
+async fn duplicate(app: &App, facts: &Facts, key_host: &str) -> Result<Option<u64>, Rejection> {
     match app.gate.duplicate(facts, key_host) {
         Some((_, true)) => Err(Rejection::Duplicate),
-        Some((key, false)) => Ok(Some(key)),
+        Some((key, false)) => {
+            if let (Some(cluster), Some(id)) = (&app.cluster, &facts.id) {
+                if cluster.seen(&cluster::id_digest(id)).await == Some(true) {
+                    return Err(Rejection::Duplicate);
+                }
+            }
+            Ok(Some(key))
+        }
         None => Ok(None),
+    }
+}
+
+/// Content rules: the first rule in file order whose conditions all hold decides: drop
+/// (202), reject (403) or report (forwarded). Every match is counted and logged, dry-run
+/// ones too; a dry-run match is forwarded as `would_reject`.
+fn content_rules(
+    app: &App,
+    rules: &Snapshot,
+    facts: &Facts,
+    key_host: &str,
+    parts: &Parts,
+    ctx: &mut Context,
+) -> Result<(), Rejection> {
+    if rules.content_rules().is_empty() {
+        return Ok(());
+    }
+    let local_host = match &app.config.server.public_host {
+        Some(h) => Some(h.as_str()),
+        None => parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name)),
+    };
+    let subject = ContentSubject {
+        facts,
+        sender_host: key_host,
+        local_host,
+        now: i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX),
+    };
+    let Some((rule, why)) = policy::content::first_match(rules.content_rules(), &subject) else {
+        return Ok(());
+    };
+    let action = rule.action;
+    app.gate
+        .content_rule_matches
+        .with_label_values(&[&*rule.name, action.as_str()])
+        .inc();
+    app.gate.content_evidence.record(
+        &rule.name,
+        key_host,
+        rule.dry_run,
+        facts.id.as_deref(),
+        crate::clock::unix_now(),
+    );
+    // INFO like the access log: a wave of matches must not flood a WARN-level log.
+    tracing::info!(
+        rule = &*rule.name,
+        action = action.as_str(),
+        dry_run = rule.dry_run,
+        rule_source = &*rule.source,
+        rule_line = rule.line,
+        key_host,
+        activity_id = facts.id.as_deref().unwrap_or("-"),
+        why = why.join("; "),
+        "content rule matched"
+    );
+    match action {
+        ContentAction::Report => Ok(()),
+        _ if rule.dry_run => {
+            ctx.would_stop
+                .get_or_insert(Rejection::ContentRule(action).answer().reason);
+            Ok(())
+        }
+        _ => Err(Rejection::ContentRule(action)),
     }
 }
 
@@ -197,9 +313,14 @@ fn digest(prepared: &Prepared, parts: &Parts, body: &[u8]) -> Result<(), Rejecti
     Ok(prepared.check_body(&parts.headers, body)?)
 }
 
-/// Activity facts: the few JSON fields policy and the access log need.
-fn activity_facts(body: &[u8], ctx: &mut Context) -> Result<Facts, Rejection> {
-    let facts = Facts::parse(body)?;
+/// Activity facts: the few JSON fields policy and the access log need, and the post's
+/// content in the same pass when a loaded content rule reads it.
+fn activity_facts(rules: &Snapshot, body: &[u8], ctx: &mut Context) -> Result<Facts, Rejection> {
+    let facts = if rules.needs_content() {
+        Facts::parse_with_content(body)?
+    } else {
+        Facts::parse(body)?
+    };
     ctx.actor = facts.actor.clone();
     ctx.kind = facts.kind.clone();
     Ok(facts)
@@ -271,10 +392,10 @@ fn decide(
         let reason = Rejection::Policy(stop).answer().reason;
         tracing::warn!(
             reason,
-            would = ?would,
             rule,
             rule_source = source,
             rule_line = line,
+            rule_severity = decision.severity().map_or("-", policy::Severity::as_str),
             "dry-run rule would have stopped this request; forwarding it"
         );
         ctx.would_stop = Some(reason);
@@ -321,7 +442,12 @@ fn refuse(decision: Option<policy::Decision<'_>>) -> Result<(), Rejection> {
 }
 
 /// Streams a non-inbox request to Mastodon untouched.
-pub async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn passthrough(
+    app: &App,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    mark_request_start(req.headers_mut());
     app.metrics.passthrough_requests_total.inc();
     let route = Route::Passthrough {
         method: req.method().clone(),
@@ -331,6 +457,23 @@ pub async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) ->
     let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
     let result = send_upstream(app, req, peer).await.map_err(Rejection::from);
     finish.respond(result)
+}
+
+/// Puma's queue-time metrics read `X-Request-Start`; an edge in front usually sets it. When
+/// none did, it is set here as the request arrives (nginx's `t=<seconds>.<millis>` form), so
+/// Mastodon's queue time still counts from the moment the request reached its front door.
+fn mark_request_start(headers: &mut http::HeaderMap) {
+    const X_REQUEST_START: http::HeaderName = http::HeaderName::from_static("x-request-start");
+    if headers.contains_key(&X_REQUEST_START) {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let value = format!("t={}.{:03}", now.as_secs(), now.subsec_millis());
+    if let Ok(value) = http::HeaderValue::from_str(&value) {
+        headers.insert(X_REQUEST_START, value);
+    }
 }
 
 /// Sends a request to Mastodon and records the upstream metrics, for inbox and pass-through

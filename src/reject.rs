@@ -14,6 +14,7 @@ use crate::activity::FactsError;
 use crate::federators::{Kind, Stop};
 use crate::forward::{Body, UpstreamError};
 use crate::keys::KeyError;
+use crate::policy::content::ContentAction;
 use crate::policy::{self, Party};
 use crate::shedding::rate::{Bucket, OverLimit};
 use crate::shedding::Shed;
@@ -51,12 +52,18 @@ pub enum Rejection {
     RateLimited(OverLimit),
     /// Mastodon's Sidekiq queue is behind and this activity's class is shed for now.
     Backpressure(Shed),
+    /// An unsigned `Delete` of the actor itself. Mastodon answers an unknown actor's with 202
+    /// before any signature check (`skip_unknown_actor_activity`) and drops a known actor's
+    /// with 401; it is dropped either way, and a 401 only makes the sender retry.
+    UnsignedSelfDelete,
     /// A rule refuses or drops the request.
     Policy(PolicyStop),
     /// A verified activity of a type Mastodon ignores: acknowledged, not forwarded.
     UnhandledType,
     /// A verified activity Mastodon already accepted within the dedupe window.
     Duplicate,
+    /// A content rule drops or refuses the verified activity (the rule's action).
+    ContentRule(ContentAction),
     /// A verified sender carries content from a suspended domain (friendly federators).
     Laundered(Kind),
     /// Mastodon gave no response head.
@@ -228,6 +235,13 @@ impl Rejection {
             .retry_after(shed.retry_after_secs),
             Rejection::UnhandledType => dropped("unhandled_type"),
             Rejection::Duplicate => dropped("duplicate"),
+            Rejection::ContentRule(ContentAction::Reject) => reject(
+                S::FORBIDDEN,
+                "content_rule",
+                "This activity is refused by this instance's content rules",
+            ),
+            Rejection::ContentRule(_) => dropped("content_rule"),
+            Rejection::UnsignedSelfDelete => dropped("unsigned_self_delete"),
             Rejection::Policy(PolicyStop::Suspended { party, host }) => reject(
                 S::FORBIDDEN,
                 match party {
@@ -363,6 +377,7 @@ impl SigError {
             SigError::Rfc9421DuplicateComponent(_) => "rfc9421_duplicate_component",
             SigError::Rfc9421MissingParameters => "rfc9421_missing_parameters",
             SigError::Rfc9421UnsupportedAlgorithm(_) => "rfc9421_unsupported_algorithm",
+            SigError::Rfc9421RsaPssRefused => "rfc9421_rsa_pss_refused",
             SigError::Rfc9421TargetNotCovered => "rfc9421_missing_component",
             SigError::ContentDigestNotSigned => "content_digest_not_signed",
             SigError::Rfc9421UnsupportedComponent(_) => "rfc9421_unsupported_component",

@@ -402,6 +402,18 @@ fn demo_runs_every_scripted_case() {
             out.describe()
         );
     }
+    // The floods no domain rule names: each shed by its own rule or gate, ordinary posts kept.
+    for wanted in [
+        "mention-spam wave                 70 sent: 10 forwarded (the 10 ordinary posts); 60 dropped content_rule",
+        "Delete storm (one id, repeated)   20 sent: 1 forwarded; 19 dropped duplicate",
+        "PeerTube View flood               20 sent: 0 forwarded; 20 dropped unhandled_type",
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l.trim() == wanted),
+            "no line `{wanted}`\n{}",
+            out.describe()
+        );
+    }
 }
 
 #[test]

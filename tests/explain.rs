@@ -339,7 +339,7 @@ fn setup_rules() -> (tempfile::TempDir, PathBuf) {
     )
     .unwrap();
     let allows = dir.path().join("allows.txt");
-    std::fs::write(&allows, "friend.example\nbad.example\n").unwrap();
+    std::fs::write(&allows, "friend.example\nbad.example\na.ok.bad.example\n").unwrap();
     let exceptions = dir.path().join("exceptions.csv");
     std::fs::write(
         &exceptions,
@@ -370,7 +370,7 @@ fn setup_rules() -> (tempfile::TempDir, PathBuf) {
 #[test]
 fn allow_rules_and_allowlist_mode_are_explained() {
     let (_dir, config) = setup_rules();
-    let out = explain(&config, "x.friend.example");
+    let out = explain(&config, "friend.example");
     assert_eq!(out.code, Some(0), "{}", out.describe());
     let s = &out.stdout;
     assert!(s.contains("mode: allowlist"), "{}", out.describe());
@@ -381,8 +381,15 @@ fn allow_rules_and_allowlist_mode_are_explained() {
     );
     assert!(s.contains("decision: forward\n"), "{}", out.describe());
     assert!(
-        s.contains("\nallowed: x.friend.example by friend.example (")
-            && s.contains("allows.txt:1)"),
+        s.contains("\nallowed: friend.example by friend.example (") && s.contains("allows.txt:1)"),
+        "{}",
+        out.describe()
+    );
+    // An allow entry names its own host only, as Mastodon's.
+    let out = explain(&config, "x.friend.example");
+    assert!(
+        out.stdout
+            .contains("reason: not_allowed\nnot allowed: no allow entry names x.friend.example\n"),
         "{}",
         out.describe()
     );
@@ -390,7 +397,7 @@ fn allow_rules_and_allowlist_mode_are_explained() {
     let out = explain(&config, "stranger.example");
     assert!(
         out.stdout
-            .contains("decision: reject (403)\nreason: not_allowed\nnot allowed: no allow entry covers stranger.example\n"),
+            .contains("decision: reject (403)\nreason: not_allowed\nnot allowed: no allow entry names stranger.example\n"),
         "{}",
         out.describe()
     );
@@ -505,7 +512,7 @@ fn check_counts_every_kind_per_source() {
     assert!(
         stdout.contains(
             "rules.toml: suspend=1 silence=0 noop=0 allow=0 exclude=0 actor_suspend=2\n"
-        ) && stdout.contains("allows.txt: suspend=0 silence=0 noop=0 allow=2 exclude=0 actor_suspend=0\n")
+        ) && stdout.contains("allows.txt: suspend=0 silence=0 noop=0 allow=3 exclude=0 actor_suspend=0\n")
             && stdout.contains(
                 "exceptions.csv: suspend=0 silence=0 noop=0 allow=0 exclude=1 actor_suspend=0 (exception list)\n"
             ),

@@ -1,7 +1,7 @@
 //! The finish phase (access log + metrics) runs exactly once per request, also for a request
 //! whose future is dropped (client reset, drain past the grace period), and pass-through
-//! requests get an access-log line too. Through the whole proxy on loopback, with the access
-//! log captured as JSON.
+//! requests get an access-log line too; what the access log and the dry-run warning say.
+//! Through the whole proxy on loopback, with the log captured as JSON.
 
 // Helpers outside #[test] fns panic on a broken environment too, which is the right failure.
 #![allow(clippy::unwrap_used)]
@@ -56,10 +56,17 @@ async fn capture() -> (tokio::sync::MutexGuard<'static, ()>, Captured) {
 
 /// The access-log lines (target `inboxguard::access`) with this `message`.
 fn access_lines(log: &Captured, message: &str) -> Vec<serde_json::Value> {
+    lines(log, |v| {
+        v["target"] == "inboxguard::access" && v["message"] == message
+    })
+}
+
+/// The captured lines that `keep` accepts.
+fn lines(log: &Captured, keep: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"] == "inboxguard::access" && v["message"] == message)
+        .filter(|v| keep(v))
         .collect()
 }
 
@@ -260,5 +267,126 @@ async fn a_client_reset_while_mastodon_thinks_is_finished_exactly_once() {
         ),
         Some(1.0),
         "{metrics}"
+    );
+}
+
+/// A request refused while its signature is parsed is logged with the format its headers
+/// announce: RFC 9421 once `Signature-Input` is there, draft-cavage with `Signature` alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_refused_while_parsed_is_logged_with_its_format() {
+    let (_serial, log) = capture().await;
+    let puma = RecordingUpstream::start().await;
+    let remote = RemoteInstance::start("remote.test").await;
+    let alice = remote.add_actor("alice");
+    let proxy = Proxy::builder(puma.addr()).remote(&remote).start().await;
+    proxy.wait_ready().await;
+    let body = alice.activity("Follow", serde_json::json!("https://local.test/users/bob"));
+
+    // RFC 9421 without @target-uri covered, and one whose Signature-Input is no dictionary.
+    let uncovered = Rfc9421Options {
+        covered: vec!["@method".into(), "content-digest".into()],
+        ..Rfc9421Options::default()
+    };
+    let mut garbled = alice.sign_rfc9421(INBOX, "local.test", &body, &Rfc9421Options::default());
+    garbled
+        .headers
+        .insert("signature-input", http::HeaderValue::from_static("(((("));
+    let mut unsigned = alice.sign_post(INBOX, "local.test", &body);
+    unsigned.remove("signature");
+    let requests = [
+        (
+            alice
+                .sign_rfc9421(INBOX, "local.test", &body, &uncovered)
+                .headers,
+            "rfc9421_missing_component",
+            "rfc9421",
+        ),
+        (garbled.headers, "rfc9421_malformed", "rfc9421"),
+        (
+            alice
+                .sign_post_with(
+                    INBOX,
+                    "local.test",
+                    &body,
+                    &SignOptions {
+                        algorithm: Some("rsa-sha512".into()),
+                        ..SignOptions::default()
+                    },
+                )
+                .headers,
+            "unsupported_algorithm",
+            "cavage",
+        ),
+        (unsigned, "not_signed", "-"),
+    ];
+    for (headers, _, _) in &requests {
+        let (status, _, _) = send(
+            proxy.proxy_addr,
+            Method::POST,
+            INBOX,
+            headers.clone(),
+            body.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let logged = access_lines(&log, "inbox");
+    assert_eq!(logged.len(), requests.len(), "{logged:?}");
+    for (line, (_, reason, format)) in logged.iter().zip(&requests) {
+        assert_eq!(line["reason"], *reason, "{line}");
+        assert_eq!(line["signature_format"], *format, "{line}");
+    }
+    assert_eq!(remote.total_gets(), 0);
+    assert_eq!(puma.count(), 0);
+}
+
+/// The warning for a dry-run rule names the rule as an operator finds it: domain, source,
+/// line and severity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_warning_names_the_rule_source_line_and_severity() {
+    let (_serial, log) = capture().await;
+    let puma = RecordingUpstream::start().await;
+    let remote = RemoteInstance::start("preview.example").await;
+    let pat = remote.add_actor("pat");
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&remote)
+        .blocklist_file(
+            "preview.csv",
+            "#domain,#severity\nother.example,silence\npreview.example,suspend\n",
+        )
+        .configure(|c| c.blocklists[0].dry_run = true)
+        .start()
+        .await;
+    proxy.wait_ready().await;
+
+    let body = pat.activity(
+        "Create",
+        serde_json::json!("http://preview.example/statuses/1"),
+    );
+    assert_eq!(
+        deliver_status(&proxy, &pat, &body).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(puma.count(), 1);
+
+    let warnings = lines(&log, |v| {
+        v["message"] == "dry-run rule would have stopped this request; forwarding it"
+    });
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let w = &warnings[0];
+    assert_eq!(w["level"], "WARN", "{w}");
+    assert_eq!(w["reason"], "suspended_key_host", "{w}");
+    assert_eq!(w["rule"], "preview.example", "{w}");
+    assert!(
+        w["rule_source"].as_str().unwrap().ends_with("preview.csv"),
+        "{w}"
+    );
+    assert_eq!(w["rule_line"], 3, "{w}");
+    assert_eq!(w["rule_severity"], "suspend", "{w}");
+    // No Rust debug dump of the decision.
+    assert!(w.get("would").is_none(), "{w}");
+    assert!(
+        !w.to_string().contains("WouldStop") && !w.to_string().contains("rule: DomainRule"),
+        "{w}"
     );
 }

@@ -48,21 +48,6 @@ async fn post(proxy: &Proxy, path: &str, signed: Signed) -> (StatusCode, HeaderM
     .await
 }
 
-/// A POST signed with `opts` by `actor` to `INBOX`.
-async fn deliver_with(
-    proxy: &Proxy,
-    actor: &Actor,
-    body: &[u8],
-    opts: SignOptions,
-) -> (StatusCode, HeaderMap, Bytes) {
-    post(
-        proxy,
-        INBOX,
-        actor.sign_post_with(INBOX, LOCAL, body, &opts),
-    )
-    .await
-}
-
 /// The proxy's own rejections carry `{"error": "<non-empty message>"}` as JSON.
 fn assert_json_error(headers: &HeaderMap, body: &[u8]) {
     let content_type = headers
@@ -224,7 +209,7 @@ async fn every_inbox_route_goes_through_the_pipeline_and_other_requests_pass_thr
             proxy.proxy_addr,
             Method::GET,
             "/inbox",
-            headers(&[("host", LOCAL)]),
+            headers(&[("host", LOCAL), ("x-request-start", "t=1733380000.250")]),
             Vec::new(),
         ),
     )
@@ -242,6 +227,20 @@ async fn every_inbox_route_goes_through_the_pipeline_and_other_requests_pass_thr
         (Method::GET, "/inbox")
     );
     assert_eq!(recorded[1].header("accept"), "application/activity+json");
+    // Puma's queue time counts from arrival: set when the edge did not, kept when it did.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    for r in &recorded[..2] {
+        let start = r.header("x-request-start");
+        let secs: f64 = start
+            .strip_prefix("t=")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("x-request-start {start:?}"));
+        assert!((now - secs).abs() < 60.0, "{start}");
+    }
+    assert_eq!(recorded[2].header("x-request-start"), "t=1733380000.250");
 
     let m = proxy.metrics().await;
     assert_eq!(requests(&m, "rejected", "not_signed"), routes.len() as f64);
@@ -681,6 +680,51 @@ async fn gone_actors_self_delete_is_acknowledged_and_dropped() {
     let m = proxy.metrics().await;
     assert_eq!(requests(&m, "dropped", "gone_actor"), 2.0);
     assert_eq!(requests(&m, "rejected", "key_gone"), 2.0);
+}
+
+/// Mastodon answers an unsigned self-`Delete` from an actor it does not know with 202 before
+/// any signature check (`skip_unknown_actor_activity`). inboxguard cannot tell known actors
+/// from unknown ones, and the activity is dropped either way: it is acknowledged, never
+/// forwarded, and costs no key fetch.
+#[tokio::test]
+async fn mastodon_acknowledges_an_unsigned_self_delete() {
+    let remote = RemoteInstance::start("good.example").await;
+    let alice = remote.add_actor("alice");
+    let puma = RecordingUpstream::start().await;
+    let proxy = start_proxy(&puma, &[&remote]).await;
+    let unsigned = SignOptions {
+        omit_signature: true,
+        ..SignOptions::default()
+    };
+    let embedded = json!({"id": alice.id, "type": "Person"});
+    for object in [json!(alice.id), embedded] {
+        let body = alice.activity("Delete", object);
+        let (status, _, b) = deliver_with(&proxy, &alice, &body, unsigned.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert!(b.is_empty(), "{b:?}");
+    }
+    assert_eq!(puma.count(), 0, "an unsigned Delete reached Mastodon");
+    assert_eq!(remote.key_fetches(&alice), 0);
+
+    // The controls, still refused as unsigned: a Delete of something else, an unsigned
+    // self-Update (Mastodon processes a known actor's), any other activity.
+    for body in [
+        alice.activity(
+            "Delete",
+            json!("http://good.example/users/alice/statuses/1"),
+        ),
+        alice.activity("Update", json!(alice.id)),
+        alice.activity("Create", note(&alice, "hi")),
+    ] {
+        let (status, h, b) = deliver_with(&proxy, &alice, &body, unsigned.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_json_error(&h, &b);
+    }
+    assert_eq!(puma.count(), 0);
+
+    let m = proxy.metrics().await;
+    assert_eq!(requests(&m, "dropped", "unsigned_self_delete"), 2.0, "{m}");
+    assert_eq!(requests(&m, "rejected", "not_signed"), 3.0, "{m}");
 }
 
 // ---------------------------------------------------------------------------------------

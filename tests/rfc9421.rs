@@ -28,12 +28,18 @@ struct Setup {
 const DELIVER_TWICE: &str = "[activities]\ndedupe_window = \"0s\"";
 
 async fn setup(blocklist: &str) -> Setup {
+    setup_with(blocklist, "").await
+}
+
+/// [`setup`] with raw TOML added to the config (`[signatures]` and the like).
+async fn setup_with(blocklist: &str, toml: &str) -> Setup {
     let puma = RecordingUpstream::start().await;
     let remote = RemoteInstance::start("remote.test").await;
     let proxy = Proxy::builder(puma.addr())
         .remote(&remote)
         .blocklist_file("blocklist.txt", blocklist)
         .toml(DELIVER_TWICE)
+        .toml(toml)
         .start()
         .await;
     proxy.wait_ready().await;
@@ -309,6 +315,125 @@ async fn acceptance_floor_and_digest_errors() {
     assert_eq!(rejected(&m, "bad_signature"), 1.0, "{m}");
 }
 
+fn sha512_base64(data: &[u8]) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, data);
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// Mastodon reads only the `sha-256` member of `Content-Digest`: without one the request is
+/// refused whatever else it offers, and other members are never compared.
+#[tokio::test]
+async fn mastodon_requires_sha256_content_digest() {
+    let s = setup("").await;
+    let alice = s.remote.add_actor("alice");
+    let body = alice.activity(
+        "Follow",
+        serde_json::json!("https://local.example/users/bob"),
+    );
+    let sign = |content_digest: String| {
+        let opts = Rfc9421Options {
+            content_digest: Some(content_digest),
+            ..Rfc9421Options::default()
+        };
+        alice.sign_rfc9421("/inbox", INBOX_HOST, &body, &opts)
+    };
+
+    // A correct sha-512 alone: refused with Mastodon's words, before any key fetch.
+    let (status, text) = post(
+        &s.proxy,
+        &sign(format!("sha-512=:{}:", sha512_base64(&body))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert!(
+        text.contains(
+            "Mastodon only supports SHA-256 in Content-Digest header. Offered algorithms: sha-512"
+        ),
+        "{text}"
+    );
+    assert_eq!(s.remote.total_gets(), 0);
+    assert_eq!(s.puma.count(), 0);
+    let m = s.proxy.metrics().await;
+    assert_eq!(rejected(&m, "content_digest_unsupported"), 1.0, "{m}");
+
+    // A correct sha-256 beside a wrong sha-512: the sha-512 is not looked at, forwarded.
+    let wrong = sha512_base64(b"another body");
+    let signed = sign(format!(
+        "sha-512=:{wrong}:, sha-256=:{}:",
+        sha256_base64(&body)
+    ));
+    let (status, text) = post(&s.proxy, &signed).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    assert_eq!(s.puma.count(), 1);
+    assert_eq!(&s.puma.only().body[..], &body[..]);
+
+    // The control: a wrong sha-256 beside a correct sha-512 is refused.
+    let signed = sign(format!(
+        "sha-256=:{}:, sha-512=:{}:",
+        sha256_base64(b"another body"),
+        sha512_base64(&body)
+    ));
+    let (status, text) = post(&s.proxy, &signed).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    let m = s.proxy.metrics().await;
+    assert_eq!(rejected(&m, "content_digest_mismatch"), 1.0, "{m}");
+    assert_eq!(s.puma.count(), 1);
+}
+
+/// Mastodon verifies an RSA key's RFC 9421 signature as rsa-v1_5-sha256 only, so it refuses
+/// `alg="rsa-pss-sha512"`; so does inboxguard, before the key fetch, unless
+/// `signatures.allow_rsa_pss` says the upstream accepts PSS.
+#[tokio::test]
+async fn mastodon_refuses_rsa_pss_signatures() {
+    let pss = Rfc9421Options {
+        alg: Some("rsa-pss-sha512".into()),
+        ..Rfc9421Options::default()
+    };
+    let s = setup("").await;
+    let alice = s.remote.add_actor("alice");
+    let body = alice.activity(
+        "Follow",
+        serde_json::json!("https://local.example/users/bob"),
+    );
+    let (status, text) = post(
+        &s.proxy,
+        &alice.sign_rfc9421("/inbox", INBOX_HOST, &body, &pss),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert!(text.contains("rsa-v1_5-sha256 only"), "{text}");
+    assert_eq!(s.remote.total_gets(), 0, "refused before the key fetch");
+    assert_eq!(s.puma.count(), 0);
+    let m = s.proxy.metrics().await;
+    assert_eq!(rejected(&m, "rfc9421_rsa_pss_refused"), 1.0, "{m}");
+    // The control: the same actor's rsa-v1_5-sha256 signature passes.
+    let v1_5 = alice.sign_rfc9421("/inbox", INBOX_HOST, &body, &Rfc9421Options::default());
+    assert_eq!(post(&s.proxy, &v1_5).await.0, StatusCode::ACCEPTED);
+
+    // Allowed: the PSS signature is verified as PSS and forwarded.
+    let s = setup_with("", "[signatures]\nallow_rsa_pss = true").await;
+    let alice = s.remote.add_actor("alice");
+    let signed = alice.sign_rfc9421("/inbox", INBOX_HOST, &body, &pss);
+    let (status, text) = post(&s.proxy, &signed).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    assert_eq!(&s.puma.only().body[..], &body[..]);
+    // A PKCS#1 v1.5 signature labelled PSS does not verify.
+    let mut mislabelled =
+        alice.sign_rfc9421("/inbox", INBOX_HOST, &body, &Rfc9421Options::default());
+    let input = mislabelled.headers["signature-input"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    mislabelled.headers.insert(
+        "signature-input",
+        HeaderValue::from_str(&format!("{input};alg=\"rsa-pss-sha512\"")).unwrap(),
+    );
+    let (status, text) = post(&s.proxy, &mislabelled).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert_eq!(s.puma.count(), 1);
+}
+
 #[tokio::test]
 async fn trusted_forwarded_proto_and_public_scheme_choose_the_target_uri_scheme() {
     let puma = RecordingUpstream::start().await;
@@ -476,7 +601,8 @@ async fn independent_python_signer_end_to_end() {
     if !python_signer_available() {
         return;
     }
-    let s = setup("").await;
+    // PSS is off by default (Mastodon refuses it; see `mastodon_refuses_rsa_pss_signatures`).
+    let s = setup_with("", "[signatures]\nallow_rsa_pss = true").await;
     let dir = tempfile::tempdir().unwrap();
     let rsa = s.remote.add_actor("rosa");
     let ed = s

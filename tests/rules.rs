@@ -40,7 +40,10 @@ async fn allowlist_mode_forwards_allowed_domains_and_refuses_the_rest_before_any
         .remote(&friend)
         .remote(&stranger)
         .remote(&blocked);
-    let allows = builder.write_file("domain_allows.csv", "#domain\nfriend.example\n");
+    let allows = builder.write_file(
+        "domain_allows.csv",
+        "#domain\nfriend.example\nbad.friend.example\n",
+    );
     let builder = builder.blocklist_file("blocks.txt", "bad.friend.example\n");
     let proxy = builder
         .toml(&source_toml(&allows, "kind = \"allow\""))
@@ -82,7 +85,7 @@ async fn allowlist_mode_forwards_allowed_domains_and_refuses_the_rest_before_any
         "refused before any key fetch"
     );
 
-    // Allowed by its parent's entry, but blocked: blocks still apply.
+    // Allowed by its own entry, but blocked: blocks still apply.
     let body = bob.activity(
         "Create",
         json!("http://bad.friend.example/users/bob/statuses/1"),
@@ -118,9 +121,53 @@ async fn allowlist_mode_forwards_allowed_domains_and_refuses_the_rest_before_any
     assert_eq!(requests(&metrics, "forwarded", "forwarded"), 1.0);
     assert_eq!(
         loaded(&metrics, "allow"),
-        [1.0],
+        [2.0],
         "allow entries have their gauge"
     );
+}
+
+/// Mastodon's `DomainAllow.rule_for` matches the normalised host itself: an allow entry for
+/// a domain does not let its sub-domains deliver in limited federation mode.
+#[tokio::test]
+async fn mastodon_allow_entries_match_the_exact_host_only() {
+    let friend = RemoteInstance::start("friend.example").await;
+    let sub = RemoteInstance::start("sub.friend.example").await;
+    let (fay, sid) = (friend.add_actor("fay"), sub.add_actor("sid"));
+    let puma = RecordingUpstream::start().await;
+    let builder = Proxy::builder(puma.addr()).remote(&friend).remote(&sub);
+    // Upper case and a trailing dot: the entry is normalised like the hosts it is matched to.
+    let allows = builder.write_file("domain_allows.csv", "#domain\nFriend.Example.\n");
+    let proxy = builder
+        .toml(&source_toml(&allows, "kind = \"allow\""))
+        .toml("[policy]\nmode = \"allowlist\"")
+        .start()
+        .await;
+    proxy.wait_ready().await;
+
+    let body = sid.activity(
+        "Create",
+        json!("http://sub.friend.example/users/sid/statuses/1"),
+    );
+    assert_eq!(
+        deliver_status(&proxy, &sid, &body).await,
+        StatusCode::FORBIDDEN,
+        "a sub-domain of an allowed domain is not allowed"
+    );
+    assert_eq!(sub.key_fetches(&sid), 0, "refused before any key fetch");
+
+    // The control: the allowed host itself delivers.
+    let body = fay.activity(
+        "Create",
+        json!("http://friend.example/users/fay/statuses/1"),
+    );
+    assert_eq!(
+        deliver_status(&proxy, &fay, &body).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(puma.count(), 1);
+    assert_eq!(&puma.only().body[..], &body[..]);
+    let metrics = proxy.metrics().await;
+    assert_eq!(requests(&metrics, "rejected", "not_allowed"), 1.0);
 }
 
 #[tokio::test]

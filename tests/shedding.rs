@@ -98,19 +98,6 @@ fn job(age: Duration, sidekiq8: bool) -> String {
     .to_string()
 }
 
-async fn wait_metric(proxy: &Proxy, name: &str, pred: impl Fn(f64) -> bool) {
-    within(name, async {
-        loop {
-            let m = proxy.metrics().await;
-            if metric_value(&m, name).is_some_and(&pred) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn sidekiq_backlog_sheds_low_classes_first_and_never_deletes_or_follows() {
     let Some(mut redis) = RedisServer::start("sidekiq_backlog_sheds_low_classes_first") else {
@@ -365,4 +352,62 @@ async fn an_activity_mastodon_already_took_is_not_forwarded_again() {
         StatusCode::ACCEPTED
     );
     assert_eq!(puma.count(), 5, "the relay's copy did not count for g's");
+}
+
+#[tokio::test]
+async fn a_rules_file_gives_a_relay_a_larger_share_by_suffix_and_a_reload_changes_it() {
+    let relay = RemoteInstance::start("hub.relay.example").await;
+    let small = RemoteInstance::start("small.example").await;
+    let (r, s) = (relay.add_actor("relay"), small.add_actor("s"));
+    let puma = RecordingUpstream::start().await;
+    let rules = |burst: u32| {
+        format!(
+            "[[rate_limits]]\ndomain = \"relay.example\"\nper_second = 1\nburst = {burst}\n\
+             comment = \"our relay\"\n"
+        )
+    };
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&relay)
+        .remote(&small)
+        .blocklist_file("rules.toml", &rules(5))
+        .toml("[rate_limits]\nper_second = 1\nburst = 2")
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let like = |actor: &Actor| actor.activity("Like", json!("https://mastodon.local/statuses/1"));
+
+    // The default share: two at once.
+    for expected in [202, 202, 429] {
+        assert_eq!(
+            deliver_status(&proxy, &s, &like(&s)).await.as_u16(),
+            expected
+        );
+    }
+    // The relay's subdomain gets the override: five at once.
+    for expected in [202, 202, 202, 202, 202, 429] {
+        assert_eq!(
+            deliver_status(&proxy, &r, &like(&r)).await.as_u16(),
+            expected
+        );
+    }
+
+    // A smaller override applies as soon as the rules reload: the bucket is rebuilt.
+    proxy.write_file("rules.toml", &rules(1));
+    assert_eq!(admin_reload(&proxy).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for expected in [202, 429] {
+        assert_eq!(
+            deliver_status(&proxy, &r, &like(&r)).await.as_u16(),
+            expected
+        );
+    }
+
+    // A zero rate is refused with its line; the last good override stays.
+    proxy.write_file(
+        "rules.toml",
+        "[[rate_limits]]\ndomain = \"relay.example\"\nper_second = 0\n",
+    );
+    let (status, text) = admin_reload(&proxy).await;
+    assert_ne!(status, StatusCode::OK);
+    assert!(text.contains("rules.toml:2: rate limit"), "{text}");
 }

@@ -543,8 +543,9 @@ async fn mastodon_admin_api_two_pages() {
     // The allows are a rule source of allow entries (they decide in allowlist mode), and
     // Mastodon's own block list is not a subscription (the threshold never holds it back).
     let snapshot = rules.current().load();
-    let allow = snapshot.allow_for("www.friends.example").unwrap();
+    let allow = snapshot.allow_for("friends.example").unwrap();
     assert_eq!(&*allow.source, pull.allows_label());
+    assert!(snapshot.allow_for("www.friends.example").is_none());
     assert!(snapshot.allow_for("quiet.example").is_none());
     let in_force = rules.memory_sources();
     assert!(in_force.iter().all(|s| !s.subscribed && !s.exclude));

@@ -15,6 +15,11 @@ pub struct SignatureConfig {
     /// Mastodon: `EXPIRATION_WINDOW_LIMIT` = 12 h.
     #[serde(default = "default_max_age_secs")]
     pub max_age_secs: u64,
+    /// Verify RFC 9421 `alg="rsa-pss-sha512"` signatures. Off by default because Mastodon
+    /// verifies RSA keys as rsa-v1_5-sha256 only and refuses them; on for an upstream that
+    /// accepts RSA-PSS.
+    #[serde(default)]
+    pub allow_rsa_pss: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +72,7 @@ impl Default for SignatureConfig {
         Self {
             clock_skew_secs: default_clock_skew_secs(),
             max_age_secs: default_max_age_secs(),
+            allow_rsa_pss: false,
         }
     }
 }

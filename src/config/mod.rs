@@ -82,6 +82,9 @@ pub struct Config {
     /// The vocabulary gate and duplicate suppression (`[activities]`).
     #[serde(default)]
     pub activities: ActivitiesConfig,
+    /// State shared by replicas through Redis (`[cluster]`); off unless set.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     #[serde(default)]
     pub state: StateConfig,
 }
@@ -165,6 +168,9 @@ impl Config {
             crate::shedding::classes::Classes::new(&self.backpressure).map(|_| ()),
         )?;
         shedding::check("activities", self.activities.validate())?;
+        if let Some(c) = &self.cluster {
+            shedding::check("cluster", c.validate())?;
+        }
         self.signatures.validate()?;
         self.friendly_federators.validate()?;
         self.policy.validate()?;

@@ -51,6 +51,10 @@ pub struct ServerConfig {
     /// trusted `X-Forwarded-Proto` (see `trust_forwarded_proto`) takes precedence.
     #[serde(default)]
     pub public_scheme: PublicScheme,
+    /// This instance's host (`LOCAL_DOMAIN`), for content rules that count local mentions;
+    /// unset: the request's `Host`.
+    #[serde(default)]
+    pub public_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -39,7 +39,8 @@ pub struct BlocklistConfig {
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// `blocklist` (default): everything not blocked passes. `allowlist` (Mastodon's limited
-    /// federation mode): only domains covered by an allow entry pass; blocks still apply.
+    /// federation mode): only domains an allow entry names pass (not their sub-domains);
+    /// blocks still apply.
     #[serde(default)]
     pub mode: PolicyMode,
     /// A rule from subscribed (remote) sources applies only when this many subscribed sources

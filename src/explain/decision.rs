@@ -79,7 +79,7 @@ pub(super) fn write_policy(out: &mut String, rules: &Snapshot) {
     if rules.mode() == PolicyMode::Allowlist {
         let _ = writeln!(
             out,
-            "mode: allowlist (only domains covered by an allow entry pass; blocks still apply)"
+            "mode: allowlist (only domains an allow entry names pass, not their sub-domains; blocks still apply)"
         );
     }
     if rules.subscription_threshold() > 1 {
@@ -123,7 +123,7 @@ pub(super) fn write_decision(out: &mut String, decision: &Decision) {
     let _ = writeln!(out, "decision: {}", outcome(decision));
     let _ = writeln!(out, "reason: {}", explained_reason(decision));
     if let Decision::NotAllowed { host, .. } = decision {
-        let _ = writeln!(out, "not allowed: no allow entry covers {host}");
+        let _ = writeln!(out, "not allowed: no allow entry names {host}");
         return;
     }
     match (decision.would(), decision.origin()) {

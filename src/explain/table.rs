@@ -28,7 +28,7 @@ pub(super) fn write_host(
             );
         }
         (None, PolicyMode::Allowlist) => {
-            let _ = writeln!(out, "\nnot allowed: no allow entry covers {label}{host}");
+            let _ = writeln!(out, "\nnot allowed: no allow entry names {label}{host}");
         }
         (None, PolicyMode::Blocklist) => {}
     }

@@ -4,7 +4,7 @@
 use super::evidence::{
     in_window, DomainEvidence, EvidenceError, KindCounts, Referenced, SeverityCounts, Store,
 };
-use super::{dropping, effective, Federators, SECS_PER_DAY};
+use super::{dropping, effective, Federators};
 use crate::config::{EscalationAction, FriendlyFederatorsConfig};
 use crate::policy::FriendlyFederatorSettings;
 use serde::Serialize;
@@ -243,24 +243,4 @@ impl fmt::Display for Report {
     }
 }
 
-/// `2026-01-31T12:00:00Z` for Unix seconds (UTC; proleptic Gregorian, as chrono would print).
-pub fn rfc3339(unix: u64) -> String {
-    let days = unix / SECS_PER_DAY;
-    let secs = unix % SECS_PER_DAY;
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (non-negative here).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
+pub use crate::clock::rfc3339;

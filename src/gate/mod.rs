@@ -3,10 +3,13 @@
 //! (`dedupe`). Both answer 202 without forwarding: the sender has nothing to retry.
 
 pub mod dedupe;
+pub mod evidence;
 pub mod vocabulary;
 
 use crate::activity::Facts;
+use crate::metrics::Metrics;
 use dedupe::Dedupe;
+use prometheus::{IntCounterVec, Opts};
 use serde::Deserialize;
 use vocabulary::Vocabulary;
 
@@ -14,15 +17,32 @@ use vocabulary::Vocabulary;
 pub struct Gate {
     vocabulary: Vocabulary,
     dedupe: Option<Dedupe>,
+    window: std::time::Duration,
+    /// `inboxguard_content_rule_matches_total{rule, action}`: the rule names come from the
+    /// operator's files, at most `policy::content::MAX_CONTENT_RULES` of them.
+    pub content_rule_matches: IntCounterVec,
+    /// Which sending domains each content rule matched.
+    pub content_evidence: evidence::ContentEvidence,
 }
 
 impl Gate {
-    pub fn new(config: &ActivitiesConfig) -> Gate {
+    pub fn new(config: &ActivitiesConfig, metrics: &Metrics) -> Result<Gate, prometheus::Error> {
         let window = crate::config::parse_duration(&config.dedupe_window).unwrap_or_default();
-        Gate {
+        let content_rule_matches = IntCounterVec::new(
+            Opts::new(
+                "inboxguard_content_rule_matches_total",
+                "Verified activities a content rule matched, by rule name and action (dry-run matches too)",
+            ),
+            &["rule", "action"],
+        )?;
+        metrics.register(Box::new(content_rule_matches.clone()))?;
+        Ok(Gate {
             vocabulary: Vocabulary::new(config),
             dedupe: Dedupe::new(window, config.dedupe_capacity),
-        }
+            window,
+            content_rule_matches,
+            content_evidence: evidence::ContentEvidence::default(),
+        })
     }
 
     /// Whether Mastodon acts on this activity's type.
@@ -36,6 +56,11 @@ impl Gate {
         let dedupe = self.dedupe.as_ref()?;
         let key = dedupe.key(facts.id.as_deref(), signer_host)?;
         Some((key, dedupe.seen(key)))
+    }
+
+    /// How long a delivered id counts as a duplicate (zero: dedupe is off).
+    pub fn window(&self) -> std::time::Duration {
+        self.window
     }
 
     /// Mastodon took the activity with this key.

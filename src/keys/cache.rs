@@ -9,6 +9,7 @@
 use super::document::{FetchedKey, KeyMaterial};
 use super::fetch::Fetcher;
 use super::{KeyError, KeyRecord, Source};
+use crate::cluster::Cluster;
 use crate::config::KeyFetchConfig;
 use crate::metrics::Metrics;
 use crate::signature::PublicKey;
@@ -80,6 +81,9 @@ pub(crate) struct Store<V> {
     build: fn(&str, FetchedKey) -> Result<V, KeyError>,
     metrics: Arc<Metrics>,
     refresh_reuse_window: Duration,
+    /// Replicas' shared key documents: checked before a fetch, filled after one.
+    shared: Option<Arc<Cluster>>,
+    ttl: Duration,
 }
 
 impl<V: Send + Sync + 'static> Store<V> {
@@ -101,7 +105,13 @@ impl<V: Send + Sync + 'static> Store<V> {
             build,
             metrics,
             refresh_reuse_window: REFRESH_REUSE_WINDOW,
+            shared: None,
+            ttl: Duration::from_secs(cfg.cache_ttl_secs),
         })
+    }
+
+    pub(crate) fn share(&mut self, cluster: Arc<Cluster>) {
+        self.shared = Some(cluster);
     }
 
     pub(crate) async fn get(&self, key_id: &str) -> Result<(Arc<V>, Source), KeyError> {
@@ -116,7 +126,7 @@ impl<V: Send + Sync + 'static> Store<V> {
         let entry = self
             .cache
             .entry_by_ref(key_id)
-            .or_insert_with(self.fetch(key_id))
+            .or_insert_with(self.lookup(key_id))
             .await;
         entry
             .into_value()
@@ -138,12 +148,32 @@ impl<V: Send + Sync + 'static> Store<V> {
     }
 
     /// One network lookup, measured and logged; its outcome becomes the cache entry.
+    /// A miss: another replica's copy when the shared cache has one, else a fetch.
+    async fn lookup(&self, key_id: &str) -> Value<V> {
+        if let Some(cluster) = &self.shared {
+            let shared = cluster.key_document(key_id).await.flatten();
+            let key = shared.and_then(|doc| serde_json::from_str::<FetchedKey>(&doc).ok());
+            if let Some(Ok(record)) = key.map(|k| (self.build)(key_id, k)) {
+                cluster.count_shared_key(true);
+                return Arc::new(Cached {
+                    result: Ok(Arc::new(record)),
+                    fetched_at: Instant::now(),
+                });
+            }
+            cluster.count_shared_key(false);
+        }
+        self.fetch(key_id).await
+    }
+
     async fn fetch(&self, key_id: &str) -> Value<V> {
         let started = Instant::now();
-        let result = self
-            .fetcher
-            .fetch_key(key_id)
-            .await
+        let fetched = self.fetcher.fetch_key(key_id).await;
+        if let (Some(cluster), Ok(key)) = (&self.shared, &fetched) {
+            if let Ok(doc) = serde_json::to_string(key) {
+                cluster.store_key_document(key_id, doc, self.ttl);
+            }
+        }
+        let result = fetched
             .and_then(|key| (self.build)(key_id, key))
             .map(Arc::new);
         self.metrics
@@ -201,6 +231,11 @@ impl KeyStore {
     /// 5 s ago is returned as is instead of fetching again (see `REFRESH_REUSE_WINDOW`).
     pub async fn refresh(&self, key_id: &str) -> Result<Arc<KeyRecord>, KeyError> {
         self.inner.refresh(key_id).await
+    }
+
+    /// Shares fetched keys with other replicas, and uses theirs (`[cluster] share_keys`).
+    pub fn share(&mut self, cluster: Arc<Cluster>) {
+        self.inner.share(cluster);
     }
 }
 

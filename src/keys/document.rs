@@ -17,8 +17,9 @@ use super::{clip, KeyError};
 use crate::net::host_of;
 use serde_json::Value;
 
-/// The published key material, not yet parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The published key material, not yet parsed. Also what replicas share (`cluster`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum KeyMaterial {
     /// `publicKeyPem`.
     Pem(String),
@@ -27,7 +28,7 @@ pub(crate) enum KeyMaterial {
 }
 
 /// A key that passed every document check, before its material is parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FetchedKey {
     pub material: KeyMaterial,
     pub owner: String,

@@ -57,7 +57,7 @@ pub enum Decision<'a> {
         host: &'a str,
         rule: &'a DomainRule,
     },
-    /// Refuse with 403: allowlist mode, and no allow entry covers `host`.
+    /// Refuse with 403: allowlist mode, and no allow entry names `host`.
     NotAllowed { party: Party, host: &'a str },
     /// Refuse with 403: the account `actor` (the activity's actor, or its object's author)
     /// is suspended by an actor rule.
@@ -138,6 +138,15 @@ impl<'a> Decision<'a> {
             .map(|rule| (&*rule.domain, &*rule.source, rule.line))
     }
 
+    /// The deciding rule's severity, for logs: a domain rule's own, `suspend` for an actor
+    /// rule (all one does). `None` where [`Decision::origin`] is.
+    pub fn severity(&self) -> Option<Severity> {
+        match self.actor_rule() {
+            Some(_) => Some(Severity::Suspend),
+            None => self.rule().map(|rule| rule.severity),
+        }
+    }
+
     /// Whether the request goes on to Mastodon (`Forward`, `WouldStop`, `WouldSuspendActor`).
     pub fn forwards(&self) -> bool {
         matches!(
@@ -170,7 +179,7 @@ impl<'a> Decision<'a> {
 
 impl Snapshot {
     /// The pre-fetch check of one host (the keyId's, or the actor's once the body is parsed):
-    /// `NotAllowed` in allowlist mode when no allow entry covers it, else `Reject` when an
+    /// `NotAllowed` in allowlist mode when no allow entry names it, else `Reject` when an
     /// enforcing rule suspends it. Costs no I/O, so the pipeline runs it before any key fetch.
     pub fn check_host<'a>(&'a self, host: &'a str, party: Party) -> Option<Decision<'a>> {
         if self.mode == PolicyMode::Allowlist && self.allow_for(host).is_none() {
@@ -184,9 +193,9 @@ impl Snapshot {
     /// unless actor rules exist (matching an actor URI parses it).
     ///
     /// The enforcing rules decide, in order:
-    /// 1. allowlist mode, and no allow entry covers the keyId host → `NotAllowed`;
+    /// 1. allowlist mode, and no allow entry names the keyId host → `NotAllowed`;
     /// 2. the keyId host's rule is `suspend` → `Reject` (Mastodon: 403 before the key fetch);
-    /// 3. allowlist mode, and no allow entry covers the actor host → `NotAllowed`;
+    /// 3. allowlist mode, and no allow entry names the actor host → `NotAllowed`;
     /// 4. the actor host's rule is `suspend` → `Reject` (Mastodon refuses to create or process
     ///    actors of a suspended domain);
     /// 5. an actor rule matches the activity's actor, then its object's `attributedTo` →

@@ -22,11 +22,13 @@
 //! | `sources`    | rule file contents (CSV, plain, JSON, TOML) → rules |
 
 pub mod actors;
+pub mod content;
 mod decide;
 mod diff;
 pub mod escalation;
 pub mod host;
 mod index;
+pub mod rate;
 mod snapshot;
 pub mod sources;
 mod vocab;

@@ -2,9 +2,11 @@
 //! its lookups: suffix matching, allow entries, exceptions, actor rules, withheld rules.
 
 use super::actors::{ActorIndex, ActorRule};
+use super::content::{ContentRule, MAX_CONTENT_RULES};
 use super::escalation::FriendlyFederatorSettings;
 use super::host;
 use super::index::{harsher, NameSet, Tier};
+use super::rate::{RateOverride, RateOverrides};
 use super::vocab::{digest_hex, domain_digest, DomainEntry, DomainRule, PolicyMode, Severity};
 use std::collections::HashMap;
 
@@ -32,6 +34,12 @@ pub struct Snapshot {
     pub(super) threshold: usize,
     pub(super) withheld: HashMap<String, Vec<DomainRule>>,
     pub(super) friendly_federators: Option<FriendlyFederatorSettings>,
+    /// Per-domain fair-share overrides.
+    pub(super) rate_overrides: RateOverrides,
+    /// Content rules of every source, in source then file order.
+    pub(super) content_rules: Vec<ContentRule>,
+    /// Some content rule reads the post's content.
+    pub(super) content_needed: bool,
 }
 
 /// Upper bounds on what a snapshot will hold, counted from the parsed sources before any
@@ -97,6 +105,24 @@ impl SnapshotBuilder {
     /// An exception; the first entry for a domain is kept.
     pub fn exception(&mut self, entry: DomainEntry) -> &mut Self {
         self.snapshot.exceptions.insert_first(entry);
+        self
+    }
+
+    /// A content rule, after those already given; past `MAX_CONTENT_RULES` in all, `false`
+    /// and the rule is left out.
+    pub fn content_rule(&mut self, rule: ContentRule) -> bool {
+        let rules = &mut self.snapshot.content_rules;
+        if rules.len() >= MAX_CONTENT_RULES {
+            return false;
+        }
+        self.snapshot.content_needed |= rule.when.needs_content();
+        rules.push(rule);
+        true
+    }
+
+    /// A fair-share override; the first one given for a domain is kept.
+    pub fn rate_override(&mut self, rule: RateOverride) -> &mut Self {
+        self.snapshot.rate_overrides.insert_first(rule);
         self
     }
 
@@ -246,10 +272,10 @@ impl Snapshot {
         }
     }
 
-    /// The allow entry on the longest suffix of `host`, if any (Mastodon's
-    /// `DomainAllow.rule_for`).
+    /// The allow entry for exactly `host`, if any: Mastodon's `DomainAllow.rule_for` matches
+    /// the normalised host itself, not its parent domains as block rules do.
     pub fn allow_for(&self, host: &str) -> Option<&DomainEntry> {
-        self.allows.longest_suffix(host)
+        self.allows.get(host)
     }
 
     /// Blocklist (default) or allowlist mode.
@@ -331,6 +357,25 @@ impl Snapshot {
     }
 
     /// Every actor rule (enforcing and dry run), in no particular order.
+    /// The fair-share override for a sending host, if a rules file gives one.
+    pub fn rate_override(&self, sender_host: &str) -> Option<&RateOverride> {
+        self.rate_overrides.find(sender_host)
+    }
+
+    pub fn rate_overrides(&self) -> &RateOverrides {
+        &self.rate_overrides
+    }
+
+    /// Content rules in evaluation order.
+    pub fn content_rules(&self) -> &[ContentRule] {
+        &self.content_rules
+    }
+
+    /// Whether the activity's content must be read for some content rule.
+    pub fn needs_content(&self) -> bool {
+        self.content_needed
+    }
+
     pub fn iter_actors(&self) -> impl Iterator<Item = &ActorRule> {
         self.actors.iter().chain(self.dry_run_actors.iter())
     }

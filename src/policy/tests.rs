@@ -645,12 +645,17 @@ fn allowlist_mode_passes_allowed_domains_only_and_blocks_still_apply() {
     b.allow(entry("friend.example"))
         .allow(entry("mixed.example"))
         .allow(entry("192.0.2.1"))
+        .allow(entry("bad.mixed.example"))
         .rule(rule("bad.mixed.example", Severity::Suspend, false))
         .rule(rule("mixed.example", Severity::Noop, true));
     let s = b.build();
     let check = |h: &'static str| s.check_host(h, Party::KeyHost).map(|d| d.reason());
     assert_eq!(check("friend.example"), None);
-    assert_eq!(check("a.friend.example"), None, "sub-domains are allowed");
+    assert_eq!(
+        check("a.friend.example"),
+        Some("not_allowed"),
+        "an allow entry names its own domain only, as Mastodon's"
+    );
     assert_eq!(check("stranger.example"), Some("not_allowed"));
     assert_eq!(check("friend.example.evil"), Some("not_allowed"));
     assert_eq!(check("bad.mixed.example"), Some("suspended_key_host"));
@@ -688,7 +693,8 @@ fn allowlist_mode_passes_allowed_domains_only_and_blocks_still_apply() {
     b.allow(entry("friend.example"));
     let s = b.build();
     assert!(s.check_host("stranger.example", Party::KeyHost).is_none());
-    assert!(s.allow_for("x.friend.example").is_some());
+    assert!(s.allow_for("friend.example").is_some());
+    assert!(s.allow_for("x.friend.example").is_none());
 }
 
 #[test]

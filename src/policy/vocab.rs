@@ -227,7 +227,7 @@ pub enum PolicyMode {
     /// Everything not blocked passes.
     #[default]
     Blocklist,
-    /// Mastodon's limited federation mode: only domains covered by an allow entry pass;
+    /// Mastodon's limited federation mode: only domains an allow entry names pass;
     /// blocks still apply.
     Allowlist,
 }

@@ -304,6 +304,22 @@ pub(super) fn merge(
             rule.dry_run |= dry_run;
             builder.actor(rule);
         }
+        for rule in l.parsed.rate_limits.iter().cloned() {
+            builder.rate_override(rule);
+        }
+        for rule in l.parsed.content_rules.iter().cloned() {
+            let mut rule = rule;
+            rule.dry_run |= dry_run;
+            let (name, source, line) = (rule.name.clone(), rule.source.clone(), rule.line);
+            if !builder.content_rule(rule) {
+                tracing::warn!(
+                    rule = &*name,
+                    rule_source = &*source,
+                    rule_line = line,
+                    "more content rules than the limit; this one and later ones are left out"
+                );
+            }
+        }
     }
     let snapshot = builder.build();
 

@@ -7,11 +7,12 @@ pub mod classes;
 pub mod rate;
 pub mod sidekiq;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use classes::{Class, Classes};
 use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts};
-use rate::{OverLimit, SenderLimits};
+use rate::{Bucket, OverLimit, SenderLimits, Share};
 use sidekiq::{SidekiqGauges, Signal};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,10 +86,40 @@ impl ShedMetrics {
 /// Everything the request path needs to shed load, built once at startup.
 pub struct Shedding {
     limits: Option<Arc<SenderLimits>>,
+    /// Replicas' shared budgets; the local buckets answer while it does not.
+    cluster: Option<Arc<Cluster>>,
     classes: Classes,
     signal: Option<Arc<Signal>>,
     stale_after: Duration,
     pub metrics: ShedMetrics,
+}
+
+/// The fair-share check against the replicas' shared buckets; `None` when Redis did not
+/// answer, and the local buckets decide.
+async fn shared_check(
+    cluster: &Cluster,
+    limits: &SenderLimits,
+    host: &str,
+    key_id: &str,
+    share: Option<Share>,
+) -> Option<Result<(), OverLimit>> {
+    let over = |bucket, wait| OverLimit {
+        bucket,
+        retry_after: wait,
+    };
+    let host_share = share.unwrap_or(limits.default_share());
+    if let Err(wait) = cluster.take(&format!("host:{host}"), host_share).await? {
+        return Some(Err(over(Bucket::Host, wait)));
+    }
+    if let Some(actor_share) = limits.actor_share() {
+        if let Err(wait) = cluster
+            .take(&format!("actor:{key_id}"), actor_share)
+            .await?
+        {
+            return Some(Err(over(Bucket::Actor, wait)));
+        }
+    }
+    Some(Ok(()))
 }
 
 /// A delivery to shed under backpressure.
@@ -99,7 +130,11 @@ pub struct Shed {
 }
 
 impl Shedding {
-    pub fn new(config: &Config, metrics: &Metrics) -> Result<Shedding, String> {
+    pub fn new(
+        config: &Config,
+        metrics: &Metrics,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Result<Shedding, String> {
         let classes = Classes::new(&config.backpressure)?;
         let signal = config.sidekiq.as_ref().map(|_| Arc::new(Signal::default()));
         let stale_after = config
@@ -108,6 +143,7 @@ impl Shedding {
             .map_or(Duration::ZERO, |s| Duration::from_secs(s.stale_after_secs));
         Ok(Shedding {
             limits: SenderLimits::new(&config.rate_limits),
+            cluster,
             classes,
             signal,
             stale_after,
@@ -116,11 +152,22 @@ impl Shedding {
     }
 
     /// Takes one delivery from the sender's share.
-    pub fn fair_share(&self, host: &str, key_id: &str) -> Result<(), OverLimit> {
+    /// `share` is the rules' override for `host`, if any.
+    pub async fn fair_share(
+        &self,
+        host: &str,
+        key_id: &str,
+        share: Option<Share>,
+    ) -> Result<(), OverLimit> {
         let Some(limits) = &self.limits else {
             return Ok(());
         };
-        limits.check(host, key_id, None)
+        if let Some(cluster) = &self.cluster {
+            if let Some(result) = shared_check(cluster, limits, host, key_id, share).await {
+                return result;
+            }
+        }
+        limits.check(host, key_id, share)
     }
 
     /// Whether to shed an activity of this type now, from the last Sidekiq reading. A stale

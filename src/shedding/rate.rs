@@ -222,6 +222,16 @@ impl SenderLimits {
         })
     }
 
+    /// The share of a host no override names.
+    pub fn default_share(&self) -> Share {
+        self.default
+    }
+
+    /// The per-keyId share, when per-actor buckets are on.
+    pub fn actor_share(&self) -> Option<Share> {
+        self.actors.as_ref().map(|(_, share)| *share)
+    }
+
     /// Buckets held now (hosts and actors), for the gauge.
     pub fn tracked(&self) -> u64 {
         self.hosts.entry_count() + self.actors.as_ref().map_or(0, |(c, _)| c.entry_count())

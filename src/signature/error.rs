@@ -107,6 +107,10 @@ pub enum SigError {
     /// The `alg` parameter names an algorithm we do not verify; holds it (clipped).
     #[error("Unsupported signature algorithm {0:?} (supported: rsa-v1_5-sha256, rsa-pss-sha512, ed25519)")]
     Rfc9421UnsupportedAlgorithm(String),
+    /// `alg="rsa-pss-sha512"` while `signatures.allow_rsa_pss` is off: Mastodon verifies RSA
+    /// keys as rsa-v1_5-sha256 only, so it would refuse the request too.
+    #[error("Unsupported signature algorithm \"rsa-pss-sha512\": RSA keys are verified as rsa-v1_5-sha256 only")]
+    Rfc9421RsaPssRefused,
     /// `@method` or `@target-uri` is not covered.
     #[error("Mastodon requires the @method and @target-uri derived components to be signed")]
     Rfc9421TargetNotCovered,
@@ -130,8 +134,9 @@ pub enum SigError {
     /// `Content-Digest` is not an RFC 8941 dictionary of byte sequences (Mastodon: 400).
     #[error("Content-Digest could not be parsed. It does not contain a valid RFC8941 dictionary.")]
     ContentDigestMalformed,
-    /// `Content-Digest` has neither `sha-256` nor `sha-512`; holds the offered names.
-    #[error("Content-Digest has no sha-256 or sha-512 digest. Offered algorithms: {0}")]
+    /// `Content-Digest` has no `sha-256` member (Mastodon compares only that one); holds the
+    /// offered names.
+    #[error("Mastodon only supports SHA-256 in Content-Digest header. Offered algorithms: {0}")]
     ContentDigestUnsupported(String),
     /// A `Content-Digest` member does not match the body; holds the algorithm.
     #[error("Invalid Content-Digest value: the {0} digest does not match the body")]

@@ -99,8 +99,8 @@ enum BodyCheck {
     None,
     /// draft-cavage `Digest`.
     Digest,
-    /// RFC 9421 `Content-Digest`.
-    ContentDigest,
+    /// RFC 9421 `Content-Digest`, read under these rules.
+    ContentDigest(Rules),
 }
 
 /// What each format needs to verify.
@@ -141,7 +141,7 @@ pub fn prepare_headers(
     now: SystemTime,
     cfg: &SignatureConfig,
 ) -> Result<Prepared, SigError> {
-    if has_signature_input(headers) {
+    if present(headers, "signature-input") {
         let msg = rfc9421::Message {
             method,
             path_and_query,
@@ -209,16 +209,30 @@ pub fn prepare_rfc9421_for_spec_vectors(
     Ok(prepared)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rules {
     Mastodon,
     SpecVectors,
 }
 
-/// Mastodon's format switch: `Signature-Input` present (`.present?`: not blank).
-fn has_signature_input(headers: &http::HeaderMap) -> bool {
+/// The format a request's headers announce before anything is parsed, as Mastodon switches:
+/// RFC 9421 with a non-blank `Signature-Input`, else draft-cavage with a non-blank
+/// `Signature`; `None` for an unsigned request. So a request refused while parsing is still
+/// logged with its format.
+pub fn format_of(headers: &http::HeaderMap) -> Option<Format> {
+    if present(headers, "signature-input") {
+        Some(Format::Rfc9421)
+    } else if present(headers, "signature") {
+        Some(Format::Cavage)
+    } else {
+        None
+    }
+}
+
+/// Mastodon's `.present?`: some value of `name` is not blank.
+fn present(headers: &http::HeaderMap, name: &str) -> bool {
     headers
-        .get_all("signature-input")
+        .get_all(name)
         .iter()
         .any(|v| !v.as_bytes().trim_ascii().is_empty())
 }
@@ -230,7 +244,7 @@ impl Prepared {
         match self.body_check {
             BodyCheck::None => Ok(()),
             BodyCheck::Digest => digest::check(headers, body),
-            BodyCheck::ContentDigest => rfc9421::check_content_digest(headers, body),
+            BodyCheck::ContentDigest(rules) => rfc9421::check_content_digest(headers, body, rules),
         }
     }
 

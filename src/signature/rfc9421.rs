@@ -16,7 +16,7 @@ use super::cavage::{self, header_value};
 use super::crypto::Scheme;
 use super::{BodyCheck, Inner, Prepared, Rules, SigError};
 use crate::config::SignatureConfig;
-use aws_lc_rs::digest::{digest, SHA256, SHA512};
+use aws_lc_rs::digest::{digest, Algorithm as DigestAlgorithm, SHA256, SHA512};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use http::HeaderMap;
@@ -441,14 +441,26 @@ fn serialize_entry(entry: &ListEntry) -> Result<String, SigError> {
     }
 }
 
-/// Checks `Content-Digest` against the body: every `sha-256` and `sha-512` member must match
-/// and at least one must be present. A value that is not a structured dictionary (or whose
-/// digest is not a byte sequence) is malformed: Mastodon answers 400 for that.
-pub(crate) fn check_content_digest(headers: &HeaderMap, body: &[u8]) -> Result<(), SigError> {
+/// Checks `Content-Digest` against the body. Under Mastodon's rules a `sha-256` member is
+/// required and is the only one compared, as Mastodon's `verify_body_digest!` does: a
+/// `sha-512` alone is refused, a wrong `sha-512` beside a right `sha-256` is ignored. The RFC
+/// 9421 vectors (B.2.3 sends `sha-512` only) are checked as RFC 9530 reads the field: every
+/// `sha-256` and `sha-512` member must match, and one at least be present. A value that is not
+/// a structured dictionary (or whose compared digest is not a byte sequence) is malformed:
+/// Mastodon answers 400 for that.
+pub(crate) fn check_content_digest(
+    headers: &HeaderMap,
+    body: &[u8],
+    rules: Rules,
+) -> Result<(), SigError> {
     let raw = header_value(headers, "content-digest").ok_or(SigError::ContentDigestMissing)?;
     let dict = parse_dictionary(&raw).ok_or(SigError::ContentDigestMalformed)?;
+    let compared: &[(&'static str, &'static DigestAlgorithm)] = match rules {
+        Rules::Mastodon => &[("sha-256", &SHA256)],
+        Rules::SpecVectors => &[("sha-256", &SHA256), ("sha-512", &SHA512)],
+    };
     let mut checked = false;
-    for (name, algorithm) in [("sha-256", &SHA256), ("sha-512", &SHA512)] {
+    for &(name, algorithm) in compared {
         let Some(entry) = dict.get(name) else {
             continue;
         };
@@ -502,6 +514,10 @@ pub(super) fn prepare(
     if rules == Rules::Mastodon && input.created.is_none() {
         return Err(SigError::Rfc9421MissingParameters);
     }
+    // Mastodon finds this out only at the public-key operation, after its key fetch.
+    if rules == Rules::Mastodon && input.alg == Some(Scheme::RsaPssSha512) && !cfg.allow_rsa_pss {
+        return Err(SigError::Rfc9421RsaPssRefused);
+    }
     let key_host = match (cavage::key_host(&key_id), rules) {
         (Some(host), _) => host,
         (None, Rules::SpecVectors) => String::new(),
@@ -530,7 +546,7 @@ pub(super) fn prepare(
     let covered = input.component_names().map(str::to_string).collect();
     Ok(Prepared {
         body_check: if input.covers("content-digest") {
-            BodyCheck::ContentDigest
+            BodyCheck::ContentDigest(rules)
         } else {
             BodyCheck::None
         },

@@ -384,6 +384,7 @@ fn reasons_are_distinct_snake_case() {
         SigError::Rfc9421DuplicateComponent(String::new()),
         SigError::Rfc9421MissingParameters,
         SigError::Rfc9421UnsupportedAlgorithm(String::new()),
+        SigError::Rfc9421RsaPssRefused,
         SigError::Rfc9421TargetNotCovered,
         SigError::ContentDigestNotSigned,
         SigError::Rfc9421UnsupportedComponent(String::new()),
@@ -513,6 +514,25 @@ fn rfc9421_alg_must_suit_the_key() {
 }
 
 #[test]
+fn rfc9421_rsa_pss_is_refused_unless_allowed() {
+    let params = format!("{};alg=\"rsa-pss-sha512\"", floor_params());
+    let h = rfc9421_signed(rsa_key(), FLOOR, &params);
+    let err = prep(&h, "/inbox", BODY, at(NOW)).unwrap_err();
+    assert_eq!(err.reason(), "rfc9421_rsa_pss_refused");
+    let allow = SignatureConfig {
+        allow_rsa_pss: true,
+        ..cfg()
+    };
+    let p = prepare(&Method::POST, "/inbox", &h, BODY, &TARGET, at(NOW), &allow).unwrap();
+    assert_eq!(p.algorithm().as_str(), "rsa-pss-sha512");
+    // Verified as PSS, so the PKCS#1 v1.5 signature made here fails.
+    assert!(matches!(
+        p.verify(&public(rsa_key())),
+        Err(SigError::BadSignature(_))
+    ));
+}
+
+#[test]
 fn rfc9421_tampering_is_caught() {
     let h = rfc9421_signed(rsa_key(), FLOOR, &floor_params());
     // Another path is another @target-uri.
@@ -602,9 +622,14 @@ fn signature_input_decides_the_format() {
     h.insert("signature", cavage.get("signature").unwrap().clone());
     let err = prep(&h, "/inbox", BODY, at(NOW)).unwrap_err();
     assert!(err.reason().starts_with("rfc9421_"), "{err}");
+    // The headers alone already say so, for the log of a request refused like this one.
+    assert_eq!(format_of(&h), Some(Format::Rfc9421));
     // A blank Signature-Input does not count (`.present?`).
     let mut h = cavage.clone();
     h.insert("signature-input", HeaderValue::from_static(" "));
     let p = prep(&h, "/inbox", BODY, at(DATE_UNIX)).unwrap();
     assert_eq!(p.format(), Format::Cavage);
+    assert_eq!(format_of(&h), Some(Format::Cavage));
+    h.remove("signature");
+    assert_eq!(format_of(&h), None);
 }

@@ -17,7 +17,10 @@
 
 // The proxy itself, started in-process on loopback (tests/common/proxy.rs).
 pub mod proxy;
-pub use proxy::{admin_reload, deliver, deliver_status, Proxy, ProxyBuilder, INBOX, LOCAL};
+pub use proxy::{
+    admin_reload, deliver, deliver_status, deliver_with, wait_metric, Proxy, ProxyBuilder, INBOX,
+    LOCAL,
+};
 
 mod body;
 mod client;

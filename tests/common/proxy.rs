@@ -4,7 +4,7 @@
 //!
 //! Written against `inboxguard::run` / `inboxguard::Listeners` / `inboxguard::RunError`.
 
-use super::{get_text, send, within, Actor, RemoteInstance};
+use super::{get_text, send, within, Actor, RemoteInstance, SignOptions};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use inboxguard::config::Config;
@@ -277,9 +277,44 @@ pub async fn deliver(proxy: &Proxy, actor: &Actor, body: &[u8]) -> (StatusCode, 
     .await
 }
 
+/// A POST of `body` signed with `opts` by `actor` to [`INBOX`] on [`LOCAL`].
+pub async fn deliver_with(
+    proxy: &Proxy,
+    actor: &Actor,
+    body: &[u8],
+    opts: SignOptions,
+) -> (StatusCode, HeaderMap, Bytes) {
+    let signed = actor.sign_post_with(INBOX, LOCAL, body, &opts);
+    within(
+        "signed delivery",
+        send(
+            proxy.proxy_addr,
+            Method::POST,
+            INBOX,
+            signed.headers,
+            signed.body,
+        ),
+    )
+    .await
+}
+
 /// [`deliver`], the status only.
 pub async fn deliver_status(proxy: &Proxy, actor: &Actor, body: &[u8]) -> StatusCode {
     deliver(proxy, actor, body).await.0
+}
+
+/// Waits (bounded) until the proxy's metric `name` satisfies `pred`.
+pub async fn wait_metric(proxy: &Proxy, name: &str, pred: impl Fn(f64) -> bool) {
+    within(name, async {
+        loop {
+            let m = proxy.metrics().await;
+            if super::metric_value(&m, name).is_some_and(&pred) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
 }
 
 /// `POST /admin/reload`: the status and the answer's text.

@@ -94,8 +94,11 @@ impl Actor {
             base.push_str(&format!("\"{c}\": {value}\n"));
         }
         base.push_str(&format!("\"@signature-params\": {params}"));
-        let signature = base64::engine::general_purpose::STANDARD
-            .encode(self.key().sign(base.as_bytes()).unwrap());
+        let signature = base64::engine::general_purpose::STANDARD.encode(sign_as(
+            &self.key(),
+            opts.alg.as_deref(),
+            base.as_bytes(),
+        ));
         headers.insert(
             "signature-input",
             HeaderValue::from_str(&format!("sig1={params}")).unwrap(),
@@ -109,6 +112,25 @@ impl Actor {
             body.push(b' ');
         }
         Signed { headers, body }
+    }
+}
+
+/// Signs `base` as `alg` names: RSASSA-PSS SHA-512 for `rsa-pss-sha512` on an RSA key, else
+/// the key's own scheme (so a mismatched `alg` still yields a signature to refuse).
+fn sign_as(key: &SigningKey, alg: Option<&str>, base: &[u8]) -> Vec<u8> {
+    match (key, alg) {
+        (SigningKey::Rsa(pair), Some("rsa-pss-sha512")) => {
+            let mut sig = vec![0u8; pair.public_modulus_len()];
+            pair.sign(
+                &aws_lc_rs::signature::RSA_PSS_SHA512,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                base,
+                &mut sig,
+            )
+            .unwrap();
+            sig
+        }
+        _ => key.sign(base).unwrap(),
     }
 }
 

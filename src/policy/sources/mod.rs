@@ -46,6 +46,7 @@
 //! | `json`  | Mastodon's and GoToSocial's JSON lists |
 //! | `toml`  | inboxguard's TOML rules file |
 
+mod content;
 mod csv;
 mod json;
 mod lines;

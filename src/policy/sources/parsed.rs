@@ -1,7 +1,9 @@
 //! What parsing a rule source yields: the formats, the parsed rules with what was skipped,
 //! the errors, and the limits every format shares.
 
+use crate::policy::content::ContentRule;
 use crate::policy::escalation::{FriendlyFederatorSettings, Window};
+use crate::policy::rate::RateOverride;
 use crate::policy::{ActorRule, DomainEntry, DomainRule};
 use serde::Deserialize;
 use std::fmt;
@@ -52,6 +54,10 @@ pub struct ParsedSource {
     pub actors: Vec<ActorRule>,
     /// A TOML file's `[friendly_federators]` table.
     pub friendly_federators: Option<FriendlyFederatorSettings>,
+    /// A TOML file's `[[content_rules]]`, in file order.
+    pub content_rules: Vec<ContentRule>,
+    /// A TOML file's `[[rate_limits]]`: per-domain fair-share overrides.
+    pub rate_limits: Vec<RateOverride>,
     /// Entries containing `*` without a digest that were skipped, and the line of the first.
     pub obfuscated: usize,
     pub first_obfuscated_line: Option<usize>,
@@ -127,6 +133,12 @@ pub enum LoadErrorKind {
     /// A second source with a `[friendly_federators]` table (the first one is `first`).
     #[error("[friendly_federators] is already set in {first}; keep it in one rules file")]
     DuplicateFriendlyFederators { first: String },
+    /// A `[[rate_limits]]` entry with a zero rate or burst.
+    #[error("rate limit: {message}")]
+    InvalidRateLimit { message: String },
+    /// A `[[content_rules]]` entry that does not check out (a bad regex, action, time, ...).
+    #[error("content rule: {message}")]
+    InvalidContentRule { message: String },
     /// A JSON list that is not valid JSON, or an entry whose fields have the wrong types.
     #[error("malformed JSON: {0}")]
     Json(Arc<serde_json::Error>),
@@ -175,6 +187,8 @@ impl ParsedSource {
             exceptions: Vec::new(),
             actors: Vec::new(),
             friendly_federators: None,
+            content_rules: Vec::new(),
+            rate_limits: Vec::new(),
             obfuscated: 0,
             first_obfuscated_line: None,
             duplicates: 0,

@@ -34,6 +34,19 @@
 //!                                 # in the config; keys left out keep the config's values)
 //! window = "7d"                  # whole days, as in the config file (`Window`)
 //! action = "report"               # report | limit | suspend
+//!
+//! [[rate_limits]]                 # a larger fair share for a relay (and its subdomains)
+//! domain = "relay.example"
+//! per_second = 500
+//! burst = 5000                    # default: ten seconds' worth
+//!
+//! [[content_rules]]               # conditions on a verified activity (`policy::content`)
+//! name = "invite-spam"            # a metric label: letters, digits, - _ .
+//! types = ["Create"]
+//! mentions_at_least = 5
+//! text_matches = ['discord\.gg/']
+//! action = "drop"                 # drop | reject | report
+//! expires = "2027-01-31T00:00:00Z"
 //! ```
 //!
 //! Unknown keys are errors. Every error names the line: toml's spans give it for syntax and
@@ -43,6 +56,7 @@ use super::lines::{entries_of, Collector, Entry, LineCursor, LineError};
 use super::parsed::LoadErrorKind;
 use crate::policy::actors::{ActorPattern, ActorRule};
 use crate::policy::escalation::{EscalationAction, FriendlyFederatorSettings, Window, WindowError};
+use crate::policy::rate::RateOverride;
 use crate::policy::{host, DomainEntry, DomainRule, Severity};
 use ::toml::Spanned;
 use serde::Deserialize;
@@ -61,6 +75,20 @@ struct RawFile {
     #[serde(default)]
     actor: Vec<RawActor>,
     friendly_federators: Option<Spanned<RawFriendly>>,
+    #[serde(default)]
+    content_rules: Vec<super::content::RawContentRule>,
+    #[serde(default)]
+    rate_limits: Vec<RawRateLimit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    domain: Spanned<String>,
+    per_second: u32,
+    /// Default: ten seconds' worth, the ratio of the built-in share (50/s, burst 500).
+    burst: Option<u32>,
+    comment: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +189,33 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
             pattern,
             comment: a.comment,
             dry_run: a.dry_run,
+            source: out.source.clone(),
+            line: at,
+        });
+    }
+    super::content::parse(raw.content_rules, &line, out)?;
+    for r in raw.rate_limits {
+        let at = line(r.domain.span());
+        let text = r.domain.into_inner();
+        if text.contains('*') || text.to_ascii_lowercase().starts_with("sha256:") {
+            return Err((at, LoadErrorKind::DigestNotAllowed { text }));
+        }
+        let domain = host::normalize(&text)
+            .ok_or_else(|| (at, LoadErrorKind::InvalidDomain { text: text.clone() }))?;
+        let burst = r.burst.unwrap_or(r.per_second.saturating_mul(10));
+        if r.per_second == 0 || burst == 0 {
+            return Err((
+                at,
+                LoadErrorKind::InvalidRateLimit {
+                    message: format!("{domain}: per_second and burst must be at least 1"),
+                },
+            ));
+        }
+        out.parsed.rate_limits.push(RateOverride {
+            domain,
+            per_second: r.per_second,
+            burst,
+            comment: r.comment,
             source: out.source.clone(),
             line: at,
         });

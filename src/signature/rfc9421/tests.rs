@@ -251,7 +251,9 @@ fn content_digest() {
     let body = br#"{"hello": "world"}"#;
     let s256 = sha(&SHA256, body);
     let s512 = sha(&SHA512, body);
-    let check = |v: &str| check_content_digest(&headers(&[("content-digest", v)]), body);
+    let check = |v: &str| {
+        check_content_digest(&headers(&[("content-digest", v)]), body, Rules::SpecVectors)
+    };
     assert!(check(&format!("sha-256=:{s256}:")).is_ok());
     assert!(check(&format!("sha-512=:{s512}:")).is_ok());
     assert!(check(&format!("md5=:AAAA:, sha-512=:{s512}:, sha-256=:{s256}:")).is_ok());
@@ -280,7 +282,34 @@ fn content_digest() {
         assert_eq!(status, http::StatusCode::BAD_REQUEST);
     }
     assert!(matches!(
-        check_content_digest(&HeaderMap::new(), body),
+        check_content_digest(&HeaderMap::new(), body, Rules::SpecVectors),
         Err(SigError::ContentDigestMissing)
     ));
+}
+
+#[test]
+fn content_digest_under_mastodon_rules_compares_only_sha256() {
+    let body = br#"{"hello": "world"}"#;
+    let (s256, s512) = (sha(&SHA256, body), sha(&SHA512, body));
+    let check =
+        |v: &str| check_content_digest(&headers(&[("content-digest", v)]), body, Rules::Mastodon);
+    assert!(check(&format!("sha-256=:{s256}:")).is_ok());
+    // A wrong sha-512 beside the right sha-256 is not looked at.
+    assert!(check(&format!("sha-256=:{s256}:, sha-512=:{s256}:")).is_ok());
+    assert!(check(&format!("sha-512=:AAAA:, sha-256=:{s256}:")).is_ok());
+    // A right sha-512 alone is refused, with Mastodon's message.
+    let err = check(&format!("sha-512=:{s512}:")).unwrap_err();
+    assert_eq!(err.reason(), "content_digest_unsupported");
+    assert_eq!(
+        err.to_string(),
+        "Mastodon only supports SHA-256 in Content-Digest header. Offered algorithms: sha-512"
+    );
+    assert!(matches!(
+        check(&format!("sha-256=:{s512}:, sha-512=:{s512}:")),
+        Err(SigError::ContentDigestMismatch("sha-256"))
+    ));
+    assert_eq!(
+        check("sha-256=(:AAAA:)").unwrap_err().reason(),
+        "content_digest_malformed"
+    );
 }

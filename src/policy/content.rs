@@ -1,0 +1,229 @@
+//! Content rules: named conditions on what a verified activity says and how it is shaped
+//! (mentions, links, hashtags, text, attachments, audience, sender), for the spam waves that
+//! come from many small servers nobody has named in advance. Pure: the pipeline hands in the
+//! facts it read and the clock; the first matching rule in file order decides.
+
+use super::host;
+use crate::activity::Facts;
+use regex::RegexSet;
+use std::sync::Arc;
+
+/// Content rules a rule set holds at most: each rule's name is a metric label.
+pub const MAX_CONTENT_RULES: usize = 1000;
+
+/// What a matching rule does with the activity. A signed body cannot be rewritten, so every
+/// action forwards, drops or refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentAction {
+    /// Answered 202, not forwarded: the sender has nothing to retry.
+    Drop,
+    /// Answered 403.
+    Reject,
+    /// Forwarded; the match is counted and logged.
+    Report,
+}
+
+impl ContentAction {
+    /// The `action` metric label and the spelling in the rules file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentAction::Drop => "drop",
+            ContentAction::Reject => "reject",
+            ContentAction::Report => "report",
+        }
+    }
+}
+
+/// One `[[content_rules]]` entry, checked and compiled.
+#[derive(Debug, Clone)]
+pub struct ContentRule {
+    pub name: Arc<str>,
+    pub comment: Option<String>,
+    pub action: ContentAction,
+    /// Matched, counted and logged, never enforced (the rule's or its source's `dry_run`).
+    pub dry_run: bool,
+    /// Unix seconds from which the rule no longer applies.
+    pub expires: Option<i64>,
+    pub when: Conditions,
+    pub source: Arc<str>,
+    pub line: usize,
+}
+
+/// Every condition that is set must hold. Unset conditions (`None`, empty lists) hold.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    pub types: Vec<String>,
+    pub object_types: Vec<String>,
+    pub mentions_at_least: Option<u32>,
+    pub mentions_local_at_least: Option<u32>,
+    pub links_at_least: Option<u32>,
+    /// Normalised hosts; a link's host or any parent of it.
+    pub link_domains: Vec<String>,
+    /// Lowercased, without `#`.
+    pub hashtags_any: Vec<String>,
+    pub text_matches: Option<RegexSet>,
+    pub has_attachment: Option<bool>,
+    pub attachment_blurhash: Vec<String>,
+    pub attachment_digest: Vec<String>,
+    /// Normalised hosts, suffix-matched against the signer's (keyId) host.
+    pub sender_domains: Vec<String>,
+    pub not_sender_domains: Vec<String>,
+    pub public_only: bool,
+}
+
+/// What a rule is matched against.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub facts: &'a Facts,
+    /// The keyId host: the server that proved it sent the activity.
+    pub sender_host: &'a str,
+    /// This instance's host, for `mentions_local_at_least`.
+    pub local_host: Option<&'a str>,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// Why a rule matched, for the log and `explain`: the conditions it has, in the file's words.
+pub type Why = Vec<String>;
+
+impl Conditions {
+    /// No condition set: such a rule would match every activity, so the parser refuses it.
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+            && self.object_types.is_empty()
+            && self.sender_domains.is_empty()
+            && self.not_sender_domains.is_empty()
+            && !self.needs_content()
+    }
+
+    /// Whether a condition reads the post's content (`Facts::parse_with_content`).
+    pub fn needs_content(&self) -> bool {
+        self.mentions_at_least.is_some()
+            || self.mentions_local_at_least.is_some()
+            || self.links_at_least.is_some()
+            || !self.link_domains.is_empty()
+            || !self.hashtags_any.is_empty()
+            || self.text_matches.is_some()
+            || self.has_attachment.is_some()
+            || !self.attachment_blurhash.is_empty()
+            || !self.attachment_digest.is_empty()
+            || self.public_only
+    }
+
+    /// Whether every set condition holds, and if so, what each one found.
+    pub fn check(&self, s: &Subject<'_>) -> Option<Why> {
+        let mut why = Vec::new();
+        let facts = s.facts;
+        if !self.types.is_empty() {
+            let kind = facts.kind.as_deref()?;
+            self.types.iter().any(|t| t == kind).then_some(())?;
+            why.push(format!("type {kind}"));
+        }
+        if !self.object_types.is_empty() {
+            let kind = facts.object.as_ref()?.kind.as_deref()?;
+            self.object_types.iter().any(|t| t == kind).then_some(())?;
+            why.push(format!("object type {kind}"));
+        }
+        if !self.sender_domains.is_empty() {
+            let listed = in_domains(&self.sender_domains, s.sender_host)?;
+            why.push(format!("sender {} under {listed}", s.sender_host));
+        }
+        if in_domains(&self.not_sender_domains, s.sender_host).is_some() {
+            return None;
+        }
+        if !self.needs_content() {
+            return Some(why);
+        }
+        let content = facts.content.as_deref()?;
+        if let Some(n) = self.mentions_at_least {
+            (content.mentions >= n).then_some(())?;
+            why.push(format!("{} mentions (at least {n})", content.mentions));
+        }
+        if let Some(n) = self.mentions_local_at_least {
+            let local = s.local_host?;
+            let count = content
+                .mention_hrefs
+                .iter()
+                .filter(|href| host::of_uri_borrowed(href).is_some_and(|h| h == local))
+                .count();
+            (count >= n as usize).then_some(())?;
+            why.push(format!("{count} local mentions (at least {n})"));
+        }
+        if let Some(n) = self.links_at_least {
+            (content.links.len() >= n as usize).then_some(())?;
+            why.push(format!("{} links (at least {n})", content.links.len()));
+        }
+        if !self.link_domains.is_empty() {
+            let hit = content.links.iter().find_map(|link| {
+                let h = host::of_uri_borrowed(link)?;
+                in_domains(&self.link_domains, &h).map(|d| (h.into_owned(), d))
+            });
+            let (h, d) = hit?;
+            why.push(format!("link to {h} under {d}"));
+        }
+        if !self.hashtags_any.is_empty() {
+            let tag = content
+                .hashtags
+                .iter()
+                .find(|t| self.hashtags_any.contains(t))?;
+            why.push(format!("hashtag #{tag}"));
+        }
+        if let Some(set) = &self.text_matches {
+            let first = set.matches(&content.text).into_iter().next()?;
+            why.push(format!("text matches {:?}", set.patterns()[first]));
+        }
+        if let Some(wanted) = self.has_attachment {
+            (wanted == (content.attachments > 0)).then_some(())?;
+            why.push(format!("{} attachments", content.attachments));
+        }
+        if !self.attachment_blurhash.is_empty() {
+            let hit = content
+                .blurhashes
+                .iter()
+                .find(|b| self.attachment_blurhash.contains(b))?;
+            why.push(format!("attachment blurhash {hit}"));
+        }
+        if !self.attachment_digest.is_empty() {
+            let hit = content
+                .digests
+                .iter()
+                .find(|d| self.attachment_digest.contains(d))?;
+            why.push(format!("attachment digest {hit}"));
+        }
+        if self.public_only {
+            content.public.then_some(())?;
+            why.push("public".into());
+        }
+        Some(why)
+    }
+}
+
+impl ContentRule {
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires.is_some_and(|at| now >= at)
+    }
+}
+
+/// The listed domain `host` is, or is under.
+fn in_domains<'a>(domains: &'a [String], host: &str) -> Option<&'a str> {
+    host::suffixes(host).find_map(|suffix| {
+        domains
+            .iter()
+            .find(|d| d.as_str() == suffix)
+            .map(String::as_str)
+    })
+}
+
+/// The first rule, in file order, that is in force and matches, with what it found.
+pub fn first_match<'r>(
+    rules: &'r [ContentRule],
+    s: &Subject<'_>,
+) -> Option<(&'r ContentRule, Why)> {
+    rules
+        .iter()
+        .filter(|r| !r.expired(s.now))
+        .find_map(|r| r.when.check(s).map(|why| (r, why)))
+}
+
+#[cfg(test)]
+mod tests;

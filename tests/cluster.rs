@@ -1,0 +1,137 @@
+//! Replicas sharing state through a real `redis-server`: two proxies in front of one
+//! Mastodon keep one fair-share budget per sender, suppress each other's duplicates and fetch
+//! a key once between them; when Redis dies, both keep serving on their own state.
+
+mod common;
+
+use common::*;
+use http::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+async fn replica(
+    puma: &RecordingUpstream,
+    remote: &RemoteInstance,
+    redis: &RedisServer,
+    extra: &str,
+) -> Proxy {
+    let proxy = Proxy::builder(puma.addr())
+        .remote(remote)
+        .toml(&format!(
+            "[cluster]\nredis_url = \"{}\"\nkey_prefix = \"test:\"\ntimeout_ms = 200\n{extra}",
+            redis.url()
+        ))
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    wait_metric(&proxy, "inboxguard_cluster_redis_up", |v| v == 1.0).await;
+    proxy
+}
+
+/// Waits until Redis holds `key` (the replicas write shared state off the request path).
+async fn wait_key(redis: &RedisServer, key: &str) {
+    within(key, async {
+        while redis.cmd::<i64>(&["EXISTS", key]) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_budget_one_dedupe_set_and_one_key_fetch() {
+    let Some(mut redis) = RedisServer::start("cluster") else {
+        return;
+    };
+    let remote = RemoteInstance::start("busy.example").await;
+    let a = remote.add_actor("a");
+    let puma = RecordingUpstream::start().await;
+    let limits = "[rate_limits]\nper_second = 1\nburst = 4\n";
+    let one = replica(&puma, &remote, &redis, limits).await;
+
+    // The first replica fetches the key and shares it; the second uses the shared copy.
+    let like = || a.activity("Like", json!("https://mastodon.local/statuses/1"));
+    assert_eq!(
+        deliver_status(&one, &a, &like()).await,
+        StatusCode::ACCEPTED
+    );
+    wait_key(&redis, &format!("test:key:{}", a.key_id)).await;
+    let two = replica(&puma, &remote, &redis, limits).await;
+    assert_eq!(
+        deliver_status(&two, &a, &like()).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        remote.key_fetches(&a),
+        1,
+        "the second replica used the shared key"
+    );
+    let m = two.metrics().await;
+    assert_eq!(
+        metric_value(&m, "inboxguard_cluster_key_cache_total{result=\"hit\"}"),
+        Some(1.0)
+    );
+
+    // One budget across both: burst 4, two used above; two more, then 429 on either.
+    assert_eq!(
+        deliver_status(&one, &a, &like()).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        deliver_status(&two, &a, &like()).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        deliver_status(&one, &a, &like()).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        deliver_status(&two, &a, &like()).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(puma.count(), 4);
+
+    // Dedupe across replicas: what one delivered, the other does not forward again (after
+    // two seconds, the shared budget has room for both copies).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let delete = a.activity("Delete", json!(format!("{}/statuses/9", a.id)));
+    assert_eq!(
+        deliver_status(&one, &a, &delete).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(puma.count(), 5);
+    let id = serde_json::from_slice::<serde_json::Value>(&delete).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    wait_key(
+        &redis,
+        &format!("test:dedupe:{}", inboxguard::cluster::id_digest(&id)),
+    )
+    .await;
+    assert_eq!(
+        deliver_status(&two, &a, &delete).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        puma.count(),
+        5,
+        "the copy was not forwarded by the other replica"
+    );
+    let m = two.metrics().await;
+    assert_eq!(requests(&m, "dropped", "duplicate"), 1.0);
+
+    // Redis dies: both replicas keep serving, each on its own buckets and caches.
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let other = remote.add_actor("other");
+    for proxy in [&one, &two] {
+        let body = other.activity("Like", json!("https://mastodon.local/statuses/2"));
+        assert_eq!(
+            deliver_status(proxy, &other, &body).await,
+            StatusCode::ACCEPTED
+        );
+        wait_metric(proxy, "inboxguard_cluster_redis_up", |v| v == 0.0).await;
+    }
+    assert_eq!(puma.count(), 7);
+}

@@ -1,0 +1,227 @@
+//! Content rules end to end over real sockets: a rules file's `[[content_rules]]` drop,
+//! refuse or report verified activities by what they say; dry run forwards and counts; a
+//! rule that expires stops applying without a reload; an edited file applies on reload; and
+//! none of it applies to a request that is not verified.
+
+mod common;
+
+use common::*;
+use http::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+/// A post in the shape of the 2024 waves: ten mentions, two of them of local accounts, and an
+/// invite link.
+fn wave_post(actor: &Actor, n: u32) -> serde_json::Value {
+    let tags: Vec<_> = (0..10)
+        .map(|i| {
+            let host = if i < 2 { LOCAL } else { "elsewhere.example" };
+            json!({"type": "Mention", "href": format!("https://{host}/users/u{i}")})
+        })
+        .collect();
+    json!({
+        "id": format!("{}/statuses/{n}", actor.id),
+        "type": "Note",
+        "attributedTo": actor.id,
+        "content": "<p>free nitro: <a href=\"https://discord.gg/x1y2\">discord.gg/x1y2</a></p>",
+        "to": ["https://www.w3.org/ns/activitystreams#Public"],
+        "tag": tags,
+    })
+}
+
+const WAVE_RULES: &str = r#"
+[[content_rules]]
+name = "discord-nuke-2024"
+comment = "mention spam with a Discord invite"
+types = ["Create"]
+mentions_at_least = 5
+mentions_local_at_least = 2
+text_matches = ['discord\.gg/', 'discord\.com/invite']
+action = "drop"
+
+[[content_rules]]
+name = "no-crypto"
+types = ["Create"]
+link_domains = ["coin.example"]
+action = "reject"
+
+[[content_rules]]
+name = "watch-polls"
+object_types = ["Question"]
+action = "report"
+
+[[content_rules]]
+name = "preview-hashtag"
+hashtags_any = ["nitro"]
+action = "drop"
+dry_run = true
+"#;
+
+#[tokio::test]
+async fn content_rules_drop_refuse_report_and_preview_verified_activities() {
+    let remote = RemoteInstance::start("tiny.example").await;
+    let a = remote.add_actor("a");
+    let puma = RecordingUpstream::start().await;
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&remote)
+        .blocklist_file("rules.toml", WAVE_RULES)
+        .start()
+        .await;
+    proxy.wait_ready().await;
+
+    // The wave: dropped with 202, never forwarded.
+    let spam = a.activity("Create", wave_post(&a, 1));
+    assert_eq!(
+        deliver_status(&proxy, &a, &spam).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(puma.count(), 0, "a dropped activity is not forwarded");
+
+    // An ordinary post from the same server is forwarded byte for byte.
+    let ordinary = a.activity(
+        "Create",
+        note(&a, "hello <a href=\"https://discord.gg/x\">x</a>"),
+    );
+    assert_eq!(
+        deliver_status(&proxy, &a, &ordinary).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(puma.count(), 1);
+    assert_eq!(puma.requests()[0].body, ordinary);
+
+    // reject: 403.
+    let mut coin = note(&a, "<a href=\"https://pump.coin.example/x\">buy</a>");
+    coin["id"] = json!(format!("{}/statuses/2", a.id));
+    let coin = a.activity("Create", coin);
+    assert_eq!(
+        deliver_status(&proxy, &a, &coin).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // report: forwarded and counted.
+    let poll = a.activity(
+        "Create",
+        json!({"id": format!("{}/questions/1", a.id), "type": "Question", "content": "?"}),
+    );
+    assert_eq!(
+        deliver_status(&proxy, &a, &poll).await,
+        StatusCode::ACCEPTED
+    );
+    // dry run: forwarded, counted as would_reject.
+    let tagged = a.activity(
+        "Create",
+        json!({"id": format!("{}/statuses/3", a.id), "type": "Note", "content": "#nitro",
+               "tag": [{"type": "Hashtag", "name": "#Nitro"}]}),
+    );
+    assert_eq!(
+        deliver_status(&proxy, &a, &tagged).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        puma.count(),
+        3,
+        "ordinary post, reported poll, previewed hashtag"
+    );
+
+    let m = proxy.metrics().await;
+    assert_eq!(requests(&m, "dropped", "content_rule"), 1.0);
+    assert_eq!(requests(&m, "rejected", "content_rule"), 1.0);
+    assert_eq!(requests(&m, "would_reject", "content_rule"), 1.0);
+    for (rule, action) in [
+        ("discord-nuke-2024", "drop"),
+        ("no-crypto", "reject"),
+        ("watch-polls", "report"),
+        ("preview-hashtag", "drop"),
+    ] {
+        let name =
+            format!("inboxguard_content_rule_matches_total{{action=\"{action}\",rule=\"{rule}\"}}");
+        assert_eq!(metric_value(&m, &name), Some(1.0), "{name}\n{m}");
+    }
+
+    // Which servers the wave came from, per rule.
+    let (status, text) = get_text(proxy.admin_addr, "/admin/content-rules").await;
+    assert_eq!(status, StatusCode::OK);
+    let report: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let wave = report["rules"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["rule"] == "discord-nuke-2024"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(wave["domains"][0]["domain"], "tiny.example");
+    assert_eq!(wave["domains"][0]["matches"], 1);
+    let spam_id = format!("{}/activities/", a.id);
+    assert!(
+        wave["domains"][0]["samples"][0]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&spam_id)),
+        "{text}"
+    );
+
+    // A forgery of the same wave is refused as a forgery, not acknowledged.
+    let opts = SignOptions {
+        tamper_body: true,
+        ..SignOptions::default()
+    };
+    let (status, _, _) = deliver_with(&proxy, &a, &spam, opts).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(puma.count(), 3);
+}
+
+#[tokio::test]
+async fn a_rule_stops_at_its_expiry_and_an_edited_file_applies_on_reload() {
+    let remote = RemoteInstance::start("tiny.example").await;
+    let a = remote.add_actor("a");
+    let puma = RecordingUpstream::start().await;
+    let expires = inboxguard::clock::unix_now() + 2;
+    let rules = |expires: u64| {
+        format!(
+            "[[content_rules]]\nname = \"short\"\ntypes = [\"Like\"]\naction = \"drop\"\nexpires = \"{}\"\n",
+            inboxguard::clock::rfc3339(expires)
+        )
+    };
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&remote)
+        .blocklist_file("rules.toml", &rules(expires))
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let like = || a.activity("Like", json!("https://mastodon.local/statuses/1"));
+    assert_eq!(
+        deliver_status(&proxy, &a, &like()).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(puma.count(), 0);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        deliver_status(&proxy, &a, &like()).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        puma.count(),
+        1,
+        "an expired rule no longer applies, without a reload"
+    );
+
+    // The moderator extends it: the reload puts it back in force.
+    proxy.write_file("rules.toml", &rules(inboxguard::clock::unix_now() + 3600));
+    let (status, _) = admin_reload(&proxy).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        deliver_status(&proxy, &a, &like()).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(puma.count(), 1);
+
+    // A broken pattern is refused with its line; the last good rules stay in force.
+    proxy.write_file(
+        "rules.toml",
+        "[[content_rules]]\nname = \"bad\"\naction = \"drop\"\ntext_matches = ['(']\n",
+    );
+    let (status, text) = admin_reload(&proxy).await;
+    assert_ne!(status, StatusCode::OK);
+    assert!(text.contains("rules.toml:4"), "{text}");
+    assert_eq!(
+        deliver_status(&proxy, &a, &like()).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(puma.count(), 1, "the last good rule still drops");
+}
