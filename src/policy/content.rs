@@ -110,8 +110,13 @@ impl Conditions {
             || self.public_only
     }
 
-    /// Whether every set condition holds, and if so, what each one found.
-    pub fn check(&self, s: &Subject<'_>) -> Option<Why> {
+    /// Whether every set condition holds, and if so, what each one found. `text_match` says
+    /// which of this rule's `text_matches` patterns (by index) matches the post's text.
+    pub fn check(
+        &self,
+        s: &Subject<'_>,
+        text_match: &mut dyn FnMut(&RegexSet, &str) -> Option<usize>,
+    ) -> Option<Why> {
         let mut why = Vec::new();
         let facts = s.facts;
         if !self.types.is_empty() {
@@ -169,7 +174,7 @@ impl Conditions {
             why.push(format!("hashtag #{tag}"));
         }
         if let Some(set) = &self.text_matches {
-            let first = set.matches(&content.text).into_iter().next()?;
+            let first = text_match(set, &content.text)?;
             why.push(format!("text matches {:?}", set.patterns()[first]));
         }
         if let Some(wanted) = self.has_attachment {
@@ -214,15 +219,82 @@ fn in_domains<'a>(domains: &'a [String], host: &str) -> Option<&'a str> {
     })
 }
 
+/// The content rules in force, with every rule's text patterns compiled once more into one
+/// set: a post's text is then scanned once for all rules, not once per rule with patterns.
+#[derive(Debug, Clone, Default)]
+pub struct ContentRules {
+    rules: Vec<ContentRule>,
+    combined: Option<Combined>,
+}
+
+#[derive(Debug, Clone)]
+struct Combined {
+    set: RegexSet,
+    /// Where each rule's patterns start in `set` (rules without patterns take none).
+    first: Vec<usize>,
+}
+
+/// Compiled size of all rules' patterns together.
+const COMBINED_SIZE_LIMIT: usize = 64 * 1024 * 1024;
+
+impl ContentRules {
+    pub fn new(rules: Vec<ContentRule>) -> ContentRules {
+        let mut first = Vec::with_capacity(rules.len());
+        let mut patterns: Vec<&str> = Vec::new();
+        for rule in &rules {
+            first.push(patterns.len());
+            if let Some(set) = &rule.when.text_matches {
+                patterns.extend(set.patterns().iter().map(String::as_str));
+            }
+        }
+        // Each rule's patterns compiled within their own limit; together they may not be,
+        // and then each rule scans with its own set.
+        let combined = (!patterns.is_empty())
+            .then(|| {
+                regex::RegexSetBuilder::new(&patterns)
+                    .case_insensitive(true)
+                    .size_limit(COMBINED_SIZE_LIMIT)
+                    .build()
+                    .ok()
+            })
+            .flatten()
+            .map(|set| Combined { set, first });
+        ContentRules { rules, combined }
+    }
+
+    pub fn rules(&self) -> &[ContentRule] {
+        &self.rules
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+}
+
 /// The first rule, in file order, that is in force and matches, with what it found.
-pub fn first_match<'r>(
-    rules: &'r [ContentRule],
-    s: &Subject<'_>,
-) -> Option<(&'r ContentRule, Why)> {
-    rules
-        .iter()
-        .filter(|r| !r.expired(s.now))
-        .find_map(|r| r.when.check(s).map(|why| (r, why)))
+pub fn first_match<'r>(rules: &'r ContentRules, s: &Subject<'_>) -> Option<(&'r ContentRule, Why)> {
+    let mut scanned: Option<regex::SetMatches> = None;
+    for (i, rule) in rules.rules.iter().enumerate() {
+        if rule.expired(s.now) {
+            continue;
+        }
+        let mut text_match = |own: &RegexSet, text: &str| match &rules.combined {
+            Some(c) => {
+                let hits = scanned.get_or_insert_with(|| c.set.matches(text));
+                let start = c.first.get(i).copied().unwrap_or(0);
+                (0..own.len()).find(|p| hits.matched(start + p))
+            }
+            None => own.matches(text).into_iter().next(),
+        };
+        if let Some(why) = rule.when.check(s, &mut text_match) {
+            return Some((rule, why));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

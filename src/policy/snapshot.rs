@@ -2,7 +2,7 @@
 //! its lookups: suffix matching, allow entries, exceptions, actor rules, withheld rules.
 
 use super::actors::{ActorIndex, ActorRule};
-use super::content::{ContentRule, MAX_CONTENT_RULES};
+use super::content::{ContentRule, ContentRules, MAX_CONTENT_RULES};
 use super::escalation::FriendlyFederatorSettings;
 use super::host;
 use super::index::{harsher, NameSet, Tier};
@@ -37,7 +37,7 @@ pub struct Snapshot {
     /// Per-domain fair-share overrides.
     pub(super) rate_overrides: RateOverrides,
     /// Content rules of every source, in source then file order.
-    pub(super) content_rules: Vec<ContentRule>,
+    pub(super) content_rules: ContentRules,
     /// Some content rule reads the post's content.
     pub(super) content_needed: bool,
 }
@@ -72,6 +72,7 @@ impl Sizes {
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
     snapshot: Snapshot,
+    content_rules: Vec<ContentRule>,
 }
 
 impl SnapshotBuilder {
@@ -111,7 +112,7 @@ impl SnapshotBuilder {
     /// A content rule, after those already given; past `MAX_CONTENT_RULES` in all, `false`
     /// and the rule is left out.
     pub fn content_rule(&mut self, rule: ContentRule) -> bool {
-        let rules = &mut self.snapshot.content_rules;
+        let rules = &mut self.content_rules;
         if rules.len() >= MAX_CONTENT_RULES {
             return false;
         }
@@ -152,7 +153,8 @@ impl SnapshotBuilder {
         self
     }
 
-    pub fn build(self) -> Snapshot {
+    pub fn build(mut self) -> Snapshot {
+        self.snapshot.content_rules = ContentRules::new(self.content_rules);
         self.snapshot
     }
 }
@@ -167,6 +169,7 @@ impl Snapshot {
                 threshold,
                 ..Snapshot::default()
             },
+            content_rules: Vec::new(),
         }
     }
 
@@ -367,7 +370,7 @@ impl Snapshot {
     }
 
     /// Content rules in evaluation order.
-    pub fn content_rules(&self) -> &[ContentRule] {
+    pub fn content_rules(&self) -> &ContentRules {
         &self.content_rules
     }
 

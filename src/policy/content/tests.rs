@@ -9,8 +9,8 @@ fn parse(text: &str) -> Result<ParsedSource, crate::policy::sources::LoadError> 
     )
 }
 
-fn rules(text: &str) -> Vec<ContentRule> {
-    parse(text).expect("parses").content_rules
+fn rules(text: &str) -> ContentRules {
+    ContentRules::new(parse(text).expect("parses").content_rules)
 }
 
 /// The February 2024 wave's shape: a fresh account, ten mentions (two of them local), an
@@ -174,7 +174,7 @@ action = "drop"
     };
     assert_eq!(&*first_match(&r, &after).expect("watch").0.name, "watch");
     assert!(
-        !r[0].when.needs_content(),
+        !r.rules()[0].when.needs_content(),
         "a type-only rule does not need the content read"
     );
 }
@@ -213,4 +213,30 @@ fn patterns_are_case_insensitive_and_size_bounded() {
     )
     .expect_err("too big");
     assert!(e.to_string().contains("size limit"), "{e}");
+}
+
+#[test]
+fn one_scan_for_all_rules_finds_each_rules_own_pattern() {
+    let r = rules(
+        r#"
+[[content_rules]]
+name = "a"
+text_matches = ['never here', 'nor this']
+action = "drop"
+
+[[content_rules]]
+name = "b"
+types = ["Like"]
+action = "drop"
+
+[[content_rules]]
+name = "c"
+text_matches = ['also absent', 'DISCORD\.gg/\w+']
+action = "report"
+"#,
+    );
+    let facts = spam();
+    let (rule, why) = first_match(&r, &subject(&facts, "tiny.example")).expect("c");
+    assert_eq!(&*rule.name, "c");
+    assert_eq!(why, ["text matches \"DISCORD\\\\.gg/\\\\w+\""]);
 }
