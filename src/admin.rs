@@ -21,6 +21,7 @@ use crate::app::App;
 use crate::forward::Body;
 use crate::reject::full;
 use crate::rules::SourceSummary;
+use crate::server::Acceptor;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -29,7 +30,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// Admin connections served at once. Probes, a scraper and an operator need a handful; past the
 /// cap new connections wait in the kernel's backlog instead of each costing a task.
@@ -79,28 +80,9 @@ pub async fn serve(
     token: Option<Token>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        // Taken before accept (as the proxy listener does), and released when the connection ends.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                // Never closed; if it were, nothing more could be served.
-                Err(_) => return,
-            },
-            _ = shutdown.changed() => return,
-        };
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
+    let pause = Duration::from_millis(100);
+    let acceptor = Acceptor::new(listener, "admin", MAX_CONNECTIONS, (pause, pause));
+    while let Some((slot, stream, _)) = acceptor.next(&mut shutdown).await {
         let app = app.clone();
         let token = token.clone();
         tokio::spawn(async move {

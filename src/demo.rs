@@ -98,65 +98,68 @@ struct Remotes {
 }
 
 async fn serve_remotes(remotes: Arc<Remotes>, listener: TcpListener) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
+    serve_http1(listener, move |req| {
         let remotes = remotes.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<Incoming>| {
-                let remotes = remotes.clone();
-                async move {
-                    remotes.fetches.fetch_add(1, Ordering::Relaxed);
-                    let host = req
-                        .headers()
-                        .get(header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .unwrap_or("")
-                        .split(':')
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
-                    let uri = format!("http://{host}{}", req.uri().path());
-                    let mut resp = Response::new(Full::new(Bytes::new()));
-                    if remotes.gone.contains(&uri) {
-                        *resp.status_mut() = StatusCode::GONE;
-                    } else if let Some(doc) = remotes.documents.get(&uri) {
-                        *resp.body_mut() = Full::new(Bytes::from(doc.clone()));
-                        resp.headers_mut().insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/activity+json"),
-                        );
-                    } else {
-                        *resp.status_mut() = StatusCode::NOT_FOUND;
-                    }
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+        async move {
+            remotes.fetches.fetch_add(1, Ordering::Relaxed);
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("")
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let uri = format!("http://{host}{}", req.uri().path());
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            if remotes.gone.contains(&uri) {
+                *resp.status_mut() = StatusCode::GONE;
+            } else if let Some(doc) = remotes.documents.get(&uri) {
+                *resp.body_mut() = Full::new(Bytes::from(doc.clone()));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/activity+json"),
+                );
+            } else {
+                *resp.status_mut() = StatusCode::NOT_FOUND;
+            }
+            resp
+        }
+    })
+    .await
 }
 
 /// Stand-in Mastodon: answers every request 202 and counts them.
 async fn serve_mastodon(received: Arc<AtomicUsize>, listener: TcpListener) {
+    serve_http1(listener, move |req| {
+        let received = received.clone();
+        async move {
+            let _ = req.into_body().collect().await;
+            received.fetch_add(1, Ordering::Relaxed);
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            *resp.status_mut() = StatusCode::ACCEPTED;
+            resp
+        }
+    })
+    .await
+}
+
+/// Answers every HTTP/1.1 request on `listener` with `answer`, one task per connection.
+async fn serve_http1<F, Fut>(listener: TcpListener, answer: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let received = received.clone();
+        let answer = answer.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<Incoming>| {
-                let received = received.clone();
-                async move {
-                    let _ = req.into_body().collect().await;
-                    received.fetch_add(1, Ordering::Relaxed);
-                    let mut resp = Response::new(Full::new(Bytes::new()));
-                    *resp.status_mut() = StatusCode::ACCEPTED;
-                    Ok::<_, Infallible>(resp)
-                }
+            let svc = service_fn(move |req| {
+                let answer = answer.clone();
+                async move { Ok::<_, Infallible>(answer(req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)

@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use inboxguard::config::{Config, LogFormat, LoggingConfig};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 // jemalloc, not the C library's malloc: every rules reload builds a ~20 MB snapshot on a
@@ -100,13 +100,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The config at `path`, or the exit code for a bad one (after saying why).
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("inboxguard: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
 fn serve(path: PathBuf) -> ExitCode {
-    let config = match Config::load(&path) {
+    let config = match load_config(&path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("inboxguard: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     // Dropped when `serve` returns, after the runtime: flushes what the log writer still holds.
     let _log = init_tracing(&config.logging);
@@ -145,12 +150,9 @@ fn serve(path: PathBuf) -> ExitCode {
 }
 
 fn check(path: PathBuf) -> ExitCode {
-    let config = match Config::load(&path) {
+    let config = match load_config(&path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("inboxguard: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     // As `serve` would start: remote sources' disk-cached copies, escalations from the
     // evidence file; no network, no writes.
@@ -230,12 +232,9 @@ fn relative_paths_note(config: &Config) -> Option<String> {
 /// Loads the config and rules exactly as `check` does (remote sources from their disk cache,
 /// escalations from the evidence file), then prints `explain::report`.
 fn explain(path: PathBuf, subject: &str) -> ExitCode {
-    let config = match Config::load(&path) {
+    let config = match load_config(&path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("inboxguard: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     // Parsed first for its hosts (the rules to list), but a broken blocklist is still reported
     // before a bad subject.
@@ -278,12 +277,9 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
 
 /// Reads the evidence file named by the config and prints it.
 fn report(path: PathBuf, json: bool) -> ExitCode {
-    let config = match Config::load(&path) {
+    let config = match load_config(&path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("inboxguard: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     use inboxguard::federators::{self, EvidenceError};
     // A rules file's [friendly_federators] table overrides the config's kinds and escalation,

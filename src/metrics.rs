@@ -13,6 +13,62 @@ const LATENCY_BUCKETS: &[f64] = &[
     5.0, 10.0, 30.0,
 ];
 
+/// Creates each metric and registers it in one step, so no metric is made and left out.
+struct Registrar(Registry);
+
+impl Registrar {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: M,
+    ) -> Result<M, prometheus::Error> {
+        self.0.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+        self.add(IntCounter::new(name, help)?)
+    }
+
+    fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+        self.add(IntGauge::new(name, help)?)
+    }
+
+    fn gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, prometheus::Error> {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
+    /// With the latency buckets.
+    fn histogram(&self, name: &str, help: &str) -> Result<Histogram, prometheus::Error> {
+        let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+        self.add(Histogram::with_opts(opts)?)
+    }
+
+    /// With the latency buckets.
+    fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<HistogramVec, prometheus::Error> {
+        let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+        self.add(HistogramVec::new(opts, labels)?)
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Inbox requests by outcome: `decision` is forwarded | rejected | dropped | would_reject
@@ -88,248 +144,151 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
-        let registry = Registry::new();
-        let requests_total = IntCounterVec::new(
-            Opts::new(
+        let r = Registrar(Registry::new());
+        let metrics = Metrics {
+            requests_total: r.counter_vec(
                 "inboxguard_requests_total",
                 "Inbox requests by decision and reason",
-            ),
-            &["decision", "reason"],
-        )?;
-        let request_duration_seconds = HistogramVec::new(
-            HistogramOpts::new(
+                &["decision", "reason"],
+            )?,
+            request_duration_seconds: r.histogram_vec(
                 "inboxguard_request_duration_seconds",
                 "Inbox request handling time in seconds",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["decision"],
-        )?;
-        let relayed_requests_total = IntCounterVec::new(
-            Opts::new(
+                &["decision"],
+            )?,
+            relayed_requests_total: r.counter_vec(
                 "inboxguard_relayed_requests_total",
                 "Verified inbox requests whose actor is not the signing key's owner, by decision",
-            ),
-            &["decision"],
-        )?;
-        let upstream_duration_seconds = Histogram::with_opts(
-            HistogramOpts::new(
+                &["decision"],
+            )?,
+            upstream_duration_seconds: r.histogram(
                 "inboxguard_upstream_duration_seconds",
                 "Time until Mastodon answered a forwarded request, in seconds",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )?;
-        let upstream_responses_total = IntCounterVec::new(
-            Opts::new(
+            )?,
+            upstream_responses_total: r.counter_vec(
                 "inboxguard_upstream_responses_total",
                 "Forwarded requests by upstream outcome",
-            ),
-            &["result"],
-        )?;
-        let upstream_in_flight = IntGauge::new(
-            "inboxguard_upstream_in_flight",
-            "Requests currently waiting for the upstream's answer",
-        )?;
-        let passthrough_requests_total = IntCounter::new(
-            "inboxguard_passthrough_requests_total",
-            "Non-inbox requests streamed to the upstream untouched",
-        )?;
-        let signature_failures_total = IntCounterVec::new(
-            Opts::new(
+                &["result"],
+            )?,
+            upstream_in_flight: r.gauge(
+                "inboxguard_upstream_in_flight",
+                "Requests currently waiting for the upstream's answer",
+            )?,
+            passthrough_requests_total: r.counter(
+                "inboxguard_passthrough_requests_total",
+                "Non-inbox requests streamed to the upstream untouched",
+            )?,
+            signature_failures_total: r.counter_vec(
                 "inboxguard_signature_failures_total",
                 "Inbox requests refused for their HTTP signature, by reason",
-            ),
-            &["reason"],
-        )?;
-        let key_cache_requests_total = IntCounterVec::new(
-            Opts::new(
+                &["reason"],
+            )?,
+            key_cache_requests_total: r.counter_vec(
                 "inboxguard_key_cache_requests_total",
                 "Public key cache lookups by result",
-            ),
-            &["result"],
-        )?;
-        let key_fetches_total = IntCounterVec::new(
-            Opts::new(
+                &["result"],
+            )?,
+            key_fetches_total: r.counter_vec(
                 "inboxguard_key_fetches_total",
                 "Remote public key fetches by result",
-            ),
-            &["result"],
-        )?;
-        let key_fetch_duration_seconds = Histogram::with_opts(
-            HistogramOpts::new(
+                &["result"],
+            )?,
+            key_fetch_duration_seconds: r.histogram(
                 "inboxguard_key_fetch_duration_seconds",
                 "Remote public key fetch time in seconds",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )?;
-        let rules_reloads_total = IntCounterVec::new(
-            Opts::new(
+            )?,
+            rules_reloads_total: r.counter_vec(
                 "inboxguard_rules_reloads_total",
                 "Rule set reloads by result",
-            ),
-            &["result"],
-        )?;
-        let rules_loaded = IntGaugeVec::new(
-            Opts::new(
+                &["result"],
+            )?,
+            rules_loaded: r.gauge_vec(
                 "inboxguard_rules_loaded",
                 "Rules in force by source and kind (severity: suspend, silence, noop, allow, exclude, actor_suspend)",
-            ),
-            &["source", "severity"],
-        )?;
-        let rules_last_reload_timestamp_seconds = IntGaugeVec::new(
-            Opts::new(
+                &["source", "severity"],
+            )?,
+            rules_last_reload_timestamp_seconds: r.gauge_vec(
                 "inboxguard_rules_last_reload_timestamp_seconds",
                 "Unix time of the last successful load of each rule source",
-            ),
-            &["source"],
-        )?;
-        let rules_reload_failing_since_timestamp_seconds = IntGauge::new(
-            "inboxguard_rules_reload_failing_since_timestamp_seconds",
-            "Unix time of the first failed rule set reload since the last successful one (0: the last reload succeeded)",
-        )?;
-        let rules_source_stale = IntGaugeVec::new(
-            Opts::new(
+                &["source"],
+            )?,
+            rules_reload_failing_since_timestamp_seconds: r.gauge(
+                "inboxguard_rules_reload_failing_since_timestamp_seconds",
+                "Unix time of the first failed rule set reload since the last successful one (0: the last reload succeeded)",
+            )?,
+            rules_source_stale: r.gauge_vec(
                 "inboxguard_rules_source_stale",
                 "1 while a rule file's current contents are refused and its last good copy is in force",
-            ),
-            &["source"],
-        )?;
-        let connections_active = IntGauge::new(
-            "inboxguard_connections_active",
-            "Client connections currently open on the proxy listener",
-        )?;
-        let connection_errors_total = IntCounterVec::new(
-            Opts::new(
+                &["source"],
+            )?,
+            connections_active: r.gauge(
+                "inboxguard_connections_active",
+                "Client connections currently open on the proxy listener",
+            )?,
+            connection_errors_total: r.counter_vec(
                 "inboxguard_connection_errors_total",
                 "Client connections cut by a connection deadline or refused by the HTTP layer before the pipeline, by kind",
-            ),
-            &["kind"],
-        )?;
-        let build_info = IntGaugeVec::new(
-            Opts::new(
+                &["kind"],
+            )?,
+            build_info: r.gauge_vec(
                 "inboxguard_build_info",
                 "Always 1; labelled with the version",
-            ),
-            &["version"],
-        )?;
-        let friendly_federator_references_total = IntCounterVec::new(
-            Opts::new(
+                &["version"],
+            )?,
+            friendly_federator_references_total: r.counter_vec(
                 "inboxguard_friendly_federator_references_total",
                 "Verified activities that referenced a limited or suspended domain, by kind and severity",
-            ),
-            &["kind", "severity"],
-        )?;
-        let friendly_federator_tracked_domains = IntGauge::new(
-            "inboxguard_friendly_federator_tracked_domains",
-            "Sending domains with friendly-federator evidence in memory",
-        )?;
-        let friendly_federator_escalations = IntGaugeVec::new(
-            Opts::new(
+                &["kind", "severity"],
+            )?,
+            friendly_federator_tracked_domains: r.gauge(
+                "inboxguard_friendly_federator_tracked_domains",
+                "Sending domains with friendly-federator evidence in memory",
+            )?,
+            friendly_federator_escalations: r.gauge_vec(
                 "inboxguard_friendly_federator_escalations",
                 "Domains at or over the friendly-federator escalation threshold, by action",
-            ),
-            &["action"],
-        )?;
-        let friendly_federator_evidence_file_total = IntCounterVec::new(
-            Opts::new(
+                &["action"],
+            )?,
+            friendly_federator_evidence_file_total: r.counter_vec(
                 "inboxguard_friendly_federator_evidence_file_total",
                 "Friendly-federator evidence file loads and saves by result",
-            ),
-            &["op", "result"],
-        )?;
-        registry.register(Box::new(friendly_federator_references_total.clone()))?;
-        registry.register(Box::new(friendly_federator_tracked_domains.clone()))?;
-        registry.register(Box::new(friendly_federator_escalations.clone()))?;
-        registry.register(Box::new(friendly_federator_evidence_file_total.clone()))?;
-        registry.register(Box::new(requests_total.clone()))?;
-        registry.register(Box::new(request_duration_seconds.clone()))?;
-        registry.register(Box::new(relayed_requests_total.clone()))?;
-        registry.register(Box::new(upstream_duration_seconds.clone()))?;
-        registry.register(Box::new(upstream_responses_total.clone()))?;
-        registry.register(Box::new(upstream_in_flight.clone()))?;
-        registry.register(Box::new(passthrough_requests_total.clone()))?;
-        registry.register(Box::new(signature_failures_total.clone()))?;
-        registry.register(Box::new(key_cache_requests_total.clone()))?;
-        registry.register(Box::new(key_fetches_total.clone()))?;
-        registry.register(Box::new(key_fetch_duration_seconds.clone()))?;
-        registry.register(Box::new(rules_reloads_total.clone()))?;
-        registry.register(Box::new(rules_loaded.clone()))?;
-        registry.register(Box::new(rules_last_reload_timestamp_seconds.clone()))?;
-        registry.register(Box::new(
-            rules_reload_failing_since_timestamp_seconds.clone(),
-        ))?;
-        registry.register(Box::new(rules_source_stale.clone()))?;
-        registry.register(Box::new(connections_active.clone()))?;
-        registry.register(Box::new(connection_errors_total.clone()))?;
-        registry.register(Box::new(build_info.clone()))?;
-        let subscription_fetches_total = IntCounterVec::new(
-            Opts::new(
+                &["op", "result"],
+            )?,
+            subscription_fetches_total: r.counter_vec(
                 "inboxguard_subscription_fetches_total",
                 "Remote rule source fetches by source and result",
-            ),
-            &["source", "result"],
-        )?;
-        let subscription_last_success_timestamp_seconds = IntGaugeVec::new(
-            Opts::new(
+                &["source", "result"],
+            )?,
+            subscription_last_success_timestamp_seconds: r.gauge_vec(
                 "inboxguard_subscription_last_success_timestamp_seconds",
                 "Unix time of the last successful fetch of each remote rule source",
-            ),
-            &["source"],
-        )?;
-        let subscription_cache_errors_total = IntCounterVec::new(
-            Opts::new(
+                &["source"],
+            )?,
+            subscription_cache_errors_total: r.counter_vec(
                 "inboxguard_subscription_cache_errors_total",
                 "Remote rule source disk cache failures by source and operation",
-            ),
-            &["source", "op"],
-        )?;
-        registry.register(Box::new(subscription_fetches_total.clone()))?;
-        registry.register(Box::new(
-            subscription_last_success_timestamp_seconds.clone(),
-        ))?;
-        registry.register(Box::new(subscription_cache_errors_total.clone()))?;
-        build_info
+                &["source", "op"],
+            )?,
+            registry: r.0,
+        };
+        metrics
+            .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         // Pre-create the label pairs dashboards and alerts divide by, so a rate() over them
         // exists (as 0) before the first event.
         for r in ["hit", "miss"] {
-            key_cache_requests_total.with_label_values(&[r]);
+            metrics.key_cache_requests_total.with_label_values(&[r]);
         }
         for r in ["success", "failure"] {
-            rules_reloads_total.with_label_values(&[r]);
+            metrics.rules_reloads_total.with_label_values(&[r]);
         }
         for r in ["ok", "error"] {
-            friendly_federator_evidence_file_total.with_label_values(&["save", r]);
+            metrics
+                .friendly_federator_evidence_file_total
+                .with_label_values(&["save", r]);
         }
-        Ok(Metrics {
-            registry,
-            requests_total,
-            request_duration_seconds,
-            relayed_requests_total,
-            upstream_duration_seconds,
-            upstream_responses_total,
-            upstream_in_flight,
-            passthrough_requests_total,
-            signature_failures_total,
-            key_cache_requests_total,
-            key_fetches_total,
-            key_fetch_duration_seconds,
-            rules_reloads_total,
-            rules_loaded,
-            rules_last_reload_timestamp_seconds,
-            rules_reload_failing_since_timestamp_seconds,
-            rules_source_stale,
-            connections_active,
-            connection_errors_total,
-            build_info,
-            friendly_federator_references_total,
-            friendly_federator_tracked_domains,
-            friendly_federator_escalations,
-            friendly_federator_evidence_file_total,
-            subscription_fetches_total,
-            subscription_last_success_timestamp_seconds,
-            subscription_cache_errors_total,
-        })
+        Ok(metrics)
     }
 
     /// The Prometheus text exposition of every metric.

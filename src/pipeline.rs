@@ -32,17 +32,20 @@ use crate::forward::{Body, BoxError, UpstreamError};
 use crate::keys::{KeyRecord, Source};
 use crate::policy::content::{ContentAction, Subject as ContentSubject};
 use crate::policy::{self, host, Snapshot};
-use crate::reject::{self, full, Answer, Decision, PolicyStop, Rejection};
+use crate::reject::{self, full, PolicyStop, Rejection};
 use crate::shedding::rate::Share;
 use crate::signature::{self, Prepared, SigError};
 use bytes::Bytes;
 use http::request::Parts;
-use http::{header, Method, Request, Response, StatusCode};
+use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+
+mod finish;
+use finish::{Finish, Route};
 
 /// What the access log and metrics learn about a request as it moves along.
 #[derive(Debug, Default)]
@@ -504,157 +507,6 @@ async fn send_upstream(
         .with_label_values(&[result_label])
         .inc();
     result
-}
-
-/// Which kind of request a [`Finish`] records.
-enum Route {
-    /// Counted in `requests_total` and logged with what the phases learnt.
-    Inbox,
-    /// Logged only (`passthrough_requests_total` counts it as it starts).
-    Passthrough { method: Method, path: String },
-}
-
-/// The finish phase: writes the request's metrics and its access-log line, exactly once.
-/// Created as the request starts; [`Finish::respond`] runs it with the outcome, and a guard
-/// dropped before that (the request's future was dropped) runs it as [`Rejection::Cancelled`].
-struct Finish<'a> {
-    app: &'a App,
-    route: Route,
-    start: Instant,
-    ctx: Context,
-    done: bool,
-}
-
-impl<'a> Finish<'a> {
-    fn start(app: &'a App, route: Route) -> Finish<'a> {
-        Finish {
-            app,
-            route,
-            start: Instant::now(),
-            ctx: Context::default(),
-            done: false,
-        }
-    }
-
-    /// Records the outcome and returns the response to send.
-    fn respond(mut self, result: Result<Response<Body>, Rejection>) -> Response<Body> {
-        self.done = true;
-        match result {
-            Ok(response) => {
-                let (decision, reason) = match self.ctx.would_stop {
-                    Some(reason) => (Decision::WouldReject, reason),
-                    None => (Decision::Forwarded, "forwarded"),
-                };
-                self.record(decision, reason, response.status());
-                response
-            }
-            Err(cause) => {
-                let answer = cause.answer();
-                self.record_rejection(&cause, &answer);
-                answer.into_response()
-            }
-        }
-    }
-
-    fn record_rejection(&self, cause: &Rejection, answer: &Answer) {
-        match cause {
-            Rejection::Signature(_) => {
-                self.app
-                    .metrics
-                    .signature_failures_total
-                    .with_label_values(&[answer.reason])
-                    .inc();
-            }
-            // The details the answer leaves out.
-            Rejection::Upstream(e) => tracing::warn!(error = %e, "forwarding to Mastodon failed"),
-            Rejection::RateLimited(over) => {
-                self.app
-                    .shedding
-                    .metrics
-                    .rate_limited_total
-                    .with_label_values(&[over.bucket.as_str()])
-                    .inc();
-            }
-            Rejection::Backpressure(shed) => {
-                self.app
-                    .shedding
-                    .metrics
-                    .backpressure_shed_total
-                    .with_label_values(&[shed.class.as_str()])
-                    .inc();
-            }
-            _ => {}
-        }
-        self.record(answer.decision, answer.reason, answer.status);
-    }
-
-    fn record(&self, decision: Decision, reason: &'static str, status: StatusCode) {
-        let elapsed = self.start.elapsed();
-        let (path, method) = match &self.route {
-            Route::Passthrough { method, path } => (path, method),
-            Route::Inbox => {
-                self.record_inbox(decision, reason, status, elapsed);
-                return;
-            }
-        };
-        tracing::info!(
-            target: "inboxguard::access",
-            method = method.as_str(),
-            path = path.as_str(),
-            decision = decision.as_str(),
-            reason,
-            status = status.as_u16(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "passthrough"
-        );
-    }
-
-    fn record_inbox(
-        &self,
-        decision: Decision,
-        reason: &'static str,
-        status: StatusCode,
-        elapsed: Duration,
-    ) {
-        let (metrics, ctx) = (&self.app.metrics, &self.ctx);
-        metrics
-            .requests_total
-            .with_label_values(&[decision.as_str(), reason])
-            .inc();
-        if ctx.relayed {
-            metrics
-                .relayed_requests_total
-                .with_label_values(&[decision.as_str()])
-                .inc();
-        }
-        metrics
-            .request_duration_seconds
-            .with_label_values(&[decision.as_str()])
-            .observe(elapsed.as_secs_f64());
-        tracing::info!(
-            target: "inboxguard::access",
-            key_host = ctx.key_host.as_deref().unwrap_or("-"),
-            actor = ctx.actor.as_deref().unwrap_or("-"),
-            activity_type = ctx.kind.as_deref().unwrap_or("-"),
-            relayed = ctx.relayed,
-            signature_format = ctx.format.map_or("-", signature::Format::as_str),
-            decision = decision.as_str(),
-            reason,
-            status = status.as_u16(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "inbox"
-        );
-    }
-}
-
-impl Drop for Finish<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.done = true;
-            let cause = Rejection::Cancelled;
-            self.record_rejection(&cause, &cause.answer());
-        }
-    }
 }
 
 /// Bytes of an over-long body read and thrown away after a 413, as a multiple of

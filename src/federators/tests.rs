@@ -10,26 +10,15 @@ use crate::policy::{sources, DomainRule, Severity, Snapshot};
 use crate::rules::MemorySource;
 use std::borrow::Cow;
 
-fn rule(domain: &str, severity: Severity, dry_run: bool) -> DomainRule {
-    DomainRule {
-        domain: domain.into(),
-        digest: None,
-        severity,
-        reject_media: false,
-        reject_reports: false,
-        public_comment: None,
-        dry_run,
-        source: Arc::from("test.csv"),
-        line: 1,
-    }
-}
-
 fn snapshot() -> Snapshot {
     Snapshot::from_rules([
-        rule("bad.example", Severity::Suspend, false),
-        rule("quiet.example", Severity::Silence, false),
-        rule("fine.example", Severity::Noop, false),
-        rule("preview.example", Severity::Suspend, true),
+        DomainRule::test("bad.example", Severity::Suspend),
+        DomainRule::test("quiet.example", Severity::Silence),
+        DomainRule::test("fine.example", Severity::Noop),
+        DomainRule {
+            dry_run: true,
+            ..DomainRule::test("preview.example", Severity::Suspend)
+        },
     ])
 }
 
@@ -174,7 +163,7 @@ fn the_store_keeps_the_domains_with_most_references() {
     let mut c = config();
     c.max_tracked_domains = 2;
     let f = federators(c);
-    let bad = rule("bad.example", Severity::Suspend, false);
+    let bad = DomainRule::test("bad.example", Severity::Suspend);
     let found = [reference(Kind::Announce, &bad)];
     for _ in 0..3 {
         f.record("a.example", None, &found, true, 100, 7);
@@ -244,7 +233,7 @@ fn evidence_survives_a_save_and_a_corrupt_file_is_set_aside() {
 }
 
 fn found(n: u64, f: &Federators, domain: &str, at: u64) {
-    let quiet = rule("quiet.example", Severity::Silence, false);
+    let quiet = DomainRule::test("quiet.example", Severity::Silence);
     let found = [reference(Kind::Reply, &quiet)];
     for _ in 0..n {
         f.record(domain, None, &found, false, at, 7);

@@ -259,7 +259,7 @@ fn build_record(key_id: &str, key: FetchedKey) -> Result<KeyRecord, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::test_server::{json_reply, Reply, TestServer};
+    use crate::keys::test_server::{cfg_for, json_reply, Reply, TestServer};
     use crate::signature::SigningKey;
     use moka::Expiry;
 
@@ -277,17 +277,6 @@ mod tests {
 
     fn ok_reply(_: &crate::keys::test_server::Seen) -> Reply {
         json_reply(200, "application/activity+json", actor_doc(PEM))
-    }
-
-    fn cfg_for(server: &TestServer) -> KeyFetchConfig {
-        let mut cfg = KeyFetchConfig {
-            allow_http: true,
-            allow_private_addresses: true,
-            timeout_secs: 5,
-            ..KeyFetchConfig::default()
-        };
-        cfg.resolve.insert("remote.test".into(), server.addr);
-        cfg
     }
 
     /// A store that keeps the fetched PEM and owner as they are, so these tests do not
@@ -407,19 +396,30 @@ mod tests {
         );
     }
 
+    /// `n` tasks, each running `call` on its own handle to `store`.
+    fn spawn_each<T, F, Fut>(
+        n: usize,
+        store: Arc<T>,
+        call: F,
+    ) -> Vec<tokio::task::JoinHandle<Fut::Output>>
+    where
+        T: Send + Sync + 'static,
+        F: Fn(Arc<T>) -> Fut,
+        Fut: std::future::Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        (0..n).map(|_| tokio::spawn(call(store.clone()))).collect()
+    }
+
     #[tokio::test]
     async fn concurrent_misses_share_one_fetch() {
         // The server holds its answer until every caller has missed, so all 100 really are
         // waiting at once.
         let server = TestServer::start_gated(ok_reply, 0).await;
         let (store, metrics) = raw_store(&cfg_for(&server));
-        let store = Arc::new(store);
-        let tasks: Vec<_> = (0..100)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move { store.get(KEY_ID).await })
-            })
-            .collect();
+        let tasks = spawn_each(100, Arc::new(store), |store| async move {
+            store.get(KEY_ID).await
+        });
         while cache_count(&metrics, "miss") < 100 {
             tokio::task::yield_now().await;
         }
@@ -487,13 +487,9 @@ mod tests {
     async fn concurrent_refreshes_share_one_fetch() {
         let server = TestServer::start_gated(ok_reply, 0).await;
         let (store, _) = raw_store(&cfg_for(&server));
-        let store = Arc::new(store);
-        let tasks: Vec<_> = (0..20)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move { store.refresh(KEY_ID).await })
-            })
-            .collect();
+        let tasks = spawn_each(20, Arc::new(store), |store| async move {
+            store.refresh(KEY_ID).await
+        });
         while server.requests().is_empty() {
             tokio::task::yield_now().await;
         }

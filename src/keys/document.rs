@@ -78,8 +78,29 @@ pub(crate) enum Parsed {
     KeyObject(FetchedKey),
 }
 
-/// Where an actor lists its keys, and what names the owner in each.
-const KEY_LISTS: [(&str, &str); 2] = [("publicKey", "owner"), ("assertionMethod", "controller")];
+/// Where an actor lists its keys, what names the owner in each entry, and what is wrong when
+/// the list or the entry cannot be read.
+struct KeyList {
+    member: &'static str,
+    owner: &'static str,
+    not_a_list: &'static str,
+    no_material: &'static str,
+}
+
+const KEY_LISTS: [KeyList; 2] = [
+    KeyList {
+        member: "publicKey",
+        owner: "owner",
+        not_a_list: "publicKey is neither an object nor an array",
+        no_material: "the publicKey has no publicKeyPem",
+    },
+    KeyList {
+        member: "assertionMethod",
+        owner: "controller",
+        not_a_list: "assertionMethod is neither an object nor an array",
+        no_material: "the assertionMethod entry is not a Multikey with publicKeyMultibase",
+    },
+];
 
 /// Checks the document found at `key_id` (fetched from the keyId without its fragment).
 pub(crate) fn parse_key_document(key_id: &str, doc: &Value) -> Result<Parsed, KeyError> {
@@ -91,23 +112,18 @@ pub(crate) fn parse_key_document(key_id: &str, doc: &Value) -> Result<Parsed, Ke
         .as_object()
         .ok_or_else(|| invalid("the document is not a JSON object"))?;
 
-    let is_actor = KEY_LISTS.iter().any(|(list, _)| obj.contains_key(*list));
+    let is_actor = KEY_LISTS.iter().any(|list| obj.contains_key(list.member));
     if is_actor {
         let actor_id = obj
             .get("id")
             .and_then(Value::as_str)
             .ok_or_else(|| invalid("the actor document has no id"))?;
         let mut first_id = None;
-        for (list, owner_field) in KEY_LISTS {
-            let Some(value) = obj.get(list) else {
+        for list in KEY_LISTS {
+            let Some(value) = obj.get(list.member) else {
                 continue;
             };
-            let entries = key_entries(value).ok_or_else(|| {
-                invalid(match list {
-                    "publicKey" => "publicKey is neither an object nor an array",
-                    _ => "assertionMethod is neither an object nor an array",
-                })
-            })?;
+            let entries = key_entries(value).ok_or_else(|| invalid(list.not_a_list))?;
             first_id = first_id.or_else(|| entries.iter().find_map(|e| entry_id(e)));
             let Some(key) = entries
                 .iter()
@@ -116,14 +132,9 @@ pub(crate) fn parse_key_document(key_id: &str, doc: &Value) -> Result<Parsed, Ke
             else {
                 continue;
             };
-            let material = key_material(key).ok_or_else(|| {
-                invalid(match list {
-                    "publicKey" => "the publicKey has no publicKeyPem",
-                    _ => "the assertionMethod entry is not a Multikey with publicKeyMultibase",
-                })
-            })?;
+            let material = key_material(key).ok_or_else(|| invalid(list.no_material))?;
             // An embedded key without an owner can only belong to the actor that embeds it.
-            match key.get(owner_field) {
+            match key.get(list.owner) {
                 None => {}
                 Some(owner) if owner.as_str() == Some(actor_id) => {}
                 Some(owner) => {
@@ -220,7 +231,7 @@ pub(crate) fn check_owner_document(key_id: &str, owner: &str, doc: &Value) -> Re
     }
     let lists_key = KEY_LISTS
         .iter()
-        .filter_map(|(list, _)| doc.get(*list).and_then(key_entries))
+        .filter_map(|list| doc.get(list.member).and_then(key_entries))
         .flatten()
         .any(|entry| entry_id(entry) == Some(key_id));
     if lists_key {

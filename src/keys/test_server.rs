@@ -177,3 +177,15 @@ impl TestServer {
         self.seen.lock().expect("lock").clone()
     }
 }
+
+/// A key-fetch config that reaches `server` as `remote.test` over plain HTTP on loopback.
+pub(crate) fn cfg_for(server: &TestServer) -> crate::config::KeyFetchConfig {
+    let mut cfg = crate::config::KeyFetchConfig {
+        allow_http: true,
+        allow_private_addresses: true,
+        timeout_secs: 5,
+        ..crate::config::KeyFetchConfig::default()
+    };
+    cfg.resolve.insert("remote.test".into(), server.addr);
+    cfg
+}

@@ -20,6 +20,12 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// Host, port, authority and path, to compare a target with one value in tests.
+    #[cfg(test)]
+    pub(crate) fn parts(&self) -> (&str, u16, &str, &str) {
+        (&self.host, self.port, &self.authority, &self.path_and_query)
+    }
+
     /// Checks the scheme (https, or http when `allow_http`) and the host of `url`.
     pub(crate) fn of(url: &Url, allow_http: bool) -> Result<Target, Error> {
         let https = match url.scheme() {
@@ -91,12 +97,7 @@ mod tests {
         let u = |s| Url::parse(s).expect("url");
         let t = Target::of(&u("https://Lists.Example./x/y.csv?v=1"), false).expect("ok");
         assert_eq!(
-            (
-                t.host.as_str(),
-                t.port,
-                t.authority.as_str(),
-                t.path_and_query.as_str()
-            ),
+            t.parts(),
             ("lists.example", 443, "lists.example", "/x/y.csv?v=1")
         );
         let t = Target::of(&u("http://[::1]:8080/l"), true).expect("ok");

@@ -207,30 +207,23 @@ mod tests {
         assert!(index.find("https://bad.example/users/m").is_none());
         index.insert(rule("https://bad.example/users/exact"));
         index.insert(rule("@Mallory@bad.example"));
-        let found = |uri: &str| index.find(uri).map(|r| r.actor.as_str());
-        assert_eq!(
-            found("https://bad.example/users/exact"),
-            Some("https://bad.example/users/exact")
-        );
-        assert_eq!(
-            found("http://BAD.example:80/users/exact/"),
-            Some("https://bad.example/users/exact")
-        );
-        assert_eq!(found("https://bad.example/users/Exact"), None);
-        assert_eq!(found("https://bad.example/users/exact/statuses/1"), None);
-        // A handle matches both common URI shapes, ignoring case.
-        assert_eq!(
-            found("https://bad.example/users/mallory"),
-            Some("@Mallory@bad.example")
-        );
-        assert_eq!(
-            found("https://bad.example/@MALLORY"),
-            Some("@Mallory@bad.example")
-        );
-        assert_eq!(found("https://bad.example/u/mallory"), None);
-        assert_eq!(found("https://sub.bad.example/users/mallory"), None);
-        assert_eq!(found("https://bad.example/users/mallory2"), None);
-        assert_eq!(found("not a uri"), None);
+        let exact = Some("https://bad.example/users/exact");
+        let handle = Some("@Mallory@bad.example");
+        for (uri, want) in [
+            ("https://bad.example/users/exact", exact),
+            ("http://BAD.example:80/users/exact/", exact),
+            ("https://bad.example/users/Exact", None),
+            ("https://bad.example/users/exact/statuses/1", None),
+            // A handle matches both common URI shapes, ignoring case.
+            ("https://bad.example/users/mallory", handle),
+            ("https://bad.example/@MALLORY", handle),
+            ("https://bad.example/u/mallory", None),
+            ("https://sub.bad.example/users/mallory", None),
+            ("https://bad.example/users/mallory2", None),
+            ("not a uri", None),
+        ] {
+            assert_eq!(index.find(uri).map(|r| r.actor.as_str()), want, "{uri}");
+        }
         // The first rule for a pattern stays.
         let mut second = rule("@mallory@bad.example");
         second.line = 9;

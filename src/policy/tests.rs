@@ -3,15 +3,8 @@ use std::sync::Arc;
 
 fn rule(domain: &str, severity: Severity, reject_reports: bool) -> DomainRule {
     DomainRule {
-        domain: domain.into(),
-        severity,
-        reject_media: false,
         reject_reports,
-        public_comment: None,
-        digest: None,
-        dry_run: false,
-        source: Arc::from("test.csv"),
-        line: 1,
+        ..DomainRule::test(domain, severity)
     }
 }
 

@@ -122,6 +122,22 @@ impl DomainRule {
         (self.severity, self.reject_reports, self.reject_media)
     }
 
+    /// A rule for tests: `domain` at `severity`, no flags, from `test.csv` line 1.
+    #[cfg(test)]
+    pub(crate) fn test(domain: &str, severity: Severity) -> DomainRule {
+        DomainRule {
+            domain: domain.into(),
+            digest: None,
+            severity,
+            reject_media: false,
+            reject_reports: false,
+            public_comment: None,
+            dry_run: false,
+            source: Arc::from("test.csv"),
+            line: 1,
+        }
+    }
+
     /// Same effect on traffic and on Mastodon's list; where it is written does not matter.
     pub(super) fn same_effect(&self, other: &DomainRule) -> bool {
         self.severity == other.severity

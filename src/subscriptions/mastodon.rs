@@ -124,71 +124,64 @@ impl MastodonPull {
     /// Puts the disk-cached copies in force; a corrupt one is logged, counted and ignored.
     pub async fn load_cache(&self) {
         if self.config.domain_blocks {
-            let (cache, label, max) = (
-                self.cache.clone(),
-                self.blocks_label.clone(),
-                self.config.max_bytes,
-            );
-            let read = tokio::task::spawn_blocking(move || {
-                read_cached(&cache, &label, max, |body| {
-                    sources::parse_json_bytes(body, Arc::from(label.as_str()))
-                })
-            })
-            .await;
-            match read {
-                Ok(Ok(Some((parsed, copy)))) => {
-                    tracing::info!(
-                        source = %self.blocks_label,
-                        rules = parsed.rules.len(),
-                        fetched_at = copy.fetched_at,
-                        "cached copy in force until the first pull"
-                    );
-                    let source =
-                        memory_source(&self.blocks_label, parsed, blocks_merge(&self.config));
-                    let rules = self.rules.clone();
-                    if let Err(e) =
-                        tokio::task::spawn_blocking(move || rules.set_memory_source(source)).await
-                    {
-                        tracing::error!(error = %e, "rules reload task failed");
-                    }
-                    self.lock().blocks = Some(sha256(&copy.body));
-                }
-                Ok(Ok(None)) => {}
-                Ok(Err(problem)) => self.cache_problem(&self.blocks_label, &problem),
-                Err(e) => tracing::error!(error = %e, "cache read task failed"),
+            let parse =
+                |body: &[u8], label: &str| sources::parse_json_bytes(body, Arc::from(label));
+            if let Some((parsed, copy)) = self.read_cache(&self.blocks_label, parse).await {
+                tracing::info!(
+                    source = %self.blocks_label,
+                    rules = parsed.rules.len(),
+                    fetched_at = copy.fetched_at,
+                    "cached copy in force until the first pull"
+                );
+                let source = memory_source(&self.blocks_label, parsed, blocks_merge(&self.config));
+                self.put_in_force(source).await;
+                self.lock().blocks = Some(sha256(&copy.body));
             }
         }
         if self.config.domain_allows {
-            let (cache, label, max) = (
-                self.cache.clone(),
-                self.allows_label.clone(),
-                self.config.max_bytes,
-            );
-            let read = tokio::task::spawn_blocking(move || {
-                read_cached(&cache, &label, max, |body| {
-                    sources::parse_allow_json_bytes(body, &label)
-                })
-            })
-            .await;
-            match read {
-                Ok(Ok(Some((domains, copy)))) => {
-                    let source = allow_source(&self.allows_label, &domains);
-                    let rules = self.rules.clone();
-                    if let Err(e) =
-                        tokio::task::spawn_blocking(move || rules.set_memory_source(source)).await
-                    {
-                        tracing::error!(error = %e, "rules reload task failed");
-                    }
-                    let list = AllowList {
-                        source: self.allows_label.clone(),
-                        domains,
-                    };
-                    self.lock().allows = Some((sha256(&copy.body), Arc::new(list)));
-                }
-                Ok(Ok(None)) => {}
-                Ok(Err(problem)) => self.cache_problem(&self.allows_label, &problem),
-                Err(e) => tracing::error!(error = %e, "cache read task failed"),
+            let parse = |body: &[u8], label: &str| sources::parse_allow_json_bytes(body, label);
+            if let Some((domains, copy)) = self.read_cache(&self.allows_label, parse).await {
+                self.put_in_force(allow_source(&self.allows_label, &domains))
+                    .await;
+                let list = AllowList {
+                    source: self.allows_label.clone(),
+                    domains,
+                };
+                self.lock().allows = Some((sha256(&copy.body), Arc::new(list)));
             }
+        }
+    }
+
+    /// Reads and parses the disk-cached copy under `label` off the runtime. `None`: no copy,
+    /// or one that cannot be used (logged and counted).
+    async fn read_cache<T: Send + 'static>(
+        &self,
+        label: &str,
+        parse: fn(&[u8], &str) -> Result<T, LoadError>,
+    ) -> Option<(T, CachedCopy)> {
+        let (cache, owned, max) = (self.cache.clone(), label.to_string(), self.config.max_bytes);
+        let read = tokio::task::spawn_blocking(move || {
+            read_cached(&cache, &owned, max, |body| parse(body, &owned))
+        })
+        .await;
+        match read {
+            Ok(Ok(found)) => found,
+            Ok(Err(problem)) => {
+                self.cache_problem(label, &problem);
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cache read task failed");
+                None
+            }
+        }
+    }
+
+    /// `set_memory_source` off the runtime; it logs and counts a failed reload itself.
+    async fn put_in_force(&self, source: MemorySource) {
+        let rules = self.rules.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || rules.set_memory_source(source)).await {
+            tracing::error!(error = %e, "rules reload task failed");
         }
     }
 
@@ -242,12 +235,8 @@ impl MastodonPull {
             .map_err(RefreshError::Malformed)?;
         let count = domains.len();
         let source = allow_source(&self.allows_label, &domains);
-        let rules = self.rules.clone();
-        // `set_memory_source` logs and counts a failed reload; the allows stay stored for the
-        // next successful one.
-        if let Err(e) = tokio::task::spawn_blocking(move || rules.set_memory_source(source)).await {
-            tracing::error!(error = %e, "rules reload task failed");
-        }
+        // A failed reload is logged and counted; the allows stay stored for the next one.
+        self.put_in_force(source).await;
         let list = Arc::new(AllowList {
             source: self.allows_label.clone(),
             domains,

@@ -18,10 +18,12 @@
 mod cache;
 mod http;
 mod mastodon;
+mod schedule;
 
 pub use cache::{Cache, CacheError, CachedCopy};
 pub use http::{link_next, FetchError, Getter, Limits, MAX_REDIRECTS};
 pub use mastodon::{AllowList, MastodonPull};
+pub use schedule::{Remotes, RETRY_MIN};
 
 use crate::clock::unix_now;
 use crate::config::{BlocklistFormat, Config, SubscriptionConfig, SubscriptionFormat};
@@ -30,18 +32,10 @@ use crate::policy::sources::{self, LoadError, ParsedSource};
 use crate::rules::{MemorySource, Rules};
 use ::http::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use ::http::{HeaderMap, HeaderValue, StatusCode};
-use std::future::Future;
-use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use url::Url;
-
-/// First retry delay after a failed fetch; doubles per consecutive failure up to the source's
-/// refresh interval.
-pub const RETRY_MIN: Duration = Duration::from_secs(30);
 
 /// Why a refresh left the copy in force unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -449,186 +443,6 @@ fn accept(format: SubscriptionFormat) -> &'static str {
     }
 }
 
-/// Every remote source of one config, built by `run` and driven by [`Remotes::start`].
-pub struct Remotes {
-    subscriptions: Vec<Arc<Subscription>>,
-    mastodon: Option<Arc<MastodonPull>>,
-}
-
-impl Remotes {
-    /// Builds the sources; nothing is read or fetched yet. Errors name the setting.
-    pub fn new(
-        config: &Config,
-        rules: &Arc<Rules>,
-        metrics: &Arc<Metrics>,
-    ) -> Result<Remotes, String> {
-        if config.subscriptions.is_empty() && config.mastodon.is_none() {
-            return Ok(Remotes {
-                subscriptions: Vec::new(),
-                mastodon: None,
-            });
-        }
-        let getter = Arc::new(Getter::new(&config.key_fetch.user_agent)?);
-        let subscriptions = config
-            .subscriptions
-            .iter()
-            .map(|s| {
-                Subscription::new(
-                    s.clone(),
-                    &config.state.dir,
-                    getter.clone(),
-                    rules.clone(),
-                    metrics.clone(),
-                )
-                .map(Arc::new)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mastodon = match &config.mastodon {
-            Some(m) => Some(Arc::new(MastodonPull::new(
-                m.clone(),
-                &config.state.dir,
-                getter,
-                rules.clone(),
-                metrics.clone(),
-            )?)),
-            None => None,
-        };
-        Ok(Remotes {
-            subscriptions,
-            mastodon,
-        })
-    }
-
-    pub fn subscriptions(&self) -> &[Arc<Subscription>] {
-        &self.subscriptions
-    }
-
-    pub fn mastodon(&self) -> Option<&Arc<MastodonPull>> {
-        self.mastodon.as_ref()
-    }
-
-    /// Puts every usable disk-cached copy in force (startup, before the proxy serves).
-    pub async fn load_caches(&self) {
-        for s in &self.subscriptions {
-            s.load_cache().await;
-        }
-        if let Some(m) = &self.mastodon {
-            m.load_cache().await;
-        }
-    }
-
-    /// Spawns one refresh task per source, each stopping when `shutdown` turns true. The
-    /// returned future resolves once every source has a copy in force or has been tried once
-    /// (readiness waits for it, so a fresh install does not serve without its lists when they
-    /// are reachable).
-    pub fn start(
-        &self,
-        shutdown: watch::Receiver<bool>,
-    ) -> (Vec<JoinHandle<()>>, impl Future<Output = ()> + Send) {
-        let count = self.subscriptions.len() + usize::from(self.mastodon.is_some());
-        let (tx, mut rx) = mpsc::channel::<()>(count.max(1));
-        let mut tasks = Vec::with_capacity(count);
-        for s in &self.subscriptions {
-            let s = s.clone();
-            let interval = Duration::from_secs(s.config.refresh_secs);
-            // A source with a copy in force is ready now; its first fetch must not count twice.
-            let ready = if s.has_copy() {
-                let _ = tx.try_send(());
-                None
-            } else {
-                Some(tx.clone())
-            };
-            tasks.push(tokio::spawn(drive(
-                interval,
-                move || {
-                    let s = s.clone();
-                    async move { s.refresh().await.is_ok() }
-                },
-                ready,
-                shutdown.clone(),
-            )));
-        }
-        if let Some(m) = &self.mastodon {
-            let m = m.clone();
-            let interval = Duration::from_secs(m.refresh_secs());
-            // A source with a copy in force is ready now; its first fetch must not count twice.
-            let ready = if m.has_copy() {
-                let _ = tx.try_send(());
-                None
-            } else {
-                Some(tx.clone())
-            };
-            tasks.push(tokio::spawn(drive(
-                interval,
-                move || {
-                    let m = m.clone();
-                    async move { m.refresh().await }
-                },
-                ready,
-                shutdown,
-            )));
-        }
-        drop(tx);
-        let first_round = async move {
-            for _ in 0..count {
-                // `None`: every task ended (shutdown) before reporting.
-                if rx.recv().await.is_none() {
-                    break;
-                }
-            }
-        };
-        (tasks, first_round)
-    }
-}
-
-/// Drives one source: refresh at once, then every `interval` (jittered), sooner after
-/// failures; reports the end of its first attempt on `ready`, if given (once, whatever the
-/// result).
-async fn drive<F, Fut>(
-    interval: Duration,
-    mut refresh: F,
-    mut ready: Option<mpsc::Sender<()>>,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let mut failures = 0u32;
-    loop {
-        let ok = tokio::select! {
-            ok = refresh() => ok,
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        };
-        if let Some(tx) = ready.take() {
-            let _ = tx.try_send(());
-        }
-        failures = if ok { 0 } else { failures.saturating_add(1) };
-        let delay = jitter(next_delay(interval, failures));
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-    }
-}
-
-/// `interval` after a success; after `failures` consecutive failures, [`RETRY_MIN`] doubled
-/// per further failure, never more than `interval`.
-pub fn next_delay(interval: Duration, failures: u32) -> Duration {
-    if failures == 0 {
-        return interval;
-    }
-    let backoff = RETRY_MIN.saturating_mul(1u32 << (failures - 1).min(16));
-    backoff.min(interval)
-}
-
-/// `delay` scaled by a random factor in [0.9, 1.1).
-fn jitter(delay: Duration) -> Duration {
-    // A randomly seeded hasher is random enough to spread fetches; no RNG crate needed.
-    let r = std::collections::hash_map::RandomState::new().hash_one(unix_now());
-    let factor = 0.9 + (r % 1000) as f64 / 5000.0;
-    delay.mul_f64(factor)
-}
-
 /// The disk-cached copies of every remote source of `config`, for `check` and `explain`
 /// (blocking; no network): what `serve` would put in force before its first fetch.
 #[derive(Debug, Default)]
@@ -668,40 +482,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delays_back_off_up_to_the_interval() {
-        let hour = Duration::from_secs(3600);
-        assert_eq!(next_delay(hour, 0), hour);
-        assert_eq!(next_delay(hour, 1), Duration::from_secs(30));
-        assert_eq!(next_delay(hour, 2), Duration::from_secs(60));
-        assert_eq!(next_delay(hour, 7), Duration::from_secs(1920));
-        assert_eq!(next_delay(hour, 8), hour);
-        assert_eq!(next_delay(hour, u32::MAX), hour);
-        let short = Duration::from_secs(10);
-        assert_eq!(next_delay(short, 1), short);
-        for _ in 0..100 {
-            let j = jitter(hour);
-            assert!(j >= hour.mul_f64(0.9) && j < hour.mul_f64(1.1), "{j:?}");
-        }
-    }
-
-    #[test]
     fn auto_format_picks_json_by_its_bracket() {
-        let json = parse_list(
-            b"\xEF\xBB\xBF  [{\"domain\": \"a.example\"}]",
-            "u",
-            SubscriptionFormat::Auto,
-        )
-        .expect("json");
-        assert_eq!(json.format, sources::Format::Json);
-        let csv = parse_list(
-            b"#domain,#severity\nb.example,silence\n",
-            "u",
-            SubscriptionFormat::Auto,
-        )
-        .expect("csv");
-        assert_eq!(csv.format, sources::Format::MastodonCsv);
-        let plain = parse_list(b"c.example\n", "u", SubscriptionFormat::Auto).expect("plain");
-        assert_eq!(plain.format, sources::Format::Plain);
+        let cases: [(&[u8], sources::Format); 3] = [
+            (
+                b"\xEF\xBB\xBF  [{\"domain\": \"a.example\"}]",
+                sources::Format::Json,
+            ),
+            (
+                b"#domain,#severity\nb.example,silence\n",
+                sources::Format::MastodonCsv,
+            ),
+            (b"c.example\n", sources::Format::Plain),
+        ];
+        for (body, format) in cases {
+            let parsed = parse_list(body, "u", SubscriptionFormat::Auto).expect("auto");
+            assert_eq!(parsed.format, format, "{format:?}");
+        }
         assert!(parse_list(b"c.example\n", "u", SubscriptionFormat::Json).is_err());
         assert!(parse_list(b"c.example\n", "u", SubscriptionFormat::MastodonCsv).is_err());
     }

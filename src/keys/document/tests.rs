@@ -9,12 +9,17 @@ fn actor(public_key: Value) -> Value {
     json!({"id": ACTOR, "type": "Person", "inbox": format!("{ACTOR}/inbox"), "publicKey": public_key})
 }
 
-fn expected() -> FetchedKey {
+/// The key the actor owns, as `material` says.
+fn owned(material: KeyMaterial) -> FetchedKey {
     FetchedKey {
-        material: KeyMaterial::Pem(PEM.into()),
+        material,
         owner: ACTOR.into(),
         actor: ActorFacts::default(),
     }
+}
+
+fn expected() -> FetchedKey {
+    owned(KeyMaterial::Pem(PEM.into()))
 }
 
 #[test]
@@ -136,11 +141,7 @@ fn multikey(id: &str, controller: &str) -> Value {
 }
 
 fn multibase_key() -> FetchedKey {
-    FetchedKey {
-        material: KeyMaterial::Multibase(MULTIBASE.into()),
-        owner: ACTOR.into(),
-        actor: ActorFacts::default(),
-    }
+    owned(KeyMaterial::Multibase(MULTIBASE.into()))
 }
 
 #[test]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::keys::test_server::{json_reply, redirect, Reply, TestServer};
+use crate::keys::test_server::{cfg_for, json_reply, redirect, Reply, TestServer};
 use crate::keys::ActorFacts;
 use crate::signature::signing_key::pem_decode;
 use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
@@ -15,17 +15,6 @@ fn actor_doc() -> String {
         "publicKey": {"id": KEY_ID, "owner": ACTOR, "publicKeyPem": PEM}
     })
     .to_string()
-}
-
-fn cfg_for(server: &TestServer) -> KeyFetchConfig {
-    let mut cfg = KeyFetchConfig {
-        allow_http: true,
-        allow_private_addresses: true,
-        timeout_secs: 5,
-        ..KeyFetchConfig::default()
-    };
-    cfg.resolve.insert("remote.test".into(), server.addr);
-    cfg
 }
 
 fn fetcher(cfg: &KeyFetchConfig) -> Fetcher {
@@ -170,15 +159,17 @@ async fn body_over_the_cap_is_refused() {
     assert_eq!(err.reason(), "too_large");
 }
 
+/// Fetching `key_id` under `cfg` fails for `reason`, worth retrying later or not.
+async fn fails_as(cfg: &KeyFetchConfig, key_id: &str, reason: &str, transient: bool) {
+    let err = fetcher(cfg).fetch_key(key_id).await.expect_err(reason);
+    assert_eq!(err.reason(), reason);
+    assert_eq!(err.is_transient(), transient, "{reason}");
+}
+
 #[tokio::test]
 async fn garbage_answer_is_a_protocol_error() {
     let server = TestServer::start_raw(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()).await;
-    let err = fetcher(&cfg_for(&server))
-        .fetch_key(KEY_ID)
-        .await
-        .expect_err("garbage");
-    assert_eq!(err.reason(), "protocol");
-    assert!(err.is_transient());
+    fails_as(&cfg_for(&server), KEY_ID, "protocol", true).await;
 }
 
 #[tokio::test]
@@ -326,13 +317,8 @@ async fn redirect_to_plain_http_is_refused_when_https_is_required() {
 async fn tls_to_a_plain_server_fails_as_tls() {
     let server =
         TestServer::start(|_| json_reply(200, "application/activity+json", actor_doc())).await;
-    let cfg = cfg_for(&server);
-    let err = fetcher(&cfg)
-        .fetch_key("https://remote.test/users/alice#main-key")
-        .await
-        .expect_err("tls");
-    assert_eq!(err.reason(), "tls");
-    assert!(!err.is_transient());
+    let key_id = "https://remote.test/users/alice#main-key";
+    fails_as(&cfg_for(&server), key_id, "tls", false).await;
 }
 
 #[tokio::test]
@@ -343,23 +329,14 @@ async fn unresolvable_and_unreachable_hosts() {
         ..KeyFetchConfig::default()
     };
     // .invalid never resolves (RFC 6761).
-    let err = fetcher(&cfg)
-        .fetch_key("http://nothing.invalid/users/a#main-key")
-        .await
-        .expect_err("dns");
-    assert_eq!(err.reason(), "dns");
-    assert!(err.is_transient());
+    fails_as(&cfg, "http://nothing.invalid/users/a#main-key", "dns", true).await;
 
     // A port nobody listens on: bind, learn the port, close.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
-    let err = fetcher(&cfg)
-        .fetch_key(&format!("http://127.0.0.1:{port}/users/a#main-key"))
-        .await
-        .expect_err("connect");
-    assert_eq!(err.reason(), "connect");
-    assert!(err.is_transient());
+    let key_id = format!("http://127.0.0.1:{port}/users/a#main-key");
+    fails_as(&cfg, &key_id, "connect", true).await;
 }
 
 #[tokio::test]
@@ -502,15 +479,7 @@ fn targets_drop_the_trailing_dot_and_keep_ports() {
             &Url::parse("https://Remote.Test./a/b?c=d").expect("url"),
         )
         .expect("target");
-    assert_eq!(
-        (
-            t.host.as_str(),
-            t.port,
-            t.authority.as_str(),
-            t.path_and_query.as_str()
-        ),
-        ("remote.test", 443, "remote.test", "/a/b?c=d")
-    );
+    assert_eq!(t.parts(), ("remote.test", 443, "remote.test", "/a/b?c=d"));
     let t = f
         .target(
             KEY_ID,
