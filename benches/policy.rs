@@ -72,6 +72,7 @@ fn policy(c: &mut Criterion) {
             kind: Default::default(),
             exclude: false,
             priority: 0,
+            max_shrink: 0.5,
         }];
         b.iter_batched(
             || (),

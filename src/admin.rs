@@ -8,6 +8,7 @@
 //! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving; 503 while draining |
 //! | POST   | `/admin/reload` | yes          | reload rule files; 200 + per-source counts and changes, or 500 + each refused file's file:line error (its last good copy stays; the other sources' changes apply, listed as for 200) |
 //! | GET    | `/admin/friendly-federators` | yes | friendly-federator evidence and escalations (JSON) |
+//! | POST   | `/admin/sources/<name>/accept` | yes | put in force the version of a rule source the shrink guard holds back (`<name>`: its path or URL as configured, percent-encoded, or a file's name); 200, or 404 for an unknown source |
 //!
 //! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
 //! a kubelet needs no secret.
@@ -141,11 +142,39 @@ pub enum ProbeError {
 /// bounded by `timeout` as a whole; returns the answer's status. No TLS and no token: the
 /// probes need neither.
 pub async fn probe(url: &str, timeout: Duration) -> Result<StatusCode, ProbeError> {
+    call(Method::GET, url, None, timeout)
+        .await
+        .map(|(status, _)| status)
+}
+
+/// The base URL (`http://host:port`) at which this machine reaches the admin listener that
+/// `config` binds: a wildcard address is reached on loopback.
+pub fn base_url(config: &crate::config::AdminConfig) -> String {
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
+}
+
+/// One request to this listener (`http://host:port/path`) with the bearer `token` if given,
+/// bounded by `timeout` as a whole; the answer's status and body (lossy UTF-8). What the
+/// commands that ask the running proxy (`accept`) use.
+pub async fn call(
+    method: Method,
+    url: &str,
+    token: Option<&Token>,
+    timeout: Duration,
+) -> Result<(StatusCode, String), ProbeError> {
+    use http_body_util::BodyExt;
     let uri: http::Uri = url.parse().map_err(|_| ProbeError::Url(url.to_string()))?;
     let (Some("http"), Some(authority)) = (uri.scheme_str(), uri.authority().cloned()) else {
         return Err(ProbeError::Url(url.to_string()));
     };
-    let get = async {
+    let request = async {
         let addr = format!(
             "{}:{}",
             authority.host(),
@@ -156,9 +185,10 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<StatusCode, ProbeErro
             .map_err(|source| ProbeError::Connect { addr, source })?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await?;
-        // Drives the connection; it ends when the answer is read or the probe gives up.
+        // Drives the connection; it ends when the answer is read or the call gives up.
         tokio::spawn(conn);
         let mut req = Request::new(full(Vec::new()));
+        *req.method_mut() = method;
         *req.uri_mut() = uri.path_and_query().map_or_else(
             || http::Uri::from_static("/"),
             |p| http::Uri::from(p.clone()),
@@ -168,9 +198,17 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<StatusCode, ProbeErro
             HeaderValue::from_str(authority.as_str())
                 .map_err(|_| ProbeError::Url(url.to_string()))?,
         );
-        Ok(sender.send_request(req).await?.status())
+        if let Some(token) = token {
+            let value = HeaderValue::from_str(&format!("Bearer {}", token.0))
+                .map_err(|_| ProbeError::Url(url.to_string()))?;
+            req.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+        let answer = sender.send_request(req).await?;
+        let status = answer.status();
+        let body = answer.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     };
-    tokio::time::timeout(timeout, get)
+    tokio::time::timeout(timeout, request)
         .await
         .map_err(|_| ProbeError::Timeout(timeout))?
 }
@@ -255,11 +293,100 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
                 ),
             }
         }
+        (method, path) if source_to_accept(path).is_some() => {
+            if method != Method::POST {
+                return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            }
+            let name = source_to_accept(path).unwrap_or_default();
+            accept(app, name).await
+        }
         (
             _,
             "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/friendly-federators",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// The source named in `/admin/sources/<name>/accept`, percent-decoded (a URL or a path
+/// travels percent-encoded in one segment).
+fn source_to_accept(path: &str) -> Option<String> {
+    let name = path
+        .strip_prefix("/admin/sources/")?
+        .strip_suffix("/accept")?;
+    (!name.is_empty()).then(|| percent_decode(name))
+}
+
+/// `%XX` escapes decoded; anything else as it is.
+pub(crate) fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `%XX`-escapes everything but unreserved characters, so a URL or a path fits one segment.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `POST /admin/sources/<name>/accept`: an operator's word that the version of `name` the
+/// shrink guard holds back is meant.
+async fn accept(app: &App, name: String) -> Response<Body> {
+    let Some(label) = app.rules.source_named(&name) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!("no rule source named {name:?} (give its path or URL as configured, or a file's name)\n"),
+        );
+    };
+    let rules = app.rules.clone();
+    let l = label.clone();
+    match tokio::task::spawn_blocking(move || rules.accept(&l)).await {
+        Ok(Ok(summaries)) => {
+            let mut out = format!("accepted {label}\n");
+            out.push_str(&reloaded(&summaries.unwrap_or_default()));
+            text(StatusCode::OK, &out)
+        }
+        // The accepted source is in force; another file is still refused.
+        Ok(Err(e)) if !e.refused.iter().any(|r| r.file == label) => {
+            let mut out = format!("accepted {label}\n");
+            for refused in &e.refused {
+                out.push_str(&format!(
+                    "refused {refused}; its last good copy stays in force\n"
+                ));
+            }
+            out.push_str(&reloaded(e.applied.as_deref().unwrap_or_default()));
+            text(StatusCode::OK, &out)
+        }
+        Ok(Err(e)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{label} still refused: {e}\n"),
+        ),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "accept task failed\n"),
     }
 }
 

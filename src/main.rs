@@ -2,6 +2,7 @@
 //! wrong, before binding anything), set up logging, bind, run, exit.
 
 use clap::{Parser, Subcommand};
+use inboxguard::admin;
 use inboxguard::config::{Config, LogFormat, LoggingConfig};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -70,6 +71,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Put in force the new version of a rule source that the running proxy holds back
+    /// because it would remove too much (`max_shrink`). Asks the proxy on its admin listener
+    /// (`[admin] listen` and `token_file` of this config): `POST /admin/sources/<SOURCE>/accept`.
+    Accept {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The source's path or URL as configured, or a file's name.
+        #[arg(value_name = "SOURCE")]
+        source: String,
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        timeout_secs: u64,
+    },
     /// GET an admin probe (default `/healthz` on the default admin address) and exit 0 if it
     /// answers 2xx within the timeout, 1 otherwise: a health check for images that have no
     /// shell or HTTP client (the container image's HEALTHCHECK).
@@ -96,6 +109,11 @@ fn main() -> ExitCode {
         Command::Explain { config, subject } => explain(config, &subject),
         Command::Report { config, json } => report(config, json),
         Command::Healthcheck { url, timeout_secs } => healthcheck(&url, timeout_secs),
+        Command::Accept {
+            config,
+            source,
+            timeout_secs,
+        } => accept(config, &source, timeout_secs),
         Command::Demo => demo(),
     }
 }
@@ -359,6 +377,53 @@ fn healthcheck(url: &str, timeout_secs: u64) -> ExitCode {
         }
         Err(e) => {
             eprintln!("inboxguard: {url}: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn accept(path: PathBuf, source: &str, timeout_secs: u64) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("inboxguard: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let token = match config
+        .admin
+        .token_file
+        .as_deref()
+        .map(admin::Token::from_file)
+    {
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("inboxguard: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        None => None,
+    };
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(EXIT_RUNTIME);
+    };
+    let url = format!(
+        "{}/admin/sources/{}/accept",
+        admin::base_url(&config.admin),
+        admin::percent_encode(source)
+    );
+    let timeout = std::time::Duration::from_secs(timeout_secs);
+    let call = admin::call(http::Method::POST, &url, token.as_ref(), timeout);
+    match runtime.block_on(call) {
+        Ok((status, body)) if status.is_success() => {
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprint!("inboxguard: {status}: {body}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Err(e) => {
+            eprintln!("inboxguard: {url}: {e} (is the proxy running with this config?)");
             ExitCode::from(EXIT_RUNTIME)
         }
     }

@@ -229,10 +229,35 @@ async fn admin_reload_applies_at_once_and_refuses_a_broken_file() {
     assert!(reloads(&metrics, "failure") > failures_before, "{metrics}");
     assert_eq!(loaded(&metrics, &path, "suspend"), Some(1.0), "{metrics}");
 
-    // Emptied again and reloaded: the suspension is gone on the next request.
+    // Emptied: that would lift every rule of the file, so it waits for an operator.
     std::fs::write(&path, csv(&[])).unwrap();
     let (status, body) = admin_reload(&s.proxy).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(
+        body.contains(&format!(
+            "refused {source}: would remove 1 of its 1 entries"
+        )),
+        "{body}"
+    );
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+    let metrics = s.proxy.metrics().await;
+    assert_eq!(reloads(&metrics, "refused_shrink"), 1.0, "{metrics}");
+
+    // Accepted by its file name: the suspension is gone on the next request.
+    let (status, _, body) = within(
+        "accept",
+        send(
+            s.proxy.admin_addr,
+            http::Method::POST,
+            "/admin/sources/blocklist.csv/accept",
+            http::HeaderMap::new(),
+            Vec::new(),
+        ),
+    )
+    .await;
+    let body = String::from_utf8_lossy(&body);
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(&format!("accepted {source}")), "{body}");
     assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::ACCEPTED);
 }
 
@@ -394,4 +419,83 @@ async fn a_broken_file_does_not_hold_back_another_files_edit() {
     let after = proxy.metrics().await;
     assert_eq!(gauge(&after, stale, &a), Some(0.0), "{after}");
     assert_eq!(metric_value(&after, failing), Some(0.0), "{after}");
+}
+
+/// A public comment that opens a quote and never closes it would swallow the rows after it
+/// into the comment, lifting their suspensions: the file is refused at the line where the
+/// quote opens, and the suspension stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unclosed_quote_is_refused_and_the_suspension_stays() {
+    let (s, path) = setup(&csv(&[
+        "first.test,suspend,false,false,,false",
+        "evil.test,suspend,false,false,,false",
+    ]))
+    .await;
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+    let failures_before = reloads(&s.proxy.metrics().await, "failure");
+
+    let broken = csv(&[
+        "first.test,suspend,false,false,\"Harassment campaign, see report,false",
+        "evil.test,suspend,false,false,,false",
+        "other.test,silence,false,false,,false",
+    ]);
+    std::fs::write(&path, broken).unwrap();
+    let (status, body) = admin_reload(&s.proxy).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(
+        body.contains(&format!("{}:2: a quoted field runs past", path.display())),
+        "{body}"
+    );
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+    let metrics = s.proxy.metrics().await;
+    assert!(reloads(&metrics, "failure") > failures_before, "{metrics}");
+    assert_eq!(loaded(&metrics, &path, "suspend"), Some(2.0), "{metrics}");
+    assert_eq!(
+        gauge(&metrics, "inboxguard_rules_source_stale", &path),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+/// `inboxguard accept --config FILE <source>` asks the proxy running with that config, on
+/// its admin listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accept_command_reaches_the_running_proxy() {
+    let (s, path) = setup(&csv(&["evil.test,suspend,false,false,,false"])).await;
+    std::fs::write(&path, csv(&[])).unwrap();
+    let (status, _) = admin_reload(&s.proxy).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+
+    let accept = |source: String| {
+        let config = s.proxy.config_path.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_inboxguard"))
+                .arg("accept")
+                .arg("--config")
+                .arg(config)
+                .arg(source)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = within("accept", accept("no-such-list.csv".into()))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+    let out = within("accept", accept(path.display().to_string()))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("accepted {}", path.display())),
+        "{stdout}"
+    );
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::ACCEPTED);
 }

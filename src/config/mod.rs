@@ -25,6 +25,8 @@ pub use federators::FriendlyFederatorsConfig;
 pub use keys::{KeyFetchConfig, SignatureConfig};
 pub use logging::{LogFormat, LoggingConfig};
 pub use server::{PublicScheme, ServerConfig};
+#[cfg(test)]
+pub(crate) use sources::default_max_shrink;
 pub use sources::{
     check_remote_url, BlocklistConfig, MastodonApiConfig, PolicyConfig, StateConfig,
     SubscriptionConfig, SubscriptionFormat,

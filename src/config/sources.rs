@@ -32,6 +32,11 @@ pub struct BlocklistConfig {
     /// (the harshest of those wins). Default 0 for every source: the harshest rule wins.
     #[serde(default)]
     pub priority: i32,
+    /// The shrink guard: a new version of the file that would remove more than this share of
+    /// its entries (or all of them) is refused, its last good copy kept, until an operator
+    /// accepts it. 1.0 turns the guard off.
+    #[serde(default = "default_max_shrink")]
+    pub max_shrink: f64,
 }
 
 /// `[policy]`: how the rules of all sources combine. Needs a restart to change.
@@ -111,6 +116,26 @@ pub struct SubscriptionConfig {
     /// Fetch from loopback/private/link-local addresses. Off by default.
     #[serde(default)]
     pub allow_private_addresses: bool,
+    /// As `blocklists.max_shrink`: a fetched list removing more than this share of the
+    /// entries in force (or all of them) is refused until an operator accepts it.
+    #[serde(default = "default_max_shrink")]
+    pub max_shrink: f64,
+}
+
+/// Half: a list losing more than half of its entries at once is more likely broken than
+/// edited.
+pub(crate) fn default_max_shrink() -> f64 {
+    0.5
+}
+
+fn max_shrink(key: &'static str, value: f64) -> Result<(), Invalid> {
+    if !(0.0..=1.0).contains(&value) {
+        return Err((
+            key,
+            "must be between 0.0 and 1.0 (1.0 turns the guard off)".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -240,6 +265,7 @@ impl BlocklistConfig {
                 ),
             ));
         }
+        max_shrink("blocklists.max_shrink", self.max_shrink)?;
         if (self.exclude || self.kind == SourceKind::Allow) && self.dry_run {
             return Err((
                 "blocklists.dry_run",
@@ -286,6 +312,7 @@ impl SubscriptionConfig {
                 ),
             ));
         }
+        max_shrink("subscriptions.max_shrink", self.max_shrink)?;
         max_bytes("subscriptions.max_bytes", self.max_bytes)
     }
 }

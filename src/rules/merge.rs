@@ -33,6 +33,9 @@ pub struct MemorySource {
     pub subscribed: bool,
     /// As `BlocklistConfig::priority`.
     pub priority: i32,
+    /// The shrink guard (`rules::guard`) for a new copy replacing this source; `None` for
+    /// sources whose owner decides (generated rules, Mastodon's own admin list).
+    pub max_shrink: Option<f64>,
 }
 
 impl MemorySource {
@@ -44,6 +47,7 @@ impl MemorySource {
             exclude: false,
             subscribed: false,
             priority: 0,
+            max_shrink: None,
         }
     }
 }

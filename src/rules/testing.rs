@@ -15,6 +15,7 @@ pub(super) fn source(path: &Path) -> BlocklistConfig {
         kind: crate::config::SourceKind::Block,
         exclude: false,
         priority: 0,
+        max_shrink: crate::config::default_max_shrink(),
     }
 }
 

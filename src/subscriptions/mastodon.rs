@@ -401,6 +401,7 @@ fn blocks_merge(config: &MastodonApiConfig) -> Merge {
         exclude: false,
         subscribed: false,
         priority: 0,
+        max_shrink: None,
     }
 }
 

@@ -55,6 +55,10 @@ pub enum RefreshError {
     /// A 304 answered a request that carried no validators (nothing to keep).
     #[error("answered 304 Not Modified to an unconditional request")]
     UnexpectedNotModified,
+    /// The answer would remove more than `max_shrink` of the rules in force (an empty body, a
+    /// header-only CSV): held back until an operator accepts it.
+    #[error("new copy lists {rules} rules and would remove more than max_shrink of the copy in force; held back until accepted")]
+    Shrink { rules: usize },
 }
 
 impl RefreshError {
@@ -64,6 +68,7 @@ impl RefreshError {
             RefreshError::Fetch(e) => e.reason(),
             RefreshError::Malformed(_) => "malformed",
             RefreshError::UnexpectedNotModified => "http_status",
+            RefreshError::Shrink { .. } => "refused_shrink",
         }
     }
 }
@@ -108,6 +113,8 @@ pub(crate) struct Merge {
     /// list is not a subscription and always applies.
     pub subscribed: bool,
     pub priority: i32,
+    /// As `SubscriptionConfig::max_shrink`; `None` where the source's owner decides.
+    pub max_shrink: Option<f64>,
 }
 
 impl Merge {
@@ -117,6 +124,7 @@ impl Merge {
             exclude: s.exclude,
             subscribed: true,
             priority: s.priority,
+            max_shrink: Some(s.max_shrink),
         }
     }
 }
@@ -128,6 +136,7 @@ fn memory_source(label: &str, parsed: ParsedSource, merge: Merge) -> MemorySourc
     source.exclude = merge.exclude;
     source.subscribed = merge.subscribed;
     source.priority = merge.priority;
+    source.max_shrink = merge.max_shrink;
     source
 }
 
@@ -201,20 +210,24 @@ fn record(metrics: &Metrics, label: &str, result: &Result<Outcome, RefreshError>
 
 /// Puts `parsed` in force under `label` and stores `copy` as its last good copy. A failing
 /// cache write is logged and counted: the rules are in force anyway, only a restart during an
-/// outage would miss them.
+/// outage would miss them. A copy the shrink guard holds back is not written: the disk keeps
+/// the copy in force, so a restart cannot put the held one in force unasked. Returns whether
+/// the guard held it back.
 async fn install(
     rules: &Arc<Rules>,
     metrics: &Metrics,
     cache: &Cache,
     source: MemorySource,
     copy: CachedCopy,
-) {
+) -> bool {
     let label = source.label.clone();
     let r = rules.clone();
     // `set_memory_source` keeps the source even when a broken local file fails the reload,
     // and logs and counts that failure itself.
-    if let Err(e) = tokio::task::spawn_blocking(move || r.set_memory_source(source)).await {
-        tracing::error!(source = %label, error = %e, "rules reload task failed");
+    match tokio::task::spawn_blocking(move || r.set_memory_source(source)).await {
+        Ok(Err(e)) if e.refused_shrink(&label) => return true,
+        Ok(_) => {}
+        Err(e) => tracing::error!(source = %label, error = %e, "rules reload task failed"),
     }
     let c = cache.clone();
     let l = label.clone();
@@ -223,6 +236,7 @@ async fn install(
         Ok(Err(e)) => cache_error(metrics, &label, "write", &e),
         Err(e) => tracing::error!(source = %label, error = %e, "cache write task failed"),
     }
+    false
 }
 
 fn cache_error(metrics: &Metrics, label: &str, op: &str, e: &CacheError) {
@@ -333,7 +347,9 @@ impl Subscription {
         true
     }
 
-    async fn put_in_force(&self, parsed: ParsedSource, copy: CachedCopy, write: bool) {
+    /// Returns whether the shrink guard held the copy back (then it is not the copy in force,
+    /// and the next fetch tries again).
+    async fn put_in_force(&self, parsed: ParsedSource, copy: CachedCopy, write: bool) -> bool {
         let state = InForce {
             etag: copy.etag.clone(),
             last_modified: copy.last_modified.clone(),
@@ -341,7 +357,9 @@ impl Subscription {
         };
         let source = memory_source(self.label(), parsed, Merge::of(&self.config));
         if write {
-            install(&self.rules, &self.metrics, &self.cache, source, copy).await;
+            if install(&self.rules, &self.metrics, &self.cache, source, copy).await {
+                return true;
+            }
         } else {
             let rules = self.rules.clone();
             if let Err(e) =
@@ -351,6 +369,7 @@ impl Subscription {
             }
         }
         *self.lock() = Some(state);
+        false
     }
 
     /// Fetches the list once (conditionally when a copy is in force) and puts a new, valid
@@ -426,7 +445,9 @@ impl Subscription {
         let parsed = parse_list(&copy.body, self.label(), self.config.format)
             .map_err(RefreshError::Malformed)?;
         let rules = parsed.rules.len();
-        self.put_in_force(parsed, copy, true).await;
+        if self.put_in_force(parsed, copy, true).await {
+            return Err(RefreshError::Shrink { rules });
+        }
         Ok(Outcome::Updated { rules })
     }
 

@@ -37,7 +37,12 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let mut columns = Columns::default();
-    for (i, name) in reader.headers().map_err(csv_error)?.iter().enumerate() {
+    let headers = reader.headers().map_err(csv_error)?;
+    let width = headers.len();
+    if headers.iter().any(|h| h.contains('\n')) {
+        return Err((1, LoadErrorKind::UnclosedQuote));
+    }
+    for (i, name) in headers.iter().enumerate() {
         let slot = match name.to_ascii_lowercase().as_str() {
             "#domain" => {
                 columns.domain = i;
@@ -69,6 +74,26 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
                 .map_or(0, |rest| rest.iter().take_while(|&&b| b == b'\n').count());
             cursor.line(start.saturating_add(skipped))
         });
+        // A quote opened in a comment and never closed swallows the rows after it into one
+        // field: refuse the file rather than silently lose those rules. A comment over several
+        // lines is fine (Mastodon exports them) when its record is whole and no line in it
+        // reads as a row. Short rows are Mastodon's import defaults; a row wider than the
+        // header is not a record of it.
+        if record
+            .iter()
+            .any(|f| f.contains('\n') && (record.len() < width || swallows_rows(f)))
+        {
+            return Err((line, LoadErrorKind::UnclosedQuote));
+        }
+        if record.len() > width {
+            return Err((
+                line,
+                LoadErrorKind::TooManyFields {
+                    fields: record.len(),
+                    columns: width,
+                },
+            ));
+        }
         let field = |i: Option<usize>| i.and_then(|i| record.get(i)).filter(|v| !v.is_empty());
         let severity = lines::severity(line, field(columns.severity))?;
         let flag = |column: &'static str, i: Option<usize>| match field(i) {
@@ -94,4 +119,15 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
         out.push(line, domain, entry)?;
     }
     Ok(())
+}
+
+/// Whether a multi-line field holds a line that reads as a row of its own (`domain,...`): the
+/// sign of a quote that opened and swallowed the rows after it.
+fn swallows_rows(field: &str) -> bool {
+    field.split('\n').skip(1).any(|line| {
+        line.split_once(',').is_some_and(|(first, _)| {
+            let first = first.trim();
+            first.contains('.') && crate::policy::host::normalize(first).is_some()
+        })
+    })
 }

@@ -688,3 +688,44 @@ fn allow_json() {
     let e = parse_allow_json_bytes(b"[{\"id\": \"1\"}]", "allows").expect_err("no domain");
     assert!(matches!(e.kind, LoadErrorKind::MissingDomain));
 }
+
+#[test]
+fn an_unclosed_quote_or_a_wide_row_refuses_the_file_at_its_line() {
+    for (name, line, message) in [
+        (
+            "unclosed_quote.csv",
+            2,
+            "a quoted field runs past the end of its line",
+        ),
+        (
+            "unclosed_quote_last_column.csv",
+            2,
+            "a quoted field runs past the end of its line",
+        ),
+        (
+            "too_many_fields.csv",
+            3,
+            "row has 5 fields; the header has 3 columns",
+        ),
+    ] {
+        let e = parse_file(&fixture(name), BlocklistFormat::Auto).expect_err(name);
+        assert_eq!(e.line, line, "{name}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("tests/fixtures/blocklists/{name}:{line}: "))
+                && text.contains(message),
+            "{name}: {text}"
+        );
+    }
+    // Mastodon's own comments over several lines, and short rows, still read.
+    let p = parse(
+        "#domain,#severity,#public_comment\na.example,suspend,\"one\ntwo, three\"\nb.example\n",
+        BlocklistFormat::MastodonCsv,
+    )
+    .expect("whole records");
+    assert_eq!(
+        find(&p, "a.example").public_comment.as_deref(),
+        Some("one\ntwo, three")
+    );
+    assert_eq!(find(&p, "b.example").line, 4);
+}
