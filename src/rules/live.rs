@@ -365,6 +365,7 @@ impl Rules {
                 },
             )?;
         let by_source = self.current.load().diff_by_source(&snapshot);
+        let named = self.current.load().changed_domains_by_source(&snapshot);
         let total = snapshot.len();
         self.current.store(Arc::new(snapshot));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -379,7 +380,19 @@ impl Rules {
         // One line per source that changed (a removed source's rules count for it too), then
         // the total.
         for (source, changes) in &by_source {
-            tracing::info!(generation, source = %source, changes = %changes, "rule source changed");
+            let domains = named.get(source).map(ToString::to_string);
+            let domains = domains.unwrap_or_default();
+            tracing::info!(generation, source = %source, changes = %changes, domains, "rule source changed");
+        }
+        // Moderators grep for these: a lifted suspension lets a domain's deliveries through.
+        for (source, named) in named.iter().filter(|(_, n)| n.lifted() > 0) {
+            tracing::warn!(
+                generation,
+                source = %source,
+                suspensions = named.lifted(),
+                domains = named.lifted_domains(),
+                "suspend rules removed"
+            );
         }
         let changes = Changes::sum(by_source.values());
         if !refused.is_empty() {

@@ -578,3 +578,63 @@ fn a_subscription_answering_nothing_waits_for_an_operator() {
         .expect("guard off");
     assert!(!suspended(&rules, "a.example"));
 }
+
+#[test]
+fn lifted_suspensions_are_warned_and_changes_name_their_domains() {
+    let _serial = log_call_sites();
+    let rows = |suspended: &[&str], silenced: usize| {
+        let mut text = String::from("#domain,#severity\n");
+        for d in suspended {
+            text.push_str(&format!("{d},suspend\n"));
+        }
+        for i in 0..silenced {
+            text.push_str(&format!("quiet{i}.example,silence\n"));
+        }
+        text
+    };
+    let (_dir, [path]) = files([(
+        "blocks.csv",
+        &rows(&["a.example", "b.example", "c.example", "d.example"], 0),
+    )]);
+    let (rules, _) = rules_over(&[&path]);
+    let label = path.display().to_string();
+
+    // b.example goes, c.example is only limited now, 25 limits arrive.
+    let mut text = rows(&["a.example", "d.example"], 25);
+    text.push_str("c.example,silence\n");
+    std::fs::write(&path, text).expect("write");
+    let (result, log) = logged(|| rules.reload());
+    result.expect("reload");
+    assert!(!suspended(&rules, "b.example") && !suspended(&rules, "c.example"));
+    let warn = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("suspend rules removed"))
+        .unwrap_or_else(|| panic!("no warning:\n{log}"));
+    assert!(
+        warn.contains(&format!("source={label}"))
+            && warn.contains("suspensions=2")
+            && warn.contains("domains=\"b.example c.example\""),
+        "{warn}"
+    );
+    let change = log
+        .lines()
+        .find(|l| l.contains("rule source changed"))
+        .unwrap_or_else(|| panic!("no change line:\n{log}"));
+    let silence = change
+        .split_once("domains=\"suspend -b.example; silence ")
+        .unwrap_or_else(|| panic!("{change}"))
+        .1;
+    // 25 limits added and one changed: 20 named.
+    let named = silence.matches("+quiet").count() + silence.matches("~c.example").count();
+    assert_eq!(named, 20, "{change}");
+    assert!(silence.contains(" (+6 more)\""), "{change}");
+
+    // Additions alone lift nothing.
+    let mut text = rows(&["a.example", "d.example", "e.example"], 25);
+    text.push_str("c.example,silence\n");
+    std::fs::write(&path, text).expect("write");
+    let (result, log) = logged(|| rules.reload());
+    result.expect("reload");
+    assert!(!log.contains("suspend rules removed"), "{log}");
+    assert!(log.contains("domains=\"suspend +e.example\""), "{log}");
+}
