@@ -5,7 +5,7 @@
 //! |--------|-----------------|--------------|-----------------------------------------------|
 //! | GET    | `/metrics`      | yes          | Prometheus text                               |
 //! | GET    | `/healthz`      | no           | 200 while the process runs                    |
-//! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving; 503 while draining |
+//! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving (`ready`, then a line per failing evidence save or held-back source); 503 while draining |
 //! | POST   | `/admin/reload` | yes          | reload rule files; 200 + per-source counts and changes, or 500 + each refused file's file:line error (its last good copy stays; the other sources' changes apply, listed as for 200) |
 //! | GET    | `/admin/friendly-federators` | yes | friendly-federator evidence and escalations (JSON) |
 //! | POST   | `/admin/sources/<name>/accept` | yes | put in force the version of a rule source the shrink guard holds back (`<name>`: its path or URL as configured, percent-encoded, or a file's name); 200, or 404 for an unknown source |
@@ -227,7 +227,7 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => {
             if app.is_ready() {
-                text(StatusCode::OK, "ready\n")
+                text(StatusCode::OK, &readiness_detail(app))
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             }
@@ -306,6 +306,23 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `ready`, then a line per problem that does not stop serving but needs an operator: a
+/// failing evidence save, a source version the shrink guard holds back.
+fn readiness_detail(app: &App) -> String {
+    let mut out = String::from("ready\n");
+    if let Some(e) = app.federators.save_error() {
+        out.push_str(&format!(
+            "error: friendly-federator evidence not saved: {e}\n"
+        ));
+    }
+    for label in app.rules.held_back() {
+        out.push_str(&format!(
+            "held back: {label}: new version would remove too much (inboxguard accept)\n"
+        ));
+    }
+    out
 }
 
 /// The source named in `/admin/sources/<name>/accept`, percent-decoded (a URL or a path

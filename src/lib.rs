@@ -23,6 +23,7 @@
 //! | `explain`   | `inboxguard explain`: the decision and every matching rule for a domain, actor or activity |
 //! | `federators`| friendly federators: laundering checks, evidence store and file, escalation into a generated source |
 //! | `subscriptions` | remote rule sources (`[[subscriptions]]`, Mastodon's admin API): fetch, disk cache, refresh tasks |
+//! | `state_dirs`| the directories saves go to, checked by `check` and at startup |
 //! | `clock`     | `unix_now`: wall-clock seconds, as state files and timestamp gauges hold them |
 //!
 //! Lower modules never import higher ones: `signature`, `policy`, `activity` and `config`
@@ -53,6 +54,7 @@ pub mod rules;
 pub mod server;
 pub mod shedding;
 pub mod signature;
+pub mod state_dirs;
 pub mod subscriptions;
 
 use std::future::Future;
@@ -83,6 +85,9 @@ pub enum RunError {
     AdminToken(String),
     #[error("remote rule sources: {0}")]
     Remotes(String),
+    /// A directory saves go to is missing or not writable (see `state_dirs`).
+    #[error("{0}")]
+    State(String),
 }
 
 /// Runs the proxy on the given listeners until `shutdown` resolves, then stops accepting,
@@ -93,6 +98,9 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    for note in state_dirs::check(&config, true).map_err(RunError::State)? {
+        tracing::info!("{note}");
+    }
     let metrics = Arc::new(metrics::Metrics::new()?);
     let rules = rules::Rules::new(
         config.blocklists.clone(),

@@ -131,6 +131,11 @@ fn serve(path: PathBuf) -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::from(EXIT_RUNTIME);
     };
+    // Before binding, as every config error: `run` checks again (and logs what it creates).
+    if let Err(e) = inboxguard::state_dirs::check(&config, true) {
+        tracing::error!(error = %e, "cannot start");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     runtime.block_on(async move {
         let proxy = match tokio::net::TcpListener::bind(config.server.listen).await {
             Ok(l) => l,
@@ -150,7 +155,7 @@ fn serve(path: PathBuf) -> ExitCode {
         let listeners = inboxguard::Listeners { proxy, admin };
         match inboxguard::run(config, listeners, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e @ inboxguard::RunError::Rules(_)) => {
+            Err(e @ (inboxguard::RunError::Rules(_) | inboxguard::RunError::State(_))) => {
                 tracing::error!(error = %e, "cannot start");
                 ExitCode::from(EXIT_CONFIG)
             }
@@ -165,6 +170,13 @@ fn serve(path: PathBuf) -> ExitCode {
 fn check(path: PathBuf) -> ExitCode {
     let config = match Config::load(&path) {
         Ok(c) => c,
+        Err(e) => {
+            eprintln!("inboxguard: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let state_notes = match inboxguard::state_dirs::check(&config, false) {
+        Ok(notes) => notes,
         Err(e) => {
             eprintln!("inboxguard: {e}");
             return ExitCode::from(EXIT_CONFIG);
@@ -186,6 +198,9 @@ fn check(path: PathBuf) -> ExitCode {
     let (summaries, cached) = (offline.summaries, offline.cached);
     println!("config {} is valid", path.display());
     if let Some(note) = &relative {
+        println!("  {note}");
+    }
+    for note in &state_notes {
         println!("  {note}");
     }
     println!("  listen    {}", config.server.listen);

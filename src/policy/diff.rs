@@ -155,7 +155,7 @@ impl Snapshot {
         by
     }
 
-    /// The domains behind `diff_by_source`, named per source and kind (at most [`NAMED`]
+    /// The domains behind `diff_by_source`, named per source and kind (at most `NAMED`
     /// each), and the enforced suspensions each source lifted: removed, or changed to a milder
     /// severity. Digest rules and actor rules are counted by `diff_by_source` only.
     pub fn changed_domains_by_source(&self, next: &Snapshot) -> BTreeMap<Arc<str>, ChangedDomains> {
@@ -224,11 +224,11 @@ pub const NAMED: usize = 20;
 /// One source's changed domains (see `Snapshot::changed_domains_by_source`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangedDomains {
-    /// Per kind: `+added`, `-removed`, `~changed` domains, at most [`NAMED`].
+    /// Per kind: `+added`, `-removed`, `~changed` domains, at most `NAMED`.
     named: [Vec<String>; 6],
     /// Per kind: how many domains changed in all.
     total: [usize; 6],
-    /// Enforced suspensions removed or made milder, and the first [`NAMED`] of them.
+    /// Enforced suspensions removed or made milder, and the first `NAMED` of them.
     lifted: usize,
     lifted_named: Vec<String>,
 }
@@ -254,7 +254,7 @@ impl ChangedDomains {
         self.lifted
     }
 
-    /// The lifted suspensions' domains, space-separated, with `(+N more)` past [`NAMED`].
+    /// The lifted suspensions' domains, space-separated, with `(+N more)` past `NAMED`.
     pub fn lifted_domains(&self) -> String {
         with_more(&self.lifted_named, self.lifted)
     }
