@@ -8,6 +8,7 @@
 //! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving (`ready`, then a line per failing evidence save or held-back source); 503 while draining |
 //! | POST   | `/admin/reload` | yes          | reload rule files; 200 + per-source counts and changes, or 500 + each refused file's file:line error (its last good copy stays; the other sources' changes apply, listed as for 200) |
 //! | GET    | `/admin/friendly-federators` | yes | friendly-federator evidence and escalations (JSON) |
+//! | GET, POST | `/admin/explain?subject=…` | yes | `inboxguard explain`'s report for a domain or actor from the rules in force (their last good copies), or for the activity JSON POSTed as the body; 400 for a subject that names nothing |
 //! | POST   | `/admin/sources/<name>/accept` | yes | put in force the version of a rule source the shrink guard holds back (`<name>`: its path or URL as configured, percent-encoded, or a file's name); 200, or 404 for an unknown source |
 //!
 //! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
@@ -142,7 +143,7 @@ pub enum ProbeError {
 /// bounded by `timeout` as a whole; returns the answer's status. No TLS and no token: the
 /// probes need neither.
 pub async fn probe(url: &str, timeout: Duration) -> Result<StatusCode, ProbeError> {
-    call(Method::GET, url, None, timeout)
+    call(Method::GET, url, None, Vec::new(), timeout)
         .await
         .map(|(status, _)| status)
 }
@@ -162,11 +163,12 @@ pub fn base_url(config: &crate::config::AdminConfig) -> String {
 
 /// One request to this listener (`http://host:port/path`) with the bearer `token` if given,
 /// bounded by `timeout` as a whole; the answer's status and body (lossy UTF-8). What the
-/// commands that ask the running proxy (`accept`) use.
+/// commands that ask the running proxy (`accept`, `explain --admin`) use.
 pub async fn call(
     method: Method,
     url: &str,
     token: Option<&Token>,
+    body: Vec<u8>,
     timeout: Duration,
 ) -> Result<(StatusCode, String), ProbeError> {
     use http_body_util::BodyExt;
@@ -187,7 +189,7 @@ pub async fn call(
             hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await?;
         // Drives the connection; it ends when the answer is read or the call gives up.
         tokio::spawn(conn);
-        let mut req = Request::new(full(Vec::new()));
+        let mut req = Request::new(full(body));
         *req.method_mut() = method;
         *req.uri_mut() = uri.path_and_query().map_or_else(
             || http::Uri::from_static("/"),
@@ -293,6 +295,7 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
                 ),
             }
         }
+        (&Method::GET | &Method::POST, "/admin/explain") => explain(app, req).await,
         (method, path) if source_to_accept(path).is_some() => {
             if method != Method::POST {
                 return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -302,9 +305,62 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
         }
         (
             _,
-            "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/friendly-federators",
+            "/healthz"
+            | "/readyz"
+            | "/metrics"
+            | "/admin/reload"
+            | "/admin/friendly-federators"
+            | "/admin/explain",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `GET /admin/explain?subject=<domain or actor>`, or `POST` with an activity as the body
+/// (`subject=` then names its file): `explain`'s report from the rules in force.
+async fn explain(app: &App, req: Request<Incoming>) -> Response<Body> {
+    use crate::explain::{report_live, Subject, MAX_ACTIVITY_FILE_BYTES};
+    use http_body_util::{BodyExt, Limited};
+    let subject = req
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("subject="))
+        .map(|v| percent_decode(&v.replace('+', " ")))
+        .unwrap_or_default();
+    let parsed = if req.method() == Method::POST {
+        let limit = usize::try_from(MAX_ACTIVITY_FILE_BYTES).unwrap_or(usize::MAX);
+        match Limited::new(req.into_body(), limit).collect().await {
+            Ok(body) => Subject::activity(subject, &body.to_bytes()),
+            Err(e) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the activity: {e}\n"),
+                )
+            }
+        }
+    } else if crate::explain::is_activity_file(&subject) {
+        // The proxy's own files are not the operator's: an activity comes as the body.
+        return text(
+            StatusCode::BAD_REQUEST,
+            "an activity file is sent as the body of a POST\n",
+        );
+    } else {
+        Subject::parse(&subject)
+    };
+    let subject = match parsed {
+        Ok(s) => s,
+        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+    };
+    let (rules, friendly) = (app.rules.clone(), app.federators.config().clone());
+    match tokio::task::spawn_blocking(move || report_live(&rules, &friendly, &subject)).await {
+        Ok(Ok(report)) => text(StatusCode::OK, &report),
+        Ok(Err(e)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot list the rules in force: {e}\n"),
+        ),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "explain task failed\n"),
     }
 }
 

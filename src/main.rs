@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use inboxguard::admin;
 use inboxguard::config::{Config, LogFormat, LoggingConfig};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 // jemalloc, not the C library's malloc: every rules reload builds a ~20 MB snapshot on a
@@ -55,8 +55,13 @@ enum Command {
     /// Print the decision for a domain, an actor (URI, acct:, @user@host) or an activity JSON
     /// file, and every rule that matched, with its file and line.
     Explain {
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        /// Load the config and rules from disk, as `serve` would start.
+        #[arg(long, value_name = "FILE", required_unless_present = "admin")]
+        config: Option<PathBuf>,
+        /// Ask the running proxy instead (`http://127.0.0.1:9100`): the rules in force, even
+        /// while a file on disk is broken. With `--config`, its `admin.token_file` is sent.
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
         /// A domain, an actor URI, or the path of an activity JSON file.
         #[arg(value_name = "DOMAIN|ACTOR|ACTIVITY.json")]
         subject: String,
@@ -106,7 +111,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
-        Command::Explain { config, subject } => explain(config, &subject),
+        Command::Explain {
+            config,
+            admin: Some(url),
+            subject,
+        } => explain_live(config, &url, &subject),
+        Command::Explain {
+            config: Some(config),
+            admin: None,
+            subject,
+        } => explain(config, &subject),
+        // clap requires one of them.
+        Command::Explain { .. } => ExitCode::from(EXIT_CONFIG),
         Command::Report { config, json } => report(config, json),
         Command::Healthcheck { url, timeout_secs } => healthcheck(&url, timeout_secs),
         Command::Accept {
@@ -398,28 +414,9 @@ fn healthcheck(url: &str, timeout_secs: u64) -> ExitCode {
 }
 
 fn accept(path: PathBuf, source: &str, timeout_secs: u64) -> ExitCode {
-    let config = match Config::load(&path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("inboxguard: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let token = match config
-        .admin
-        .token_file
-        .as_deref()
-        .map(admin::Token::from_file)
-    {
-        Some(Ok(t)) => Some(t),
-        Some(Err(e)) => {
-            eprintln!("inboxguard: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        None => None,
-    };
-    let Some(runtime) = runtime() else {
-        return ExitCode::from(EXIT_RUNTIME);
+    let (config, token) = match config_and_token(&path) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let url = format!(
         "{}/admin/sources/{}/accept",
@@ -427,11 +424,75 @@ fn accept(path: PathBuf, source: &str, timeout_secs: u64) -> ExitCode {
         admin::percent_encode(source)
     );
     let timeout = std::time::Duration::from_secs(timeout_secs);
-    let call = admin::call(http::Method::POST, &url, token.as_ref(), timeout);
-    match runtime.block_on(call) {
+    ask_proxy(http::Method::POST, &url, token, Vec::new(), timeout)
+}
+
+/// `explain --admin URL`: the running proxy's answer, printed as `explain` prints its own.
+fn explain_live(config: Option<PathBuf>, base: &str, subject: &str) -> ExitCode {
+    let token = match config.map(|p| config_and_token(&p)) {
+        Some(Ok((_, token))) => token,
+        Some(Err(code)) => return code,
+        None => None,
+    };
+    // An activity file is read here and sent: the proxy may run elsewhere.
+    let (method, body) = if inboxguard::explain::is_activity_file(subject) {
+        match inboxguard::explain::read_activity_file(subject) {
+            Ok(bytes) => (http::Method::POST, bytes),
+            Err(e) => {
+                eprintln!("inboxguard: {e}");
+                return ExitCode::from(EXIT_DATA);
+            }
+        }
+    } else {
+        (http::Method::GET, Vec::new())
+    };
+    let url = format!(
+        "{}/admin/explain?subject={}",
+        base.trim_end_matches('/'),
+        admin::percent_encode(subject)
+    );
+    let timeout = std::time::Duration::from_secs(30);
+    ask_proxy(method, &url, token, body, timeout)
+}
+
+/// The config at `path` and its admin token, or the exit code after saying why not.
+fn config_and_token(path: &Path) -> Result<(Config, Option<admin::Token>), ExitCode> {
+    let config = Config::load(path).map_err(|e| {
+        eprintln!("inboxguard: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    let token = config
+        .admin
+        .token_file
+        .as_deref()
+        .map(admin::Token::from_file);
+    let token = token.transpose().map_err(|e| {
+        eprintln!("inboxguard: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    Ok((config, token))
+}
+
+/// One call to the running proxy's admin listener: the answer on stdout when 2xx (exit 0);
+/// otherwise on stderr, exit 65 for a 400 (a subject that names nothing), 1 for the rest.
+fn ask_proxy(
+    method: http::Method,
+    url: &str,
+    token: Option<admin::Token>,
+    body: Vec<u8>,
+    timeout: std::time::Duration,
+) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(EXIT_RUNTIME);
+    };
+    match runtime.block_on(admin::call(method, url, token.as_ref(), body, timeout)) {
         Ok((status, body)) if status.is_success() => {
             print!("{body}");
             ExitCode::SUCCESS
+        }
+        Ok((http::StatusCode::BAD_REQUEST, body)) => {
+            eprint!("inboxguard: {body}");
+            ExitCode::from(EXIT_DATA)
         }
         Ok((status, body)) => {
             eprint!("inboxguard: {status}: {body}");

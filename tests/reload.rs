@@ -499,3 +499,77 @@ async fn the_accept_command_reaches_the_running_proxy() {
     );
     assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::ACCEPTED);
 }
+
+/// `explain --admin URL` asks the running proxy: the same report as `explain --config`, and
+/// still the rules in force while the file on disk is broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_asks_the_running_proxy_with_the_same_output() {
+    let (s, path) = setup(&csv(&[
+        "evil.test,suspend,false,true,Harassment,false",
+        "other.test,silence,false,false,,false",
+    ]))
+    .await;
+    let config = s.proxy.config_path.display().to_string();
+    let admin = format!("http://{}", s.proxy.admin_addr);
+    let activity = path.with_file_name("activity.json");
+    std::fs::write(
+        &activity,
+        r#"{"type":"Create","id":"https://evil.test/a/1","actor":"https://evil.test/users/mallory","object":{"type":"Note","attributedTo":"https://other.test/users/o"}}"#,
+    )
+    .unwrap();
+    let explain = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_inboxguard"))
+                .arg("explain")
+                .args(args)
+                .env_remove("RUST_LOG")
+                .output()
+                .unwrap()
+        })
+    };
+    let offline = |subject: &str| explain(vec!["--config".into(), config.clone(), subject.into()]);
+    let live = |subject: &str| explain(vec!["--admin".into(), admin.clone(), subject.into()]);
+    let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+
+    let subjects = [
+        "evil.test".to_string(),
+        "@mallory@sub.evil.test".to_string(),
+        activity.display().to_string(),
+    ];
+    let mut before = Vec::new();
+    for subject in &subjects {
+        let from_disk = within("explain", offline(subject)).await.unwrap();
+        let from_proxy = within("explain --admin", live(subject)).await.unwrap();
+        assert!(from_disk.status.success() && from_proxy.status.success());
+        assert!(
+            text(&from_disk).contains("reject (403)"),
+            "{}",
+            text(&from_disk)
+        );
+        assert_eq!(text(&from_proxy), text(&from_disk), "{subject}");
+        before.push(text(&from_proxy));
+    }
+
+    // Broken on disk: `explain --config` refuses it, the proxy answers from its last good copy.
+    std::fs::write(
+        &path,
+        csv(&[
+            "evil.test,suspend,false,true,\"Harassment,false",
+            "x.test,silence,false,false,,false",
+        ]),
+    )
+    .unwrap();
+    let (status, _) = admin_reload(&s.proxy).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let from_disk = within("explain", offline("evil.test")).await.unwrap();
+    assert_eq!(from_disk.status.code(), Some(64));
+    for (subject, before) in subjects.iter().zip(&before) {
+        let from_proxy = within("explain --admin", live(subject)).await.unwrap();
+        assert_eq!(&text(&from_proxy), before, "{subject}");
+    }
+    let bad = within("explain --admin", live("not a domain!"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a domain"));
+}

@@ -3,12 +3,12 @@
 //! reload metrics and per-source gauges.
 
 use super::guard;
-use super::merge::{self, MemorySource};
+use super::merge::{self, Loaded, MemorySource};
 use super::summary::SourceSummary;
 use crate::config::{BlocklistConfig, PolicyConfig};
 use crate::metrics::Metrics;
 use crate::policy::sources::{LoadError, ParsedSource};
-use crate::policy::{Changes, RuleKind, Snapshot};
+use crate::policy::{Changes, DomainRule, RuleKind, Snapshot};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -251,6 +251,22 @@ impl Rules {
             (Some(only), None) => Some(merge::label_of(only)),
             _ => None,
         }
+    }
+
+    /// The rules in force merged again from each file's last good copy and the memory sources
+    /// in force, with every block rule `wanted` holds and where it stood in the merge: what
+    /// `explain` lists, answered by the running proxy even while a file on disk is broken.
+    pub fn listing(&self, wanted: &dyn Fn(&DomainRule) -> bool) -> Result<Loaded, LoadError> {
+        let state = self.lock();
+        let files = self
+            .sources
+            .iter()
+            .zip(&state.files)
+            .map(|(config, file)| merge::parse_config(config, &file.good))
+            .collect::<Result<Vec<_>, _>>()?;
+        let memory: Vec<MemorySource> = state.memory.values().cloned().collect();
+        drop(state);
+        merge::merge(&self.sources, files, &memory, &self.policy, wanted)
     }
 
     /// The labels of sources whose new version the shrink guard holds back now.
