@@ -43,16 +43,18 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
         return Err((1, LoadErrorKind::UnclosedQuote));
     }
     for (i, name) in headers.iter().enumerate() {
-        let slot = match name.to_ascii_lowercase().as_str() {
-            "#domain" => {
+        // Mastodon writes `#domain`; FediBlockHole and the lists built with it `domain`.
+        let name = name.to_ascii_lowercase();
+        let slot = match name.strip_prefix('#').unwrap_or(&name) {
+            "domain" => {
                 columns.domain = i;
                 continue;
             }
-            "#severity" => &mut columns.severity,
-            "#reject_media" => &mut columns.reject_media,
-            "#reject_reports" => &mut columns.reject_reports,
-            "#public_comment" => &mut columns.public_comment,
-            "#digest" => &mut columns.digest,
+            "severity" => &mut columns.severity,
+            "reject_media" => &mut columns.reject_media,
+            "reject_reports" => &mut columns.reject_reports,
+            "public_comment" => &mut columns.public_comment,
+            "digest" => &mut columns.digest,
             _ => continue,
         };
         *slot = Some(i);

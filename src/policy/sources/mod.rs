@@ -8,10 +8,11 @@
 //!
 //! Formats (`BlocklistFormat::Auto` picks TOML by a `.toml` name, then by the first line, as
 //! Mastodon's import does):
-//! * **Mastodon CSV**: the first line's first field is `#domain` (the export writes
-//!   `#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate`). Columns are
-//!   found by header name, so a shorter header or a different order works and unknown columns
-//!   (e.g. `#private_comment` from other tools) are ignored. A missing or empty column means
+//! * **Mastodon CSV**: the first line is a header naming a `#domain` column (the export writes
+//!   `#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate`; FediBlockHole,
+//!   Oliphant and Garden Fence write the same names without `#`). Columns are found by header
+//!   name, so a shorter header or a different order works and unknown columns (e.g.
+//!   `#private_comment` from other tools) are ignored. A missing or empty column means
 //!   severity `suspend` and flags `false`, as Mastodon's import.
 //! * **Plain**: one domain per line, severity `suspend`; blank lines and whole-line `#`
 //!   comments are ignored, and a `#` comment after a domain is its rule's public comment.
@@ -126,13 +127,28 @@ pub fn parse_bytes_as(
     Ok(parsed)
 }
 
-/// Whether the first line's first field is `#domain` (a byte-order mark ignored): how `Auto`
-/// tells Mastodon's CSV export from a plain list, for files and subscriptions alike.
+/// Whether the first line is a Mastodon-style CSV header (a byte-order mark ignored): how
+/// `Auto` tells a CSV from a plain list, for files and subscriptions alike. Mastodon's export
+/// starts `#domain`; FediBlockHole, Oliphant and Garden Fence write the same column names
+/// without the `#`, and FediBlockHole only the columns it merged, in its own order. So: a
+/// field named `domain` (with or without `#`), and every field a bare column name (no dot, no
+/// space), which no plain list's first line is.
 pub fn has_mastodon_header(bytes: &[u8]) -> bool {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let field = line.split(|&b| b == b',').next().unwrap_or_default();
-    field.trim_ascii().eq_ignore_ascii_case(b"#domain")
+    let names = line.split(|&b| b == b',').map(|field| {
+        let field = field.trim_ascii();
+        field.strip_prefix(b"#").unwrap_or(field)
+    });
+    let mut domain = false;
+    for name in names {
+        let bare = !name.is_empty() && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_');
+        if !bare {
+            return false;
+        }
+        domain |= name.eq_ignore_ascii_case(b"domain");
+    }
+    domain
 }
 
 #[cfg(test)]

@@ -729,3 +729,51 @@ fn an_unclosed_quote_or_a_wide_row_refuses_the_file_at_its_line() {
     );
     assert_eq!(find(&p, "b.example").line, 4);
 }
+
+#[test]
+fn fediblockhole_headers_without_hash_in_any_order() {
+    for format in [BlocklistFormat::Auto, BlocklistFormat::MastodonCsv] {
+        let p = parse_file(&fixture("fediblockhole/merged.csv"), format).expect("merged");
+        assert_eq!((p.format, p.rules.len()), (Format::MastodonCsv, 3));
+        let spam = find(&p, "spam.example");
+        assert_eq!(spam.severity, Severity::Suspend);
+        assert!(spam.reject_media && spam.reject_reports);
+        assert_eq!(spam.public_comment.as_deref(), Some("Spam, harassment"));
+        assert_eq!(find(&p, "limited.example").severity, Severity::Silence);
+        assert_eq!(find(&p, "reports.example").line, 4);
+
+        let p = parse_file(&fixture("fediblockhole/subset_reordered.csv"), format).expect("subset");
+        assert_eq!(p.format, Format::MastodonCsv);
+        let quiet = find(&p, "quiet.example");
+        assert_eq!(quiet.severity, Severity::Silence);
+        assert_eq!(
+            quiet.public_comment.as_deref(),
+            Some("Merged from two sources")
+        );
+        assert_eq!(find(&p, "bad.example").severity, Severity::Suspend);
+        assert_eq!(find(&p, "default.example").severity, Severity::Suspend);
+    }
+    let e = parse_file(
+        &fixture("fediblockhole/bad_severity.csv"),
+        BlocklistFormat::Auto,
+    )
+    .expect_err("unknown severity");
+    assert!(
+        e.to_string()
+            .contains("fediblockhole/bad_severity.csv:3: unknown severity \"defederate\""),
+        "{e}"
+    );
+    // A plain list's first line is never read as a header.
+    for first in ["domain.example", "# domain blocks", "domain .example"] {
+        let p = parse(&format!("{first}\nother.example\n"), BlocklistFormat::Auto);
+        assert!(
+            p.is_err() || p.expect("plain").format == Format::Plain,
+            "{first}"
+        );
+    }
+    assert!(has_mastodon_header(b"domain"));
+    assert!(has_mastodon_header(
+        b"\xEF\xBB\xBFseverity, #domain ,comment\n"
+    ));
+    assert!(!has_mastodon_header(b"severity,public_comment\n"));
+}
