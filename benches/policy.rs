@@ -73,6 +73,8 @@ fn policy(c: &mut Criterion) {
             exclude: false,
             priority: 0,
             max_shrink: 0.5,
+            max_severity: None,
+            severity_map: Default::default(),
         }];
         b.iter_batched(
             || (),

@@ -959,3 +959,50 @@ impl MapBody for (StatusCode, HeaderMap, Bytes) {
         (self.0, String::from_utf8_lossy(&self.2).into_owned())
     }
 }
+
+/// `max_severity` / `severity_map` on a subscription, from the config file's words.
+#[tokio::test]
+async fn a_subscription_can_be_trusted_for_limits_only() {
+    let server = ListServer::start().await;
+    server.answer(|_| {
+        reply(
+            200,
+            &[],
+            "#domain,#severity\nharsh.example,suspend\nquiet.example,silence\n",
+        )
+    });
+    let state = tempfile::tempdir().unwrap();
+    let url = server.url("/blocks.csv");
+    let text = format!(
+        "url = {url:?}\nallow_http = true\nallow_private_addresses = true\n\
+         max_severity = \"silence\"\nseverity_map = {{ silence = \"noop\" }}\n"
+    );
+    let config: SubscriptionConfig = toml::from_str(&text).unwrap();
+    let (sub, rules, metrics) = subscription(config, state.path());
+    within("fetch", sub.refresh()).await.unwrap();
+    let severity = |d: &str| {
+        rules
+            .current()
+            .load()
+            .rule_for(d)
+            .map(|r| r.severity.as_str())
+    };
+    assert_eq!(severity("harsh.example"), Some("silence"));
+    assert_eq!(severity("quiet.example"), Some("noop"));
+    let gauge = |s: &str| {
+        metrics
+            .rules_loaded
+            .with_label_values(&[url.as_str(), s])
+            .get()
+    };
+    assert_eq!(
+        (gauge("suspend"), gauge("silence"), gauge("noop")),
+        (0, 1, 1)
+    );
+    let bad: Result<SubscriptionConfig, _> =
+        toml::from_str(&format!("url = {url:?}\nmax_severity = \"block\"\n"));
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .contains("unknown variant `block`"));
+}

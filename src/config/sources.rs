@@ -4,8 +4,9 @@
 
 use super::{default_true, positive, Invalid};
 use crate::policy::sources::{BlocklistFormat, SourceKind, MAX_FILE_BYTES};
-use crate::policy::PolicyMode;
+use crate::policy::{PolicyMode, Severity};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// One local rule source.
@@ -37,6 +38,13 @@ pub struct BlocklistConfig {
     /// accepts it. 1.0 turns the guard off.
     #[serde(default = "default_max_shrink")]
     pub max_shrink: f64,
+    /// No block rule of this source is harsher: `"silence"` imports its suspends as limits
+    /// (applied after `severity_map`).
+    #[serde(default)]
+    pub max_severity: Option<Severity>,
+    /// Severities taken in as others, e.g. `{ suspend = "silence", silence = "noop" }`.
+    #[serde(default)]
+    pub severity_map: BTreeMap<Severity, Severity>,
 }
 
 /// `[policy]`: how the rules of all sources combine. Needs a restart to change.
@@ -120,6 +128,12 @@ pub struct SubscriptionConfig {
     /// entries in force (or all of them) is refused until an operator accepts it.
     #[serde(default = "default_max_shrink")]
     pub max_shrink: f64,
+    /// As `blocklists.max_severity`.
+    #[serde(default)]
+    pub max_severity: Option<Severity>,
+    /// As `blocklists.severity_map`.
+    #[serde(default)]
+    pub severity_map: BTreeMap<Severity, Severity>,
 }
 
 /// Half: a list losing more than half of its entries at once is more likely broken than

@@ -141,12 +141,14 @@ pub(super) fn parse_config(
     config: &BlocklistConfig,
     bytes: &[u8],
 ) -> Result<ParsedSource, LoadError> {
-    sources::parse_bytes_as(
+    let mut parsed = sources::parse_bytes_as(
         bytes,
         Arc::from(label_of(config)),
         config.format,
         config.kind,
-    )
+    )?;
+    sources::import_severities(&mut parsed, &config.severity_map, config.max_severity);
+    Ok(parsed)
 }
 
 /// The one conflict between sources that refuses a load: two `[friendly_federators]` tables

@@ -16,6 +16,8 @@ pub(super) fn source(path: &Path) -> BlocklistConfig {
         exclude: false,
         priority: 0,
         max_shrink: crate::config::default_max_shrink(),
+        max_severity: None,
+        severity_map: Default::default(),
     }
 }
 

@@ -129,6 +129,12 @@ impl Merge {
     }
 }
 
+/// A subscription's list as its config takes it in (`max_severity`, `severity_map`).
+fn imported(mut parsed: ParsedSource, config: &SubscriptionConfig) -> ParsedSource {
+    sources::import_severities(&mut parsed, &config.severity_map, config.max_severity);
+    parsed
+}
+
 /// The one place a remote source's rules become a `MemorySource`.
 fn memory_source(label: &str, parsed: ParsedSource, merge: Merge) -> MemorySource {
     let mut source = MemorySource::new(label, Arc::new(parsed));
@@ -355,6 +361,7 @@ impl Subscription {
             last_modified: copy.last_modified.clone(),
             sha256: sha256(&copy.body),
         };
+        let parsed = imported(parsed, &self.config);
         let source = memory_source(self.label(), parsed, Merge::of(&self.config));
         if write {
             if install(&self.rules, &self.metrics, &self.cache, source, copy).await {
@@ -669,9 +676,11 @@ pub fn load_cached(config: &Config) -> CachedSources {
         match read_cached(&cache, &s.url, s.max_bytes, |body| {
             parse_list(body, &s.url, s.format)
         }) {
-            Ok(Some((parsed, _))) => out
-                .sources
-                .push(memory_source(&s.url, parsed, Merge::of(s))),
+            Ok(Some((parsed, _))) => {
+                let parsed = imported(parsed, s);
+                out.sources
+                    .push(memory_source(&s.url, parsed, Merge::of(s)))
+            }
             Ok(None) => out
                 .missing
                 .push(format!("{}: no cached copy yet (serve fetches it)", s.url)),

@@ -61,6 +61,7 @@ pub use parsed::{
     MAX_FILE_BYTES,
 };
 
+use crate::policy::Severity;
 use lines::{entries_of, Collector, LineError};
 use std::sync::Arc;
 
@@ -125,6 +126,24 @@ pub fn parse_bytes_as(
         parsed.allows = entries_of(rules).map_err(fail)?;
     }
     Ok(parsed)
+}
+
+/// How a source's block rules are taken in: `severity_map` first (`suspend = "silence"`: a
+/// list's suspends become limits), then no harsher than `max_severity` (a list trusted for
+/// limits only). Flags and comments stay; the rules keep their lines.
+pub fn import_severities(
+    parsed: &mut ParsedSource,
+    severity_map: &std::collections::BTreeMap<Severity, Severity>,
+    max_severity: Option<Severity>,
+) {
+    if severity_map.is_empty() && max_severity.is_none() {
+        return;
+    }
+    for rule in &mut parsed.rules {
+        let mapped = severity_map.get(&rule.severity).copied();
+        let severity = mapped.unwrap_or(rule.severity);
+        rule.severity = max_severity.map_or(severity, |max| severity.min(max));
+    }
 }
 
 /// Whether the first line is a Mastodon-style CSV header (a byte-order mark ignored): how

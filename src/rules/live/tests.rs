@@ -638,3 +638,48 @@ fn lifted_suspensions_are_warned_and_changes_name_their_domains() {
     assert!(!log.contains("suspend rules removed"), "{log}");
     assert!(log.contains("domains=\"suspend +e.example\""), "{log}");
 }
+
+#[test]
+fn a_source_trusted_for_limits_only_imports_its_suspends_as_limits() {
+    let _serial = log_call_sites();
+    let (_dir, [path]) = files([(
+        "shared.csv",
+        "#domain,#severity,#reject_media\nharsh.example,suspend,true\nquiet.example,silence,false\nnote.example,noop,false\n",
+    )]);
+    let m = metrics();
+    let capped = BlocklistConfig {
+        max_severity: Some(Severity::Silence),
+        ..source(&path)
+    };
+    let rules = Rules::new(vec![capped], PolicyConfig::default(), m.clone()).expect("load");
+    assert!(!suspended(&rules, "harsh.example"));
+    let rule = |d: &str| {
+        rules
+            .current()
+            .load()
+            .rule_for(d)
+            .map(|r| (r.severity, r.reject_media))
+    };
+    assert_eq!(rule("harsh.example"), Some((Severity::Silence, true)));
+    assert_eq!(rule("note.example"), Some((Severity::Noop, false)));
+    assert_eq!(
+        (loaded(&m, &path, "suspend"), loaded(&m, &path, "silence")),
+        (0, 2)
+    );
+
+    // A map, then the cap.
+    let mapped = BlocklistConfig {
+        severity_map: [
+            (Severity::Silence, Severity::Noop),
+            (Severity::Noop, Severity::Suspend),
+        ]
+        .into(),
+        max_severity: Some(Severity::Silence),
+        ..source(&path)
+    };
+    let rules = Rules::new(vec![mapped], PolicyConfig::default(), metrics()).expect("load");
+    let rule = |d: &str| rules.current().load().rule_for(d).map(|r| r.severity);
+    assert_eq!(rule("harsh.example"), Some(Severity::Silence));
+    assert_eq!(rule("quiet.example"), Some(Severity::Noop));
+    assert_eq!(rule("note.example"), Some(Severity::Silence));
+}
