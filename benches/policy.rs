@@ -75,6 +75,8 @@ fn policy(c: &mut Criterion) {
             max_shrink: 0.5,
             max_severity: None,
             severity_map: Default::default(),
+            labels_any: Vec::new(),
+            labels_none: Vec::new(),
         }];
         b.iter_batched(
             || (),

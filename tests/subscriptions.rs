@@ -1006,3 +1006,31 @@ async fn a_subscription_can_be_trusted_for_limits_only() {
         .to_string()
         .contains("unknown variant `block`"));
 }
+
+/// `labels_any` / `labels_none` on a subscription: only the labelled rules are taken in.
+#[tokio::test]
+async fn a_subscription_can_take_only_labelled_rules() {
+    let server = ListServer::start().await;
+    server.answer(|_| {
+        reply(
+            200,
+            &[],
+            "domain,severity,public_comment\ncsam.example,suspend,IFTAS:CSAM\n\
+             spam.example,suspend,[spam]\nboth.example,suspend,IFTAS:CSAM [disputed]\n",
+        )
+    });
+    let state = tempfile::tempdir().unwrap();
+    let url = server.url("/iftas.csv");
+    let text = format!(
+        "url = {url:?}\nallow_http = true\nallow_private_addresses = true\n\
+         labels_any = [\"IFTAS:CSAM\"]\nlabels_none = [\"disputed\"]\n"
+    );
+    let config: SubscriptionConfig = toml::from_str(&text).unwrap();
+    let (sub, rules, _) = subscription(config, state.path());
+    assert_eq!(
+        within("fetch", sub.refresh()).await.unwrap(),
+        Outcome::Updated { rules: 1 }
+    );
+    assert!(suspended(&rules, "csam.example"));
+    assert!(!suspended(&rules, "spam.example") && !suspended(&rules, "both.example"));
+}

@@ -45,6 +45,13 @@ pub struct BlocklistConfig {
     /// Severities taken in as others, e.g. `{ suspend = "silence", silence = "noop" }`.
     #[serde(default)]
     pub severity_map: BTreeMap<Severity, Severity>,
+    /// Only block rules whose public comment carries one of these labels (`[CSAM]`,
+    /// `IFTAS:CSAM`) are taken in; empty: every rule.
+    #[serde(default)]
+    pub labels_any: Vec<String>,
+    /// Block rules whose public comment carries one of these labels are left out.
+    #[serde(default)]
+    pub labels_none: Vec<String>,
 }
 
 /// `[policy]`: how the rules of all sources combine. Needs a restart to change.
@@ -134,6 +141,13 @@ pub struct SubscriptionConfig {
     /// As `blocklists.severity_map`.
     #[serde(default)]
     pub severity_map: BTreeMap<Severity, Severity>,
+    /// Only block rules whose public comment carries one of these labels (`[CSAM]`,
+    /// `IFTAS:CSAM`) are taken in; empty: every rule.
+    #[serde(default)]
+    pub labels_any: Vec<String>,
+    /// Block rules whose public comment carries one of these labels are left out.
+    #[serde(default)]
+    pub labels_none: Vec<String>,
 }
 
 /// Half: a list losing more than half of its entries at once is more likely broken than

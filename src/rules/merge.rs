@@ -147,6 +147,7 @@ pub(super) fn parse_config(
         config.format,
         config.kind,
     )?;
+    sources::filter_labels(&mut parsed, &config.labels_any, &config.labels_none);
     sources::import_severities(&mut parsed, &config.severity_map, config.max_severity);
     Ok(parsed)
 }

@@ -18,6 +18,8 @@ pub(super) fn source(path: &Path) -> BlocklistConfig {
         max_shrink: crate::config::default_max_shrink(),
         max_severity: None,
         severity_map: Default::default(),
+        labels_any: Vec::new(),
+        labels_none: Vec::new(),
     }
 }
 

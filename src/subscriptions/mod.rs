@@ -129,8 +129,10 @@ impl Merge {
     }
 }
 
-/// A subscription's list as its config takes it in (`max_severity`, `severity_map`).
+/// A subscription's list as its config takes it in (`labels_any` / `labels_none`, then
+/// `severity_map` and `max_severity`).
 fn imported(mut parsed: ParsedSource, config: &SubscriptionConfig) -> ParsedSource {
+    sources::filter_labels(&mut parsed, &config.labels_any, &config.labels_none);
     sources::import_severities(&mut parsed, &config.severity_map, config.max_severity);
     parsed
 }
@@ -327,6 +329,7 @@ impl Subscription {
             read_cached(&cache, &label, max, |body| parse_list(body, &label, format))
         })
         .await;
+        let read = read.map(|r| r.map(|found| found.map(|(p, c)| (imported(p, &self.config), c))));
         let (parsed, copy) = match read {
             Ok(Ok(Some(found))) => found,
             Ok(Ok(None)) => return false,
@@ -361,7 +364,6 @@ impl Subscription {
             last_modified: copy.last_modified.clone(),
             sha256: sha256(&copy.body),
         };
-        let parsed = imported(parsed, &self.config);
         let source = memory_source(self.label(), parsed, Merge::of(&self.config));
         if write {
             if install(&self.rules, &self.metrics, &self.cache, source, copy).await {
@@ -451,6 +453,7 @@ impl Subscription {
         }
         let parsed = parse_list(&copy.body, self.label(), self.config.format)
             .map_err(RefreshError::Malformed)?;
+        let parsed = imported(parsed, &self.config);
         let rules = parsed.rules.len();
         if self.put_in_force(parsed, copy, true).await {
             return Err(RefreshError::Shrink { rules });

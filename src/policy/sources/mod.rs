@@ -146,6 +146,49 @@ pub fn import_severities(
     }
 }
 
+/// Keeps the block rules whose public comment carries a label of `labels_any` (when any are
+/// given) and none of `labels_none`. Labels are what lists write in comments: bracketed
+/// (`[CSAM]`, `[spam]`) or prefixed words (`IFTAS:CSAM`); compared without regard to case,
+/// a bracketed `[IFTAS:CSAM]` being the same label as `IFTAS:CSAM`.
+pub fn filter_labels(parsed: &mut ParsedSource, labels_any: &[String], labels_none: &[String]) {
+    if labels_any.is_empty() && labels_none.is_empty() {
+        return;
+    }
+    let has = |labels: &[String], found: &[String]| {
+        labels
+            .iter()
+            .any(|l| found.iter().any(|f| f.eq_ignore_ascii_case(l.trim())))
+    };
+    parsed.rules.retain(|rule| {
+        let found = labels_in(rule.public_comment.as_deref().unwrap_or_default());
+        (labels_any.is_empty() || has(labels_any, &found)) && !has(labels_none, &found)
+    });
+}
+
+/// The labels in a comment: each `[bracketed]` text, and each word with a `PREFIX:` (letters
+/// before a colon, as `IFTAS:CSAM`), trailing punctuation dropped.
+pub fn labels_in(comment: &str) -> Vec<String> {
+    let mut labels = Vec::new();
+    let mut rest = comment;
+    while let Some((_, after)) = rest.split_once('[') {
+        let Some((inside, tail)) = after.split_once(']') else {
+            break;
+        };
+        labels.push(inside.trim().to_string());
+        rest = tail;
+    }
+    for word in comment.split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ',') {
+        let word = word.trim_end_matches(|c: char| c.is_ascii_punctuation() && c != ':');
+        if let Some((prefix, name)) = word.split_once(':') {
+            let prefixed = !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_alphabetic());
+            if prefixed && !name.is_empty() && !name.starts_with('/') {
+                labels.push(word.to_string());
+            }
+        }
+    }
+    labels
+}
+
 /// Whether the first line is a Mastodon-style CSV header (a byte-order mark ignored): how
 /// `Auto` tells a CSV from a plain list, for files and subscriptions alike. Mastodon's export
 /// starts `#domain`; FediBlockHole, Oliphant and Garden Fence write the same column names

@@ -777,3 +777,33 @@ fn fediblockhole_headers_without_hash_in_any_order() {
     ));
     assert!(!has_mastodon_header(b"severity,public_comment\n"));
 }
+
+#[test]
+fn labels_in_comments_filter_a_sources_rules() {
+    assert_eq!(
+        labels_in("[CSAM] [spam, bots] IFTAS:CSAM, see https://x.example/why Note: none"),
+        ["CSAM", "spam, bots", "IFTAS:CSAM"]
+    );
+    let text = "#domain,#severity,#public_comment\n\
+                a.example,suspend,IFTAS:CSAM\n\
+                b.example,suspend,[Harassment]\n\
+                c.example,silence,\"[harassment] and IFTAS:Spam\"\n\
+                d.example,suspend,\n";
+    let kept = |any: &[&str], none: &[&str]| {
+        let mut p = parse(text, BlocklistFormat::Auto).expect("parses");
+        let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        filter_labels(&mut p, &owned(any), &owned(none));
+        p.rules
+            .iter()
+            .map(|r| r.domain.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kept(&[], &[]).len(), 4);
+    assert_eq!(kept(&["iftas:csam"], &[]), ["a.example"]);
+    assert_eq!(kept(&["HARASSMENT"], &[]), ["b.example", "c.example"]);
+    assert_eq!(
+        kept(&[], &["IFTAS:Spam"]),
+        ["a.example", "b.example", "d.example"]
+    );
+    assert_eq!(kept(&["harassment"], &["iftas:spam"]), ["b.example"]);
+}
