@@ -1034,3 +1034,41 @@ async fn a_subscription_can_take_only_labelled_rules() {
     assert!(suspended(&rules, "csam.example"));
     assert!(!suspended(&rules, "spam.example") && !suspended(&rules, "both.example"));
 }
+
+/// A private list: `headers_file` is read at each fetch and its headers sent; an unreadable or
+/// malformed file fails the fetch without naming the secret, and the copy in force stays.
+#[tokio::test]
+async fn headers_file_credentials_are_sent_and_reread() {
+    let server = ListServer::start().await;
+    server.answer(|seen| match seen.header("authorization") {
+        Some("Bearer first-secret") => reply(200, &[], "a.example\n"),
+        Some("Bearer second-secret") => reply(200, &[], "a.example\nb.example\n"),
+        _ => reply(401, &[], ""),
+    });
+    let state = tempfile::tempdir().unwrap();
+    let secrets = state.path().join("headers");
+    std::fs::write(
+        &secrets,
+        "# for the private list\nAuthorization: Bearer first-secret\napikey: k1\n",
+    )
+    .unwrap();
+    let url = server.url("/private.txt");
+    let mut config = sub_config(&url);
+    config.headers_file = Some(secrets.clone());
+    let (sub, rules, metrics) = subscription(config, state.path());
+    within("fetch", sub.refresh()).await.unwrap();
+    assert!(suspended(&rules, "a.example"));
+    assert_eq!(server.last().header("apikey"), Some("k1"));
+
+    std::fs::write(&secrets, "Authorization: Bearer second-secret\n").unwrap();
+    within("fetch", sub.refresh()).await.unwrap();
+    assert!(suspended(&rules, "b.example"), "read again at each fetch");
+
+    std::fs::write(&secrets, "Authorization Bearer third-secret\n").unwrap();
+    let e = within("fetch", sub.refresh()).await.unwrap_err();
+    assert_eq!(e.reason(), "headers_file");
+    assert!(e.to_string().contains(":1: expected `Name: value`"), "{e}");
+    assert!(!e.to_string().contains("third-secret"), "{e}");
+    assert!(suspended(&rules, "b.example"));
+    assert_eq!(fetches(&metrics, &url, "headers_file"), 1);
+}

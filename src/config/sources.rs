@@ -131,6 +131,11 @@ pub struct SubscriptionConfig {
     /// Fetch from loopback/private/link-local addresses. Off by default.
     #[serde(default)]
     pub allow_private_addresses: bool,
+    /// A file of request headers for a private list (`Authorization: Bearer …`, `apikey: …`),
+    /// one `Name: value` per line; read at each fetch (so a rotated secret needs no restart),
+    /// never logged.
+    #[serde(default)]
+    pub headers_file: Option<PathBuf>,
     /// As `blocklists.max_shrink`: a fetched list removing more than this share of the
     /// entries in force (or all of them) is refused until an operator accepts it.
     #[serde(default = "default_max_shrink")]

@@ -55,6 +55,9 @@ pub enum RefreshError {
     /// A 304 answered a request that carried no validators (nothing to keep).
     #[error("answered 304 Not Modified to an unconditional request")]
     UnexpectedNotModified,
+    /// `headers_file` could not be read, or a line in it is not a `Name: value` header.
+    #[error("headers_file: {0}")]
+    Headers(String),
     /// The answer would remove more than `max_shrink` of the rules in force (an empty body, a
     /// header-only CSV): held back until an operator accepts it.
     #[error("new copy lists {rules} rules and would remove more than max_shrink of the copy in force; held back until accepted")]
@@ -69,6 +72,7 @@ impl RefreshError {
             RefreshError::Malformed(_) => "malformed",
             RefreshError::UnexpectedNotModified => "http_status",
             RefreshError::Shrink { .. } => "refused_shrink",
+            RefreshError::Headers(_) => "headers_file",
         }
     }
 }
@@ -393,6 +397,9 @@ impl Subscription {
         let in_force = self.lock().clone();
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(accept(self.config.format)));
+        if let Some(path) = &self.config.headers_file {
+            add_headers_file(&mut headers, path)?;
+        }
         let mut conditional = false;
         if let Some(f) = &in_force {
             for (name, value) in [
@@ -469,6 +476,32 @@ impl Subscription {
             allow_private_addresses: self.config.allow_private_addresses,
         }
     }
+}
+
+/// Adds the `Name: value` lines of `path` (blank lines and `#` comments skipped) to
+/// `headers`, marked sensitive. Errors name the line, never its value.
+fn add_headers_file(headers: &mut HeaderMap, path: &Path) -> Result<(), RefreshError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RefreshError::Headers(format!("{}: {e}", path.display())))?;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || {
+            RefreshError::Headers(format!(
+                "{}:{}: expected `Name: value`",
+                path.display(),
+                i + 1
+            ))
+        };
+        let (name, value) = line.split_once(':').ok_or_else(bad)?;
+        let name = ::http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad())?;
+        let mut value = HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(())
 }
 
 fn accept(format: SubscriptionFormat) -> &'static str {
