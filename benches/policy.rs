@@ -72,6 +72,11 @@ fn policy(c: &mut Criterion) {
             kind: Default::default(),
             exclude: false,
             priority: 0,
+            max_shrink: 0.5,
+            max_severity: None,
+            severity_map: Default::default(),
+            labels_any: Vec::new(),
+            labels_none: Vec::new(),
         }];
         b.iter_batched(
             || (),

@@ -5,9 +5,11 @@
 //! |--------|-----------------|--------------|-----------------------------------------------|
 //! | GET    | `/metrics`      | yes          | Prometheus text                               |
 //! | GET    | `/healthz`      | no           | 200 while the process runs                    |
-//! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving; 503 while draining |
+//! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving (`ready`, then a line per failing evidence save or held-back source); 503 while draining |
 //! | POST   | `/admin/reload` | yes          | reload rule files; 200 + per-source counts and changes, or 500 + each refused file's file:line error (its last good copy stays; the other sources' changes apply, listed as for 200) |
 //! | GET    | `/admin/friendly-federators` | yes | friendly-federator evidence and escalations (JSON) |
+//! | GET, POST | `/admin/explain?subject=…` | yes | `inboxguard explain`'s report for a domain or actor from the rules in force (their last good copies), or for the activity JSON POSTed as the body; 400 for a subject that names nothing |
+//! | POST   | `/admin/sources/<name>/accept` | yes | put in force the version of a rule source the shrink guard holds back (`<name>`: its path or URL as configured, percent-encoded, or a file's name); 200, or 404 for an unknown source |
 //!
 //! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
 //! a kubelet needs no secret.
@@ -123,11 +125,40 @@ pub enum ProbeError {
 /// bounded by `timeout` as a whole; returns the answer's status. No TLS and no token: the
 /// probes need neither.
 pub async fn probe(url: &str, timeout: Duration) -> Result<StatusCode, ProbeError> {
+    call(Method::GET, url, None, Vec::new(), timeout)
+        .await
+        .map(|(status, _)| status)
+}
+
+/// The base URL (`http://host:port`) at which this machine reaches the admin listener that
+/// `config` binds: a wildcard address is reached on loopback.
+pub fn base_url(config: &crate::config::AdminConfig) -> String {
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
+}
+
+/// One request to this listener (`http://host:port/path`) with the bearer `token` if given,
+/// bounded by `timeout` as a whole; the answer's status and body (lossy UTF-8). What the
+/// commands that ask the running proxy (`accept`, `explain --admin`) use.
+pub async fn call(
+    method: Method,
+    url: &str,
+    token: Option<&Token>,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(StatusCode, String), ProbeError> {
+    use http_body_util::BodyExt;
     let uri: http::Uri = url.parse().map_err(|_| ProbeError::Url(url.to_string()))?;
     let (Some("http"), Some(authority)) = (uri.scheme_str(), uri.authority().cloned()) else {
         return Err(ProbeError::Url(url.to_string()));
     };
-    let get = async {
+    let request = async {
         let addr = format!(
             "{}:{}",
             authority.host(),
@@ -138,9 +169,10 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<StatusCode, ProbeErro
             .map_err(|source| ProbeError::Connect { addr, source })?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await?;
-        // Drives the connection; it ends when the answer is read or the probe gives up.
+        // Drives the connection; it ends when the answer is read or the call gives up.
         tokio::spawn(conn);
-        let mut req = Request::new(full(Vec::new()));
+        let mut req = Request::new(full(body));
+        *req.method_mut() = method;
         *req.uri_mut() = uri.path_and_query().map_or_else(
             || http::Uri::from_static("/"),
             |p| http::Uri::from(p.clone()),
@@ -150,9 +182,17 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<StatusCode, ProbeErro
             HeaderValue::from_str(authority.as_str())
                 .map_err(|_| ProbeError::Url(url.to_string()))?,
         );
-        Ok(sender.send_request(req).await?.status())
+        if let Some(token) = token {
+            let value = HeaderValue::from_str(&format!("Bearer {}", token.0))
+                .map_err(|_| ProbeError::Url(url.to_string()))?;
+            req.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+        let answer = sender.send_request(req).await?;
+        let status = answer.status();
+        let body = answer.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     };
-    tokio::time::timeout(timeout, get)
+    tokio::time::timeout(timeout, request)
         .await
         .map_err(|_| ProbeError::Timeout(timeout))?
 }
@@ -171,7 +211,7 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => {
             if app.is_ready() {
-                text(StatusCode::OK, "ready\n")
+                text(StatusCode::OK, &readiness_detail(app))
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             }
@@ -229,6 +269,14 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
             let report = app.gate.content_evidence.report(top);
             json(&report)
         }
+        (&Method::GET | &Method::POST, "/admin/explain") => explain(app, req).await,
+        (method, path) if source_to_accept(path).is_some() => {
+            if method != Method::POST {
+                return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            }
+            let name = source_to_accept(path).unwrap_or_default();
+            accept(app, name).await
+        }
         (
             _,
             "/healthz"
@@ -236,9 +284,157 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
             | "/metrics"
             | "/admin/reload"
             | "/admin/friendly-federators"
-            | "/admin/content-rules",
+            | "/admin/content-rules"
+            | "/admin/explain",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `GET /admin/explain?subject=<domain or actor>`, or `POST` with an activity as the body
+/// (`subject=` then names its file): `explain`'s report from the rules in force.
+async fn explain(app: &App, req: Request<Incoming>) -> Response<Body> {
+    use crate::explain::{report_live, Subject, MAX_ACTIVITY_FILE_BYTES};
+    use http_body_util::{BodyExt, Limited};
+    let subject = req
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("subject="))
+        .map(|v| percent_decode(&v.replace('+', " ")))
+        .unwrap_or_default();
+    let parsed = if req.method() == Method::POST {
+        let limit = usize::try_from(MAX_ACTIVITY_FILE_BYTES).unwrap_or(usize::MAX);
+        match Limited::new(req.into_body(), limit).collect().await {
+            Ok(body) => Subject::activity(subject, &body.to_bytes()),
+            Err(e) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the activity: {e}\n"),
+                )
+            }
+        }
+    } else if crate::explain::is_activity_file(&subject) {
+        // The proxy's own files are not the operator's: an activity comes as the body.
+        return text(
+            StatusCode::BAD_REQUEST,
+            "an activity file is sent as the body of a POST\n",
+        );
+    } else {
+        Subject::parse(&subject)
+    };
+    let subject = match parsed {
+        Ok(s) => s,
+        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+    };
+    let (rules, friendly) = (app.rules.clone(), app.federators.config().clone());
+    match tokio::task::spawn_blocking(move || report_live(&rules, &friendly, &subject)).await {
+        Ok(Ok(report)) => text(StatusCode::OK, &report),
+        Ok(Err(e)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot list the rules in force: {e}\n"),
+        ),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "explain task failed\n"),
+    }
+}
+
+/// `ready`, then a line per problem that does not stop serving but needs an operator: a
+/// failing evidence save, a source version the shrink guard holds back.
+fn readiness_detail(app: &App) -> String {
+    let mut out = String::from("ready\n");
+    if let Some(e) = app.federators.save_error() {
+        out.push_str(&format!(
+            "error: friendly-federator evidence not saved: {e}\n"
+        ));
+    }
+    for label in app.rules.held_back() {
+        out.push_str(&format!(
+            "held back: {label}: new version would remove too much (inboxguard accept)\n"
+        ));
+    }
+    out
+}
+
+/// The source named in `/admin/sources/<name>/accept`, percent-decoded (a URL or a path
+/// travels percent-encoded in one segment).
+fn source_to_accept(path: &str) -> Option<String> {
+    let name = path
+        .strip_prefix("/admin/sources/")?
+        .strip_suffix("/accept")?;
+    (!name.is_empty()).then(|| percent_decode(name))
+}
+
+/// `%XX` escapes decoded; anything else as it is.
+pub(crate) fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `%XX`-escapes everything but unreserved characters, so a URL or a path fits one segment.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `POST /admin/sources/<name>/accept`: an operator's word that the version of `name` the
+/// shrink guard holds back is meant.
+async fn accept(app: &App, name: String) -> Response<Body> {
+    let Some(label) = app.rules.source_named(&name) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!("no rule source named {name:?} (give its path or URL as configured, or a file's name)\n"),
+        );
+    };
+    let rules = app.rules.clone();
+    let l = label.clone();
+    match tokio::task::spawn_blocking(move || rules.accept(&l)).await {
+        Ok(Ok(summaries)) => {
+            let mut out = format!("accepted {label}\n");
+            out.push_str(&reloaded(&summaries.unwrap_or_default()));
+            text(StatusCode::OK, &out)
+        }
+        // The accepted source is in force; another file is still refused.
+        Ok(Err(e)) if !e.refused.iter().any(|r| r.file == label) => {
+            let mut out = format!("accepted {label}\n");
+            for refused in &e.refused {
+                out.push_str(&format!(
+                    "refused {refused}; its last good copy stays in force\n"
+                ));
+            }
+            out.push_str(&reloaded(e.applied.as_deref().unwrap_or_default()));
+            text(StatusCode::OK, &out)
+        }
+        Ok(Err(e)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{label} still refused: {e}\n"),
+        ),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "accept task failed\n"),
     }
 }
 

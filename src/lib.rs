@@ -26,6 +26,7 @@
 //! | `explain`   | `inboxguard explain`: the decision and every matching rule for a domain, actor or activity |
 //! | `federators`| friendly federators: laundering checks, evidence store and file, escalation into a generated source |
 //! | `subscriptions` | remote rule sources (`[[subscriptions]]`, Mastodon's admin API): fetch, disk cache, refresh tasks |
+//! | `state_dirs`| the directories saves go to, checked by `check` and at startup |
 //! | `clock`     | `unix_now`: wall-clock seconds, as state files and timestamp gauges hold them |
 //!
 //! Lower modules never import higher ones: `signature`, `policy`, `activity` and `config`
@@ -58,6 +59,7 @@ pub mod rules;
 pub mod server;
 pub mod shedding;
 pub mod signature;
+pub mod state_dirs;
 pub mod subscriptions;
 
 use std::future::Future;
@@ -92,6 +94,9 @@ pub enum RunError {
     Shedding(String),
     #[error("cluster: {0}")]
     Cluster(String),
+    /// A directory saves go to is missing or not writable (see `state_dirs`).
+    #[error("{0}")]
+    State(String),
 }
 
 /// Runs the proxy on the given listeners until `shutdown` resolves, then stops accepting,
@@ -102,6 +107,9 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    for note in state_dirs::check(&config, true).map_err(RunError::State)? {
+        tracing::info!("{note}");
+    }
     let metrics = Arc::new(metrics::Metrics::new()?);
     let rules = rules::Rules::new(
         config.blocklists.clone(),

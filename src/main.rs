@@ -2,6 +2,7 @@
 //! wrong, before binding anything), set up logging, bind, run, exit.
 
 use clap::{Parser, Subcommand};
+use inboxguard::admin;
 use inboxguard::config::{Config, LogFormat, LoggingConfig};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -54,8 +55,13 @@ enum Command {
     /// Print the decision for a domain, an actor (URI, acct:, @user@host) or an activity JSON
     /// file, and every rule that matched, with its file and line.
     Explain {
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        /// Load the config and rules from disk, as `serve` would start.
+        #[arg(long, value_name = "FILE", required_unless_present = "admin")]
+        config: Option<PathBuf>,
+        /// Ask the running proxy instead (`http://127.0.0.1:9100`): the rules in force, even
+        /// while a file on disk is broken. With `--config`, its `admin.token_file` is sent.
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
         /// A domain, an actor URI, or the path of an activity JSON file.
         #[arg(value_name = "DOMAIN|ACTOR|ACTIVITY.json")]
         subject: String,
@@ -69,6 +75,18 @@ enum Command {
         /// Print JSON (as `GET /admin/friendly-federators`) instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Put in force the new version of a rule source that the running proxy holds back
+    /// because it would remove too much (`max_shrink`). Asks the proxy on its admin listener
+    /// (`[admin] listen` and `token_file` of this config): `POST /admin/sources/<SOURCE>/accept`.
+    Accept {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The source's path or URL as configured, or a file's name.
+        #[arg(value_name = "SOURCE")]
+        source: String,
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        timeout_secs: u64,
     },
     /// GET an admin probe (default `/healthz` on the default admin address) and exit 0 if it
     /// answers 2xx within the timeout, 1 otherwise: a health check for images that have no
@@ -93,9 +111,25 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
-        Command::Explain { config, subject } => explain(config, &subject),
+        Command::Explain {
+            config,
+            admin: Some(url),
+            subject,
+        } => explain_live(config, &url, &subject),
+        Command::Explain {
+            config: Some(config),
+            admin: None,
+            subject,
+        } => explain(config, &subject),
+        // clap requires one of them.
+        Command::Explain { .. } => ExitCode::from(EXIT_CONFIG),
         Command::Report { config, json } => report(config, json),
         Command::Healthcheck { url, timeout_secs } => healthcheck(&url, timeout_secs),
+        Command::Accept {
+            config,
+            source,
+            timeout_secs,
+        } => accept(config, &source, timeout_secs),
         Command::Demo => demo(),
     }
 }
@@ -118,6 +152,11 @@ fn serve(path: PathBuf) -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::from(EXIT_RUNTIME);
     };
+    // Before binding, as every config error: `run` checks again (and logs what it creates).
+    if let Err(e) = inboxguard::state_dirs::check(&config, true) {
+        tracing::error!(error = %e, "cannot start");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     runtime.block_on(async move {
         let proxy = match tokio::net::TcpListener::bind(config.server.listen).await {
             Ok(l) => l,
@@ -137,7 +176,7 @@ fn serve(path: PathBuf) -> ExitCode {
         let listeners = inboxguard::Listeners { proxy, admin };
         match inboxguard::run(config, listeners, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e @ inboxguard::RunError::Rules(_)) => {
+            Err(e @ (inboxguard::RunError::Rules(_) | inboxguard::RunError::State(_))) => {
                 tracing::error!(error = %e, "cannot start");
                 ExitCode::from(EXIT_CONFIG)
             }
@@ -153,6 +192,13 @@ fn check(path: PathBuf) -> ExitCode {
     let config = match load_config(&path) {
         Ok(c) => c,
         Err(code) => return code,
+    };
+    let state_notes = match inboxguard::state_dirs::check(&config, false) {
+        Ok(notes) => notes,
+        Err(e) => {
+            eprintln!("inboxguard: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
     };
     // As `serve` would start: remote sources' disk-cached copies, escalations from the
     // evidence file; no network, no writes.
@@ -170,6 +216,9 @@ fn check(path: PathBuf) -> ExitCode {
     let (summaries, cached) = (offline.summaries, offline.cached);
     println!("config {} is valid", path.display());
     if let Some(note) = &relative {
+        println!("  {note}");
+    }
+    for note in &state_notes {
         println!("  {note}");
     }
     println!("  listen    {}", config.server.listen);
@@ -355,6 +404,98 @@ fn healthcheck(url: &str, timeout_secs: u64) -> ExitCode {
         }
         Err(e) => {
             eprintln!("inboxguard: {url}: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn accept(path: PathBuf, source: &str, timeout_secs: u64) -> ExitCode {
+    let (config, token) = match config_and_token(&path) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let url = format!(
+        "{}/admin/sources/{}/accept",
+        admin::base_url(&config.admin),
+        admin::percent_encode(source)
+    );
+    let timeout = std::time::Duration::from_secs(timeout_secs);
+    ask_proxy(http::Method::POST, &url, token, Vec::new(), timeout)
+}
+
+/// `explain --admin URL`: the running proxy's answer, printed as `explain` prints its own.
+fn explain_live(config: Option<PathBuf>, base: &str, subject: &str) -> ExitCode {
+    let token = match config.map(|p| config_and_token(&p)) {
+        Some(Ok((_, token))) => token,
+        Some(Err(code)) => return code,
+        None => None,
+    };
+    // An activity file is read here and sent: the proxy may run elsewhere.
+    let (method, body) = if inboxguard::explain::is_activity_file(subject) {
+        match inboxguard::explain::read_activity_file(subject) {
+            Ok(bytes) => (http::Method::POST, bytes),
+            Err(e) => {
+                eprintln!("inboxguard: {e}");
+                return ExitCode::from(EXIT_DATA);
+            }
+        }
+    } else {
+        (http::Method::GET, Vec::new())
+    };
+    let url = format!(
+        "{}/admin/explain?subject={}",
+        base.trim_end_matches('/'),
+        admin::percent_encode(subject)
+    );
+    let timeout = std::time::Duration::from_secs(30);
+    ask_proxy(method, &url, token, body, timeout)
+}
+
+/// The config at `path` and its admin token, or the exit code after saying why not.
+fn config_and_token(path: &Path) -> Result<(Config, Option<admin::Token>), ExitCode> {
+    let config = Config::load(path).map_err(|e| {
+        eprintln!("inboxguard: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    let token = config
+        .admin
+        .token_file
+        .as_deref()
+        .map(admin::Token::from_file);
+    let token = token.transpose().map_err(|e| {
+        eprintln!("inboxguard: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    Ok((config, token))
+}
+
+/// One call to the running proxy's admin listener: the answer on stdout when 2xx (exit 0);
+/// otherwise on stderr, exit 65 for a 400 (a subject that names nothing), 1 for the rest.
+fn ask_proxy(
+    method: http::Method,
+    url: &str,
+    token: Option<admin::Token>,
+    body: Vec<u8>,
+    timeout: std::time::Duration,
+) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(EXIT_RUNTIME);
+    };
+    match runtime.block_on(admin::call(method, url, token.as_ref(), body, timeout)) {
+        Ok((status, body)) if status.is_success() => {
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((http::StatusCode::BAD_REQUEST, body)) => {
+            eprint!("inboxguard: {body}");
+            ExitCode::from(EXIT_DATA)
+        }
+        Ok((status, body)) => {
+            eprint!("inboxguard: {status}: {body}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Err(e) => {
+            eprintln!("inboxguard: {url}: {e} (is the proxy running with this config?)");
             ExitCode::from(EXIT_RUNTIME)
         }
     }

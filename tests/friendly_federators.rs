@@ -779,3 +779,79 @@ async fn the_inline_escalation_rule_spelling_works() {
     );
     assert_eq!(report["escalated"], json!([]));
 }
+
+/// An evidence file whose directory is gone: every save fails, and a restart would come up
+/// without the escalations. A running proxy keeps refusing the escalated domain and shows the
+/// failing save in a metric and `/readyz`; `check` and `serve` refuse the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_evidence_directory_is_shown_and_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("evidence");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("friendly-federators.json");
+    let friend = RemoteInstance::start("friend.example").await;
+    let other = RemoteInstance::start("other.example").await;
+    let (fred, olga) = (friend.add_actor("fred"), other.add_actor("olga"));
+    let puma = RecordingUpstream::start().await;
+    let settings = "persist_interval_secs = 1\nthreshold = 1\naction = \"suspend\"";
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&friend)
+        .remote(&other)
+        .blocklist_file("blocks.csv", BLOCKLIST)
+        .toml(&evidence_toml(&file, settings))
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let boost = fred.activity("Announce", json!("https://bad.example/notes/1"));
+    assert_eq!(deliver(&proxy, &fred, &boost).await, StatusCode::ACCEPTED);
+    wait_for(&proxy, "escalation saved", |report, _| {
+        report["escalated"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    })
+    .await;
+    within("first save", async {
+        while !file.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    // New evidence, from another domain, to be saved.
+    let boost = olga.activity("Announce", json!("https://bad.example/notes/3"));
+    assert_eq!(deliver(&proxy, &olga, &boost).await, StatusCode::ACCEPTED);
+    let boost = fred.activity("Announce", json!("https://bad.example/notes/2"));
+    assert_eq!(deliver(&proxy, &fred, &boost).await, StatusCode::FORBIDDEN);
+    let failed = "inboxguard_friendly_federator_evidence_file_total{op=\"save\",result=\"error\"}";
+    wait_for(&proxy, "failed save counted", |_, metrics| {
+        metric_value(metrics, failed).is_some_and(|n| n > 0.0)
+    })
+    .await;
+    let (status, body) = get_text(proxy.admin_addr, "/readyz").await;
+    assert_eq!(status, StatusCode::OK, "still serving: {body}");
+    assert!(
+        body.starts_with("ready\n")
+            && body.contains("error: friendly-federator evidence not saved")
+            && body.contains("friendly-federators.json"),
+        "{body}"
+    );
+    assert_eq!(deliver(&proxy, &fred, &boost).await, StatusCode::FORBIDDEN);
+    // The proxy's directory goes with it; its config (listing the evidence file) stays.
+    let config = state.path().join("inboxguard.toml");
+    std::fs::copy(&proxy.config_path, &config).unwrap();
+    let config = config.to_str().unwrap().to_string();
+    proxy.shutdown().await.expect("clean shutdown");
+
+    // `check` and a restart refuse the path instead of starting without the escalations.
+    for command in ["check", "serve"] {
+        let (code, stdout, stderr) = run_binary(&[command, "--config", &config]);
+        assert_eq!(code, Some(64), "{command}: {stdout}\n{stderr}");
+        let said = format!("{stdout}{stderr}");
+        assert!(
+            said.contains("friendly_federators.evidence_file")
+                && said.contains(&format!("directory {} does not exist", dir.display())),
+            "{command}: {said}"
+        );
+    }
+}

@@ -229,10 +229,35 @@ async fn admin_reload_applies_at_once_and_refuses_a_broken_file() {
     assert!(reloads(&metrics, "failure") > failures_before, "{metrics}");
     assert_eq!(loaded(&metrics, &path, "suspend"), Some(1.0), "{metrics}");
 
-    // Emptied again and reloaded: the suspension is gone on the next request.
+    // Emptied: that would lift every rule of the file, so it waits for an operator.
     std::fs::write(&path, csv(&[])).unwrap();
     let (status, body) = admin_reload(&s.proxy).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(
+        body.contains(&format!(
+            "refused {source}: would remove 1 of its 1 entries"
+        )),
+        "{body}"
+    );
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+    let metrics = s.proxy.metrics().await;
+    assert_eq!(reloads(&metrics, "refused_shrink"), 1.0, "{metrics}");
+
+    // Accepted by its file name: the suspension is gone on the next request.
+    let (status, _, body) = within(
+        "accept",
+        send(
+            s.proxy.admin_addr,
+            http::Method::POST,
+            "/admin/sources/blocklist.csv/accept",
+            http::HeaderMap::new(),
+            Vec::new(),
+        ),
+    )
+    .await;
+    let body = String::from_utf8_lossy(&body);
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(&format!("accepted {source}")), "{body}");
     assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::ACCEPTED);
 }
 
@@ -394,4 +419,157 @@ async fn a_broken_file_does_not_hold_back_another_files_edit() {
     let after = proxy.metrics().await;
     assert_eq!(gauge(&after, stale, &a), Some(0.0), "{after}");
     assert_eq!(metric_value(&after, failing), Some(0.0), "{after}");
+}
+
+/// A public comment that opens a quote and never closes it would swallow the rows after it
+/// into the comment, lifting their suspensions: the file is refused at the line where the
+/// quote opens, and the suspension stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unclosed_quote_is_refused_and_the_suspension_stays() {
+    let (s, path) = setup(&csv(&[
+        "first.test,suspend,false,false,,false",
+        "evil.test,suspend,false,false,,false",
+    ]))
+    .await;
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+    let failures_before = reloads(&s.proxy.metrics().await, "failure");
+
+    let broken = csv(&[
+        "first.test,suspend,false,false,\"Harassment campaign, see report,false",
+        "evil.test,suspend,false,false,,false",
+        "other.test,silence,false,false,,false",
+    ]);
+    std::fs::write(&path, broken).unwrap();
+    let (status, body) = admin_reload(&s.proxy).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(
+        body.contains(&format!("{}:2: a quoted field runs past", path.display())),
+        "{body}"
+    );
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+    let metrics = s.proxy.metrics().await;
+    assert!(reloads(&metrics, "failure") > failures_before, "{metrics}");
+    assert_eq!(loaded(&metrics, &path, "suspend"), Some(2.0), "{metrics}");
+    assert_eq!(
+        gauge(&metrics, "inboxguard_rules_source_stale", &path),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+/// `inboxguard accept --config FILE <source>` asks the proxy running with that config, on
+/// its admin listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accept_command_reaches_the_running_proxy() {
+    let (s, path) = setup(&csv(&["evil.test,suspend,false,false,,false"])).await;
+    std::fs::write(&path, csv(&[])).unwrap();
+    let (status, _) = admin_reload(&s.proxy).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::FORBIDDEN);
+
+    let accept = |source: String| {
+        let config = s.proxy.config_path.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_inboxguard"))
+                .arg("accept")
+                .arg("--config")
+                .arg(config)
+                .arg(source)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = within("accept", accept("no-such-list.csv".into()))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+    let out = within("accept", accept(path.display().to_string()))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("accepted {}", path.display())),
+        "{stdout}"
+    );
+    assert_eq!(deliver(&s.proxy, &s.actor).await, StatusCode::ACCEPTED);
+}
+
+/// `explain --admin URL` asks the running proxy: the same report as `explain --config`, and
+/// still the rules in force while the file on disk is broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_asks_the_running_proxy_with_the_same_output() {
+    let (s, path) = setup(&csv(&[
+        "evil.test,suspend,false,true,Harassment,false",
+        "other.test,silence,false,false,,false",
+    ]))
+    .await;
+    let config = s.proxy.config_path.display().to_string();
+    let admin = format!("http://{}", s.proxy.admin_addr);
+    let activity = path.with_file_name("activity.json");
+    std::fs::write(
+        &activity,
+        r#"{"type":"Create","id":"https://evil.test/a/1","actor":"https://evil.test/users/mallory","object":{"type":"Note","attributedTo":"https://other.test/users/o"}}"#,
+    )
+    .unwrap();
+    let explain = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_inboxguard"))
+                .arg("explain")
+                .args(args)
+                .env_remove("RUST_LOG")
+                .output()
+                .unwrap()
+        })
+    };
+    let offline = |subject: &str| explain(vec!["--config".into(), config.clone(), subject.into()]);
+    let live = |subject: &str| explain(vec!["--admin".into(), admin.clone(), subject.into()]);
+    let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+
+    let subjects = [
+        "evil.test".to_string(),
+        "@mallory@sub.evil.test".to_string(),
+        activity.display().to_string(),
+    ];
+    let mut before = Vec::new();
+    for subject in &subjects {
+        let from_disk = within("explain", offline(subject)).await.unwrap();
+        let from_proxy = within("explain --admin", live(subject)).await.unwrap();
+        assert!(from_disk.status.success() && from_proxy.status.success());
+        assert!(
+            text(&from_disk).contains("reject (403)"),
+            "{}",
+            text(&from_disk)
+        );
+        assert_eq!(text(&from_proxy), text(&from_disk), "{subject}");
+        before.push(text(&from_proxy));
+    }
+
+    // Broken on disk: `explain --config` refuses it, the proxy answers from its last good copy.
+    std::fs::write(
+        &path,
+        csv(&[
+            "evil.test,suspend,false,true,\"Harassment,false",
+            "x.test,silence,false,false,,false",
+        ]),
+    )
+    .unwrap();
+    let (status, _) = admin_reload(&s.proxy).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let from_disk = within("explain", offline("evil.test")).await.unwrap();
+    assert_eq!(from_disk.status.code(), Some(64));
+    for (subject, before) in subjects.iter().zip(&before) {
+        let from_proxy = within("explain --admin", live(subject)).await.unwrap();
+        assert_eq!(&text(&from_proxy), before, "{subject}");
+    }
+    let bad = within("explain --admin", live("not a domain!"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a domain"));
 }

@@ -816,3 +816,260 @@ async fn subscribed_domain_is_refused_by_the_proxy() {
     assert_eq!(status, StatusCode::FORBIDDEN, "the last good copy stays");
     assert!(proxy.shutdown().await.is_ok());
 }
+
+/// A list host answering 200 with an empty body, or a CSV with only its header, would lift
+/// every rule of the list: the shrink guard holds the answer back, the last good copy stays
+/// in force and on disk (so a restart does not lift them either), until `max_shrink = 1.0`.
+#[tokio::test]
+async fn an_empty_answer_is_held_back_and_not_cached() {
+    let server = ListServer::start().await;
+    server.answer(|_| {
+        reply(
+            200,
+            &[],
+            "#domain,#severity\nkept.example,suspend\nalso.example,silence\n",
+        )
+    });
+    let state = tempfile::tempdir().unwrap();
+    let url = server.url("/blocks.csv");
+    let (sub, rules, metrics) = subscription(sub_config(&url), state.path());
+    within("fetch", sub.refresh()).await.unwrap();
+    assert!(suspended(&rules, "kept.example"));
+
+    for body in ["", "#domain,#severity\n"] {
+        server.answer(move |_| reply(200, &[], body));
+        let e = within("empty fetch", sub.refresh()).await.unwrap_err();
+        assert_eq!(e.reason(), "refused_shrink", "{e}");
+        assert!(suspended(&rules, "kept.example"), "after {body:?}");
+    }
+    assert_eq!(fetches(&metrics, &url, "refused_shrink"), 2);
+    assert_eq!(
+        metrics
+            .rules_reloads_total
+            .with_label_values(&["refused_shrink"])
+            .get(),
+        2
+    );
+
+    // Restart: the disk copy is still the good one.
+    let (restarted, rules, _) = subscription(sub_config(&url), state.path());
+    assert!(restarted.load_cache().await);
+    assert!(suspended(&rules, "kept.example"));
+
+    // A list that says any shrink is meant.
+    let mut config = sub_config(&url);
+    config.max_shrink = 1.0;
+    let (sub, rules, _) = subscription(config, state.path());
+    assert!(sub.load_cache().await);
+    assert_eq!(
+        within("fetch", sub.refresh()).await.unwrap(),
+        Outcome::Updated { rules: 0 }
+    );
+    assert!(!suspended(&rules, "kept.example"));
+}
+
+/// The same through the whole proxy: the suspended domain stays refused while the list host
+/// answers nothing, the refusal is counted, and `POST /admin/sources/<url>/accept` lifts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_subscription_keeps_refusing_until_accepted() {
+    let list = ListServer::start().await;
+    list.answer(|_| reply(200, &[], "#domain,#severity\nbad.example,suspend\n"));
+    let bad = RemoteInstance::start("bad.example").await;
+    let mallory = bad.add_actor("mallory");
+    let puma = RecordingUpstream::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let url = list.url("/shared-blocklist.csv");
+    let toml = format!(
+        "[state]\ndir = {:?}\n\n[[subscriptions]]\nurl = {url:?}\nrefresh_secs = 1\n\
+         allow_http = true\nallow_private_addresses = true\n",
+        state.path()
+    );
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&bad)
+        .toml(&toml)
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let deliver = |n: u32| {
+        let body = mallory.activity("Create", json!(format!("http://bad.example/statuses/{n}")));
+        let proxy = &proxy;
+        let mallory = &mallory;
+        async move {
+            within(
+                "delivery",
+                proxy.post_signed(mallory, "/inbox", "mastodon.local", &body),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(deliver(1).await, StatusCode::FORBIDDEN);
+
+    list.answer(|_| reply(200, &[], ""));
+    let refused = "inboxguard_rules_reloads_total{result=\"refused_shrink\"}";
+    within("the held-back answer is counted", async {
+        while metric_value(&proxy.metrics().await, refused).is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(deliver(2).await, StatusCode::FORBIDDEN);
+    assert_eq!(puma.count(), 0);
+
+    let path = format!(
+        "/admin/sources/{}/accept",
+        inboxguard::admin::percent_encode(&url)
+    );
+    let (status, body) = within(
+        "accept",
+        send(
+            proxy.admin_addr,
+            http::Method::POST,
+            &path,
+            HeaderMap::new(),
+            Vec::new(),
+        ),
+    )
+    .await
+    .map_body();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(&format!("accepted {url}")), "{body}");
+    assert_eq!(deliver(3).await, StatusCode::ACCEPTED);
+    let (status, _) = within(
+        "unknown source",
+        send(
+            proxy.admin_addr,
+            http::Method::POST,
+            "/admin/sources/nothing.csv/accept",
+            HeaderMap::new(),
+            Vec::new(),
+        ),
+    )
+    .await
+    .map_body();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(proxy.shutdown().await.is_ok());
+}
+
+trait MapBody {
+    fn map_body(self) -> (StatusCode, String);
+}
+
+impl MapBody for (StatusCode, HeaderMap, Bytes) {
+    fn map_body(self) -> (StatusCode, String) {
+        (self.0, String::from_utf8_lossy(&self.2).into_owned())
+    }
+}
+
+/// `max_severity` / `severity_map` on a subscription, from the config file's words.
+#[tokio::test]
+async fn a_subscription_can_be_trusted_for_limits_only() {
+    let server = ListServer::start().await;
+    server.answer(|_| {
+        reply(
+            200,
+            &[],
+            "#domain,#severity\nharsh.example,suspend\nquiet.example,silence\n",
+        )
+    });
+    let state = tempfile::tempdir().unwrap();
+    let url = server.url("/blocks.csv");
+    let text = format!(
+        "url = {url:?}\nallow_http = true\nallow_private_addresses = true\n\
+         max_severity = \"silence\"\nseverity_map = {{ silence = \"noop\" }}\n"
+    );
+    let config: SubscriptionConfig = toml::from_str(&text).unwrap();
+    let (sub, rules, metrics) = subscription(config, state.path());
+    within("fetch", sub.refresh()).await.unwrap();
+    let severity = |d: &str| {
+        rules
+            .current()
+            .load()
+            .rule_for(d)
+            .map(|r| r.severity.as_str())
+    };
+    assert_eq!(severity("harsh.example"), Some("silence"));
+    assert_eq!(severity("quiet.example"), Some("noop"));
+    let gauge = |s: &str| {
+        metrics
+            .rules_loaded
+            .with_label_values(&[url.as_str(), s])
+            .get()
+    };
+    assert_eq!(
+        (gauge("suspend"), gauge("silence"), gauge("noop")),
+        (0, 1, 1)
+    );
+    let bad: Result<SubscriptionConfig, _> =
+        toml::from_str(&format!("url = {url:?}\nmax_severity = \"block\"\n"));
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .contains("unknown variant `block`"));
+}
+
+/// `labels_any` / `labels_none` on a subscription: only the labelled rules are taken in.
+#[tokio::test]
+async fn a_subscription_can_take_only_labelled_rules() {
+    let server = ListServer::start().await;
+    server.answer(|_| {
+        reply(
+            200,
+            &[],
+            "domain,severity,public_comment\ncsam.example,suspend,IFTAS:CSAM\n\
+             spam.example,suspend,[spam]\nboth.example,suspend,IFTAS:CSAM [disputed]\n",
+        )
+    });
+    let state = tempfile::tempdir().unwrap();
+    let url = server.url("/iftas.csv");
+    let text = format!(
+        "url = {url:?}\nallow_http = true\nallow_private_addresses = true\n\
+         labels_any = [\"IFTAS:CSAM\"]\nlabels_none = [\"disputed\"]\n"
+    );
+    let config: SubscriptionConfig = toml::from_str(&text).unwrap();
+    let (sub, rules, _) = subscription(config, state.path());
+    assert_eq!(
+        within("fetch", sub.refresh()).await.unwrap(),
+        Outcome::Updated { rules: 1 }
+    );
+    assert!(suspended(&rules, "csam.example"));
+    assert!(!suspended(&rules, "spam.example") && !suspended(&rules, "both.example"));
+}
+
+/// A private list: `headers_file` is read at each fetch and its headers sent; an unreadable or
+/// malformed file fails the fetch without naming the secret, and the copy in force stays.
+#[tokio::test]
+async fn headers_file_credentials_are_sent_and_reread() {
+    let server = ListServer::start().await;
+    server.answer(|seen| match seen.header("authorization") {
+        Some("Bearer first-secret") => reply(200, &[], "a.example\n"),
+        Some("Bearer second-secret") => reply(200, &[], "a.example\nb.example\n"),
+        _ => reply(401, &[], ""),
+    });
+    let state = tempfile::tempdir().unwrap();
+    let secrets = state.path().join("headers");
+    std::fs::write(
+        &secrets,
+        "# for the private list\nAuthorization: Bearer first-secret\napikey: k1\n",
+    )
+    .unwrap();
+    let url = server.url("/private.txt");
+    let mut config = sub_config(&url);
+    config.headers_file = Some(secrets.clone());
+    let (sub, rules, metrics) = subscription(config, state.path());
+    within("fetch", sub.refresh()).await.unwrap();
+    assert!(suspended(&rules, "a.example"));
+    assert_eq!(server.last().header("apikey"), Some("k1"));
+
+    std::fs::write(&secrets, "Authorization: Bearer second-secret\n").unwrap();
+    within("fetch", sub.refresh()).await.unwrap();
+    assert!(suspended(&rules, "b.example"), "read again at each fetch");
+
+    std::fs::write(&secrets, "Authorization Bearer third-secret\n").unwrap();
+    let e = within("fetch", sub.refresh()).await.unwrap_err();
+    assert_eq!(e.reason(), "headers_file");
+    assert!(e.to_string().contains(":1: expected `Name: value`"), "{e}");
+    assert!(!e.to_string().contains("third-secret"), "{e}");
+    assert!(suspended(&rules, "b.example"));
+    assert_eq!(fetches(&metrics, &url, "headers_file"), 1);
+}

@@ -31,6 +31,8 @@ pub use keys::{KeyFetchConfig, SignatureConfig};
 pub use logging::{LogFormat, LoggingConfig};
 pub use server::{PublicScheme, ServerConfig};
 pub use shedding::parse_duration;
+#[cfg(test)]
+pub(crate) use sources::default_max_shrink;
 pub use sources::{
     check_remote_url, BlocklistConfig, MastodonApiConfig, PolicyConfig, StateConfig,
     SubscriptionConfig, SubscriptionFormat,

@@ -4,8 +4,9 @@
 
 use super::{default_true, positive, Invalid};
 use crate::policy::sources::{BlocklistFormat, SourceKind, MAX_FILE_BYTES};
-use crate::policy::PolicyMode;
+use crate::policy::{PolicyMode, Severity};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// One local rule source.
@@ -32,6 +33,25 @@ pub struct BlocklistConfig {
     /// (the harshest of those wins). Default 0 for every source: the harshest rule wins.
     #[serde(default)]
     pub priority: i32,
+    /// The shrink guard: a new version of the file that would remove more than this share of
+    /// its entries (or all of them) is refused, its last good copy kept, until an operator
+    /// accepts it. 1.0 turns the guard off.
+    #[serde(default = "default_max_shrink")]
+    pub max_shrink: f64,
+    /// No block rule of this source is harsher: `"silence"` imports its suspends as limits
+    /// (applied after `severity_map`).
+    #[serde(default)]
+    pub max_severity: Option<Severity>,
+    /// Severities taken in as others, e.g. `{ suspend = "silence", silence = "noop" }`.
+    #[serde(default)]
+    pub severity_map: BTreeMap<Severity, Severity>,
+    /// Only block rules whose public comment carries one of these labels (`[CSAM]`,
+    /// `IFTAS:CSAM`) are taken in; empty: every rule.
+    #[serde(default)]
+    pub labels_any: Vec<String>,
+    /// Block rules whose public comment carries one of these labels are left out.
+    #[serde(default)]
+    pub labels_none: Vec<String>,
 }
 
 /// `[policy]`: how the rules of all sources combine. Needs a restart to change.
@@ -112,6 +132,44 @@ pub struct SubscriptionConfig {
     /// Fetch from loopback/private/link-local addresses. Off by default.
     #[serde(default)]
     pub allow_private_addresses: bool,
+    /// A file of request headers for a private list (`Authorization: Bearer …`, `apikey: …`),
+    /// one `Name: value` per line; read at each fetch (so a rotated secret needs no restart),
+    /// never logged.
+    #[serde(default)]
+    pub headers_file: Option<PathBuf>,
+    /// As `blocklists.max_shrink`: a fetched list removing more than this share of the
+    /// entries in force (or all of them) is refused until an operator accepts it.
+    #[serde(default = "default_max_shrink")]
+    pub max_shrink: f64,
+    /// As `blocklists.max_severity`.
+    #[serde(default)]
+    pub max_severity: Option<Severity>,
+    /// As `blocklists.severity_map`.
+    #[serde(default)]
+    pub severity_map: BTreeMap<Severity, Severity>,
+    /// Only block rules whose public comment carries one of these labels (`[CSAM]`,
+    /// `IFTAS:CSAM`) are taken in; empty: every rule.
+    #[serde(default)]
+    pub labels_any: Vec<String>,
+    /// Block rules whose public comment carries one of these labels are left out.
+    #[serde(default)]
+    pub labels_none: Vec<String>,
+}
+
+/// Half: a list losing more than half of its entries at once is more likely broken than
+/// edited.
+pub(crate) fn default_max_shrink() -> f64 {
+    0.5
+}
+
+fn max_shrink(key: &'static str, value: f64) -> Result<(), Invalid> {
+    if !(0.0..=1.0).contains(&value) {
+        return Err((
+            key,
+            "must be between 0.0 and 1.0 (1.0 turns the guard off)".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -241,6 +299,7 @@ impl BlocklistConfig {
                 ),
             ));
         }
+        max_shrink("blocklists.max_shrink", self.max_shrink)?;
         if (self.exclude || self.kind == SourceKind::Allow) && self.dry_run {
             return Err((
                 "blocklists.dry_run",
@@ -287,6 +346,7 @@ impl SubscriptionConfig {
                 ),
             ));
         }
+        max_shrink("subscriptions.max_shrink", self.max_shrink)?;
         max_bytes("subscriptions.max_bytes", self.max_bytes)
     }
 }

@@ -22,7 +22,9 @@ pub use decision::outcome;
 use decision::{
     write_decision, write_laundered, write_policy, write_references, write_report_outcome,
 };
-pub use subject::{ExplainError, Subject, MAX_ACTIVITY_FILE_BYTES};
+pub use subject::{
+    is_activity_file, read_activity_file, ExplainError, Subject, MAX_ACTIVITY_FILE_BYTES,
+};
 use table::{write_actor, write_host};
 
 /// The rules as `serve` starts with them, loaded offline for `check` and `explain`.
@@ -103,6 +105,20 @@ fn on_hosts(hosts: &[String]) -> impl Fn(&DomainRule) -> bool {
         Some(d) => digests.contains(d),
         None => names.contains(&*rule.domain),
     }
+}
+
+/// The report for `subject` from the running proxy's rules: the live snapshot decides, and
+/// the merge of each source's copy in force lists the rules that lost (blocking: call from a
+/// blocking thread). The same text as `explain --config` for the same rules.
+pub fn report_live(
+    rules: &rules::Rules,
+    friendly: &FriendlyFederatorsConfig,
+    subject: &Subject,
+) -> Result<String, LoadError> {
+    let wanted = on_hosts(&subject.hosts());
+    let (_, _, listed) = rules.listing(&wanted)?;
+    let snapshot = rules.current().load();
+    Ok(report(&snapshot, &listed, friendly, subject))
 }
 
 /// The full report for `subject` under `rules` and the config's `[friendly_federators]`: the

@@ -69,25 +69,10 @@ impl Subject {
     /// anything else must be a domain.
     pub fn parse(arg: &str) -> Result<Subject, ExplainError> {
         let path = Path::new(arg);
-        if path.is_file() || names_a_file(arg) {
+        if is_activity_file(arg) {
             let label = path.display().to_string();
-            let bytes = read_bounded(path).map_err(|e| match e {
-                Bounded::Io(source) => ExplainError::Read {
-                    path: label.clone(),
-                    source,
-                },
-                Bounded::TooLarge => ExplainError::TooLarge {
-                    path: label.clone(),
-                },
-            })?;
-            let facts = ActivityFacts::parse(&bytes).map_err(|source| ExplainError::Json {
-                path: label.clone(),
-                source,
-            })?;
-            if facts.actor.as_deref().and_then(host::of_uri).is_none() {
-                return Err(ExplainError::NoActor { path: label });
-            }
-            return Ok(Subject::Activity { path: label, facts });
+            let bytes = read_activity_file(arg)?;
+            return Subject::activity(label, &bytes);
         }
         let unrecognised = || ExplainError::Unrecognised {
             text: arg.to_string(),
@@ -103,6 +88,38 @@ impl Subject {
             .map(Subject::Domain)
             .ok_or_else(unrecognised)
     }
+}
+
+impl Subject {
+    /// The activity `bytes` (read from `label`), for the explain that asks the running proxy.
+    pub fn activity(label: String, bytes: &[u8]) -> Result<Subject, ExplainError> {
+        let facts = ActivityFacts::parse(bytes).map_err(|source| ExplainError::Json {
+            path: label.clone(),
+            source,
+        })?;
+        if facts.actor.as_deref().and_then(host::of_uri).is_none() {
+            return Err(ExplainError::NoActor { path: label });
+        }
+        Ok(Subject::Activity { path: label, facts })
+    }
+}
+
+/// Whether `Subject::parse` reads `arg` as an activity file.
+pub fn is_activity_file(arg: &str) -> bool {
+    Path::new(arg).is_file() || names_a_file(arg)
+}
+
+/// The activity file `arg`, bounded by `MAX_ACTIVITY_FILE_BYTES`.
+pub fn read_activity_file(arg: &str) -> Result<Vec<u8>, ExplainError> {
+    let path = Path::new(arg);
+    let label = path.display().to_string();
+    read_bounded(path).map_err(|e| match e {
+        Bounded::Io(source) => ExplainError::Read {
+            path: label.clone(),
+            source,
+        },
+        Bounded::TooLarge => ExplainError::TooLarge { path: label },
+    })
 }
 
 /// A `.json` name or a relative or absolute path (a `/` but no scheme) is meant as an activity

@@ -235,6 +235,7 @@ impl Federators {
             config: config.clone(),
             metrics,
             store: Mutex::new(store),
+            save_error: Mutex::new(None),
         }
     }
 
@@ -349,6 +350,11 @@ impl Federators {
             // Try again on the next tick.
             self.lock().dirty = true;
         }
+        *self
+            .save_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            result.as_ref().err().map(ToString::to_string);
         result.map(|()| true)
     }
 }

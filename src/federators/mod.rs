@@ -182,11 +182,22 @@ pub struct Federators {
     /// A std mutex: held for a few map operations (or one clone for a save), never across an
     /// await, and taken on the request path only when an activity referenced a listed domain.
     store: Mutex<Store>,
+    /// Why the last save of the evidence file failed; `None` once one succeeds. `/readyz`
+    /// shows it: the proxy still serves, but what it learns would not survive a restart.
+    save_error: Mutex<Option<String>>,
 }
 
 impl Federators {
     pub fn config(&self) -> &FriendlyFederatorsConfig {
         &self.config
+    }
+
+    /// Why the last save of the evidence file failed, while saves keep failing.
+    pub fn save_error(&self) -> Option<String> {
+        self.save_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {

@@ -2,7 +2,7 @@
 //! kind and per source, for the reload log and metrics.
 
 use super::snapshot::Snapshot;
-use super::vocab::{DomainRule, RuleKind};
+use super::vocab::{DomainRule, RuleKind, Severity};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -153,5 +153,136 @@ impl Snapshot {
             }
         }
         by
+    }
+
+    /// The domains behind `diff_by_source`, named per source and kind (at most `NAMED`
+    /// each), and the enforced suspensions each source lifted: removed, or changed to a milder
+    /// severity. Digest rules and actor rules are counted by `diff_by_source` only.
+    pub fn changed_domains_by_source(&self, next: &Snapshot) -> BTreeMap<Arc<str>, ChangedDomains> {
+        let mut by: BTreeMap<Arc<str>, ChangedDomains> = BTreeMap::new();
+        for (enforcing, old, new) in [
+            (true, &self.enforcing, &next.enforcing),
+            (false, &self.dry_run, &next.dry_run),
+        ] {
+            for rule in new.by_name.iter() {
+                let was = old.get(&rule.domain);
+                if !Changes::differs(was, rule) {
+                    continue;
+                }
+                let entry = by.entry(rule.source.clone()).or_default();
+                let sign = if was.is_some() { '~' } else { '+' };
+                entry.note(RuleKind::from(rule.severity), sign, &rule.domain);
+                let lifted = was.filter(|w| w.severity == Severity::Suspend);
+                if enforcing && rule.severity != Severity::Suspend {
+                    if let Some(was) = lifted {
+                        by.entry(was.source.clone()).or_default().lift(&rule.domain);
+                    }
+                }
+            }
+            for rule in old.by_name.iter() {
+                if new.get(&rule.domain).is_none() {
+                    let entry = by.entry(rule.source.clone()).or_default();
+                    entry.note(RuleKind::from(rule.severity), '-', &rule.domain);
+                    if enforcing && rule.severity == Severity::Suspend {
+                        entry.lift(&rule.domain);
+                    }
+                }
+            }
+        }
+        for (kind, old, new) in [
+            (RuleKind::Allow, &self.allows, &next.allows),
+            (RuleKind::Exclude, &self.exceptions, &next.exceptions),
+        ] {
+            for e in new.iter().filter(|e| old.get(&e.domain).is_none()) {
+                by.entry(e.source.clone())
+                    .or_default()
+                    .note(kind, '+', &e.domain);
+            }
+            for e in old.iter().filter(|e| new.get(&e.domain).is_none()) {
+                by.entry(e.source.clone())
+                    .or_default()
+                    .note(kind, '-', &e.domain);
+            }
+        }
+        // Which domains are named past the bound depends on the tables' order; at least the
+        // log of one reload reads sorted.
+        for changed in by.values_mut() {
+            changed
+                .named
+                .iter_mut()
+                .for_each(|n| n.sort_unstable_by(|a, b| a[1..].cmp(&b[1..])));
+            changed.lifted_named.sort_unstable();
+        }
+        by
+    }
+}
+
+/// How many domains a reload's log names per source and kind, and per source for lifted
+/// suspensions: enough to recognise a list's edit, bounded for a list replaced whole.
+pub const NAMED: usize = 20;
+
+/// One source's changed domains (see `Snapshot::changed_domains_by_source`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangedDomains {
+    /// Per kind: `+added`, `-removed`, `~changed` domains, at most `NAMED`.
+    named: [Vec<String>; 6],
+    /// Per kind: how many domains changed in all.
+    total: [usize; 6],
+    /// Enforced suspensions removed or made milder, and the first `NAMED` of them.
+    lifted: usize,
+    lifted_named: Vec<String>,
+}
+
+impl ChangedDomains {
+    fn note(&mut self, kind: RuleKind, sign: char, domain: &str) {
+        let i = kind.index();
+        self.total[i] += 1;
+        if self.named[i].len() < NAMED {
+            self.named[i].push(format!("{sign}{domain}"));
+        }
+    }
+
+    fn lift(&mut self, domain: &str) {
+        self.lifted += 1;
+        if self.lifted_named.len() < NAMED {
+            self.lifted_named.push(domain.to_string());
+        }
+    }
+
+    /// How many enforced suspensions this source lifted.
+    pub fn lifted(&self) -> usize {
+        self.lifted
+    }
+
+    /// The lifted suspensions' domains, space-separated, with `(+N more)` past `NAMED`.
+    pub fn lifted_domains(&self) -> String {
+        with_more(&self.lifted_named, self.lifted)
+    }
+}
+
+fn with_more(named: &[String], total: usize) -> String {
+    let mut out = named.join(" ");
+    if total > named.len() {
+        out.push_str(&format!(" (+{} more)", total - named.len()));
+    }
+    out
+}
+
+/// `suspend -a.example ~b.example; silence +c.example (+21 more)`: the kinds with changes.
+impl fmt::Display for ChangedDomains {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for kind in RuleKind::ALL {
+            let i = kind.index();
+            if self.total[i] == 0 {
+                continue;
+            }
+            if !first {
+                f.write_str("; ")?;
+            }
+            first = false;
+            write!(f, "{kind} {}", with_more(&self.named[i], self.total[i]))?;
+        }
+        Ok(())
     }
 }

@@ -5,8 +5,10 @@ use serde::Deserialize;
 use std::fmt;
 use std::sync::Arc;
 
-/// Mastodon's domain-block severities, ordered from mildest to harshest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Mastodon's domain-block severities, ordered from mildest to harshest. In the config
+/// (`max_severity`, `severity_map`) by the words Mastodon uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     Noop,
     Silence,

@@ -2,14 +2,15 @@
 //! good copy, and the memory sources; rebuilds and swaps the snapshot on reload, and keeps the
 //! reload metrics and per-source gauges.
 
-use super::merge::{self, MemorySource};
+use super::guard;
+use super::merge::{self, Loaded, MemorySource};
 use super::summary::SourceSummary;
 use crate::config::{BlocklistConfig, PolicyConfig};
 use crate::metrics::Metrics;
 use crate::policy::sources::{LoadError, ParsedSource};
-use crate::policy::{Changes, RuleKind, Snapshot};
+use crate::policy::{Changes, DomainRule, RuleKind, Snapshot};
 use arc_swap::ArcSwap;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +27,10 @@ struct State {
     /// The copy of each memory source that the last successful reload put in force: its
     /// `rules_last_reload_timestamp_seconds` moves only when another copy comes into force.
     in_force: HashMap<String, Arc<ParsedSource>>,
+    /// Memory sources' new copies that the shrink guard held back, by label, until accepted.
+    held: BTreeMap<String, MemorySource>,
+    /// Labels whose next shrink an operator accepted (cleared by the reload that follows).
+    accepted: HashSet<String>,
 }
 
 /// A configured file as the last reload left it.
@@ -36,8 +41,23 @@ struct FileState {
     /// refused, so its good rules stay in force while other sources reload. Raw bytes rather
     /// than the parsed rules: a fraction of their memory, and no second copy of every rule.
     good: Vec<u8>,
+    /// How many entries `good` lists: what the shrink guard compares a new version with.
+    good_len: usize,
+    /// As `BlocklistConfig::max_shrink`.
+    max_shrink: f64,
     /// The last reload refused the file on disk (`inboxguard_rules_source_stale`).
     stale: bool,
+    /// The refusal was the shrink guard's: an operator may accept the file as it is.
+    held: bool,
+}
+
+impl ReloadError {
+    /// Whether the shrink guard held back `label`'s new version.
+    pub fn refused_shrink(&self, label: &str) -> bool {
+        self.refused
+            .iter()
+            .any(|e| e.file == label && guard::is_refusal(e))
+    }
 }
 
 /// A reload that did not put every file's current contents in force. `Display`: each refused
@@ -96,12 +116,15 @@ impl Rules {
         let mut parsed = Vec::with_capacity(sources.len());
         for config in &sources {
             let (rules, good) = merge::read_config(config)?;
-            parsed.push(rules);
             files.push(FileState {
                 label: merge::label_of(config),
                 good,
+                good_len: rules.len(),
+                max_shrink: config.max_shrink,
                 stale: false,
+                held: false,
             });
+            parsed.push(rules);
         }
         let (snapshot, summaries, _) = merge::merge(&sources, parsed, &[], &policy, &|_| false)?;
         let rules = Rules {
@@ -172,8 +195,85 @@ impl Rules {
         source: MemorySource,
     ) -> Result<Vec<SourceSummary>, ReloadError> {
         let mut state = self.lock();
-        state.memory.insert(source.label.clone(), source);
+        let label = source.label.clone();
+        if let Some(max_shrink) = source.max_shrink {
+            let before = state.memory.get(&label).map_or(0, |m| m.parsed.len());
+            let after = source.parsed.len();
+            if !state.accepted.remove(&label) && guard::too_much(before, after, max_shrink) {
+                state.held.insert(label.clone(), source);
+                let refusal = guard::refusal(&label, before, after, max_shrink);
+                return Err(self.failed(vec![refusal], None));
+            }
+        }
+        state.held.remove(&label);
+        state.memory.insert(label, source);
         self.reload_locked(&mut state)
+    }
+
+    /// An operator's word that `label`'s new version, which the shrink guard held back, is
+    /// meant: a held remote copy goes into force, a local file is read again and taken as it
+    /// is. `Ok(None)` when no source has that label.
+    pub fn accept(&self, label: &str) -> Result<Option<Vec<SourceSummary>>, ReloadError> {
+        let mut state = self.lock();
+        let known = state.files.iter().any(|f| f.label == label)
+            || state.memory.contains_key(label)
+            || state.held.contains_key(label);
+        if !known {
+            return Ok(None);
+        }
+        tracing::warn!(source = label, "shrink accepted by an operator");
+        if let Some(source) = state.held.remove(label) {
+            state.memory.insert(label.to_string(), source);
+        } else {
+            state.accepted.insert(label.to_string());
+        }
+        let result = self.reload_locked(&mut state);
+        // An acceptance is for the version refused now, not for every later one.
+        state.accepted.clear();
+        result.map(Some)
+    }
+
+    /// The label of the source `name` names: its label (path as configured, or URL), or the
+    /// file name of exactly one configured file.
+    pub fn source_named(&self, name: &str) -> Option<String> {
+        let state = self.lock();
+        let labels = state.files.iter().map(|f| &f.label);
+        let mut labels = labels.chain(state.memory.keys()).chain(state.held.keys());
+        if let Some(label) = labels.find(|l| *l == name) {
+            return Some(label.clone());
+        }
+        let mut by_file_name = self.sources.iter().filter(|s| {
+            s.path
+                .file_name()
+                .is_some_and(|f| f.to_string_lossy() == name)
+        });
+        match (by_file_name.next(), by_file_name.next()) {
+            (Some(only), None) => Some(merge::label_of(only)),
+            _ => None,
+        }
+    }
+
+    /// The rules in force merged again from each file's last good copy and the memory sources
+    /// in force, with every block rule `wanted` holds and where it stood in the merge: what
+    /// `explain` lists, answered by the running proxy even while a file on disk is broken.
+    pub fn listing(&self, wanted: &dyn Fn(&DomainRule) -> bool) -> Result<Loaded, LoadError> {
+        let state = self.lock();
+        let files = self
+            .sources
+            .iter()
+            .zip(&state.files)
+            .map(|(config, file)| merge::parse_config(config, &file.good))
+            .collect::<Result<Vec<_>, _>>()?;
+        let memory: Vec<MemorySource> = state.memory.values().cloned().collect();
+        drop(state);
+        merge::merge(&self.sources, files, &memory, &self.policy, wanted)
+    }
+
+    /// The labels of sources whose new version the shrink guard holds back now.
+    pub fn held_back(&self) -> Vec<String> {
+        let state = self.lock();
+        let files = state.files.iter().filter(|f| f.held).map(|f| &f.label);
+        files.chain(state.held.keys()).cloned().collect()
     }
 
     /// Takes the memory source `label` out of force (for instance, a subscription removed from
@@ -203,6 +303,19 @@ impl Rules {
         let mut parsed = Vec::with_capacity(self.sources.len());
         for (config, file) in self.sources.iter().zip(&state.files) {
             match merge::read_config(config) {
+                Ok((rules, _))
+                    if !state.accepted.contains(&file.label)
+                        && guard::too_much(file.good_len, rules.len(), file.max_shrink) =>
+                {
+                    refused.push(guard::refusal(
+                        &file.label,
+                        file.good_len,
+                        rules.len(),
+                        file.max_shrink,
+                    ));
+                    parsed.push(self.last_good(config, file, &refused)?);
+                    fresh.push(None);
+                }
                 Ok((rules, bytes)) => {
                     parsed.push(rules);
                     fresh.push(Some(bytes));
@@ -248,10 +361,14 @@ impl Rules {
         // Nothing left that can refuse these bytes: they replace the previous good copies now,
         // so a changed file's old and new bytes are not both held while the snapshot is built
         // (5.5 MB for 100,000 rules).
-        for (file, bytes) in state.files.iter_mut().zip(fresh) {
+        for ((file, bytes), parsed) in state.files.iter_mut().zip(fresh).zip(&parsed) {
             file.stale = bytes.is_none();
+            file.held = refused
+                .iter()
+                .any(|e| e.file == file.label && guard::is_refusal(e));
             if let Some(bytes) = bytes {
                 file.good = bytes;
+                file.good_len = parsed.len();
             }
         }
         // `check_conflicts` is merge's only failure, so this error does not happen; were it to,
@@ -264,6 +381,7 @@ impl Rules {
                 },
             )?;
         let by_source = self.current.load().diff_by_source(&snapshot);
+        let named = self.current.load().changed_domains_by_source(&snapshot);
         let total = snapshot.len();
         self.current.store(Arc::new(snapshot));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -278,7 +396,19 @@ impl Rules {
         // One line per source that changed (a removed source's rules count for it too), then
         // the total.
         for (source, changes) in &by_source {
-            tracing::info!(generation, source = %source, changes = %changes, "rule source changed");
+            let domains = named.get(source).map(ToString::to_string);
+            let domains = domains.unwrap_or_default();
+            tracing::info!(generation, source = %source, changes = %changes, domains, "rule source changed");
+        }
+        // Moderators grep for these: a lifted suspension lets a domain's deliveries through.
+        for (source, named) in named.iter().filter(|(_, n)| n.lifted() > 0) {
+            tracing::warn!(
+                generation,
+                source = %source,
+                suspensions = named.lifted(),
+                domains = named.lifted_domains(),
+                "suspend rules removed"
+            );
         }
         let changes = Changes::sum(by_source.values());
         if !refused.is_empty() {
@@ -316,10 +446,17 @@ impl Rules {
 
     /// Counts and logs a reload that refused files; `applied` as in `ReloadError`.
     fn failed(&self, refused: Vec<LoadError>, applied: Option<Vec<SourceSummary>>) -> ReloadError {
-        self.metrics
-            .rules_reloads_total
-            .with_label_values(&["failure"])
-            .inc();
+        let (shrunk, broken) = refused
+            .iter()
+            .partition::<Vec<_>, _>(|e| guard::is_refusal(e));
+        for (errors, result) in [(&broken, "failure"), (&shrunk, "refused_shrink")] {
+            if !errors.is_empty() {
+                self.metrics
+                    .rules_reloads_total
+                    .with_label_values(&[result])
+                    .inc();
+            }
+        }
         let failing_since = &self.metrics.rules_reload_failing_since_timestamp_seconds;
         if failing_since.get() == 0 {
             failing_since.set(unix_now());
@@ -329,8 +466,11 @@ impl Rules {
         } else {
             "rules reload failed; the previous rules stay in force"
         };
-        for e in &refused {
+        for e in broken {
             tracing::error!(file = %e.file, line = e.line, error = %e.kind, "{kept}");
+        }
+        for e in shrunk {
+            tracing::warn!(source = %e.file, refusal = %e.kind, "rule source shrank too much: new version refused, its last good copy stays in force");
         }
         ReloadError { refused, applied }
     }

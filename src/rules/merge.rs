@@ -33,6 +33,9 @@ pub struct MemorySource {
     pub subscribed: bool,
     /// As `BlocklistConfig::priority`.
     pub priority: i32,
+    /// The shrink guard (`rules::guard`) for a new copy replacing this source; `None` for
+    /// sources whose owner decides (generated rules, Mastodon's own admin list).
+    pub max_shrink: Option<f64>,
 }
 
 impl MemorySource {
@@ -44,6 +47,7 @@ impl MemorySource {
             exclude: false,
             subscribed: false,
             priority: 0,
+            max_shrink: None,
         }
     }
 }
@@ -137,12 +141,15 @@ pub(super) fn parse_config(
     config: &BlocklistConfig,
     bytes: &[u8],
 ) -> Result<ParsedSource, LoadError> {
-    sources::parse_bytes_as(
+    let mut parsed = sources::parse_bytes_as(
         bytes,
         Arc::from(label_of(config)),
         config.format,
         config.kind,
-    )
+    )?;
+    sources::filter_labels(&mut parsed, &config.labels_any, &config.labels_none);
+    sources::import_severities(&mut parsed, &config.severity_map, config.max_severity);
+    Ok(parsed)
 }
 
 /// The one conflict between sources that refuses a load: two `[friendly_federators]` tables

@@ -6,6 +6,7 @@
 //! |-----------|------|
 //! | `merge`   | `load` / `load_listing`: configured files and memory sources → one snapshot, by one set of merge rules (`check` and `explain` use it as the proxy does) |
 //! | `summary` | `SourceSummary`: what each source has in force, for `check`, logs and the admin reload |
+//! | `guard`   | the shrink guard: a new version removing too much of a source waits for an operator |
 //! | `live`    | `Rules`: the live snapshot, each file's last good copy, memory sources, reload metrics |
 //! | `watch`   | `Rules::watch`: the sources' directories watched, debounced, and SIGHUP |
 //!
@@ -16,6 +17,7 @@
 //! force, while the other files' and the memory sources' changes apply. The first load has no
 //! last good copy, so there a broken file is fatal.
 
+mod guard;
 mod live;
 mod merge;
 mod summary;

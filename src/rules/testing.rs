@@ -15,6 +15,11 @@ pub(super) fn source(path: &Path) -> BlocklistConfig {
         kind: crate::config::SourceKind::Block,
         exclude: false,
         priority: 0,
+        max_shrink: crate::config::default_max_shrink(),
+        max_severity: None,
+        severity_map: Default::default(),
+        labels_any: Vec::new(),
+        labels_none: Vec::new(),
     }
 }
 

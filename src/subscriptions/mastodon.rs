@@ -390,6 +390,7 @@ fn blocks_merge(config: &MastodonApiConfig) -> Merge {
         exclude: false,
         subscribed: false,
         priority: 0,
+        max_shrink: None,
     }
 }
 

@@ -49,6 +49,13 @@ pub enum RefreshError {
     /// A 304 answered a request that carried no validators (nothing to keep).
     #[error("answered 304 Not Modified to an unconditional request")]
     UnexpectedNotModified,
+    /// `headers_file` could not be read, or a line in it is not a `Name: value` header.
+    #[error("headers_file: {0}")]
+    Headers(String),
+    /// The answer would remove more than `max_shrink` of the rules in force (an empty body, a
+    /// header-only CSV): held back until an operator accepts it.
+    #[error("new copy lists {rules} rules and would remove more than max_shrink of the copy in force; held back until accepted")]
+    Shrink { rules: usize },
 }
 
 impl RefreshError {
@@ -58,6 +65,8 @@ impl RefreshError {
             RefreshError::Fetch(e) => e.reason(),
             RefreshError::Malformed(_) => "malformed",
             RefreshError::UnexpectedNotModified => "http_status",
+            RefreshError::Shrink { .. } => "refused_shrink",
+            RefreshError::Headers(_) => "headers_file",
         }
     }
 }
@@ -102,6 +111,8 @@ pub(crate) struct Merge {
     /// list is not a subscription and always applies.
     pub subscribed: bool,
     pub priority: i32,
+    /// As `SubscriptionConfig::max_shrink`; `None` where the source's owner decides.
+    pub max_shrink: Option<f64>,
 }
 
 impl Merge {
@@ -111,8 +122,17 @@ impl Merge {
             exclude: s.exclude,
             subscribed: true,
             priority: s.priority,
+            max_shrink: Some(s.max_shrink),
         }
     }
+}
+
+/// A subscription's list as its config takes it in (`labels_any` / `labels_none`, then
+/// `severity_map` and `max_severity`).
+fn imported(mut parsed: ParsedSource, config: &SubscriptionConfig) -> ParsedSource {
+    sources::filter_labels(&mut parsed, &config.labels_any, &config.labels_none);
+    sources::import_severities(&mut parsed, &config.severity_map, config.max_severity);
+    parsed
 }
 
 /// The one place a remote source's rules become a `MemorySource`.
@@ -122,6 +142,7 @@ fn memory_source(label: &str, parsed: ParsedSource, merge: Merge) -> MemorySourc
     source.exclude = merge.exclude;
     source.subscribed = merge.subscribed;
     source.priority = merge.priority;
+    source.max_shrink = merge.max_shrink;
     source
 }
 
@@ -195,20 +216,24 @@ fn record(metrics: &Metrics, label: &str, result: &Result<Outcome, RefreshError>
 
 /// Puts `parsed` in force under `label` and stores `copy` as its last good copy. A failing
 /// cache write is logged and counted: the rules are in force anyway, only a restart during an
-/// outage would miss them.
+/// outage would miss them. A copy the shrink guard holds back is not written: the disk keeps
+/// the copy in force, so a restart cannot put the held one in force unasked. Returns whether
+/// the guard held it back.
 async fn install(
     rules: &Arc<Rules>,
     metrics: &Metrics,
     cache: &Cache,
     source: MemorySource,
     copy: CachedCopy,
-) {
+) -> bool {
     let label = source.label.clone();
     let r = rules.clone();
     // `set_memory_source` keeps the source even when a broken local file fails the reload,
     // and logs and counts that failure itself.
-    if let Err(e) = tokio::task::spawn_blocking(move || r.set_memory_source(source)).await {
-        tracing::error!(source = %label, error = %e, "rules reload task failed");
+    match tokio::task::spawn_blocking(move || r.set_memory_source(source)).await {
+        Ok(Err(e)) if e.refused_shrink(&label) => return true,
+        Ok(_) => {}
+        Err(e) => tracing::error!(source = %label, error = %e, "rules reload task failed"),
     }
     let c = cache.clone();
     let l = label.clone();
@@ -217,6 +242,7 @@ async fn install(
         Ok(Err(e)) => cache_error(metrics, &label, "write", &e),
         Err(e) => tracing::error!(source = %label, error = %e, "cache write task failed"),
     }
+    false
 }
 
 fn cache_error(metrics: &Metrics, label: &str, op: &str, e: &CacheError) {
@@ -301,6 +327,7 @@ impl Subscription {
             read_cached(&cache, &label, max, |body| parse_list(body, &label, format))
         })
         .await;
+        let read = read.map(|r| r.map(|found| found.map(|(p, c)| (imported(p, &self.config), c))));
         let (parsed, copy) = match read {
             Ok(Ok(Some(found))) => found,
             Ok(Ok(None)) => return false,
@@ -327,7 +354,9 @@ impl Subscription {
         true
     }
 
-    async fn put_in_force(&self, parsed: ParsedSource, copy: CachedCopy, write: bool) {
+    /// Returns whether the shrink guard held the copy back (then it is not the copy in force,
+    /// and the next fetch tries again).
+    async fn put_in_force(&self, parsed: ParsedSource, copy: CachedCopy, write: bool) -> bool {
         let state = InForce {
             etag: copy.etag.clone(),
             last_modified: copy.last_modified.clone(),
@@ -335,7 +364,9 @@ impl Subscription {
         };
         let source = memory_source(self.label(), parsed, Merge::of(&self.config));
         if write {
-            install(&self.rules, &self.metrics, &self.cache, source, copy).await;
+            if install(&self.rules, &self.metrics, &self.cache, source, copy).await {
+                return true;
+            }
         } else {
             let rules = self.rules.clone();
             if let Err(e) =
@@ -345,6 +376,7 @@ impl Subscription {
             }
         }
         *self.lock() = Some(state);
+        false
     }
 
     /// Fetches the list once (conditionally when a copy is in force) and puts a new, valid
@@ -359,6 +391,9 @@ impl Subscription {
         let in_force = self.lock().clone();
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(accept(self.config.format)));
+        if let Some(path) = &self.config.headers_file {
+            add_headers_file(&mut headers, path)?;
+        }
         let mut conditional = false;
         if let Some(f) = &in_force {
             for (name, value) in [
@@ -419,8 +454,11 @@ impl Subscription {
         }
         let parsed = parse_list(&copy.body, self.label(), self.config.format)
             .map_err(RefreshError::Malformed)?;
+        let parsed = imported(parsed, &self.config);
         let rules = parsed.rules.len();
-        self.put_in_force(parsed, copy, true).await;
+        if self.put_in_force(parsed, copy, true).await {
+            return Err(RefreshError::Shrink { rules });
+        }
         Ok(Outcome::Updated { rules })
     }
 
@@ -432,6 +470,32 @@ impl Subscription {
             allow_private_addresses: self.config.allow_private_addresses,
         }
     }
+}
+
+/// Adds the `Name: value` lines of `path` (blank lines and `#` comments skipped) to
+/// `headers`, marked sensitive. Errors name the line, never its value.
+fn add_headers_file(headers: &mut HeaderMap, path: &Path) -> Result<(), RefreshError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RefreshError::Headers(format!("{}: {e}", path.display())))?;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || {
+            RefreshError::Headers(format!(
+                "{}:{}: expected `Name: value`",
+                path.display(),
+                i + 1
+            ))
+        };
+        let (name, value) = line.split_once(':').ok_or_else(bad)?;
+        let name = ::http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad())?;
+        let mut value = HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(())
 }
 
 fn accept(format: SubscriptionFormat) -> &'static str {
@@ -462,9 +526,11 @@ pub fn load_cached(config: &Config) -> CachedSources {
         match read_cached(&cache, &s.url, s.max_bytes, |body| {
             parse_list(body, &s.url, s.format)
         }) {
-            Ok(Some((parsed, _))) => out
-                .sources
-                .push(memory_source(&s.url, parsed, Merge::of(s))),
+            Ok(Some((parsed, _))) => {
+                let parsed = imported(parsed, s);
+                out.sources
+                    .push(memory_source(&s.url, parsed, Merge::of(s)))
+            }
             Ok(None) => out
                 .missing
                 .push(format!("{}: no cached copy yet (serve fetches it)", s.url)),

@@ -37,17 +37,24 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let mut columns = Columns::default();
-    for (i, name) in reader.headers().map_err(csv_error)?.iter().enumerate() {
-        let slot = match name.to_ascii_lowercase().as_str() {
-            "#domain" => {
+    let headers = reader.headers().map_err(csv_error)?;
+    let width = headers.len();
+    if headers.iter().any(|h| h.contains('\n')) {
+        return Err((1, LoadErrorKind::UnclosedQuote));
+    }
+    for (i, name) in headers.iter().enumerate() {
+        // Mastodon writes `#domain`; FediBlockHole and the lists built with it `domain`.
+        let name = name.to_ascii_lowercase();
+        let slot = match name.strip_prefix('#').unwrap_or(&name) {
+            "domain" => {
                 columns.domain = i;
                 continue;
             }
-            "#severity" => &mut columns.severity,
-            "#reject_media" => &mut columns.reject_media,
-            "#reject_reports" => &mut columns.reject_reports,
-            "#public_comment" => &mut columns.public_comment,
-            "#digest" => &mut columns.digest,
+            "severity" => &mut columns.severity,
+            "reject_media" => &mut columns.reject_media,
+            "reject_reports" => &mut columns.reject_reports,
+            "public_comment" => &mut columns.public_comment,
+            "digest" => &mut columns.digest,
             _ => continue,
         };
         *slot = Some(i);
@@ -69,6 +76,26 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
                 .map_or(0, |rest| rest.iter().take_while(|&&b| b == b'\n').count());
             cursor.line(start.saturating_add(skipped))
         });
+        // A quote opened in a comment and never closed swallows the rows after it into one
+        // field: refuse the file rather than silently lose those rules. A comment over several
+        // lines is fine (Mastodon exports them) when its record is whole and no line in it
+        // reads as a row. Short rows are Mastodon's import defaults; a row wider than the
+        // header is not a record of it.
+        if record
+            .iter()
+            .any(|f| f.contains('\n') && (record.len() < width || swallows_rows(f)))
+        {
+            return Err((line, LoadErrorKind::UnclosedQuote));
+        }
+        if record.len() > width {
+            return Err((
+                line,
+                LoadErrorKind::TooManyFields {
+                    fields: record.len(),
+                    columns: width,
+                },
+            ));
+        }
         let field = |i: Option<usize>| i.and_then(|i| record.get(i)).filter(|v| !v.is_empty());
         let severity = lines::severity(line, field(columns.severity))?;
         let flag = |column: &'static str, i: Option<usize>| match field(i) {
@@ -94,4 +121,15 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
         out.push(line, domain, entry)?;
     }
     Ok(())
+}
+
+/// Whether a multi-line field holds a line that reads as a row of its own (`domain,...`): the
+/// sign of a quote that opened and swallowed the rows after it.
+fn swallows_rows(field: &str) -> bool {
+    field.split('\n').skip(1).any(|line| {
+        line.split_once(',').is_some_and(|(first, _)| {
+            let first = first.trim();
+            first.contains('.') && crate::policy::host::normalize(first).is_some()
+        })
+    })
 }

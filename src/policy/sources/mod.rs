@@ -8,10 +8,11 @@
 //!
 //! Formats (`BlocklistFormat::Auto` picks TOML by a `.toml` name, then by the first line, as
 //! Mastodon's import does):
-//! * **Mastodon CSV**: the first line's first field is `#domain` (the export writes
-//!   `#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate`). Columns are
-//!   found by header name, so a shorter header or a different order works and unknown columns
-//!   (e.g. `#private_comment` from other tools) are ignored. A missing or empty column means
+//! * **Mastodon CSV**: the first line is a header naming a `#domain` column (the export writes
+//!   `#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate`; FediBlockHole,
+//!   Oliphant and Garden Fence write the same names without `#`). Columns are found by header
+//!   name, so a shorter header or a different order works and unknown columns (e.g.
+//!   `#private_comment` from other tools) are ignored. A missing or empty column means
 //!   severity `suspend` and flags `false`, as Mastodon's import.
 //! * **Plain**: one domain per line, severity `suspend`; blank lines and whole-line `#`
 //!   comments are ignored, and a `#` comment after a domain is its rule's public comment.
@@ -61,6 +62,7 @@ pub use parsed::{
     MAX_FILE_BYTES,
 };
 
+use crate::policy::Severity;
 use lines::{entries_of, Collector, LineError};
 use std::sync::Arc;
 
@@ -127,13 +129,89 @@ pub fn parse_bytes_as(
     Ok(parsed)
 }
 
-/// Whether the first line's first field is `#domain` (a byte-order mark ignored): how `Auto`
-/// tells Mastodon's CSV export from a plain list, for files and subscriptions alike.
+/// How a source's block rules are taken in: `severity_map` first (`suspend = "silence"`: a
+/// list's suspends become limits), then no harsher than `max_severity` (a list trusted for
+/// limits only). Flags and comments stay; the rules keep their lines.
+pub fn import_severities(
+    parsed: &mut ParsedSource,
+    severity_map: &std::collections::BTreeMap<Severity, Severity>,
+    max_severity: Option<Severity>,
+) {
+    if severity_map.is_empty() && max_severity.is_none() {
+        return;
+    }
+    for rule in &mut parsed.rules {
+        let mapped = severity_map.get(&rule.severity).copied();
+        let severity = mapped.unwrap_or(rule.severity);
+        rule.severity = max_severity.map_or(severity, |max| severity.min(max));
+    }
+}
+
+/// Keeps the block rules whose public comment carries a label of `labels_any` (when any are
+/// given) and none of `labels_none`. Labels are what lists write in comments: bracketed
+/// (`[CSAM]`, `[spam]`) or prefixed words (`IFTAS:CSAM`); compared without regard to case,
+/// a bracketed `[IFTAS:CSAM]` being the same label as `IFTAS:CSAM`.
+pub fn filter_labels(parsed: &mut ParsedSource, labels_any: &[String], labels_none: &[String]) {
+    if labels_any.is_empty() && labels_none.is_empty() {
+        return;
+    }
+    let has = |labels: &[String], found: &[String]| {
+        labels
+            .iter()
+            .any(|l| found.iter().any(|f| f.eq_ignore_ascii_case(l.trim())))
+    };
+    parsed.rules.retain(|rule| {
+        let found = labels_in(rule.public_comment.as_deref().unwrap_or_default());
+        (labels_any.is_empty() || has(labels_any, &found)) && !has(labels_none, &found)
+    });
+}
+
+/// The labels in a comment: each `[bracketed]` text, and each word with a `PREFIX:` (letters
+/// before a colon, as `IFTAS:CSAM`), trailing punctuation dropped.
+pub fn labels_in(comment: &str) -> Vec<String> {
+    let mut labels = Vec::new();
+    let mut rest = comment;
+    while let Some((_, after)) = rest.split_once('[') {
+        let Some((inside, tail)) = after.split_once(']') else {
+            break;
+        };
+        labels.push(inside.trim().to_string());
+        rest = tail;
+    }
+    for word in comment.split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ',') {
+        let word = word.trim_end_matches(|c: char| c.is_ascii_punctuation() && c != ':');
+        if let Some((prefix, name)) = word.split_once(':') {
+            let prefixed = !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_alphabetic());
+            if prefixed && !name.is_empty() && !name.starts_with('/') {
+                labels.push(word.to_string());
+            }
+        }
+    }
+    labels
+}
+
+/// Whether the first line is a Mastodon-style CSV header (a byte-order mark ignored): how
+/// `Auto` tells a CSV from a plain list, for files and subscriptions alike. Mastodon's export
+/// starts `#domain`; FediBlockHole, Oliphant and Garden Fence write the same column names
+/// without the `#`, and FediBlockHole only the columns it merged, in its own order. So: a
+/// field named `domain` (with or without `#`), and every field a bare column name (no dot, no
+/// space), which no plain list's first line is.
 pub fn has_mastodon_header(bytes: &[u8]) -> bool {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let field = line.split(|&b| b == b',').next().unwrap_or_default();
-    field.trim_ascii().eq_ignore_ascii_case(b"#domain")
+    let names = line.split(|&b| b == b',').map(|field| {
+        let field = field.trim_ascii();
+        field.strip_prefix(b"#").unwrap_or(field)
+    });
+    let mut domain = false;
+    for name in names {
+        let bare = !name.is_empty() && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_');
+        if !bare {
+            return false;
+        }
+        domain |= name.eq_ignore_ascii_case(b"domain");
+    }
+    domain
 }
 
 #[cfg(test)]

@@ -98,6 +98,22 @@ pub enum LoadErrorKind {
     /// The CSV reader failed on the file's structure.
     #[error("malformed CSV: {0}")]
     Csv(Arc<::csv::Error>),
+    /// A quoted field that runs past the end of its line: an unclosed quote that would swallow
+    /// the rows after it.
+    #[error("a quoted field runs past the end of its line (an unclosed \")")]
+    UnclosedQuote,
+    /// A row with more fields than the header has columns (an unquoted comma in a comment, or
+    /// a broken quote).
+    #[error("row has {fields} fields; the header has {columns} columns")]
+    TooManyFields { fields: usize, columns: usize },
+    /// A new version that would remove more than the source's `max_shrink` share of its
+    /// entries (or all of them): held back until an operator accepts it.
+    #[error("would remove {} of its {before} entries (leaving {after}), more than max_shrink = {max_shrink}; held back until an operator accepts it (`inboxguard accept` or POST /admin/sources/<name>/accept)", before - after)]
+    Shrink {
+        before: usize,
+        after: usize,
+        max_shrink: f64,
+    },
     /// A domain that `host::normalize` refuses.
     #[error("invalid domain {text:?}")]
     InvalidDomain { text: String },

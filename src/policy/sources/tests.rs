@@ -688,3 +688,122 @@ fn allow_json() {
     let e = parse_allow_json_bytes(b"[{\"id\": \"1\"}]", "allows").expect_err("no domain");
     assert!(matches!(e.kind, LoadErrorKind::MissingDomain));
 }
+
+#[test]
+fn an_unclosed_quote_or_a_wide_row_refuses_the_file_at_its_line() {
+    for (name, line, message) in [
+        (
+            "unclosed_quote.csv",
+            2,
+            "a quoted field runs past the end of its line",
+        ),
+        (
+            "unclosed_quote_last_column.csv",
+            2,
+            "a quoted field runs past the end of its line",
+        ),
+        (
+            "too_many_fields.csv",
+            3,
+            "row has 5 fields; the header has 3 columns",
+        ),
+    ] {
+        let e = parse_file(&fixture(name), BlocklistFormat::Auto).expect_err(name);
+        assert_eq!(e.line, line, "{name}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("tests/fixtures/blocklists/{name}:{line}: "))
+                && text.contains(message),
+            "{name}: {text}"
+        );
+    }
+    // Mastodon's own comments over several lines, and short rows, still read.
+    let p = parse(
+        "#domain,#severity,#public_comment\na.example,suspend,\"one\ntwo, three\"\nb.example\n",
+        BlocklistFormat::MastodonCsv,
+    )
+    .expect("whole records");
+    assert_eq!(
+        find(&p, "a.example").public_comment.as_deref(),
+        Some("one\ntwo, three")
+    );
+    assert_eq!(find(&p, "b.example").line, 4);
+}
+
+#[test]
+fn fediblockhole_headers_without_hash_in_any_order() {
+    for format in [BlocklistFormat::Auto, BlocklistFormat::MastodonCsv] {
+        let p = parse_file(&fixture("fediblockhole/merged.csv"), format).expect("merged");
+        assert_eq!((p.format, p.rules.len()), (Format::MastodonCsv, 3));
+        let spam = find(&p, "spam.example");
+        assert_eq!(spam.severity, Severity::Suspend);
+        assert!(spam.reject_media && spam.reject_reports);
+        assert_eq!(spam.public_comment.as_deref(), Some("Spam, harassment"));
+        assert_eq!(find(&p, "limited.example").severity, Severity::Silence);
+        assert_eq!(find(&p, "reports.example").line, 4);
+
+        let p = parse_file(&fixture("fediblockhole/subset_reordered.csv"), format).expect("subset");
+        assert_eq!(p.format, Format::MastodonCsv);
+        let quiet = find(&p, "quiet.example");
+        assert_eq!(quiet.severity, Severity::Silence);
+        assert_eq!(
+            quiet.public_comment.as_deref(),
+            Some("Merged from two sources")
+        );
+        assert_eq!(find(&p, "bad.example").severity, Severity::Suspend);
+        assert_eq!(find(&p, "default.example").severity, Severity::Suspend);
+    }
+    let e = parse_file(
+        &fixture("fediblockhole/bad_severity.csv"),
+        BlocklistFormat::Auto,
+    )
+    .expect_err("unknown severity");
+    assert!(
+        e.to_string()
+            .contains("fediblockhole/bad_severity.csv:3: unknown severity \"defederate\""),
+        "{e}"
+    );
+    // A plain list's first line is never read as a header.
+    for first in ["domain.example", "# domain blocks", "domain .example"] {
+        let p = parse(&format!("{first}\nother.example\n"), BlocklistFormat::Auto);
+        assert!(
+            p.is_err() || p.expect("plain").format == Format::Plain,
+            "{first}"
+        );
+    }
+    assert!(has_mastodon_header(b"domain"));
+    assert!(has_mastodon_header(
+        b"\xEF\xBB\xBFseverity, #domain ,comment\n"
+    ));
+    assert!(!has_mastodon_header(b"severity,public_comment\n"));
+}
+
+#[test]
+fn labels_in_comments_filter_a_sources_rules() {
+    assert_eq!(
+        labels_in("[CSAM] [spam, bots] IFTAS:CSAM, see https://x.example/why Note: none"),
+        ["CSAM", "spam, bots", "IFTAS:CSAM"]
+    );
+    let text = "#domain,#severity,#public_comment\n\
+                a.example,suspend,IFTAS:CSAM\n\
+                b.example,suspend,[Harassment]\n\
+                c.example,silence,\"[harassment] and IFTAS:Spam\"\n\
+                d.example,suspend,\n";
+    let kept = |any: &[&str], none: &[&str]| {
+        let mut p = parse(text, BlocklistFormat::Auto).expect("parses");
+        let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        filter_labels(&mut p, &owned(any), &owned(none));
+        p.rules
+            .iter()
+            .map(|r| r.domain.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kept(&[], &[]).len(), 4);
+    assert_eq!(kept(&["iftas:csam"], &[]), ["a.example"]);
+    assert_eq!(kept(&["HARASSMENT"], &[]), ["b.example", "c.example"]);
+    assert_eq!(
+        kept(&[], &["IFTAS:Spam"]),
+        ["a.example", "b.example", "d.example"]
+    );
+    assert_eq!(kept(&["harassment"], &["iftas:spam"]), ["b.example"]);
+}

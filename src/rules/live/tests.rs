@@ -97,6 +97,7 @@ fn memory_sources_merge_survive_a_broken_file_and_can_be_removed() {
             exclude: false,
             subscribed: true,
             priority: 0,
+            max_shrink: None,
         }
     };
     let summaries = rules
@@ -128,7 +129,7 @@ fn memory_sources_merge_survive_a_broken_file_and_can_be_removed() {
         Some(Severity::Silence),
         "the file's last good rules are in force"
     );
-    std::fs::write(&path, "#domain,#severity\n").expect("write");
+    std::fs::write(&path, "#domain,#severity\nother.example,silence\n").expect("write");
     rules.reload().expect("fixed");
     assert!(rules.current().load().rule_for("shared.example").is_none());
 
@@ -434,4 +435,251 @@ fn a_conflicting_edit_is_refused_and_the_other_files_still_reload() {
     let label = second.display().to_string();
     assert_eq!(m.rules_source_stale.with_label_values(&[&label]).get(), 1);
     assert!(rules.current().load().friendly_federators().is_some());
+}
+
+/// Runs `f` with a subscriber writing into a buffer; what it logged.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8");
+    (out, text)
+}
+
+#[test]
+fn an_unclosed_quote_is_logged_as_an_error_at_its_line() {
+    let _serial = log_call_sites();
+    let header = "#domain,#severity,#public_comment\n";
+    let (_dir, [path]) = files([(
+        "blocks.csv",
+        &format!("{header}first.example,suspend,\nevil.example,suspend,\n"),
+    )]);
+    let (rules, m) = rules_over(&[&path]);
+    std::fs::write(
+        &path,
+        format!("{header}first.example,suspend,\"opens\nevil.example,suspend,\n"),
+    )
+    .expect("write");
+    let (result, log) = logged(|| rules.reload());
+    result.expect_err("refused");
+    assert!(suspended(&rules, "evil.example"));
+    assert_eq!(reloads(&m, "failure"), 1);
+    let line = log
+        .lines()
+        .find(|l| l.contains("ERROR") && l.contains("rule file refused"))
+        .unwrap_or_else(|| panic!("no error line:\n{log}"));
+    assert!(
+        line.contains(&format!("file={}", path.display()))
+            && line.contains("line=2")
+            && line.contains("a quoted field runs past"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_file_losing_too_much_waits_for_an_operator() {
+    let _serial = log_call_sites();
+    let rows = "#domain,#severity\na.example,suspend\nb.example,suspend\nc.example,silence\n";
+    let (_dir, [path]) = files([("blocks.csv", rows)]);
+    let (rules, m) = rules_over(&[&path]);
+    let label = path.display().to_string();
+
+    // A header-only export: every rule would go.
+    std::fs::write(&path, "#domain,#severity\n").expect("write");
+    let (result, log) = logged(|| rules.reload());
+    let e = result.expect_err("held back");
+    assert!(e.refused_shrink(&label), "{e}");
+    assert!(suspended(&rules, "a.example") && suspended(&rules, "b.example"));
+    assert_eq!(
+        (reloads(&m, "refused_shrink"), reloads(&m, "failure")),
+        (1, 0)
+    );
+    assert_eq!(loaded(&m, &path, "suspend"), 2);
+    let line = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("shrank too much"))
+        .unwrap_or_else(|| panic!("no warning:\n{log}"));
+    assert!(
+        line.contains(&format!("source={label}")) && line.contains("would remove 3 of its 3"),
+        "{log}"
+    );
+    assert_eq!(rules.held_back(), std::slice::from_ref(&label));
+
+    // Still held back on the next reload; one removal in three is within the default.
+    rules.reload().expect_err("still held back");
+    std::fs::write(
+        &path,
+        "#domain,#severity\na.example,suspend\nb.example,suspend\n",
+    )
+    .expect("write");
+    rules.reload().expect("a third is not too much");
+    assert!(rules.held_back().is_empty());
+
+    // The operator's word puts the emptied file in force, once.
+    std::fs::write(&path, "#domain,#severity\n").expect("write");
+    rules.reload().expect_err("held back");
+    assert!(rules
+        .accept("nothing-by-that-name")
+        .expect("reload")
+        .is_none());
+    rules.accept(&label).expect("reload").expect("known");
+    assert!(!suspended(&rules, "a.example"));
+    assert!(rules.held_back().is_empty());
+    std::fs::write(&path, "#domain,#severity\nd.example,suspend\n").expect("write");
+    rules.reload().expect("growing from nothing");
+    std::fs::write(&path, "#domain,#severity\n").expect("write");
+    rules
+        .reload()
+        .expect_err("the acceptance was for one version only");
+}
+
+#[test]
+fn a_subscription_answering_nothing_waits_for_an_operator() {
+    let _serial = log_call_sites();
+    let (_dir, [path]) = files([("local.csv", "#domain,#severity\nlocal.example,silence\n")]);
+    let (rules, m) = rules_over(&[&path]);
+    let label = "https://lists.example/blocks.txt";
+    let guarded = |text: &str, max_shrink: f64| MemorySource {
+        max_shrink: Some(max_shrink),
+        ..subscribed(label, text)
+    };
+    rules
+        .set_memory_source(guarded("a.example\nb.example\n", 0.5))
+        .expect("first copy");
+    let (result, log) = logged(|| rules.set_memory_source(guarded("", 0.5)));
+    assert!(result.expect_err("held back").refused_shrink(label));
+    assert!(
+        log.contains("shrank too much") && log.contains(label),
+        "{log}"
+    );
+    assert!(suspended(&rules, "a.example"));
+    assert_eq!(reloads(&m, "refused_shrink"), 1);
+    assert_eq!(rules.held_back(), [label.to_string()]);
+
+    // A local edit reloads everything; the held copy stays held.
+    std::fs::write(&path, "#domain,#severity\nlocal.example,suspend\n").expect("write");
+    rules.reload().expect("reload");
+    assert!(suspended(&rules, "a.example"));
+
+    rules.accept(label).expect("reload").expect("known");
+    assert!(!suspended(&rules, "a.example"));
+    assert!(rules.held_back().is_empty());
+
+    // `max_shrink = 1.0`: the source says any shrink is meant.
+    rules
+        .set_memory_source(guarded("a.example\n", 1.0))
+        .expect("grows");
+    rules
+        .set_memory_source(guarded("", 1.0))
+        .expect("guard off");
+    assert!(!suspended(&rules, "a.example"));
+}
+
+#[test]
+fn lifted_suspensions_are_warned_and_changes_name_their_domains() {
+    let _serial = log_call_sites();
+    let rows = |suspended: &[&str], silenced: usize| {
+        let mut text = String::from("#domain,#severity\n");
+        for d in suspended {
+            text.push_str(&format!("{d},suspend\n"));
+        }
+        for i in 0..silenced {
+            text.push_str(&format!("quiet{i}.example,silence\n"));
+        }
+        text
+    };
+    let (_dir, [path]) = files([(
+        "blocks.csv",
+        &rows(&["a.example", "b.example", "c.example", "d.example"], 0),
+    )]);
+    let (rules, _) = rules_over(&[&path]);
+    let label = path.display().to_string();
+
+    // b.example goes, c.example is only limited now, 25 limits arrive.
+    let mut text = rows(&["a.example", "d.example"], 25);
+    text.push_str("c.example,silence\n");
+    std::fs::write(&path, text).expect("write");
+    let (result, log) = logged(|| rules.reload());
+    result.expect("reload");
+    assert!(!suspended(&rules, "b.example") && !suspended(&rules, "c.example"));
+    let warn = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("suspend rules removed"))
+        .unwrap_or_else(|| panic!("no warning:\n{log}"));
+    assert!(
+        warn.contains(&format!("source={label}"))
+            && warn.contains("suspensions=2")
+            && warn.contains("domains=\"b.example c.example\""),
+        "{warn}"
+    );
+    let change = log
+        .lines()
+        .find(|l| l.contains("rule source changed"))
+        .unwrap_or_else(|| panic!("no change line:\n{log}"));
+    let silence = change
+        .split_once("domains=\"suspend -b.example; silence ")
+        .unwrap_or_else(|| panic!("{change}"))
+        .1;
+    // 25 limits added and one changed: 20 named.
+    let named = silence.matches("+quiet").count() + silence.matches("~c.example").count();
+    assert_eq!(named, 20, "{change}");
+    assert!(silence.contains(" (+6 more)\""), "{change}");
+
+    // Additions alone lift nothing.
+    let mut text = rows(&["a.example", "d.example", "e.example"], 25);
+    text.push_str("c.example,silence\n");
+    std::fs::write(&path, text).expect("write");
+    let (result, log) = logged(|| rules.reload());
+    result.expect("reload");
+    assert!(!log.contains("suspend rules removed"), "{log}");
+    assert!(log.contains("domains=\"suspend +e.example\""), "{log}");
+}
+
+#[test]
+fn a_source_trusted_for_limits_only_imports_its_suspends_as_limits() {
+    let _serial = log_call_sites();
+    let (_dir, [path]) = files([(
+        "shared.csv",
+        "#domain,#severity,#reject_media\nharsh.example,suspend,true\nquiet.example,silence,false\nnote.example,noop,false\n",
+    )]);
+    let m = metrics();
+    let capped = BlocklistConfig {
+        max_severity: Some(Severity::Silence),
+        ..source(&path)
+    };
+    let rules = Rules::new(vec![capped], PolicyConfig::default(), m.clone()).expect("load");
+    assert!(!suspended(&rules, "harsh.example"));
+    let rule = |d: &str| {
+        rules
+            .current()
+            .load()
+            .rule_for(d)
+            .map(|r| (r.severity, r.reject_media))
+    };
+    assert_eq!(rule("harsh.example"), Some((Severity::Silence, true)));
+    assert_eq!(rule("note.example"), Some((Severity::Noop, false)));
+    assert_eq!(
+        (loaded(&m, &path, "suspend"), loaded(&m, &path, "silence")),
+        (0, 2)
+    );
+
+    // A map, then the cap.
+    let mapped = BlocklistConfig {
+        severity_map: [
+            (Severity::Silence, Severity::Noop),
+            (Severity::Noop, Severity::Suspend),
+        ]
+        .into(),
+        max_severity: Some(Severity::Silence),
+        ..source(&path)
+    };
+    let rules = Rules::new(vec![mapped], PolicyConfig::default(), metrics()).expect("load");
+    let rule = |d: &str| rules.current().load().rule_for(d).map(|r| r.severity);
+    assert_eq!(rule("harsh.example"), Some(Severity::Silence));
+    assert_eq!(rule("quiet.example"), Some(Severity::Noop));
+    assert_eq!(rule("note.example"), Some(Severity::Silence));
 }
