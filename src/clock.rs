@@ -1,5 +1,5 @@
 //! Wall-clock time as the state files and timestamp gauges hold it: whole seconds since the
-//! Unix epoch.
+//! Unix epoch; RFC 3339 both ways; and how long a remote string kept in state may be.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,6 +30,19 @@ pub fn rfc3339(unix: u64) -> String {
         secs / 60 % 60,
         secs % 60
     )
+}
+
+/// `s` cut to at most `max` bytes on a character boundary: what state files and caches keep
+/// of remote strings (activity ids, actor names).
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 time (`2027-01-31T00:00:00Z`, with optional

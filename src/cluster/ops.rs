@@ -67,21 +67,8 @@ impl Cluster {
         if !self.config.share_dedupe || window.is_zero() {
             return;
         }
-        let key = self.key("dedupe", id_digest);
-        let this = self.clone();
-        tokio::spawn(async move {
-            let _: Option<()> = this
-                .run("dedupe", |mut c| async move {
-                    redis::cmd("SET")
-                        .arg(key)
-                        .arg(1)
-                        .arg("PX")
-                        .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX))
-                        .query_async(&mut c)
-                        .await
-                })
-                .await;
-        });
+        let ttl_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.spawn_set("dedupe", self.key("dedupe", id_digest), "1".into(), ttl_ms);
     }
 
     /// A key document another replica stored for `key_id`: `Some(None)` when Redis has none.
@@ -101,16 +88,21 @@ impl Cluster {
         if !self.config.share_keys || ttl.is_zero() {
             return;
         }
-        let key = self.key("key", key_id);
+        let ttl_ms = ttl.as_secs().max(1).saturating_mul(1000);
+        self.spawn_set("key_put", self.key("key", key_id), document, ttl_ms);
+    }
+
+    /// `SET key value PX ttl_ms`, off the request path.
+    fn spawn_set(self: &Arc<Self>, op: &'static str, key: String, value: String, ttl_ms: u64) {
         let this = self.clone();
         tokio::spawn(async move {
             let _: Option<()> = this
-                .run("key_put", |mut c| async move {
+                .run(op, |mut c| async move {
                     redis::cmd("SET")
                         .arg(key)
-                        .arg(document)
-                        .arg("EX")
-                        .arg(ttl.as_secs().max(1))
+                        .arg(value)
+                        .arg("PX")
+                        .arg(ttl_ms)
                         .query_async(&mut c)
                         .await
                 })

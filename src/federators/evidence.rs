@@ -3,6 +3,7 @@
 
 use super::launder::Reference;
 use super::{gauge, Federators, Kind, SECS_PER_DAY};
+use crate::clock::truncate;
 use crate::config::{EscalationAction, FriendlyFederatorsConfig, MAX_WINDOW_DAYS};
 use crate::metrics::Metrics;
 use crate::policy::sources;
@@ -451,17 +452,6 @@ pub(super) fn in_window(days: &[(u64, u64)], now: u64, window_days: u32) -> u64 
     days.iter()
         .filter(|(d, _)| *d >= from_day)
         .fold(0u64, |sum, (_, n)| sum.saturating_add(*n))
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

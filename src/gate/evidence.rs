@@ -81,7 +81,8 @@ impl ContentEvidence {
             if pair.samples.len() == MAX_SAMPLES {
                 pair.samples.pop_front();
             }
-            pair.samples.push_back(clip(id).to_string());
+            pair.samples
+                .push_back(crate::clock::truncate(id, MAX_SAMPLE_BYTES).to_string());
         }
     }
 
@@ -119,17 +120,6 @@ impl ContentEvidence {
         rules.sort_by(|a, b| b.matches.cmp(&a.matches).then(a.rule.cmp(&b.rule)));
         ContentReport { rules }
     }
-}
-
-fn clip(id: &str) -> &str {
-    if id.len() <= MAX_SAMPLE_BYTES {
-        return id;
-    }
-    let mut end = MAX_SAMPLE_BYTES;
-    while !id.is_char_boundary(end) {
-        end -= 1;
-    }
-    &id[..end]
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ fn actor_facts(doc: &serde_json::Map<String, Value>) -> ActorFacts {
     let text = |key: &str| {
         doc.get(key)
             .and_then(Value::as_str)
-            .map(|s| clip_to(s, MAX_NAME_BYTES).to_string())
+            .map(|s| crate::clock::truncate(s, MAX_NAME_BYTES).to_string())
     };
     ActorFacts {
         published: doc
@@ -56,17 +56,6 @@ fn actor_facts(doc: &serde_json::Map<String, Value>) -> ActorFacts {
         preferred_username: text("preferredUsername"),
         name: text("name"),
     }
-}
-
-fn clip_to(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// The verdict on the document found at the keyId.
