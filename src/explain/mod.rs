@@ -6,6 +6,7 @@
 
 use crate::config::{Config, FriendlyFederatorsConfig};
 use crate::federators::{self, EvidenceError};
+use crate::policy::content::Subject as ContentSubject;
 use crate::policy::{domain_digest, host, ActorPattern, DomainDigest, DomainRule, Facts, Snapshot};
 use crate::rules::{self, Listed, LoadError, SourceSummary};
 use crate::subscriptions::{self, CachedSources};
@@ -209,6 +210,7 @@ pub fn report(
             if kind == Some("Flag") {
                 write_report_outcome(&mut out, &decision);
             }
+            write_content_rules(&mut out, rules, facts, &actor_host);
             if let Some(laundering) = &laundering {
                 write_references(&mut out, rules, friendly, &laundering.found);
             }
@@ -242,6 +244,63 @@ pub fn report(
         }
     }
     out
+}
+
+/// Which content rule decides the activity (as the proxy: the first in force that matches),
+/// and which expired rules would have matched. Offline nothing is known of the actor's
+/// document or of this instance's host, so rules on those do not match here.
+fn write_content_rules(
+    out: &mut String,
+    rules: &Snapshot,
+    facts: &crate::activity::Facts,
+    actor_host: &str,
+) {
+    let loaded = rules.content_rules().rules();
+    if loaded.is_empty() {
+        return;
+    }
+    let now = i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX);
+    let subject = ContentSubject {
+        facts,
+        sender_host: actor_host,
+        local_host: None,
+        actor: None,
+        now,
+    };
+    let _ = writeln!(out, "\ncontent rules ({} loaded):", loaded.len());
+    let mut decided = false;
+    for rule in loaded {
+        let mut own = |set: &regex::RegexSet, text: &str| set.matches(text).into_iter().next();
+        let Some(why) = rule.when.check(&subject, &mut own) else {
+            continue;
+        };
+        let at = format!("{}:{}", rule.source, rule.line);
+        let mode = if rule.dry_run { ", dry run" } else { "" };
+        if rule.expired(now) {
+            let when = rule.expires.map_or_else(String::new, |t| {
+                crate::clock::rfc3339(u64::try_from(t).unwrap_or(0))
+            });
+            let _ = writeln!(
+                out,
+                "  expired {when}: {} ({at}) would {}{mode}: {}",
+                rule.name,
+                rule.action.as_str(),
+                why.join("; ")
+            );
+        } else if !decided {
+            decided = true;
+            let _ = writeln!(
+                out,
+                "* {} ({at}) {}{mode}: {}",
+                rule.name,
+                rule.action.as_str(),
+                why.join("; ")
+            );
+        }
+    }
+    if !decided {
+        let _ = writeln!(out, "  none in force matches");
+    }
 }
 
 /// An actor URI to match actor rules with: the subject itself, or for a handle

@@ -93,10 +93,11 @@ impl Subject {
 impl Subject {
     /// The activity `bytes` (read from `label`), for the explain that asks the running proxy.
     pub fn activity(label: String, bytes: &[u8]) -> Result<Subject, ExplainError> {
-        let facts = ActivityFacts::parse(bytes).map_err(|source| ExplainError::Json {
-            path: label.clone(),
-            source,
-        })?;
+        let facts =
+            ActivityFacts::parse_with_content(bytes).map_err(|source| ExplainError::Json {
+                path: label.clone(),
+                source,
+            })?;
         if facts.actor.as_deref().and_then(host::of_uri).is_none() {
             return Err(ExplainError::NoActor { path: label });
         }

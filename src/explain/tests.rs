@@ -197,3 +197,57 @@ fn explain_and_the_proxy_agree_on_an_ip_literal() {
     assert!(kept(&rule("2.1.example", Severity::Suspend, 4)));
     assert!(!kept(&rule("2.1", Severity::Suspend, 5)));
 }
+
+#[test]
+fn an_activity_names_the_content_rule_that_decides_and_the_expired_ones() {
+    let parsed = crate::policy::sources::parse_bytes(
+        br#"
+[[content_rules]]
+name = "old-wave"
+types = ["Create"]
+mentions_at_least = 3
+action = "reject"
+expires = "2020-01-01T00:00:00Z"
+
+[[content_rules]]
+name = "wave"
+types = ["Create"]
+text_matches = ['discord\.gg/']
+action = "drop"
+"#,
+        Arc::from("rules.toml"),
+        crate::policy::sources::BlocklistFormat::Toml,
+    )
+    .expect("rules");
+    let mut b = Snapshot::builder(crate::policy::PolicyMode::Blocklist, 1);
+    for rule in parsed.content_rules {
+        b.content_rule(rule);
+    }
+    let rules = b.build();
+    let body = serde_json::json!({
+        "id": "https://a.example/activities/1",
+        "type": "Create",
+        "actor": "https://a.example/users/x",
+        "object": {
+            "id": "https://a.example/notes/1",
+            "type": "Note",
+            "content": "<p>join discord.gg/abc</p>",
+            "tag": [
+                {"type": "Mention", "href": "https://b.example/users/1"},
+                {"type": "Mention", "href": "https://b.example/users/2"},
+                {"type": "Mention", "href": "https://b.example/users/3"},
+            ],
+        }
+    })
+    .to_string();
+    let subject = Subject::activity("a.json".into(), body.as_bytes()).expect("activity");
+    let out = report(&rules, &[], &FriendlyFederatorsConfig::default(), &subject);
+    assert!(
+        out.contains(
+            "content rules (2 loaded):\n  expired 2020-01-01T00:00:00Z: old-wave (rules.toml:3) \
+             would reject: type Create; 3 mentions (at least 3)\n* wave (rules.toml:10) drop: \
+             type Create; text matches \"discord\\\\.gg/\"\n"
+        ),
+        "{out}"
+    );
+}
