@@ -335,24 +335,25 @@ if errors:
 EOF
 }
 
-# Every inboxguard_* name used by the alerts and the dashboard must be one src/metrics.rs
-# registers (histograms: with _bucket/_sum/_count), so a renamed metric cannot silently empty
-# a panel or disarm an alert.
+# Every inboxguard_* name used by the alerts and the dashboard must be one the source registers
+# (src/metrics.rs, and the modules that register their own; histograms with _bucket, _sum and
+# _count), so a renamed metric cannot silently empty a panel or disarm an alert.
 check_metric_names() {
     python3 - <<'EOF'
-import re, sys
-src = open("src/metrics.rs").read()
+import pathlib, re, sys
+src = "".join(p.read_text() for p in sorted(pathlib.Path("src").rglob("*.rs")))
 known = set(re.findall(r'"(inboxguard_[a-z0-9_]+)"', src))
-histograms = set(re.findall(r'HistogramOpts::new\(\s*"(inboxguard_[a-z0-9_]+)"', src))
+histograms = set(re.findall(
+    r'(?:HistogramOpts::new|histogram(?:_vec)?)\(\s*"(inboxguard_[a-z0-9_]+)"', src))
 if not known or not histograms:
-    sys.exit("src/metrics.rs: no metric names found")
+    sys.exit("src: no metric names found")
 allowed = known | {h + s for h in histograms for s in ("_bucket", "_sum", "_count")}
 errors = []
 for path in ("deploy/prometheus/alerts.yml", "deploy/prometheus/alerts.test.yml",
              "deploy/grafana/inboxguard.json"):
     used = set(re.findall(r"\binboxguard_[a-z0-9_]+", open(path).read()))
     for name in sorted(used - allowed):
-        errors.append(f"{path}: {name} is not a metric in src/metrics.rs")
+        errors.append(f"{path}: {name} is not a metric the source registers")
 if errors:
     sys.exit("\n".join(errors))
 print(f"{len(known)} metrics known")
@@ -578,7 +579,7 @@ run "promtool test rules deploy/prometheus/alerts.test.yml" check_promtool_tests
 run "systemd-analyze verify deploy/systemd/inboxguard.service" check_systemd_verify
 run "systemd-analyze security: exposure at most 1.5" check_systemd_security
 run "grafana dashboard JSON" check_grafana_json
-run "metric names exist in src/metrics.rs" check_metric_names
+run "metric names exist in the source" check_metric_names
 run "kubernetes manifests" check_kubernetes_yaml
 run "kubectl kustomize deploy/kubernetes" check_kustomize
 run "container and kubernetes inboxguard.toml" check_configs
