@@ -8,6 +8,7 @@
 //! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving; 503 while draining |
 //! | POST   | `/admin/reload` | yes          | reload rule files; 200 + per-source counts and changes, or 500 + each refused file's file:line error (its last good copy stays; the other sources' changes apply, listed as for 200) |
 //! | GET    | `/admin/friendly-federators` | yes | friendly-federator evidence and escalations (JSON) |
+//! | GET    | `/admin/domains`, `/admin/domains/<domain>`, `/admin/decisions` | yes | the decision journal (JSON; `console` lists the parameters) |
 //!
 //! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
 //! a kubelet needs no secret.
@@ -255,10 +256,16 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
                 ),
             }
         }
+        (&Method::GET, p) if crate::console::serves(p) => {
+            crate::console::get(app, p, req.uri().query())
+        }
         (
             _,
             "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/friendly-federators",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        (_, p) if crate::console::serves(p) => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

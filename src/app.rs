@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::federators::Federators;
 use crate::forward::Upstream;
 use crate::gate::Gate;
+use crate::journal::Journal;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
@@ -28,6 +29,8 @@ pub struct App {
     pub shedding: Arc<Shedding>,
     /// The vocabulary gate and duplicate suppression.
     pub gate: Gate,
+    /// The decision ring and per-domain ledger, fed by the pipeline's finish phase.
+    pub journal: Journal,
     ready: AtomicBool,
 }
 
@@ -51,6 +54,7 @@ impl App {
             metrics.clone(),
         ));
         App {
+            journal: Journal::new(&config.admin),
             federators,
             shedding,
             gate,
