@@ -8,7 +8,7 @@
 //! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving; 503 while draining |
 //! | POST   | `/admin/reload` | yes          | reload rule files; 200 + per-source counts and changes, or 500 + each refused file's file:line error (its last good copy stays; the other sources' changes apply, listed as for 200) |
 //! | GET    | `/admin/friendly-federators` | yes | friendly-federator evidence and escalations (JSON) |
-//! | GET    | `/admin/domains`, `/admin/domains/<domain>`, `/admin/decisions` | yes | the decision journal (JSON; `console` lists the parameters) |
+//! | GET    | `/admin/domains`, `/admin/domains/<domain>`, `/admin/decisions`, `/admin/rule-changes` | yes | the decision journal and rule-change log (JSON; `console` lists the parameters) |
 //!
 //! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
 //! a kubelet needs no secret.
@@ -257,7 +257,7 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
             }
         }
         (&Method::GET, p) if crate::console::serves(p) => {
-            crate::console::get(app, p, req.uri().query())
+            crate::console::get(app, p, req.uri().query()).await
         }
         (
             _,

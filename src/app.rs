@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::federators::Federators;
 use crate::forward::Upstream;
 use crate::gate::Gate;
-use crate::journal::Journal;
+use crate::journal::{ChangeLog, Journal};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
@@ -31,6 +31,8 @@ pub struct App {
     pub gate: Gate,
     /// The decision ring and per-domain ledger, fed by the pipeline's finish phase.
     pub journal: Journal,
+    /// The rule-change log in `[state] dir`, written by every reload from now on.
+    pub rule_changes: Arc<ChangeLog>,
     ready: AtomicBool,
 }
 
@@ -53,8 +55,11 @@ impl App {
             &config.friendly_federators,
             metrics.clone(),
         ));
+        let rule_changes = Arc::new(ChangeLog::new(&config.state));
+        rules.observe(rule_changes.clone());
         App {
             journal: Journal::new(&config.admin),
+            rule_changes,
             federators,
             shedding,
             gate,

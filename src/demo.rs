@@ -507,8 +507,12 @@ fn demo_config(
         .iter()
         .map(|h| format!("\"{h}\" = \"{remotes}\"\n"))
         .collect();
+    // The demo's own directory, so its reloads' rule-change log is removed with it.
+    let state = blocklist.parent().unwrap_or(Path::new(".")).join("state");
     let text = format!(
         r#"
+[state]
+dir = {state:?}
 [server]
 listen = "{proxy}"
 [upstream]

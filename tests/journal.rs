@@ -144,3 +144,51 @@ async fn the_client_address_is_journalled_when_configured() {
     let (_, all) = get_json(&proxy, "/admin/decisions?limit=1").await;
     assert_eq!(all[0]["client_ip"], "127.0.0.1");
 }
+
+#[tokio::test]
+async fn every_reload_appends_what_changed_to_the_rule_change_log() {
+    let puma = RecordingUpstream::start().await;
+    let proxy = Proxy::builder(puma.addr())
+        .blocklist_file("blocks.txt", "spam.example\n")
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let (_, empty) = get_json(&proxy, "/admin/rule-changes").await;
+    assert_eq!(empty, json!([]), "the first load is no change");
+
+    proxy.write_file("blocks.txt", "spam.example\nworse.example\nthird.example\n");
+    let (status, text) = admin_reload(&proxy).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    // The file watcher may reload too; the admin reload's line is the one to read.
+    let (status, log) = get_json(&proxy, "/admin/rule-changes?since=0").await;
+    assert_eq!(status, StatusCode::OK);
+    let admin = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["trigger"] == "admin")
+        .unwrap_or_else(|| panic!("no admin reload in {log}"));
+    let changes = admin["changes"].as_object().unwrap();
+    let added: u64 = changes
+        .values()
+        .filter_map(|c| c["added"]["suspend"].as_u64())
+        .sum();
+    let watched: u64 = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["trigger"] == "file watch")
+        .flat_map(|c| c["changes"].as_object().unwrap().values())
+        .filter_map(|c| c["added"]["suspend"].as_u64())
+        .sum();
+    assert_eq!(added + watched, 2, "{log}");
+    assert!(admin["time"].as_str().unwrap().ends_with('Z'));
+    assert!(admin["generation"].as_u64().unwrap() >= 1);
+
+    let (_, later) = get_json(&proxy, "/admin/rule-changes?since=2999-01-01T00:00:00Z").await;
+    assert_eq!(later, json!([]));
+    let (status, _) = get_json(&proxy, "/admin/rule-changes?since=yesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let file = proxy.dir().join("state").join("rule-changes.jsonl");
+    assert!(std::fs::read_to_string(&file).unwrap().lines().count() >= 1);
+}

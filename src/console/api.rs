@@ -5,6 +5,7 @@
 //! | `GET /admin/domains?sort=&limit=&q=` | ledger rows, by `sort` (`total`, `forwarded`, `rejected`, `dropped`, `would_reject`, `last_seen`, `domain`; default `total`), at most `limit` (default 50), `q` a part of the name |
 //! | `GET /admin/domains/<domain>` | one domain's counts by decision and reason, and its last activity ids; 404 if the ledger has none |
 //! | `GET /admin/decisions?domain=&actor=&reason=&decision=&limit=` | the newest matching decisions (default 100) |
+//! | `GET /admin/rule-changes?since=&limit=` | the rule-change log's lines since `since` (Unix seconds or RFC 3339; default: all), newest first (default 100) |
 
 use super::{json, params, problem, Params};
 use crate::app::App;
@@ -57,6 +58,39 @@ pub(super) fn decisions(app: &App, query: Option<&str>) -> Response<Body> {
             json(&views)
         }
         Err(e) => problem(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+pub(super) async fn rule_changes(app: &App, query: Option<&str>) -> Response<Body> {
+    let p = params(query);
+    let since = match p.get("since").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => 0,
+        Some(s) => match s
+            .parse::<u64>()
+            .ok()
+            .or_else(|| crate::clock::parse_rfc3339(s).map(|t| u64::try_from(t).unwrap_or(0)))
+        {
+            Some(t) => t,
+            None => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "since: Unix seconds or an RFC 3339 time",
+                )
+            }
+        },
+    };
+    let limit = match limit(&p, 100) {
+        Ok(l) => l,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, &e),
+    };
+    let log = app.rule_changes.clone();
+    match tokio::task::spawn_blocking(move || log.since(since, limit)).await {
+        Ok(Ok(changes)) => json(&changes),
+        Ok(Err(e)) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot read the rule-change log: {e}"),
+        ),
+        Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, "read task failed"),
     }
 }
 

@@ -15,12 +15,16 @@ type Params = HashMap<String, String>;
 
 /// Whether `path` is one of this module's GET endpoints.
 pub fn serves(path: &str) -> bool {
-    matches!(path, "/admin/domains" | "/admin/decisions") || path.starts_with("/admin/domains/")
+    matches!(
+        path,
+        "/admin/domains" | "/admin/decisions" | "/admin/rule-changes"
+    ) || path.starts_with("/admin/domains/")
 }
 
 /// Answers a GET of a path [`serves`] says is ours.
-pub fn get(app: &App, path: &str, query: Option<&str>) -> Response<Body> {
+pub async fn get(app: &App, path: &str, query: Option<&str>) -> Response<Body> {
     match path {
+        "/admin/rule-changes" => api::rule_changes(app, query).await,
         "/admin/domains" => api::domains(app, query),
         "/admin/decisions" => api::decisions(app, query),
         _ => match path.strip_prefix("/admin/domains/").and_then(domain_name) {

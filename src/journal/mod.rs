@@ -8,18 +8,22 @@
 //! | `window` | a fixed array of counts per time slot |
 //! | `ledger` | the per-domain ledger: bounded, sharded, the quietest evicted first |
 //! | `ring`   | the decision ring and the per-minute counts by decision for the chart |
+//! | `changes`| the rule-change log: a JSON line per reload in `[state] dir`, rotated by size |
 //!
 //! Each replica keeps its own journal: with several replicas behind one edge, each shows what
-//! it decided, and a restart starts it empty.
+//! it decided, and a restart starts the ring and ledger empty. The rule-change log is a file,
+//! so it survives restarts; each replica writes its own in its own state directory.
 //!
 //! Memory is bounded by `[admin] journal_decisions` and `journal_domains`. On the hot path a
 //! request costs a few small allocations made before any lock is taken, one ledger shard lock
 //! and the ring's lock, each held for a hash lookup and a few writes.
 
+mod changes;
 mod ledger;
 mod ring;
 mod window;
 
+pub use changes::{ChangeLog, RuleChange, SourceChanges, FILE_NAME};
 pub use ledger::{Counts, DomainDetail, DomainRow, ReasonRow, Sort, IDS_PER_REASON};
 pub use ring::{Entry, EntryView, Query, MINUTES};
 

@@ -208,3 +208,93 @@ fn the_chart_counts_each_decision_in_its_minute() {
     assert_eq!(total(Decision::Rejected), 2);
     assert_eq!(total(Decision::Dropped), 0);
 }
+
+fn change(unix: u64, trigger: &str) -> RuleChange {
+    RuleChange {
+        time: crate::clock::rfc3339(unix),
+        unix,
+        trigger: trigger.to_string(),
+        source: None,
+        generation: unix,
+        changes: Default::default(),
+        refused: Vec::new(),
+    }
+}
+
+#[test]
+fn the_rule_change_log_rotates_by_size_and_reads_both_files_newest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = ChangeLog::new(&crate::config::StateConfig {
+        dir: dir.path().join("state"),
+        rule_changes_max_bytes: 4096,
+    });
+    assert_eq!(log.since(0, 10).expect("no file yet"), []);
+    for t in 0..40 {
+        log.append(&change(1_000 + t, "admin")).expect("append");
+    }
+    let current = std::fs::metadata(dir.path().join("state").join(FILE_NAME)).expect("log");
+    let rotated = std::fs::metadata(dir.path().join("state").join(format!("{FILE_NAME}.1")));
+    assert!(current.len() <= 4096, "{}", current.len());
+    assert!(rotated.is_ok(), "rotated past 4096 bytes");
+    let newest = log.since(1_030, 100).expect("read");
+    let times: Vec<u64> = newest.iter().map(|c| c.unix).collect();
+    assert_eq!(times, (1_030..1_040).rev().collect::<Vec<_>>());
+    assert_eq!(log.since(0, 3).expect("read").len(), 3);
+}
+
+#[test]
+fn a_torn_line_is_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = ChangeLog::new(&crate::config::StateConfig {
+        dir: dir.path().to_path_buf(),
+        rule_changes_max_bytes: 1 << 20,
+    });
+    log.append(&change(5, "SIGHUP")).expect("append");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join(FILE_NAME))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"time\":\"20"))
+        .expect("tear");
+    let read = log.since(0, 10).expect("read");
+    assert_eq!(read, [change(5, "SIGHUP")]);
+}
+
+#[test]
+fn memory_sources_are_named_subscription_escalation_or_lift() {
+    use crate::rules::{ReloadObserver, Reloaded, Trigger};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = ChangeLog::new(&crate::config::StateConfig {
+        dir: dir.path().to_path_buf(),
+        rule_changes_max_bytes: 1 << 20,
+    });
+    let escalation = crate::federators::SOURCE_LABEL;
+    let none = Default::default();
+    for trigger in [
+        Trigger::Sighup,
+        Trigger::SetMemory("https://lists.example/blocks.csv"),
+        Trigger::SetMemory(escalation),
+        Trigger::RemoveMemory(escalation),
+    ] {
+        log.reloaded(&Reloaded {
+            trigger,
+            generation: 1,
+            changes: &none,
+            refused: &[],
+        });
+    }
+    let read = log.since(0, 10).expect("read");
+    let named: Vec<(&str, Option<&str>)> = read
+        .iter()
+        .rev()
+        .map(|c| (c.trigger.as_str(), c.source.as_deref()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("SIGHUP", None),
+            ("subscription", Some("https://lists.example/blocks.csv")),
+            ("escalation", Some(escalation)),
+            ("lift", Some(escalation)),
+        ]
+    );
+}

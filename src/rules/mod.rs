@@ -7,6 +7,7 @@
 //! | `merge`   | `load` / `load_listing`: configured files and memory sources → one snapshot, by one set of merge rules (`check` and `explain` use it as the proxy does) |
 //! | `summary` | `SourceSummary`: what each source has in force, for `check`, logs and the admin reload |
 //! | `live`    | `Rules`: the live snapshot, each file's last good copy, memory sources, reload metrics |
+//! | `observe` | `ReloadObserver`: who is told of each reload (the rule-change log), and what |
 //! | `watch`   | `Rules::watch`: the sources' directories watched, debounced, and SIGHUP |
 //!
 //! A reload reads and parses every source off the hot path and swaps the new snapshot in whole;
@@ -18,6 +19,7 @@
 
 mod live;
 mod merge;
+mod observe;
 mod summary;
 #[cfg(test)]
 mod testing;
@@ -26,5 +28,6 @@ mod watch;
 pub use crate::policy::sources::{LoadError, LoadErrorKind};
 pub use live::{ReloadError, Rules};
 pub use merge::{load, load_listing, Listed, Loaded, MemorySource, Standing};
+pub use observe::{ReloadObserver, Reloaded, Trigger};
 pub use summary::SourceSummary;
 pub use watch::DEBOUNCE;
