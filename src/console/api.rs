@@ -10,7 +10,8 @@
 use super::{json, params, problem, Params};
 use crate::app::App;
 use crate::forward::Body;
-use crate::journal::{EntryView, Query, Sort};
+pub(super) use crate::journal::Sort;
+use crate::journal::{EntryView, Query};
 use http::{Response, StatusCode};
 use serde::Serialize;
 

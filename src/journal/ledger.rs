@@ -261,6 +261,28 @@ impl Ledger {
         })
     }
 
+    /// Per decision and reason, the counts over the last hour and day of every domain in the
+    /// ledger, highest day first.
+    pub(super) fn reasons(&self, now: u64) -> Vec<(Decision, &'static str, u64, u64)> {
+        let mut sums: HashMap<(usize, &'static str), (Decision, u64, u64)> = HashMap::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            for t in shard.values().flat_map(|d| &d.tallies) {
+                let e = sums
+                    .entry((decision_index(t.decision), t.reason))
+                    .or_insert((t.decision, 0, 0));
+                e.1 += t.hour.total(now / 300);
+                e.2 += t.day.total(now / 3600);
+            }
+        }
+        let mut out: Vec<_> = sums
+            .into_iter()
+            .map(|((_, reason), (d, hour, day))| (d, reason, hour, day))
+            .collect();
+        out.sort_by(|a, b| b.3.cmp(&a.3).then(a.1.cmp(b.1)));
+        out
+    }
+
     pub(super) fn len(&self) -> usize {
         self.shards
             .iter()

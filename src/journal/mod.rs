@@ -147,6 +147,12 @@ impl Journal {
         self.ring().per_minute(crate::clock::unix_now() / 60)
     }
 
+    /// Per decision and reason, the counts over the last hour and day, summed over the
+    /// domains in the ledger (a request that named no domain is left out), highest day first.
+    pub fn reasons(&self) -> Vec<(Decision, &'static str, u64, u64)> {
+        self.ledger.reasons(crate::clock::unix_now())
+    }
+
     /// Domains in the ledger and decisions in the ring.
     pub fn sizes(&self) -> (usize, usize) {
         (self.ledger.len(), self.ring().len())
