@@ -119,6 +119,20 @@ pub fn health(app: &App) -> String {
         "Upstream answers",
         by(&m.upstream_responses_total, "result"),
     );
+    let now = crate::clock::unix_now();
+    let fetched: Vec<String> = series(&m.subscription_last_success_timestamp_seconds)
+        .iter()
+        .map(|(l, v)| {
+            let at = *v as u64;
+            let ago = if at == 0 {
+                "never".to_string()
+            } else {
+                format!("{} ago", age(now, at))
+            };
+            format!("{} {ago}", label(l, "source"))
+        })
+        .collect();
+    add("Remote sources, last good fetch", fetched.join(", "));
     add(
         "Upstream requests in flight",
         app.upstream.in_flight().to_string(),
