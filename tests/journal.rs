@@ -145,6 +145,20 @@ async fn the_client_address_is_journalled_when_configured() {
     assert_eq!(all[0]["client_ip"], "127.0.0.1");
 }
 
+/// The suspend rules the log names as `change`, sorted.
+fn named(log: &Value, change: &str) -> Vec<String> {
+    let mut names: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["domains"].as_array().cloned().unwrap_or_default())
+        .filter(|d| d["change"] == change && d["severity"] == "suspend")
+        .map(|d| d["domain"].as_str().unwrap().to_string())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 #[tokio::test]
 async fn every_reload_appends_what_changed_to_the_rule_change_log() {
     let puma = RecordingUpstream::start().await;
@@ -182,6 +196,16 @@ async fn every_reload_appends_what_changed_to_the_rule_change_log() {
         .filter_map(|c| c["added"]["suspend"].as_u64())
         .sum();
     assert_eq!(added + watched, 2, "{log}");
+    assert_eq!(
+        named(&log, "added"),
+        ["third.example", "worse.example"],
+        "{log}"
+    );
+
+    proxy.write_file("blocks.txt", "worse.example\nthird.example\n");
+    assert_eq!(admin_reload(&proxy).await.0, StatusCode::OK);
+    let (_, log) = get_json(&proxy, "/admin/rule-changes").await;
+    assert_eq!(named(&log, "removed"), ["spam.example"], "{log}");
     assert!(admin["time"].as_str().unwrap().ends_with('Z'));
     assert!(admin["generation"].as_u64().unwrap() >= 1);
 

@@ -245,6 +245,19 @@ pub fn rule_changes(changes: &[RuleChange]) -> String {
                 esc(&parts.join(", "))
             );
         }
+        for d in &c.domains {
+            let sign = match d.change.as_str() {
+                "added" => "+",
+                "removed" => "−",
+                _ => "~",
+            };
+            let _ = write!(
+                what,
+                "<li>{sign} {} {}</li>",
+                esc(&d.severity),
+                domain_link(&d.domain)
+            );
+        }
         for refused in &c.refused {
             let _ = write!(what, "<li class=\"bad\">refused {}</li>", esc(refused));
         }

@@ -31,9 +31,22 @@ pub struct RuleChange {
     pub generation: u64,
     /// Per source that changed.
     pub changes: BTreeMap<String, SourceChanges>,
+    /// The domains behind `changes`, by name (at most 100 a reload).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<NamedChange>,
     /// `file:line: error` of each file refused (its last good copy stayed in force).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<String>,
+}
+
+/// One domain rule added, removed or changed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NamedChange {
+    pub source: String,
+    /// `added`, `removed` or `changed`.
+    pub change: String,
+    pub severity: String,
+    pub domain: String,
 }
 
 /// Domains (and actors, for `actor_suspend`) added, removed and changed, per severity; a
@@ -140,6 +153,16 @@ impl ReloadObserver for ChangeLog {
                 .changes
                 .iter()
                 .map(|(source, c)| (source.to_string(), SourceChanges::from(c)))
+                .collect(),
+            domains: reload
+                .domains
+                .iter()
+                .map(|d| NamedChange {
+                    source: d.source.to_string(),
+                    change: d.change.to_string(),
+                    severity: d.kind.as_str().to_string(),
+                    domain: d.domain.to_string(),
+                })
                 .collect(),
             refused: reload.refused.iter().map(|e| e.to_string()).collect(),
         };

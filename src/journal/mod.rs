@@ -23,7 +23,7 @@ mod ledger;
 mod ring;
 mod window;
 
-pub use changes::{ChangeLog, RuleChange, SourceChanges, FILE_NAME};
+pub use changes::{ChangeLog, NamedChange, RuleChange, SourceChanges, FILE_NAME};
 pub use ledger::{Counts, DomainDetail, DomainRow, ReasonRow, Sort, IDS_PER_REASON};
 pub use ring::{Entry, EntryView, Query, MINUTES};
 

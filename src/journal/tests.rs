@@ -217,6 +217,7 @@ fn change(unix: u64, trigger: &str) -> RuleChange {
         source: None,
         generation: unix,
         changes: Default::default(),
+        domains: Vec::new(),
         refused: Vec::new(),
     }
 }
@@ -279,6 +280,7 @@ fn memory_sources_are_named_subscription_escalation_or_lift() {
             trigger,
             generation: 1,
             changes: &none,
+            domains: &[],
             refused: &[],
         });
     }

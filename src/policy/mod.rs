@@ -34,7 +34,7 @@ mod vocab;
 
 pub use actors::{ActorPattern, ActorRule};
 pub use decide::{ActorParty, Decision, Facts, Party};
-pub use diff::Changes;
+pub use diff::{ChangedDomain, Changes};
 pub use escalation::FriendlyFederatorSettings;
 pub use snapshot::{Sizes, Snapshot, SnapshotBuilder};
 pub(crate) use vocab::parse_digest_hex;

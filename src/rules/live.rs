@@ -3,7 +3,7 @@
 //! reload metrics and per-source gauges.
 
 use super::merge::{self, MemorySource};
-use super::observe::{ReloadObserver, Reloaded, Trigger};
+use super::observe::{ReloadObserver, Reloaded, Trigger, NAMED_CHANGES};
 use super::summary::SourceSummary;
 use crate::config::{BlocklistConfig, PolicyConfig};
 use crate::metrics::Metrics;
@@ -284,6 +284,13 @@ impl Rules {
                 },
             )?;
         let by_source = self.current.load().diff_by_source(&snapshot);
+        let domains = match self.observer.get() {
+            Some(_) => self
+                .current
+                .load()
+                .changed_domains(&snapshot, NAMED_CHANGES),
+            None => Vec::new(),
+        };
         let total = snapshot.len();
         self.current.store(Arc::new(snapshot));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -292,6 +299,7 @@ impl Rules {
                 trigger,
                 generation,
                 changes: &by_source,
+                domains: &domains,
                 refused: &refused,
             });
         }

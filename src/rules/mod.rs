@@ -28,6 +28,6 @@ mod watch;
 pub use crate::policy::sources::{LoadError, LoadErrorKind};
 pub use live::{ReloadError, Rules};
 pub use merge::{load, load_listing, Listed, Loaded, MemorySource, Standing};
-pub use observe::{ReloadObserver, Reloaded, Trigger};
+pub use observe::{ReloadObserver, Reloaded, Trigger, NAMED_CHANGES};
 pub use summary::SourceSummary;
 pub use watch::DEBOUNCE;

@@ -3,7 +3,7 @@
 //! knows nothing of it.
 
 use crate::policy::sources::LoadError;
-use crate::policy::Changes;
+use crate::policy::{ChangedDomain, Changes};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -35,6 +35,10 @@ impl fmt::Display for Trigger<'_> {
     }
 }
 
+/// Domain rules a reload names to its observer, at most: a list replaced wholesale is
+/// summed up by the counts.
+pub const NAMED_CHANGES: usize = 100;
+
 /// A reload that swapped a new snapshot in.
 #[derive(Debug)]
 pub struct Reloaded<'a> {
@@ -42,6 +46,8 @@ pub struct Reloaded<'a> {
     pub generation: u64,
     /// Per source that changed, what changed (sources without a change are left out).
     pub changes: &'a BTreeMap<Arc<str>, Changes>,
+    /// The domain rules behind `changes`, by name, at most [`NAMED_CHANGES`].
+    pub domains: &'a [ChangedDomain],
     /// Files whose current contents were refused: their last good copy stayed in force.
     pub refused: &'a [LoadError],
 }
