@@ -10,6 +10,7 @@
 //! | GET    | `/admin/friendly-federators` | yes | friendly-federator evidence and escalations (JSON) |
 //! | GET, POST | `/admin/explain?subject=…` | yes | `inboxguard explain`'s report for a domain or actor from the rules in force (their last good copies), or for the activity JSON POSTed as the body; 400 for a subject that names nothing |
 //! | POST   | `/admin/sources/<name>/accept` | yes | put in force the version of a rule source the shrink guard holds back (`<name>`: its path or URL as configured, percent-encoded, or a file's name); 200, or 404 for an unknown source |
+//! | GET    | `/admin/domains`, `/admin/domains/<domain>`, `/admin/decisions`, `/admin/rule-changes` | yes | the decision journal and rule-change log (JSON; `console` lists the parameters) |
 //!
 //! "Token needed" applies only when `admin.token_file` is set; probes stay token-free so that
 //! a kubelet needs no secret.
@@ -277,6 +278,9 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
             let name = source_to_accept(path).unwrap_or_default();
             accept(app, name).await
         }
+        (&Method::GET, p) if crate::console::serves(p) => {
+            crate::console::get(app, p, req.uri().query()).await
+        }
         (
             _,
             "/healthz"
@@ -287,6 +291,9 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
             | "/admin/content-rules"
             | "/admin/explain",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        (_, p) if crate::console::serves(p) => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::federators::Federators;
 use crate::forward::Upstream;
 use crate::gate::Gate;
+use crate::journal::{ChangeLog, Journal};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
@@ -30,6 +31,10 @@ pub struct App {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// The vocabulary gate and duplicate suppression.
     pub gate: Gate,
+    /// The decision ring and per-domain ledger, fed by the pipeline's finish phase.
+    pub journal: Journal,
+    /// The rule-change log in `[state] dir`, written by every reload from now on.
+    pub rule_changes: Arc<ChangeLog>,
     ready: AtomicBool,
 }
 
@@ -64,7 +69,11 @@ impl App {
             &config.friendly_federators,
             metrics.clone(),
         ));
+        let rule_changes = Arc::new(ChangeLog::new(&config.state));
+        rules.observe(rule_changes.clone());
         App {
+            journal: Journal::new(&config.admin),
+            rule_changes,
             federators,
             shedding,
             cluster,

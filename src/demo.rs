@@ -545,8 +545,12 @@ fn demo_config(
         .chain(&wave::WAVE_HOSTS)
         .map(|h| format!("\"{h}\" = \"{remotes}\"\n"))
         .collect();
+    // The demo's own directory, so its reloads' rule-change log is removed with it.
+    let state = blocklist.parent().unwrap_or(Path::new(".")).join("state");
     let text = format!(
         r#"
+[state]
+dir = {state:?}
 [server]
 listen = "{proxy}"
 [upstream]

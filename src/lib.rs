@@ -19,7 +19,9 @@
 //! | `rules`     | the rule merge (one code path), the live rules and their reload, file watch, SIGHUP |
 //! | `rule_files`| reading a local rule file from disk, bounded |
 //! | `metrics`   | the Prometheus registry and every metric |
+//! | `journal`   | the decision ring and the per-domain ledger moderators read, fed by the finish phase |
 //! | `admin`     | `/metrics /healthz /readyz /admin/reload` on a separate listener |
+//! | `console`   | the journal's admin endpoints for moderators |
 //! | `config`    | the TOML file, validated |
 //! | `app`       | the shared state those modules hang off |
 //! | `demo`      | `inboxguard demo`: the whole system in one process |
@@ -39,11 +41,13 @@ pub mod app;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod explain;
 pub mod federators;
 pub mod forward;
 pub mod gate;
+pub mod journal;
 // The fuzz targets' shared bodies (fuzz/ and tests/fuzz_seeds.rs), never in a release build.
 #[cfg(feature = "test-util")]
 #[doc(hidden)]

@@ -8,7 +8,7 @@
 //!        ─► policy ─► friendly federators (laundered content)
 //!        ─► vocabulary (202) ─► duplicate (202) ─► content rules (202 / 403 / report)
 //!        ─► forward (remember what Mastodon took)
-//!        ─► finish: metrics + access log, exactly once, whatever happened above
+//!        ─► finish: metrics, access log and decision journal, exactly once, whatever happened above
 //! ```
 //!
 //! Cheap before expensive: a request from a suspended domain (or, in allowlist mode, from a
@@ -65,6 +65,11 @@ struct Context {
     /// A dry-run rule would have stopped this verified request, for this reason; it is
     /// forwarded all the same and counted as `would_reject`.
     would_stop: Option<&'static str>,
+    /// For the decision journal: the activity's id, the deciding rule's `source:line`, and
+    /// the client's address (kept only if `[admin] journal_client_ip`).
+    activity_id: Option<String>,
+    rule: Option<String>,
+    client_ip: Option<std::net::IpAddr>,
 }
 
 /// Handles one POST to an inbox path.
@@ -86,6 +91,7 @@ async fn inbox(
     peer: SocketAddr,
     ctx: &mut Context,
 ) -> Result<Response<Body>, Rejection> {
+    ctx.client_ip = Some(peer.ip());
     let (mut parts, body) = req.into_parts();
     ensure_host_header(&mut parts);
     let body = limits(app, &parts, body).await?;
@@ -96,7 +102,7 @@ async fn inbox(
     fair_share(app, &rules, &prepared, &key_host).await?;
     digest(&prepared, &parts, &body)?;
     let facts = activity_facts(&rules, &body, ctx)?;
-    let actor_host = actor_host_policy(&rules, &facts)?;
+    let actor_host = actor_host_policy(&rules, &facts, ctx)?;
     backpressure(app, &facts)?;
     let record = key_and_verify(app, &prepared, &facts).await?;
     ctx.relayed = facts.actor.as_deref() != Some(record.owner.as_str());
@@ -184,7 +190,9 @@ fn key_host_policy(
     let key_host = host::normalize(&prepared.key_host)
         .ok_or_else(|| Rejection::KeyIdHost(prepared.key_id.clone()))?;
     ctx.key_host = Some(key_host.clone());
-    refuse(rules.check_host(&key_host, policy::Party::KeyHost))?;
+    let decision = rules.check_host(&key_host, policy::Party::KeyHost);
+    note_rule(ctx, decision.as_ref());
+    refuse(decision)?;
     Ok(key_host)
 }
 
@@ -280,6 +288,7 @@ fn content_rules(
         return Ok(());
     };
     let action = rule.action;
+    ctx.rule = Some(format!("{}:{}", rule.source, rule.line));
     app.gate
         .content_rule_matches
         .with_label_values(&[&*rule.name, action.as_str()])
@@ -330,15 +339,22 @@ fn activity_facts(rules: &Snapshot, body: &[u8], ctx: &mut Context) -> Result<Fa
     };
     ctx.actor = facts.actor.clone();
     ctx.kind = facts.kind.clone();
+    ctx.activity_id = facts.id.clone();
     Ok(facts)
 }
 
 /// Actor host policy: the activity's actor's host is held to the same host rules as the
 /// keyId's. Returns that host.
-fn actor_host_policy(rules: &Snapshot, facts: &Facts) -> Result<Option<String>, Rejection> {
+fn actor_host_policy(
+    rules: &Snapshot,
+    facts: &Facts,
+    ctx: &mut Context,
+) -> Result<Option<String>, Rejection> {
     let actor_host = facts.actor.as_deref().and_then(host::of_uri);
     if let Some(actor_host) = &actor_host {
-        refuse(rules.check_host(actor_host, policy::Party::ActorHost))?;
+        let decision = rules.check_host(actor_host, policy::Party::ActorHost);
+        note_rule(ctx, decision.as_ref());
+        refuse(decision)?;
     }
     Ok(actor_host)
 }
@@ -391,6 +407,7 @@ fn decide(
             .as_ref()
             .and_then(|o| o.attributed_to.as_deref()),
     });
+    note_rule(ctx, Some(&decision));
     refuse(Some(decision))?;
     let would = decision.would();
     if let (Some(stop), Some((rule, source, line))) =
@@ -438,6 +455,13 @@ async fn forward(
     peer: SocketAddr,
 ) -> Result<Response<Body>, Rejection> {
     Ok(send_upstream(app, Request::from_parts(parts, full(body)), peer).await?)
+}
+
+/// Notes the rule behind `decision`, if one decided, for the decision journal.
+fn note_rule(ctx: &mut Context, decision: Option<&policy::Decision<'_>>) {
+    if let Some((_, source, line)) = decision.and_then(policy::Decision::origin) {
+        ctx.rule = Some(format!("{source}:{line}"));
+    }
 }
 
 /// Stops the request if a policy decision says so.

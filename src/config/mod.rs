@@ -179,6 +179,12 @@ impl Config {
         for source in &self.blocklists {
             source.validate()?;
         }
+        if self.state.rule_changes_max_bytes < 4096 {
+            return Err((
+                "state.rule_changes_max_bytes",
+                "must be at least 4096: one reload's line can take a few kilobytes".into(),
+            ));
+        }
         Ok(())
     }
 

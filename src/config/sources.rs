@@ -236,12 +236,17 @@ pub struct StateConfig {
     /// Created if missing. systemd: `StateDirectory=inboxguard`; Kubernetes: a volume.
     #[serde(default = "default_state_dir")]
     pub dir: PathBuf,
+    /// The rule-change log (`rule-changes.jsonl` in `dir`) is rotated to
+    /// `rule-changes.jsonl.1` past this size, so at most twice this is kept.
+    #[serde(default = "default_rule_changes_max_bytes")]
+    pub rule_changes_max_bytes: u64,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         Self {
             dir: default_state_dir(),
+            rule_changes_max_bytes: default_rule_changes_max_bytes(),
         }
     }
 }
@@ -260,6 +265,9 @@ fn default_mastodon_refresh_secs() -> u64 {
 }
 fn default_mastodon_max_pages() -> usize {
     1000
+}
+fn default_rule_changes_max_bytes() -> u64 {
+    4 * 1024 * 1024
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/inboxguard")

@@ -72,6 +72,22 @@ fn public_admin_needs_a_token() {
 }
 
 #[test]
+fn the_journal_keeps_ten_thousand_of_each_and_refuses_zero() {
+    let c = Config::from_toml(EXAMPLE, Path::new("x.toml")).expect("loads");
+    assert_eq!(
+        (c.admin.journal_decisions, c.admin.journal_domains),
+        (10_000, 10_000)
+    );
+    assert!(!c.admin.journal_client_ip);
+    let text = EXAMPLE.replace(
+        "listen = \"127.0.0.1:9100\"",
+        "listen = \"127.0.0.1:9100\"\njournal_decisions = 0",
+    );
+    let e = Config::from_toml(&text, Path::new("x.toml")).expect_err("must fail");
+    assert!(e.to_string().contains("admin.journal_decisions"), "{e}");
+}
+
+#[test]
 fn friendly_federators_defaults_and_the_inline_table_spelling() {
     let c = Config::from_toml(EXAMPLE, Path::new("x.toml")).expect("loads");
     let ff = &c.friendly_federators;

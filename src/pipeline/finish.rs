@@ -147,6 +147,17 @@ impl<'a> Finish<'a> {
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "inbox"
         );
+        self.app.journal.record(crate::journal::Seen {
+            key_host: ctx.key_host.as_deref(),
+            actor: ctx.actor.as_deref(),
+            activity_type: ctx.kind.as_deref(),
+            activity_id: ctx.activity_id.as_deref(),
+            rule: ctx.rule.as_deref(),
+            client_ip: ctx.client_ip,
+            decision,
+            reason,
+            status,
+        });
     }
 }
 

@@ -286,3 +286,61 @@ impl fmt::Display for ChangedDomains {
         Ok(())
     }
 }
+
+/// One domain rule a reload added, removed or changed, by name (see
+/// [`Snapshot::changed_domains`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedDomain {
+    pub source: Arc<str>,
+    /// `added`, `removed` or `changed`.
+    pub change: &'static str,
+    pub kind: RuleKind,
+    pub domain: Box<str>,
+}
+
+impl Snapshot {
+    /// The domain rules listed by name that [`Snapshot::diff_by_source`] counts as added,
+    /// removed or changed, at most `cap` of them (the counts stay exact; the names are for
+    /// people to read). Obfuscated entries are listed as written.
+    pub fn changed_domains(&self, next: &Snapshot, cap: usize) -> Vec<ChangedDomain> {
+        let mut out = Vec::new();
+        for (old, new) in [
+            (&self.enforcing, &next.enforcing),
+            (&self.dry_run, &next.dry_run),
+        ] {
+            for rule in new.by_name.iter().chain(new.by_digest.values()) {
+                let was = match &rule.digest {
+                    Some(d) => old.by_digest.get(&**d),
+                    None => old.get(&rule.domain),
+                };
+                if Changes::differs(was, rule) {
+                    out.push(ChangedDomain {
+                        source: rule.source.clone(),
+                        change: if was.is_some() { "changed" } else { "added" },
+                        kind: RuleKind::from(rule.severity),
+                        domain: rule.domain.clone(),
+                    });
+                }
+            }
+            for rule in old.by_name.iter().chain(old.by_digest.values()) {
+                let gone = match &rule.digest {
+                    Some(d) => !new.by_digest.contains_key(&**d),
+                    None => new.get(&rule.domain).is_none(),
+                };
+                if gone {
+                    out.push(ChangedDomain {
+                        source: rule.source.clone(),
+                        change: "removed",
+                        kind: RuleKind::from(rule.severity),
+                        domain: rule.domain.clone(),
+                    });
+                }
+            }
+            if out.len() >= cap {
+                break;
+            }
+        }
+        out.truncate(cap);
+        out
+    }
+}

@@ -35,7 +35,7 @@ mod vocab;
 
 pub use actors::{ActorPattern, ActorRule};
 pub use decide::{ActorParty, Decision, Facts, Party};
-pub use diff::{ChangedDomains, Changes};
+pub use diff::{ChangedDomain, ChangedDomains, Changes};
 pub use escalation::FriendlyFederatorSettings;
 pub use snapshot::{Sizes, Snapshot, SnapshotBuilder};
 pub(crate) use vocab::parse_digest_hex;

@@ -4,6 +4,7 @@
 
 use super::guard;
 use super::merge::{self, Loaded, MemorySource};
+use super::observe::{ReloadObserver, Reloaded, Trigger, NAMED_CHANGES};
 use super::summary::SourceSummary;
 use crate::config::{BlocklistConfig, PolicyConfig};
 use crate::metrics::Metrics;
@@ -13,7 +14,7 @@ use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// What a reload needs besides the configured files.
 #[derive(Default)]
@@ -102,6 +103,8 @@ pub struct Rules {
     /// 0 after the first load, +1 per reload that swapped a snapshot in (also one that
     /// refused a file but applied the other sources).
     generation: AtomicU64,
+    /// Told of each reload that swapped a snapshot in (the rule-change log).
+    observer: OnceLock<Arc<dyn ReloadObserver>>,
 }
 
 impl Rules {
@@ -137,6 +140,7 @@ impl Rules {
                 ..State::default()
             }),
             generation: AtomicU64::new(0),
+            observer: OnceLock::new(),
         };
         {
             let mut state = rules.lock();
@@ -182,8 +186,18 @@ impl Rules {
     /// and keeps `rules_reload_failing_since_timestamp_seconds` set: some edit is not in force.
     /// What changed is logged per source and severity.
     pub fn reload(&self) -> Result<Vec<SourceSummary>, ReloadError> {
+        self.reload_by(Trigger::Admin)
+    }
+
+    /// [`Rules::reload`], telling the observer what asked for it.
+    pub fn reload_by(&self, trigger: Trigger<'_>) -> Result<Vec<SourceSummary>, ReloadError> {
         let mut state = self.lock();
-        self.reload_locked(&mut state)
+        self.reload_locked(&mut state, trigger)
+    }
+
+    /// Sets who is told of reloads; only the first call counts.
+    pub fn observe(&self, observer: Arc<dyn ReloadObserver>) {
+        let _ = self.observer.set(observer);
     }
 
     /// Puts `source` in force in place of the memory source with the same label (or beside the
@@ -206,8 +220,8 @@ impl Rules {
             }
         }
         state.held.remove(&label);
-        state.memory.insert(label, source);
-        self.reload_locked(&mut state)
+        state.memory.insert(label.clone(), source);
+        self.reload_locked(&mut state, Trigger::SetMemory(&label))
     }
 
     /// An operator's word that `label`'s new version, which the shrink guard held back, is
@@ -227,7 +241,7 @@ impl Rules {
         } else {
             state.accepted.insert(label.to_string());
         }
-        let result = self.reload_locked(&mut state);
+        let result = self.reload_locked(&mut state, Trigger::Accept(label));
         // An acceptance is for the version refused now, not for every later one.
         state.accepted.clear();
         result.map(Some)
@@ -286,7 +300,8 @@ impl Rules {
         if state.memory.remove(label).is_none() {
             return Ok(None);
         }
-        self.reload_locked(&mut state).map(Some)
+        self.reload_locked(&mut state, Trigger::RemoveMemory(label))
+            .map(Some)
     }
 
     /// The memory sources in force, in load order.
@@ -294,7 +309,11 @@ impl Rules {
         self.lock().memory.values().cloned().collect()
     }
 
-    fn reload_locked(&self, state: &mut State) -> Result<Vec<SourceSummary>, ReloadError> {
+    fn reload_locked(
+        &self,
+        state: &mut State,
+        trigger: Trigger<'_>,
+    ) -> Result<Vec<SourceSummary>, ReloadError> {
         let memory: Vec<MemorySource> = state.memory.values().cloned().collect();
         // Each file on its own. `fresh[i]` holds the bytes read when they parsed; `None` marks
         // a refused file, parsed from its last good bytes instead.
@@ -382,9 +401,25 @@ impl Rules {
             )?;
         let by_source = self.current.load().diff_by_source(&snapshot);
         let named = self.current.load().changed_domains_by_source(&snapshot);
+        let domains = match self.observer.get() {
+            Some(_) => self
+                .current
+                .load()
+                .changed_domains(&snapshot, NAMED_CHANGES),
+            None => Vec::new(),
+        };
         let total = snapshot.len();
         self.current.store(Arc::new(snapshot));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Some(observer) = self.observer.get() {
+            observer.reloaded(&Reloaded {
+                trigger,
+                generation,
+                changes: &by_source,
+                domains: &domains,
+                refused: &refused,
+            });
+        }
         let mut summaries = summaries;
         for s in &mut summaries {
             if let Some(changes) = by_source.get(s.source.as_str()) {

@@ -8,6 +8,7 @@
 //! | `summary` | `SourceSummary`: what each source has in force, for `check`, logs and the admin reload |
 //! | `guard`   | the shrink guard: a new version removing too much of a source waits for an operator |
 //! | `live`    | `Rules`: the live snapshot, each file's last good copy, memory sources, reload metrics |
+//! | `observe` | `ReloadObserver`: who is told of each reload (the rule-change log), and what |
 //! | `watch`   | `Rules::watch`: the sources' directories watched, debounced, and SIGHUP |
 //!
 //! A reload reads and parses every source off the hot path and swaps the new snapshot in whole;
@@ -20,6 +21,7 @@
 mod guard;
 mod live;
 mod merge;
+mod observe;
 mod summary;
 #[cfg(test)]
 mod testing;
@@ -28,5 +30,6 @@ mod watch;
 pub use crate::policy::sources::{LoadError, LoadErrorKind};
 pub use live::{ReloadError, Rules};
 pub use merge::{load, load_listing, Listed, Loaded, MemorySource, Standing};
+pub use observe::{ReloadObserver, Reloaded, Trigger, NAMED_CHANGES};
 pub use summary::SourceSummary;
 pub use watch::DEBOUNCE;

@@ -2,6 +2,7 @@
 //! SIGHUP, for as long as `Rules::watch` runs.
 
 use super::live::Rules;
+use super::observe::Trigger;
 use crate::config::BlocklistConfig;
 use arc_swap::ArcSwap;
 use notify::event::{AccessKind, AccessMode, EventKind};
@@ -63,14 +64,14 @@ impl Rules {
                             () = tokio::time::sleep(DEBOUNCE) => break,
                         }
                     }
-                    "file change"
+                    Trigger::FileWatch
                 }
-                Some(()) = next_hangup(&mut hangup) => "SIGHUP",
+                Some(()) = next_hangup(&mut hangup) => Trigger::Sighup,
             };
-            tracing::info!(trigger, "reloading rules");
+            tracing::info!(%trigger, "reloading rules");
             let rules = self.clone();
             // `reload` logs and counts its own outcome.
-            if let Err(e) = tokio::task::spawn_blocking(move || rules.reload()).await {
+            if let Err(e) = tokio::task::spawn_blocking(move || rules.reload_by(trigger)).await {
                 tracing::error!(error = %e, "rules reload task failed");
             }
             // A symlinked source may now point into another directory.

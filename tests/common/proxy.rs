@@ -124,6 +124,10 @@ impl ProxyBuilder {
         std::fs::write(&config_path, &text).unwrap();
         let mut config = Config::load(&config_path)
             .unwrap_or_else(|e| panic!("test config does not load: {e}\n---\n{text}"));
+        // State (the rule-change log, caches) in the tempdir unless the test chose a place.
+        if config.state.dir == Path::new("/var/lib/inboxguard") {
+            config.state.dir = self.dir.path().join("state");
+        }
         for f in self.configure {
             f(&mut config);
         }
