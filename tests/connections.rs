@@ -232,6 +232,33 @@ async fn a_silent_h2c_connection_is_cut_at_the_header_deadline() {
     wait_no_connections(&proxy).await;
 }
 
+/// Writes `head` a byte every 100 ms, then `x`s, until the connection is gone.
+fn drip_head(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    head: &'static [u8],
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for byte in head.iter().chain(std::iter::repeat(&b'x')) {
+            if writer.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// The proxy closes `reader`'s connection within `deadline` of `start`, and the dripper ends.
+async fn cut_within(
+    reader: tokio::net::tcp::OwnedReadHalf,
+    start: Instant,
+    drip: tokio::task::JoinHandle<()>,
+    deadline: Duration,
+) {
+    let (after, _) = within("slowloris closed", until_closed(reader, start)).await;
+    assert!(after < deadline + SLACK, "closed after {after:?}");
+    within("dripper stopped", drip).await.unwrap();
+}
+
 #[tokio::test]
 async fn http1_heads_are_cut_within_the_header_deadline_first_and_on_keep_alive() {
     let (proxy, puma) = proxy_with(2, 3600).await;
@@ -239,22 +266,12 @@ async fn http1_heads_are_cut_within_the_header_deadline_first_and_on_keep_alive(
     // The first head, dripped.
     let stream = TcpStream::connect(proxy.proxy_addr).await.unwrap();
     let start = Instant::now();
-    let (reader, mut writer) = stream.into_split();
-    let drip = tokio::spawn(async move {
-        let head = b"POST /users/alice/inbox HTTP/1.1\r\nHost: mastodon.local\r\n";
-        for byte in head.iter().chain(std::iter::repeat(&b'x')) {
-            if writer.write_all(&[*byte]).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    let (after, _) = within("slowloris closed", until_closed(reader, start)).await;
-    assert!(
-        after < Duration::from_secs(2) + SLACK,
-        "closed after {after:?}"
+    let (reader, writer) = stream.into_split();
+    let drip = drip_head(
+        writer,
+        b"POST /users/alice/inbox HTTP/1.1\r\nHost: mastodon.local\r\n",
     );
-    within("dripper stopped", drip).await.unwrap();
+    cut_within(reader, start, drip, Duration::from_secs(2)).await;
 
     // A second head on a keep-alive connection, dripped after a complete first request.
     let stream = TcpStream::connect(proxy.proxy_addr).await.unwrap();
@@ -269,21 +286,11 @@ async fn http1_heads_are_cut_within_the_header_deadline_first_and_on_keep_alive(
         .unwrap();
     assert!(first.starts_with(b"HTTP/1.1 2"), "{first:?}");
     let start = Instant::now();
-    let drip = tokio::spawn(async move {
-        let head = b"GET /healthcheck HTTP/1.1\r\nHost: mastodon.local\r\n";
-        for byte in head.iter().chain(std::iter::repeat(&b'x')) {
-            if writer.write_all(&[*byte]).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    let (after, _) = within("keep-alive slowloris closed", until_closed(reader, start)).await;
-    assert!(
-        after < Duration::from_secs(2) + SLACK,
-        "closed after {after:?}"
+    let drip = drip_head(
+        writer,
+        b"GET /healthcheck HTTP/1.1\r\nHost: mastodon.local\r\n",
     );
-    within("dripper stopped", drip).await.unwrap();
+    cut_within(reader, start, drip, Duration::from_secs(2)).await;
     assert_eq!(puma.count(), 1);
     assert!(connection_errors(&proxy, "header_timeout").await >= 2.0);
     wait_no_connections(&proxy).await;
