@@ -74,6 +74,7 @@ fn flood_defences(c: &mut Criterion) {
         sender_host: "remote.example",
         local_host: Some("mastodon.local"),
         actor: None,
+        actor_first_seen: None,
         now: 1_800_000_000,
     };
     assert!(

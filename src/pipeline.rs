@@ -277,12 +277,18 @@ fn content_rules(
             .and_then(|h| h.to_str().ok())
             .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name)),
     };
+    let now = i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX);
+    let actor_first_seen = match (&facts.actor, rules.needs_first_seen()) {
+        (Some(actor), true) => Some(app.gate.first_seen(actor, now)),
+        _ => None,
+    };
     let subject = ContentSubject {
         facts,
         sender_host: key_host,
         local_host,
         actor: (!ctx.relayed).then_some(&record.actor),
-        now: i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX),
+        actor_first_seen,
+        now,
     };
     let Some((rule, why)) = policy::content::first_match(rules.content_rules(), &subject) else {
         return Ok(());

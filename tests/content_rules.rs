@@ -225,3 +225,32 @@ async fn a_rule_stops_at_its_expiry_and_an_edited_file_applies_on_reload() {
     );
     assert_eq!(puma.count(), 1, "the last good rule still drops");
 }
+
+#[tokio::test]
+async fn an_actor_first_seen_moments_ago_is_new_and_later_is_not() {
+    let remote = RemoteInstance::start("tiny.example").await;
+    let a = remote.add_actor("a");
+    let puma = RecordingUpstream::start().await;
+    let proxy = Proxy::builder(puma.addr())
+        .remote(&remote)
+        .blocklist_file(
+            "rules.toml",
+            "[[content_rules]]\nname = \"brand-new\"\ntypes = [\"Like\"]\n\
+             actor_first_seen_under = \"1s\"\naction = \"drop\"\n",
+        )
+        .start()
+        .await;
+    proxy.wait_ready().await;
+    let like = || a.activity("Like", json!("https://mastodon.local/statuses/1"));
+    assert_eq!(
+        deliver_status(&proxy, &a, &like()).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(puma.count(), 0, "a just-seen actor is new");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        deliver_status(&proxy, &a, &like()).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(puma.count(), 1, "the first sighting is remembered");
+}

@@ -265,6 +265,7 @@ fn write_content_rules(
         sender_host: actor_host,
         local_host: None,
         actor: None,
+        actor_first_seen: None,
         now,
     };
     let _ = writeln!(out, "\ncontent rules ({} loaded):", loaded.len());

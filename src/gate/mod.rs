@@ -23,6 +23,11 @@ pub struct Gate {
     pub content_rule_matches: IntCounterVec,
     /// Which sending domains each content rule matched.
     pub content_evidence: evidence::ContentEvidence,
+    /// When each actor was first seen, for `actor_first_seen_under`: kept only while a rule
+    /// asks, in a bounded cache of 8-byte hashes. An actor the cache let go counts as new
+    /// again when it returns.
+    first_seen: moka::sync::Cache<u64, i64>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl Gate {
@@ -42,6 +47,8 @@ impl Gate {
             window,
             content_rule_matches,
             content_evidence: evidence::ContentEvidence::default(),
+            first_seen: moka::sync::Cache::new(config.first_seen_capacity),
+            hasher: std::collections::hash_map::RandomState::new(),
         })
     }
 
@@ -56,6 +63,13 @@ impl Gate {
         let dedupe = self.dedupe.as_ref()?;
         let key = dedupe.key(facts.id.as_deref(), signer_host)?;
         Some((key, dedupe.seen(key)))
+    }
+
+    /// When `actor` was first seen, recording `now` if this is the first time.
+    pub fn first_seen(&self, actor: &str, now: i64) -> i64 {
+        use std::hash::BuildHasher;
+        self.first_seen
+            .get_with(self.hasher.hash_one(actor), || now)
     }
 
     /// How long a delivered id counts as a duplicate (zero: dedupe is off).
@@ -89,6 +103,14 @@ pub struct ActivitiesConfig {
     /// Activity ids remembered at most (8-byte hashes in a bounded cache).
     #[serde(default = "dedupe::default_capacity")]
     pub dedupe_capacity: u64,
+    /// Actors whose first sighting is kept at most, while a content rule uses
+    /// `actor_first_seen_under`.
+    #[serde(default = "default_first_seen_capacity")]
+    pub first_seen_capacity: u64,
+}
+
+fn default_first_seen_capacity() -> u64 {
+    200_000
 }
 
 impl Default for ActivitiesConfig {
@@ -98,6 +120,7 @@ impl Default for ActivitiesConfig {
             forward_object_types: vocabulary::default_object_types(),
             dedupe_window: dedupe::default_window(),
             dedupe_capacity: dedupe::default_capacity(),
+            first_seen_capacity: default_first_seen_capacity(),
         }
     }
 }
@@ -112,6 +135,10 @@ impl ActivitiesConfig {
         }
         if self.dedupe_capacity == 0 {
             return Err("activities.dedupe_capacity: must be greater than 0".into());
+        }
+        if self.first_seen_capacity == 0 {
+            // Nothing remembered would make every actor new to `actor_first_seen_under`.
+            return Err("activities.first_seen_capacity: must be greater than 0".into());
         }
         Ok(())
     }

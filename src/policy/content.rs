@@ -73,6 +73,8 @@ pub struct Conditions {
     pub actor_age_under: Option<std::time::Duration>,
     /// Patterns over the actor's `preferredUsername` and `name`.
     pub actor_name_matches: Option<RegexSet>,
+    /// inboxguard first saw this actor less than this long ago.
+    pub actor_first_seen_under: Option<std::time::Duration>,
 }
 
 /// The few facts of an actor document content rules read (`actor_age_under`,
@@ -96,6 +98,8 @@ pub struct Subject<'a> {
     /// The actor's document facts, when the activity's actor is the key's owner (a relayed
     /// activity's actor document was never fetched, and actor conditions do not hold).
     pub actor: Option<&'a ActorFacts>,
+    /// When inboxguard first saw the activity's actor (Unix seconds), when a rule asks.
+    pub actor_first_seen: Option<i64>,
     /// Unix seconds.
     pub now: i64,
 }
@@ -112,6 +116,7 @@ impl Conditions {
             && self.not_sender_domains.is_empty()
             && self.actor_age_under.is_none()
             && self.actor_name_matches.is_none()
+            && self.actor_first_seen_under.is_none()
             && !self.needs_content()
     }
 
@@ -162,6 +167,14 @@ impl Conditions {
             why.push(format!(
                 "actor published {}s ago (under {}s)",
                 age,
+                limit.as_secs()
+            ));
+        }
+        if let Some(limit) = self.actor_first_seen_under {
+            let age = s.now.saturating_sub(s.actor_first_seen?);
+            (age >= 0 && (age as u64) < limit.as_secs()).then_some(())?;
+            why.push(format!(
+                "actor first seen {age}s ago (under {}s)",
                 limit.as_secs()
             ));
         }

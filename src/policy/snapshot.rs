@@ -40,6 +40,8 @@ pub struct Snapshot {
     pub(super) content_rules: ContentRules,
     /// Some content rule reads the post's content.
     pub(super) content_needed: bool,
+    /// Some content rule asks when an actor was first seen.
+    pub(super) first_seen_needed: bool,
 }
 
 /// Upper bounds on what a snapshot will hold, counted from the parsed sources before any
@@ -117,6 +119,7 @@ impl SnapshotBuilder {
             return false;
         }
         self.snapshot.content_needed |= rule.when.needs_content();
+        self.snapshot.first_seen_needed |= rule.when.actor_first_seen_under.is_some();
         rules.push(rule);
         true
     }
@@ -377,6 +380,11 @@ impl Snapshot {
     /// Whether the activity's content must be read for some content rule.
     pub fn needs_content(&self) -> bool {
         self.content_needed
+    }
+
+    /// Whether actors' first sightings must be kept for some content rule.
+    pub fn needs_first_seen(&self) -> bool {
+        self.first_seen_needed
     }
 
     pub fn iter_actors(&self) -> impl Iterator<Item = &ActorRule> {

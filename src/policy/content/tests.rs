@@ -45,6 +45,7 @@ fn subject<'a>(facts: &'a Facts, sender: &'a str) -> Subject<'a> {
         sender_host: sender,
         local_host: Some("mastodon.local"),
         actor: None,
+        actor_first_seen: None,
         now: 1_800_000_000,
     }
 }
@@ -299,4 +300,21 @@ action = "drop"
         parse("[[content_rules]]\nname = \"r\"\naction = \"drop\"\nactor_age_under = \"soon\"\n")
             .expect_err("bad age");
     assert_eq!(e.line, 4, "{e}");
+}
+
+#[test]
+fn actors_first_seen_recently() {
+    let r = rules(
+        "[[content_rules]]\nname = \"new\"\nactor_first_seen_under = \"1h\"\naction = \"report\"\n",
+    );
+    let facts = spam();
+    let now = 1_800_000_000;
+    let seen = |at: Option<i64>| Subject {
+        actor_first_seen: at,
+        ..subject(&facts, "tiny.example")
+    };
+    let (_, why) = first_match(&r, &seen(Some(now - 10))).expect("new actor");
+    assert_eq!(why, ["actor first seen 10s ago (under 3600s)"]);
+    assert!(first_match(&r, &seen(Some(now - 7200))).is_none());
+    assert!(first_match(&r, &seen(None)).is_none());
 }

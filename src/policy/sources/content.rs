@@ -45,6 +45,7 @@ pub(super) struct RawContentRule {
     #[serde(default)]
     public_only: bool,
     actor_age_under: Option<Spanned<String>>,
+    actor_first_seen_under: Option<Spanned<String>>,
     actor_name_matches: Option<Spanned<Vec<String>>>,
 }
 
@@ -129,20 +130,22 @@ pub(super) fn parse(
                 Some(set)
             }
         };
-        let actor_age_under = match &r.actor_age_under {
-            None => None,
-            Some(text) => Some(
-                crate::config::parse_duration(text.get_ref()).ok_or_else(|| {
+        let duration = |field: &Option<Spanned<String>>, key: &str| match field {
+            None => Ok(None),
+            Some(text) => crate::config::parse_duration(text.get_ref())
+                .map(Some)
+                .ok_or_else(|| {
                     invalid(
                         line(text.span()),
                         format!(
-                            "actor_age_under {:?} (expected e.g. \"90m\", \"12h\", \"2d\")",
+                            "{key} {:?} (expected e.g. \"90m\", \"12h\", \"2d\")",
                             text.get_ref()
                         ),
                     )
-                })?,
-            ),
+                }),
         };
+        let actor_age_under = duration(&r.actor_age_under, "actor_age_under")?;
+        let actor_first_seen_under = duration(&r.actor_first_seen_under, "actor_first_seen_under")?;
         let actor_name_matches = match r.actor_name_matches.filter(|p| !p.get_ref().is_empty()) {
             None => None,
             Some(patterns) => {
@@ -177,6 +180,7 @@ pub(super) fn parse(
             public_only: r.public_only,
             actor_age_under,
             actor_name_matches,
+            actor_first_seen_under,
         };
         if when.is_empty() {
             return Err(invalid(
