@@ -28,17 +28,14 @@ async fn page(proxy: &Proxy, path: &str) -> (StatusCode, HeaderMap, String) {
 
 #[tokio::test]
 async fn the_console_shows_the_decisions_sent_and_escapes_what_senders_wrote() {
-    let friend = RemoteInstance::start("friend.example").await;
-    let spam = RemoteInstance::start("spam.example").await;
-    let (fay, sam) = (friend.add_actor("fay"), spam.add_actor("sam"));
-    let puma = RecordingUpstream::start().await;
-    let proxy = Proxy::builder(puma.addr())
-        .remote(&friend)
-        .remote(&spam)
-        .blocklist_file("blocks.txt", "spam.example\n")
-        .start()
-        .await;
-    proxy.wait_ready().await;
+    let FriendAndSpam {
+        friend: _friend,
+        spam: _spam,
+        fay,
+        sam,
+        puma: _puma,
+        proxy,
+    } = FriendAndSpam::start("spam.example\n", |b| b).await;
     // An activity id meant to break out of the page.
     let hostile = json!({
         "@context": "https://www.w3.org/ns/activitystreams",

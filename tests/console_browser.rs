@@ -174,17 +174,14 @@ async fn the_console_works_in_a_real_browser() {
         return;
     };
 
-    let friend = RemoteInstance::start("friend.example").await;
-    let spam = RemoteInstance::start("spam.example").await;
-    let (fay, sam) = (friend.add_actor("fay"), spam.add_actor("sam"));
-    let puma = RecordingUpstream::start().await;
-    let proxy = Proxy::builder(puma.addr())
-        .remote(&friend)
-        .remote(&spam)
-        .blocklist_file("blocks.txt", "# suspended\nspam.example\n")
-        .start()
-        .await;
-    proxy.wait_ready().await;
+    let FriendAndSpam {
+        friend: _friend,
+        spam: _spam,
+        fay,
+        sam,
+        puma: _puma,
+        proxy,
+    } = FriendAndSpam::start("# suspended\nspam.example\n", |b| b).await;
     for i in 0..3 {
         let body = fay.activity("Create", note(&fay, &format!("hello {i}")));
         assert_eq!(

@@ -19,18 +19,17 @@ async fn get_json(proxy: &Proxy, path: &str) -> (StatusCode, Value) {
 /// A friend who is forwarded twice and a suspended domain refused three times; the ids of
 /// the friend's activities.
 async fn traffic(client_ip: bool) -> (RecordingUpstream, Proxy, Vec<String>) {
-    let friend = RemoteInstance::start("friend.example").await;
-    let spam = RemoteInstance::start("spam.example").await;
-    let (fay, sam) = (friend.add_actor("fay"), spam.add_actor("sam"));
-    let puma = RecordingUpstream::start().await;
-    let proxy = Proxy::builder(puma.addr())
-        .remote(&friend)
-        .remote(&spam)
-        .blocklist_file("blocks.txt", "# suspended\nspam.example\n")
-        .configure(move |c| c.admin.journal_client_ip = client_ip)
-        .start()
-        .await;
-    proxy.wait_ready().await;
+    let FriendAndSpam {
+        friend: _friend,
+        spam: _spam,
+        fay,
+        sam,
+        puma,
+        proxy,
+    } = FriendAndSpam::start("# suspended\nspam.example\n", |b| {
+        b.configure(move |c| c.admin.journal_client_ip = client_ip)
+    })
+    .await;
     let mut ids = Vec::new();
     for i in 0..2 {
         let body = fay.activity("Create", note(&fay, &format!("hello {i}")));

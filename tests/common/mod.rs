@@ -9,6 +9,7 @@
 //! * `client`: a tiny HTTP/1.1 client; `body`: request and response bodies
 //! * `metrics`: Prometheus text parsing; `python`: the interpreter for the Python signers
 //! * `redis_server`: a real `redis-server` on a free loopback port
+//! * `scenes`: set-ups several files share (`FriendAndSpam`)
 //!
 //! Each test binary uses a subset, hence `dead_code` and `unused_imports`; panicking on a
 //! broken harness is the right failure in tests, hence `unwrap_used`.
@@ -29,6 +30,7 @@ mod python;
 mod redis_server;
 mod remote;
 mod rfc9421;
+mod scenes;
 mod server;
 mod signing;
 mod upstream;
@@ -40,6 +42,7 @@ pub use python::*;
 pub use redis_server::*;
 pub use remote::*;
 pub use rfc9421::*;
+pub use scenes::*;
 pub use server::*;
 pub use signing::*;
 pub use upstream::*;
