@@ -33,25 +33,6 @@ fn activity(c: &mut Criterion) {
     g.finish();
 }
 
-/// 50 rules in the shape operators write during a wave, none of which matches the ordinary
-/// post below: every rule is evaluated, the worst case for a request that passes.
-fn fifty_rules() -> String {
-    (0..50)
-        .map(|i| {
-            let condition = match i % 5 {
-                0 => format!("mentions_at_least = {}", 20 + i),
-                1 => format!("text_matches = ['spam{i}\\.example/', 'promo code {i}']"),
-                2 => format!("link_domains = [\"spam{i}.example\"]"),
-                3 => format!("hashtags_any = [\"wave{i}\"]"),
-                _ => format!("attachment_blurhash = [\"L{i}HV6nWB2yk8pyo0adR\"]"),
-            };
-            format!(
-                "[[content_rules]]\nname = \"rule-{i}\"\ntypes = [\"Create\"]\n{condition}\naction = \"drop\"\n\n"
-            )
-        })
-        .collect()
-}
-
 fn flood_defences(c: &mut Criterion) {
     let mut g = c.benchmark_group("flood_defences");
     let body = support::create(ACTOR, 1);
@@ -60,7 +41,7 @@ fn flood_defences(c: &mut Criterion) {
     });
     let rules = ContentRules::new(
         parse_bytes(
-            fifty_rules().as_bytes(),
+            support::content_rules(50, false).as_bytes(),
             Arc::from("wave.toml"),
             BlocklistFormat::Toml,
         )

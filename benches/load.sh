@@ -4,10 +4,12 @@
 #   (b) wrk -> nginx reverse proxy (no verification) -> stand-in            "nginx"
 #   (c) wrk -> inboxguard (full verification, 100k rules, warm key cache)  "verified"
 #   (d) wrk -> inboxguard, every request from a suspended domain           "suspended"
-# then latency at half of (c)'s saturating rate, a reload under load, and inboxguard's peak RSS.
+# then latency at half of (c)'s saturating rate, a reload under load, a spam wave against 50
+# content rules, one noisy sender among quiet ones, and inboxguard's peak RSS. The floor is
+# what one core can do at best: nginx's pass-through plus one bare RSA-2048 verify per request.
 #
-# Needs: nginx and wrk (Debian: apt-get install nginx wrk), a Rust toolchain, python3 (free
-# ports). Not for CI: it takes ~3 minutes and wants an otherwise idle machine.
+# Needs: nginx, wrk and openssl (Debian: apt-get install nginx wrk openssl), a Rust toolchain,
+# python3 (free ports). Not for CI: it takes ~5 minutes and wants an otherwise idle machine.
 #
 #   benches/load.sh                      # defaults below
 #   DURATION=20 CONNS=32 benches/load.sh # longer runs, fewer connections
@@ -27,6 +29,9 @@ DURATION=${DURATION:-10}        # seconds per measured wrk run
 CONNS=${CONNS:-64}              # wrk connections for the saturating runs
 REQUESTS=${REQUESTS:-20000}     # pre-signed verified requests (cycled)
 SUSPENDED=${SUSPENDED:-5000}    # pre-signed requests from suspended domains
+WAVE=${WAVE:-20000}             # pre-signed requests of the wave scene (4 in 5 spam)
+NOISY=${NOISY:-5000}            # pre-signed requests from the one noisy sender
+SCENE_SHARE=${SCENE_SHARE:-40}  # the noisy scene's quiet traffic, % of (c)'s saturating rate
 ACTORS=${ACTORS:-10000}         # distinct keyIds, i.e. keys cached by the proxy
 KEYS=${KEYS:-8}                 # distinct RSA-2048 keys behind those keyIds
 HALF_DELAY_MS=${HALF_DELAY_MS:-10}  # per-connection pause for the half-load runs
@@ -35,7 +40,7 @@ PROXY_CPU=${PROXY_CPU:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
-for tool in nginx wrk taskset python3 curl; do
+for tool in nginx wrk taskset python3 curl openssl; do
     command -v "$tool" >/dev/null || { echo "load.sh: $tool not found" >&2; exit 1; }
 done
 
@@ -73,8 +78,12 @@ echo "== build (release)"
 IG_BIN=$TARGET/release/inboxguard
 SUPPORT_BIN=$TARGET/release/examples/loadgen_support
 
-echo "== signing $REQUESTS + $SUSPENDED requests, $ACTORS actors ($KEYS RSA-2048 keys), 100k rules"
-taskset -c "$GEN_CPU,$PROXY_CPU" "$SUPPORT_BIN" "$WORK" "$REQUESTS" "$SUSPENDED" "$ACTORS" "$KEYS" \
+echo "== bare RSA-2048 verify on cpu $PROXY_CPU (the floor's crypto half)"
+VERIFY_RPS=$(taskset -c "$PROXY_CPU" openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048 bits/ { printf "%.0f", $NF }')
+echo "   $VERIFY_RPS verifies/s"
+
+echo "== signing $REQUESTS + $SUSPENDED + $WAVE + $NOISY requests, $ACTORS actors ($KEYS RSA-2048 keys), 100k rules"
+taskset -c "$GEN_CPU,$PROXY_CPU" "$SUPPORT_BIN" "$WORK" "$REQUESTS" "$SUSPENDED" "$ACTORS" "$KEYS" "$WAVE" "$NOISY" \
     >"$WORK/support.log" 2>&1 &
 PIDS+=($!)
 for ((i = 0; i < 1200; i++)); do
@@ -132,13 +141,21 @@ allow_private_addresses = true
 $(cat "$WORK/resolve.toml")
 [[blocklists]]
 path = "$WORK/domain_blocks.csv"
-# The harness replays a fixed set of signed requests from 20 actors: duplicate suppression
-# would answer every replay without forwarding, and fair share would refuse most of them.
+# Content rules arrive here for the wave scene (hot reload).
+[[blocklists]]
+path = "$WORK/rules.toml"
+max_shrink = 1.0
+# The harness replays a fixed set of signed requests: duplicate suppression would answer
+# every replay without forwarding.
 [activities]
 dedupe_window = "0s"
+# Fair share stays on, sized so that the saturating runs (spread over 100 and 50 instances)
+# stay inside it while the noisy scene's one sender does not.
 [rate_limits]
-enabled = false
+per_second = 1000
+burst = 2000
 EOF
+echo "# content rules: none until the wave scene" >"$WORK/rules.toml"
 
 echo "== start: upstream :$UP (cpu $GEN_CPU), nginx proxy :$NGX and inboxguard :$IG (cpu $PROXY_CPU)"
 taskset -c "$GEN_CPU" nginx -e "$WORK/nginx-up/error.log" -p "$WORK/nginx-up" -c "$WORK/nginx-up/nginx.conf" &
@@ -160,6 +177,19 @@ mem "rules loaded, no traffic"
 metric() { # name-with-labels prefix -> summed value
     curl -s "http://127.0.0.1:$IG_ADMIN/metrics" |
         awk -v p="$1" 'index($0, p) == 1 { s += $NF } END { printf "%d\n", s }'
+}
+
+metric_with() { # metric name, a label it must carry -> summed value
+    curl -s "http://127.0.0.1:$IG_ADMIN/metrics" |
+        awk -v n="$1{" -v l="$2" 'index($0, n) == 1 && index($0, l) { s += $NF } END { printf "%d\n", s }'
+}
+
+shed_from() { # key-host regex -> requests from those hosts the proxy dropped or refused, from
+    # the access log; `cancelled` (wrk closing its connections at the end of a run) is no shed.
+    grep -cE "key_host=\"$1\".* decision=\"(dropped|rejected)\"" "$WORK/inboxguard.log" || true
+}
+cancelled_from() {
+    grep -cE "key_host=\"$1\".* reason=\"cancelled\"" "$WORK/inboxguard.log" || true
 }
 
 # wrk run: name url requests-file connections [delay-ms] -> prints and stores the RESULT line
@@ -231,13 +261,55 @@ reloads=$(($(metric 'inboxguard_rules_reloads_total{result="success"}') - reload
 mem "after reloads under load"
 reload_failures=$(($(metric 'inboxguard_rules_reloads_total{result="failure"}') - failures_before))
 
+echo "== spam wave: 50 content rules loaded (the last matches the wave), then 4 in 5 requests spam"
+cp "$WORK/content_rules.toml" "$WORK/rules.toml"
+reloads_before=$(metric 'inboxguard_rules_reloads_total{result="success"}')
+curl -s -o /dev/null -X POST "http://127.0.0.1:$IG_ADMIN/admin/reload"
+(($(metric 'inboxguard_rules_reloads_total{result="success"}') > reloads_before)) ||
+    { echo "load.sh: the content rules did not load" >&2; exit 1; }
+CONTENT_RULES=$(grep -c '^\[\[content_rules\]\]' "$WORK/rules.toml")
+echo "   content rules loaded: $CONTENT_RULES"
+# Cache the wave accounts' keys (spam from them is dropped meanwhile).
+taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d3s -s "$ROOT/benches/load.lua" \
+    "http://127.0.0.1:$IG/" -- "$WORK/wave.req" 0 >/dev/null
+run verified_rules50 "http://127.0.0.1:$IG/" "$WORK/verified.req" "$CONNS"
+total_before=$(metric 'inboxguard_requests_total{')
+dropped_before=$(metric 'inboxguard_requests_total{decision="dropped",reason="content_rule"}')
+run wave "http://127.0.0.1:$IG/" "$WORK/wave.req" "$CONNS"
+WAVE_TOTAL=$(($(metric 'inboxguard_requests_total{') - total_before))
+WAVE_DROPPED=$(($(metric 'inboxguard_requests_total{decision="dropped",reason="content_rule"}') - dropped_before))
+WAVE_MATCHES=$(metric_with inboxguard_content_rule_matches_total 'rule="discord-wave"')
+OTHER_MATCHES=$(($(metric 'inboxguard_content_rule_matches_total{') - WAVE_MATCHES))
+mem "after the wave"
+
+echo "== noisy sender: quiet traffic from 20 instances at $SCENE_SHARE % of (c), alone, then beside one instance sending 10x each of theirs"
+QUIET_RATE=$(($(field verified rps) * SCENE_SHARE / 100))
+QUIET_CONNS=$(((QUIET_RATE * HALF_DELAY_MS + 999) / 1000))
+NOISY_CONNS=$(((QUIET_CONNS + 1) / 2)) # 10x one of 20 instances = half of all quiet traffic
+echo "   quiet: $QUIET_CONNS connections, noisy: $NOISY_CONNS connections, each 1 request per ${HALF_DELAY_MS} ms"
+# Cache the noisy accounts' keys, then let its bucket refill.
+taskset -c "$GEN_CPU" wrk -t1 -c4 -d3s -s "$ROOT/benches/load.lua" "http://127.0.0.1:$IG/" -- "$WORK/noisy.req" 10 >/dev/null
+sleep 3
+run quiet "http://127.0.0.1:$IG/" "$WORK/others.req" "$QUIET_CONNS" "$HALF_DELAY_MS"
+limited_before=$(metric 'inboxguard_requests_total{decision="rejected",reason="rate_limited"}')
+run noisy "http://127.0.0.1:$IG/" "$WORK/noisy.req" "$NOISY_CONNS" "$HALF_DELAY_MS" >/dev/null &
+NOISE=$!
+run quiet_beside_noisy "http://127.0.0.1:$IG/" "$WORK/others.req" "$QUIET_CONNS" "$HALF_DELAY_MS"
+wait "$NOISE"
+LIMITED=$(($(metric 'inboxguard_requests_total{decision="rejected",reason="rate_limited"}') - limited_before))
+# Ordinary senders (inst*.example) over the whole run: nothing of theirs may be shed.
+NORMAL_SHED=$(($(shed_from 'inst[0-9]+\.example') - $(cancelled_from 'inst[0-9]+\.example')))
+
 HWM_KB=$(awk '/^VmHWM/ { print $2 }' "/proc/$IG_PID/status")
 RSS_KB=$(awk '/^VmRSS/ { print $2 }' "/proc/$IG_PID/status")
 RULES=$(metric 'inboxguard_rules_loaded')
 FETCHED=$(metric 'inboxguard_key_fetches_total{result="ok"}')
 FORWARDED=$(metric 'inboxguard_requests_total{decision="forwarded"')
 REFUSED=$(metric 'inboxguard_requests_total{decision="rejected",reason="suspended_key_host"}')
-OTHER=$(($(metric 'inboxguard_requests_total{') - FORWARDED - REFUSED))
+WAVE_SHED=$(metric 'inboxguard_requests_total{decision="dropped",reason="content_rule"}')
+RATE_LIMITED=$(metric 'inboxguard_requests_total{decision="rejected",reason="rate_limited"}')
+CANCELLED=$(metric 'inboxguard_requests_total{decision="rejected",reason="cancelled"}')
+OTHER=$(($(metric 'inboxguard_requests_total{') - FORWARDED - REFUSED - WAVE_SHED - RATE_LIMITED - CANCELLED))
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
@@ -253,13 +325,19 @@ ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
         echo "| $name | $(field "$name" rps) | $(ms "$(field "$name" p50_us)") | $(ms "$(field "$name" p99_us)") | $(ms "$(field "$name" p999_us)") | $(ms "$(field "$name" max_us)") | $(field "$name" non2xx) | $errs |"
     done <"$WORK/results"
     echo
+    FLOOR=$(awk -v n="$(field nginx rps)" -v v="$VERIFY_RPS" 'BEGIN { if (n > 0 && v > 0) printf "%.0f", 1 / (1 / n + 1 / v); else print 0 }')
+    echo "- floor = 1 / (1/nginx + 1/bare verify) = 1 / (1/$(field nginx rps) + 1/$VERIFY_RPS) = $FLOOR req/s"
+    echo "- throughput verified / floor: $(ratio "$(field verified rps)" "$FLOOR")"
     echo "- throughput verified / nginx (c/b): $(ratio "$(field verified rps)" "$(field nginx rps)")"
     echo "- throughput suspended / verified (d/c): $(ratio "$(field suspended rps)" "$(field verified rps)")"
     echo "- added p99 at half load ($HALF_CONNS conns x ${HALF_DELAY_MS} ms pause): inboxguard $(ms $(($(field half_verified p99_us) - $(field half_direct p99_us)))) ms, nginx $(ms $(($(field half_nginx p99_us) - $(field half_direct p99_us)))) ms over direct"
     echo "- reload under load: $reloads successful reloads ($reload_failures failed) of $RULES rules during the run; non-2xx $(field reload_verified non2xx), socket errors $(($(field reload_verified connect) + $(field reload_verified read) + $(field reload_verified write) + $(field reload_verified timeout))), max latency $(ms "$(field reload_verified max_us)") ms"
+    echo "- spam wave: verified throughput with $CONTENT_RULES content rules / none: $(ratio "$(field verified_rules50 rps)" "$(field verified rps)"); wave run $(field wave rps) req/s, $WAVE_DROPPED of $WAVE_TOTAL requests dropped by content rules ($(ratio $((WAVE_DROPPED * 100)) "$WAVE_TOTAL") %, 80 % sent as spam); matches of other rules: $OTHER_MATCHES (must be 0); "
+    echo "- noisy sender: quiet traffic alone $(field quiet rps) req/s p99 $(ms "$(field quiet p99_us)") ms, beside the noisy sender $(field quiet_beside_noisy rps) req/s p99 $(ms "$(field quiet_beside_noisy p99_us)") ms (throughput $(ratio "$(field quiet_beside_noisy rps)" "$(field quiet rps)")x, p99 $(ratio "$(field quiet_beside_noisy p99_us)" "$(field quiet p99_us)")x); the noisy sender offered $(field noisy rps) req/s, $LIMITED answered 429 rate_limited"
+    echo "- ordinary senders over the whole run: $NORMAL_SHED requests dropped or refused (must be 0; requests wrk abandoned at the end of a run are not counted)"
     echo "- inboxguard peak RSS (VmHWM): $((HWM_KB / 1024)) MiB (now $((RSS_KB / 1024)) MiB) with $RULES rules and $FETCHED keys fetched and cached"
     echo "- inboxguard RSS by stage (current / peak so far, MiB):"
     while read -r r h stage; do echo "  - $stage: $r / $h"; done < <(awk '{ r = $(NF-1); h = $NF; $NF = ""; $(NF-1) = ""; print r, h, $0 }' "$WORK/memory")
-    echo "- inboxguard decisions: $FORWARDED forwarded, $REFUSED refused as suspended, $OTHER other (must be 0)"
+    echo "- inboxguard decisions: $FORWARDED forwarded, $REFUSED refused as suspended, $WAVE_SHED dropped by content rules, $RATE_LIMITED refused by fair share, $CANCELLED abandoned by wrk at the end of a run, $OTHER other (must be 0)"
 } | tee "$WORK/summary.md"
 cp "$WORK/summary.md" "${RESULTS:-/dev/null}" 2>/dev/null || true

@@ -2,7 +2,7 @@
 //! pre-signed requests the load generator replays, the rule file and the proxy's config
 //! pieces, then serves the stand-in remote instances' actor documents until it is killed.
 //!
-//! Usage: `loadgen_support <out-dir> [requests] [suspended-requests] [actors] [keys]`
+//! Usage: `loadgen_support <out-dir> [requests] [suspended-requests] [actors] [keys] [wave] [noisy]`
 //!
 //! * `verified.req`: `requests` inbox POSTs signed rsa-sha256 the way Mastodon signs them,
 //!   from `actors` actors (keyIds) spread over `HOSTS` instances, each request with its own
@@ -10,6 +10,13 @@
 //!   The actors share `keys` RSA-2048 keys: distinct keyIds are what fill the proxy's key
 //!   cache, and generating 10,000 RSA keys would only slow the setup down.
 //! * `suspended.req`: POSTs whose keyId host is suspended by the rule file.
+//! * `wave.req`: `wave` requests, four in five a spam-wave post ([`support::wave_create`]) from
+//!   `WAVE_ACTORS` fresh accounts on `WAVE_HOSTS` instances, one in five an ordinary post from
+//!   the `verified.req` actors.
+//! * `others.req` / `noisy.req`: the noisy-sender scene. `others.req` holds ordinary traffic
+//!   from the first `OTHER_HOSTS` instances only; `noisy.req` holds `noisy` requests from one
+//!   instance, `NOISY_HOST`, with `NOISY_ACTORS` accounts.
+//! * `content_rules.toml`: 50 content rules, the last the 2024 waves' rule.
 //! * `domain_blocks.csv`: 100,000 generated rules plus the suspended hosts.
 //! * `resolve.toml`: the `[key_fetch.resolve]` table pointing every instance at this process.
 //!
@@ -38,7 +45,14 @@ mod support;
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Instances the actors live on (each needs one `resolve` entry in the proxy's config).
-const HOSTS: usize = 50;
+const HOSTS: usize = 100;
+/// Instances a spam wave comes from, and the fresh accounts on them.
+const WAVE_HOSTS: usize = 50;
+const WAVE_ACTORS: usize = 300;
+/// The noisy-sender scene: ordinary traffic from this many instances, and one noisy instance.
+const OTHER_HOSTS: usize = 20;
+const NOISY_HOST: &str = "noisy.example";
+const NOISY_ACTORS: usize = 200;
 /// Suspended instances the `suspended.req` senders live on.
 const SUSPENDED_HOSTS: usize = 5;
 /// Rules in the generated blocklist, besides the suspended hosts.
@@ -46,6 +60,10 @@ const RULES: usize = 100_000;
 
 fn host(a: usize) -> String {
     format!("inst{}.example", a % HOSTS)
+}
+
+fn wave_host(a: usize) -> String {
+    format!("wave{}.example", a % WAVE_HOSTS)
 }
 
 fn suspended_host(a: usize) -> String {
@@ -66,12 +84,14 @@ fn arg(args: &[String], i: usize, default: usize) -> Result<usize, Error> {
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
     let out = PathBuf::from(args.get(1).ok_or(
-        "usage: loadgen_support <out-dir> [requests] [suspended-requests] [actors] [keys]",
+        "usage: loadgen_support <out-dir> [requests] [suspended-requests] [actors] [keys] [wave] [noisy]",
     )?);
     let requests = arg(&args, 2, 20_000)?;
     let suspended = arg(&args, 3, 5_000)?;
     let actors = arg(&args, 4, 10_000)?.max(1);
     let key_count = arg(&args, 5, 8)?.max(1);
+    let wave = arg(&args, 6, 20_000)?;
+    let noisy = arg(&args, 7, 5_000)?;
     std::fs::create_dir_all(&out)?;
 
     let keys: Vec<SigningKey> = (0..key_count)
@@ -97,6 +117,30 @@ fn main() -> Result<(), Error> {
     write_requests(&out.join("suspended.req"), suspended, &keys, now, |n| {
         (actor_uri(&suspended_host(n), n), n)
     })?;
+    std::fs::write(
+        out.join("content_rules.toml"),
+        support::content_rules(50, true),
+    )?;
+    write_requests(&out.join("wave.req"), wave, &keys, now, |n| {
+        if n % 5 == 4 {
+            let a = n % actors;
+            (actor_uri(&host(a), a), a)
+        } else {
+            let a = n % WAVE_ACTORS;
+            (actor_uri(&wave_host(a), a), a)
+        }
+    })?;
+    // Ordinary actors on the first OTHER_HOSTS instances: all of them are in `verified.req`,
+    // so the warm-up has cached their keys.
+    let per_host = (actors / HOSTS).max(1);
+    write_requests(&out.join("others.req"), requests, &keys, now, |n| {
+        let a = ((n / OTHER_HOSTS) % per_host) * HOSTS + n % OTHER_HOSTS;
+        (actor_uri(&host(a), a), a)
+    })?;
+    write_requests(&out.join("noisy.req"), noisy, &keys, now, |n| {
+        let a = n % NOISY_ACTORS;
+        (actor_uri(NOISY_HOST, a), a)
+    })?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -105,7 +149,12 @@ fn main() -> Result<(), Error> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let mut resolve = String::new();
-        for h in (0..HOSTS).map(host).chain(suspended_hosts.iter().cloned()) {
+        let hosts = (0..HOSTS)
+            .map(host)
+            .chain((0..WAVE_HOSTS).map(wave_host))
+            .chain([NOISY_HOST.to_string()])
+            .chain(suspended_hosts.iter().cloned());
+        for h in hosts {
             writeln!(resolve, "\"{h}\" = \"{addr}\"")?;
         }
         std::fs::write(out.join("resolve.toml"), resolve)?;
@@ -157,12 +206,17 @@ fn write_requests(
     Ok(())
 }
 
-/// Mostly Creates (with a ~2 KB note), some boosts and deletes, as a busy inbox sees.
+/// Mostly Creates (with a ~2 KB note), some boosts and deletes, as a busy inbox sees; from a
+/// wave instance, its spam post.
 fn raw_request(key: &SigningKey, actor: &str, n: usize, now: SystemTime) -> Vec<u8> {
-    let body = match n % 10 {
-        0..=5 => support::create(actor, n),
-        6..=8 => support::announce(actor, n),
-        _ => support::delete(actor, n),
+    let body = if actor.starts_with("http://wave") {
+        support::wave_create(actor, n)
+    } else {
+        match n % 10 {
+            0..=5 => support::create(actor, n),
+            6..=8 => support::announce(actor, n),
+            _ => support::delete(actor, n),
+        }
     };
     let key_id = format!("{actor}#main-key");
     let headers = support::signed_post(key, &key_id, body.as_bytes(), now, SignStyle::Mastodon);
@@ -206,11 +260,18 @@ async fn serve_actors(listener: TcpListener, pems: Arc<Vec<String>>, keys: usize
                     match n {
                         Some(n) => {
                             let uri = actor_uri(&host, n);
+                            // Wave accounts are an hour old; everyone else has been around.
+                            let published = if host.starts_with("wave") {
+                                inboxguard::clock::rfc3339(inboxguard::clock::unix_now() - 3600)
+                            } else {
+                                "2019-03-01T00:00:00Z".to_string()
+                            };
                             let doc = serde_json::json!({
                                 "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],
                                 "id": uri,
                                 "type": "Person",
                                 "preferredUsername": format!("u{n}"),
+                                "published": published,
                                 "inbox": format!("{uri}/inbox"),
                                 "publicKey": {
                                     "id": format!("{uri}#main-key"),

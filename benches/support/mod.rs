@@ -184,3 +184,75 @@ pub fn mastodon_csv(n: usize, extra_suspended: &[&str]) -> String {
     }
     csv
 }
+
+/// `n` content rules in the shape operators write during a wave, none of which matches
+/// [`create`]: an ordinary post is checked against every rule, the worst case for a request
+/// that passes. With `wave`, the last rule is the 2024 waves' rule, which matches
+/// [`wave_create`].
+pub fn content_rules(n: usize, wave: bool) -> String {
+    let fillers = if wave { n.saturating_sub(1) } else { n };
+    let mut out: String = (0..fillers)
+        .map(|i| {
+            let condition = match i % 5 {
+                0 => format!("mentions_at_least = {}", 20 + i),
+                1 => format!("text_matches = ['spam{i}\\.example/', 'promo code {i}']"),
+                2 => format!("link_domains = [\"spam{i}.example\"]"),
+                3 => format!("hashtags_any = [\"wave{i}\"]"),
+                _ => format!("attachment_blurhash = [\"L{i}HV6nWB2yk8pyo0adR\"]"),
+            };
+            format!(
+                "[[content_rules]]\nname = \"rule-{i}\"\ntypes = [\"Create\"]\n{condition}\naction = \"drop\"\n\n"
+            )
+        })
+        .collect();
+    if wave {
+        out.push_str(concat!(
+            "[[content_rules]]\n",
+            "name = \"discord-wave\"\n",
+            "types = [\"Create\"]\n",
+            "mentions_at_least = 5\n",
+            "actor_age_under = \"2d\"\n",
+            "text_matches = ['discord\\.gg/', 'discord\\.com/invite']\n",
+            "action = \"drop\"\n",
+        ));
+    }
+    out
+}
+
+/// A post of the 2024 spam waves: a `Create` of a public `Note` from a fresh account with ten
+/// mentions of local accounts, an image, and a Discord invite link.
+pub fn wave_create(actor: &str, n: usize) -> String {
+    let mentions: Vec<_> = (0..10)
+        .map(|i| {
+            serde_json::json!({
+                "type": "Mention",
+                "href": format!("https://{LOCAL_HOST}/users/user{}", (n + i) % 500),
+                "name": format!("@user{}@{LOCAL_HOST}", (n + i) % 500),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": format!("{actor}/statuses/{n}/activity"),
+        "type": "Create",
+        "actor": actor,
+        "published": "2025-01-15T12:00:00Z",
+        "to": ["https://www.w3.org/ns/activitystreams#Public"],
+        "object": {
+            "id": format!("{actor}/statuses/{n}"),
+            "type": "Note",
+            "attributedTo": actor,
+            "published": "2025-01-15T12:00:00Z",
+            "to": ["https://www.w3.org/ns/activitystreams#Public"],
+            "content": format!("<p>free nitro for everyone, join now <a href=\"https://discord.gg/x{n}\">discord.gg/x{n}</a></p>"),
+            "attachment": [{
+                "type": "Document",
+                "mediaType": "image/png",
+                "url": format!("{actor}/media/{n}.png"),
+                "blurhash": "UBL_:rOpGG-oBUNG,qRj2so|=eE1w^n4S5NH",
+            }],
+            "tag": mentions,
+        }
+    })
+    .to_string()
+}
