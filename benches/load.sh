@@ -34,7 +34,7 @@ NOISY=${NOISY:-5000}            # pre-signed requests from the one noisy sender
 SCENE_SHARE=${SCENE_SHARE:-40}  # the noisy scene's quiet traffic, % of (c)'s saturating rate
 ACTORS=${ACTORS:-10000}         # distinct keyIds, i.e. keys cached by the proxy
 KEYS=${KEYS:-8}                 # distinct RSA-2048 keys behind those keyIds
-HALF_DELAY_MS=${HALF_DELAY_MS:-10}  # per-connection pause for the half-load runs
+FIXED_CONNS=${FIXED_CONNS:-64}  # connections of the fixed-rate generator
 GEN_CPU=${GEN_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,9 +74,10 @@ wait_http() { # url, deadline seconds
 }
 
 echo "== build (release)"
-(cd "$ROOT" && cargo build --release --quiet --bin inboxguard --example loadgen_support)
+(cd "$ROOT" && cargo build --release --quiet --bin inboxguard --example loadgen_support --example fixed_rate)
 IG_BIN=$TARGET/release/inboxguard
 SUPPORT_BIN=$TARGET/release/examples/loadgen_support
+FIXED_BIN=$TARGET/release/examples/fixed_rate
 
 echo "== bare RSA-2048 verify on cpu $PROXY_CPU (the floor's crypto half)"
 VERIFY_RPS=$(taskset -c "$PROXY_CPU" openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048 bits/ { printf "%.0f", $NF }')
@@ -152,8 +153,8 @@ dedupe_window = "0s"
 # Fair share stays on, sized so that the saturating runs (spread over 100 and 50 instances)
 # stay inside it while the noisy scene's one sender does not.
 [rate_limits]
-per_second = 1000
-burst = 2000
+per_second = 500
+burst = 1000
 EOF
 echo "# content rules: none until the wave scene" >"$WORK/rules.toml"
 
@@ -206,6 +207,13 @@ run() {
     printf '%-22s %s\n' "$name" "${line#RESULT }"
     echo "$name ${line#RESULT }" >>"$WORK/results"
 }
+# Fixed-rate run: name host:port requests-file rate -> prints and stores the RESULT line
+fixed() {
+    local line
+    line=$(taskset -c "$GEN_CPU" "$FIXED_BIN" "$2" "$3" "$4" "$DURATION" "$FIXED_CONNS" | grep '^RESULT')
+    printf '%-22s %s\n' "$1" "${line#RESULT }"
+    echo "$1 ${line#RESULT }" >>"$WORK/results"
+}
 field() { # name key -> value
     awk -v n="$1" -v k="$2" '$1 == n { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$WORK/results"
 }
@@ -229,15 +237,13 @@ run nginx "http://127.0.0.1:$NGX/" "$WORK/verified.req" "$CONNS"
 run verified "http://127.0.0.1:$IG/" "$WORK/verified.req" "$CONNS"
 run suspended "http://127.0.0.1:$IG/" "$WORK/suspended.req" "$CONNS"
 
-# Half of (c)'s saturating rate: wrk has no fixed-rate mode, so each of N connections waits
-# HALF_DELAY_MS after every response; N = rate * delay. Closed loop, but at half load a
-# response takes a fraction of the pause, so the offered rate stays close to the target.
+# Half of (c)'s saturating rate, held by an open-loop generator: request i is due at
+# start + i/rate and its latency counts from then, so a stall shows in the percentiles.
 HALF_RATE=$(($(field verified rps) / 2))
-HALF_CONNS=$(((HALF_RATE * HALF_DELAY_MS + 999) / 1000))
-echo "== half load: target $HALF_RATE req/s = $HALF_CONNS connections x 1 request per ${HALF_DELAY_MS} ms"
-run half_direct "http://127.0.0.1:$UP/" "$WORK/verified.req" "$HALF_CONNS" "$HALF_DELAY_MS"
-run half_nginx "http://127.0.0.1:$NGX/" "$WORK/verified.req" "$HALF_CONNS" "$HALF_DELAY_MS"
-run half_verified "http://127.0.0.1:$IG/" "$WORK/verified.req" "$HALF_CONNS" "$HALF_DELAY_MS"
+echo "== half load: $HALF_RATE req/s at a fixed rate, $FIXED_CONNS connections"
+fixed half_direct "127.0.0.1:$UP" "$WORK/verified.req" "$HALF_RATE"
+fixed half_nginx "127.0.0.1:$NGX" "$WORK/verified.req" "$HALF_RATE"
+fixed half_verified "127.0.0.1:$IG" "$WORK/verified.req" "$HALF_RATE"
 
 echo "== reload under load: the rule file is rewritten (rename) and /admin/reload called every 0.5 s"
 reloads_before=$(metric 'inboxguard_rules_reloads_total{result="success"}')
@@ -282,19 +288,18 @@ WAVE_MATCHES=$(metric_with inboxguard_content_rule_matches_total 'rule="discord-
 OTHER_MATCHES=$(($(metric 'inboxguard_content_rule_matches_total{') - WAVE_MATCHES))
 mem "after the wave"
 
-echo "== noisy sender: quiet traffic from 20 instances at $SCENE_SHARE % of (c), alone, then beside one instance sending 10x each of theirs"
+echo "== noisy sender: quiet traffic from 40 instances at $SCENE_SHARE % of (c), alone, then beside one instance sending 10x each of theirs"
 QUIET_RATE=$(($(field verified rps) * SCENE_SHARE / 100))
-QUIET_CONNS=$(((QUIET_RATE * HALF_DELAY_MS + 999) / 1000))
-NOISY_CONNS=$(((QUIET_CONNS + 1) / 2)) # 10x one of 20 instances = half of all quiet traffic
-echo "   quiet: $QUIET_CONNS connections, noisy: $NOISY_CONNS connections, each 1 request per ${HALF_DELAY_MS} ms"
+NOISY_RATE=$((QUIET_RATE / 4)) # 10x one of 40 instances = a quarter of all quiet traffic
+echo "   quiet: $QUIET_RATE req/s, noisy: $NOISY_RATE req/s, both at a fixed rate"
 # Cache the noisy accounts' keys, then let its bucket refill.
 taskset -c "$GEN_CPU" wrk -t1 -c4 -d3s -s "$ROOT/benches/load.lua" "http://127.0.0.1:$IG/" -- "$WORK/noisy.req" 10 >/dev/null
 sleep 3
-run quiet "http://127.0.0.1:$IG/" "$WORK/others.req" "$QUIET_CONNS" "$HALF_DELAY_MS"
+fixed quiet "127.0.0.1:$IG" "$WORK/others.req" "$QUIET_RATE"
 limited_before=$(metric 'inboxguard_requests_total{decision="rejected",reason="rate_limited"}')
-run noisy "http://127.0.0.1:$IG/" "$WORK/noisy.req" "$NOISY_CONNS" "$HALF_DELAY_MS" >/dev/null &
+fixed noisy "127.0.0.1:$IG" "$WORK/noisy.req" "$NOISY_RATE" >/dev/null &
 NOISE=$!
-run quiet_beside_noisy "http://127.0.0.1:$IG/" "$WORK/others.req" "$QUIET_CONNS" "$HALF_DELAY_MS"
+fixed quiet_beside_noisy "127.0.0.1:$IG" "$WORK/others.req" "$QUIET_RATE"
 wait "$NOISE"
 LIMITED=$(($(metric 'inboxguard_requests_total{decision="rejected",reason="rate_limited"}') - limited_before))
 # Ordinary senders (inst*.example) over the whole run: nothing of theirs may be shed.
@@ -330,7 +335,7 @@ ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
     echo "- throughput verified / floor: $(ratio "$(field verified rps)" "$FLOOR")"
     echo "- throughput verified / nginx (c/b): $(ratio "$(field verified rps)" "$(field nginx rps)")"
     echo "- throughput suspended / verified (d/c): $(ratio "$(field suspended rps)" "$(field verified rps)")"
-    echo "- added p99 at half load ($HALF_CONNS conns x ${HALF_DELAY_MS} ms pause): inboxguard $(ms $(($(field half_verified p99_us) - $(field half_direct p99_us)))) ms, nginx $(ms $(($(field half_nginx p99_us) - $(field half_direct p99_us)))) ms over direct"
+    echo "- added p99 at half load ($HALF_RATE req/s, fixed rate): inboxguard $(ms $(($(field half_verified p99_us) - $(field half_direct p99_us)))) ms, nginx $(ms $(($(field half_nginx p99_us) - $(field half_direct p99_us)))) ms over direct"
     echo "- reload under load: $reloads successful reloads ($reload_failures failed) of $RULES rules during the run; non-2xx $(field reload_verified non2xx), socket errors $(($(field reload_verified connect) + $(field reload_verified read) + $(field reload_verified write) + $(field reload_verified timeout))), max latency $(ms "$(field reload_verified max_us)") ms"
     echo "- spam wave: verified throughput with $CONTENT_RULES content rules / none: $(ratio "$(field verified_rules50 rps)" "$(field verified rps)"); wave run $(field wave rps) req/s, $WAVE_DROPPED of $WAVE_TOTAL requests dropped by content rules ($(ratio $((WAVE_DROPPED * 100)) "$WAVE_TOTAL") %, 80 % sent as spam); matches of other rules: $OTHER_MATCHES (must be 0); "
     echo "- noisy sender: quiet traffic alone $(field quiet rps) req/s p99 $(ms "$(field quiet p99_us)") ms, beside the noisy sender $(field quiet_beside_noisy rps) req/s p99 $(ms "$(field quiet_beside_noisy p99_us)") ms (throughput $(ratio "$(field quiet_beside_noisy rps)" "$(field quiet rps)")x, p99 $(ratio "$(field quiet_beside_noisy p99_us)" "$(field quiet p99_us)")x); the noisy sender offered $(field noisy rps) req/s, $LIMITED answered 429 rate_limited"

@@ -50,7 +50,7 @@ const HOSTS: usize = 100;
 const WAVE_HOSTS: usize = 50;
 const WAVE_ACTORS: usize = 300;
 /// The noisy-sender scene: ordinary traffic from this many instances, and one noisy instance.
-const OTHER_HOSTS: usize = 20;
+const OTHER_HOSTS: usize = 40;
 const NOISY_HOST: &str = "noisy.example";
 const NOISY_ACTORS: usize = 200;
 /// Suspended instances the `suspended.req` senders live on.
