@@ -405,9 +405,43 @@ pub(crate) fn key_host(key_id: &str) -> Option<String> {
         let host = acct.rsplit_once('@')?.1;
         return (!host.is_empty()).then(|| host.to_string());
     }
+    if let Some(host) = plain_host(key_id) {
+        return Some(host.to_string());
+    }
     let url = url::Url::parse(key_id).ok()?;
     let host = url.host_str()?;
     (!host.is_empty()).then(|| host.to_string())
+}
+
+/// The host of an `https://` or `http://` keyId whose host is already what the URL parser
+/// would hand back: lower-case ASCII labels of letters, digits and inner hyphens, no port, no
+/// `xn--` label (IDNA would check it), and a last label starting with a letter (so never an
+/// IPv4 address, which the parser rewrites). Nearly every keyId is this shape, and the full
+/// parse costs more than the rest of the header's preparation.
+fn plain_host(key_id: &str) -> Option<&str> {
+    let rest = key_id
+        .strip_prefix("https://")
+        .or_else(|| key_id.strip_prefix("http://"))?;
+    let host = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let mut last = "";
+    for label in host.split('.') {
+        let bytes = label.as_bytes();
+        let plain = !bytes.is_empty()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+            && bytes[0] != b'-'
+            && bytes[bytes.len() - 1] != b'-'
+            && !label.starts_with("xn--");
+        if !plain {
+            return None;
+        }
+        last = label;
+    }
+    last.as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_lowercase)
+        .then_some(host)
 }
 
 /// The `signature` parameter: standard alphabet, padding optional (some senders strip it;

@@ -303,6 +303,67 @@ fn signing_string_layout_and_query_ranges() {
     assert!(s.query_ranges.is_empty());
 }
 
+/// The fast path must give exactly what the URL parser gives, or step aside.
+#[test]
+fn plain_hosts_agree_with_the_url_parser() {
+    let pieces = [
+        "a",
+        "b1",
+        "x-y",
+        "-",
+        "xn--",
+        "xn--bcher-kva",
+        "0",
+        "0x7f",
+        "127",
+        "1",
+        "",
+        ".",
+        "..",
+        "A",
+        ":",
+        ":8443",
+        "@",
+        "%41",
+        "[",
+        "]",
+        "\\",
+        " ",
+        "\t",
+        "é",
+        "_",
+        "/",
+        "?",
+        "#",
+    ];
+    let mut checked = 0;
+    for a in pieces {
+        for b in pieces {
+            for c in pieces {
+                for tail in ["", "/users/a#main-key", "?x", "#k"] {
+                    for scheme in ["https://", "http://"] {
+                        let key_id = format!("{scheme}{a}{b}.{c}{tail}");
+                        let parsed = url::Url::parse(&key_id)
+                            .ok()
+                            .and_then(|u| u.host_str().map(str::to_string));
+                        if let Some(fast) = plain_host(&key_id) {
+                            assert_eq!(Some(fast.to_string()), parsed, "{key_id:?}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "the fast path took only {checked} cases");
+    assert_eq!(
+        plain_host("https://inst1.example/users/u1#main-key"),
+        Some("inst1.example")
+    );
+    assert_eq!(plain_host("https://social.example:8443/k"), None);
+    assert_eq!(plain_host("https://10.0.0.1/k"), None);
+}
+
 #[test]
 fn key_hosts() {
     assert_eq!(
