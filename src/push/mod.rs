@@ -322,7 +322,13 @@ impl Pusher {
         write: bool,
         generation: u64,
     ) -> Result<Report, CycleError> {
-        let _lock = self.state.lock()?;
+        // Only a cycle that writes needs the lock: a dry run reads a file that is only ever
+        // replaced whole.
+        let _lock = if write {
+            Some(self.state.lock()?)
+        } else {
+            None
+        };
         let mut state = self.state.read()?;
         let token = self.api.token().await?;
         let listed = self.api.list(&token).await;
