@@ -21,6 +21,11 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// A proxy pushing the list at `LIST` on `mastodon` every second, with `push` as given.
 async fn proxy(mastodon: &MastodonAdmin, push: &str) -> (Proxy, PathBuf) {
+    proxy_with(mastodon, push, "").await
+}
+
+/// As [`proxy`], with `extra` TOML appended.
+async fn proxy_with(mastodon: &MastodonAdmin, push: &str, extra: &str) -> (Proxy, PathBuf) {
     let builder = Proxy::builder(RecordingUpstream::start().await.addr());
     let token_file = builder.write_file("mastodon-token", &format!("{TOKEN}\n"));
     let state = builder.dir().join("state");
@@ -46,6 +51,8 @@ push_interval = "1s"
 
 [state]
 dir = {state:?}
+
+{extra}
 "#
     );
     let proxy = builder.toml(&toml).start().await;
@@ -468,4 +475,58 @@ async fn cli(args: &[&str]) -> std::process::Output {
     )
     .await
     .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_is_pushed_and_an_exclusion_lifts_it() {
+    let mastodon = MastodonAdmin::start(TOKEN).await;
+    mastodon.serve_file(LIST, HEADER);
+    let files = tempfile::tempdir().unwrap();
+    let evidence = files.path().join("friendly-federators.json");
+    // A friendly federator escalated before this start: in force before the proxy serves.
+    let saved = serde_json::json!({
+        "version": 1, "saved_at": 1_700_000_000u64, "domains": {},
+        "escalated": {"friend.example": {"at": 1_700_000_000u64, "count": 7}},
+    });
+    std::fs::write(&evidence, saved.to_string()).unwrap();
+    let exceptions = files.path().join("exceptions.txt");
+    std::fs::write(&exceptions, "unrelated.example\n").unwrap();
+    let extra = format!(
+        "[friendly_federators]\nevidence_file = {evidence:?}\nthreshold = 5\naction = \"suspend\"\n\n[[blocklists]]\npath = {exceptions:?}\nexclude = true\n"
+    );
+    let (proxy, _) = proxy_with(&mastodon, "true", &extra).await;
+    until("escalation pushed", || {
+        mastodon.block("friend.example").is_some()
+    })
+    .await;
+    let block = mastodon.block("friend.example").unwrap();
+    assert_eq!(block["severity"], "suspend");
+    assert!(
+        block["public_comment"]
+            .as_str()
+            .unwrap()
+            .ends_with("(inboxguard: friendly-federators)"),
+        "{block}"
+    );
+
+    // The moderators' answer to an escalation they disagree with: an exclusion.
+    std::fs::write(&exceptions, "unrelated.example\nfriend.example\n").unwrap();
+    let (status, _) = admin_reload(&proxy).await;
+    assert!(status.is_success(), "{status}");
+    until("escalation lifted", || {
+        mastodon.block("friend.example").is_none()
+    })
+    .await;
+    let journal = pushes(&proxy);
+    let sources: Vec<(&str, &str)> = journal
+        .iter()
+        .map(|j| (j.0.as_str(), j.3.as_str()))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("added", "friendly-federators"),
+            ("removed", "friendly-federators")
+        ]
+    );
 }
