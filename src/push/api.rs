@@ -125,8 +125,17 @@ impl Api {
             .append_pair("limit", crate::subscriptions::PAGE_LIMIT);
         let mut blocks = Vec::new();
         let mut left = self.config.max_bytes;
+        let too_large = FetchError::TooLarge {
+            limit: self.config.max_bytes,
+        };
         for _ in 0..self.config.max_pages {
-            let answer = self.call(Method::GET, &url, token, None, left).await?;
+            if left == 0 {
+                return Err(too_large.into());
+            }
+            let answer = match self.call(Method::GET, &url, token, None, left).await {
+                Err(ApiError::Fetch(FetchError::TooLarge { .. })) => return Err(too_large.into()),
+                answer => answer?,
+            };
             left = left.saturating_sub(answer.body.len() as u64);
             let page: Vec<Block> = serde_json::from_slice(&answer.body)
                 .map_err(|e| ApiError::Malformed(format!("{url}: {e}")))?;
@@ -295,7 +304,7 @@ fn parse_block(body: &[u8]) -> Result<Block, ApiError> {
 }
 
 /// A 422's `existing_domain_block`, as `Exists`.
-fn existing(body: &str) -> Option<ApiError> {
+pub(super) fn existing(body: &str) -> Option<ApiError> {
     #[derive(serde::Deserialize)]
     struct Refusal {
         existing_domain_block: Existing,

@@ -324,3 +324,23 @@ fn push_mode_and_interval_in_the_config() {
     let c = load(&format!("{m}push = true\n{sub}")).expect("pushed list");
     assert!(pushed_sources(&c).contains("https://l.example/b"));
 }
+
+#[test]
+fn a_refused_create_names_the_block_in_the_way() {
+    // As Mastodon answers a create under an existing block (422, ExistingDomainBlockError).
+    let body = r#"{"error":"A domain block for this domain already exists","existing_domain_block":{"id":"42","domain":"bad.example","severity":"suspend"}}"#;
+    match api::existing(body) {
+        Some(ApiError::Exists { id, domain }) => {
+            assert_eq!((id.as_str(), domain.as_str()), ("42", "bad.example"))
+        }
+        other => panic!("{other:?}"),
+    }
+    // A validation error is no such refusal.
+    assert!(api::existing(r#"{"error":"Validation failed: Domain is invalid"}"#).is_none());
+    let e = ApiError::Status {
+        status: 422,
+        message: String::new(),
+    };
+    assert!(!e.stops_cycle() && e.reason() == "http_status");
+    assert!(ApiError::Unauthorized { status: 403 }.stops_cycle());
+}
