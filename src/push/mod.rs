@@ -29,10 +29,10 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use api::ApiError;
+pub(crate) use api::ApiError;
 pub use command::command;
-pub use plan::{Block, Change, Plan, SkipReason, Wanted};
-pub use state::{Managed, State, StateError, StateFile};
+pub(crate) use plan::{Change, Plan, SkipReason, Wanted};
+pub(crate) use state::{Managed, State, StateError, StateFile};
 
 use crate::config::{Config, MastodonApiConfig, PushMode};
 use crate::federators::SOURCE_LABEL;
@@ -48,7 +48,7 @@ use tokio::sync::watch;
 
 /// The push's metrics. Labels are fixed words: `op` (list | create | update | delete),
 /// `result` (ok or an error's reason), `reason` (manual | covered).
-pub struct PushMetrics {
+pub(crate) struct PushMetrics {
     requests_total: IntCounterVec,
     cycles_total: IntCounterVec,
     managed_blocks: IntGauge,
@@ -115,7 +115,7 @@ impl PushMetrics {
 
 /// The sources whose rules are pushed: the escalated friendly federators, and each
 /// subscription marked `push = true` (by its URL, its label).
-pub fn pushed_sources(config: &Config) -> HashSet<String> {
+pub(crate) fn pushed_sources(config: &Config) -> HashSet<String> {
     let subscriptions = config.subscriptions.iter().filter(|s| s.push);
     std::iter::once(SOURCE_LABEL.to_string())
         .chain(subscriptions.map(|s| s.url.clone()))
@@ -125,16 +125,18 @@ pub fn pushed_sources(config: &Config) -> HashSet<String> {
 /// What a cycle pushes: the wanted blocks, and which pushed sources have a copy in force (a
 /// block whose source has none is neither updated nor lifted).
 #[derive(Debug, Clone, Default)]
-pub struct View {
+pub(crate) struct View {
     pub wanted: BTreeMap<String, Wanted>,
     pub in_force: HashSet<String>,
 }
 
 impl View {
     /// From the running proxy's rules: the merge of each source's copy in force (blocking:
-    /// it parses the local files' last good copies again). Escalations count as in force
-    /// always: they are put in force before the proxy serves, and none means none escalated.
-    pub fn live(rules: &Rules, sources: &HashSet<String>) -> Result<View, String> {
+    /// it parses the local files' last good copies again, about 0.1 s for 100,000 local rules
+    /// beside 10,000 pushed ones in a release build, once per cycle). Escalations count as in
+    /// force always: they are put in force before the proxy serves, and none means none
+    /// escalated.
+    pub(crate) fn live(rules: &Rules, sources: &HashSet<String>) -> Result<View, String> {
         let (snapshot, _, listed) = rules
             .listing(&|r| sources.contains(&*r.source))
             .map_err(|e| e.to_string())?;
@@ -154,7 +156,7 @@ impl View {
 
 /// Why a cycle stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum CycleError {
+pub(crate) enum CycleError {
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error(transparent)]
@@ -162,7 +164,7 @@ pub enum CycleError {
 }
 
 impl CycleError {
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             CycleError::Api(e) => e.reason(),
             CycleError::State(e) => e.reason(),
@@ -179,7 +181,7 @@ impl CycleError {
 
 /// What one cycle did.
 #[derive(Debug)]
-pub struct Report {
+pub(crate) struct Report {
     pub plan: Plan,
     /// Each write tried, in order, and its error.
     pub done: Vec<(Change, Option<String>)>,
@@ -190,7 +192,7 @@ pub struct Report {
 }
 
 /// Keeps Mastodon's domain blocks in step with the pushed rules.
-pub struct Pusher {
+pub(crate) struct Pusher {
     mode: PushMode,
     interval: Duration,
     api: api::Api,
@@ -205,7 +207,7 @@ pub struct Pusher {
 
 impl Pusher {
     /// The push the config asks for; `None` when `[mastodon] push` is off.
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         changes: Arc<ChangeLog>,
         metrics: &Metrics,
@@ -242,7 +244,11 @@ impl Pusher {
     /// Runs a cycle at once, then every `push_interval`; after a failure sooner, backing off
     /// up to the interval. Returns when `stop` turns true (a cycle under way finishes first:
     /// a write cut off mid-way could leave a block whose id is not recorded).
-    pub async fn maintain(self: Arc<Self>, rules: Arc<Rules>, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn maintain(
+        self: Arc<Self>,
+        rules: Arc<Rules>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         tracing::info!(mastodon = %self.label, mode = self.mode.as_str(), interval_secs = self.interval.as_secs(), "Mastodon push started");
         let mut failures = 0u32;
         loop {
@@ -293,7 +299,7 @@ impl Pusher {
     /// One cycle against `view`; writes only when `write`. `Err` when nothing could be
     /// planned (state file, token, listing); a write that stops the cycle is
     /// `Report::stopped`. `generation`: the rules' generation, for the rule-change log.
-    pub async fn cycle(
+    pub(crate) async fn cycle(
         &self,
         view: &View,
         write: bool,
@@ -528,7 +534,7 @@ fn gauge(n: usize) -> i64 {
 
 /// `check`'s and startup's line on the push: mode, interval, sources, and how many blocks the
 /// state file records; `Err` when the push would refuse the state file. `None` when off.
-pub fn note(config: &Config) -> Option<Result<String, String>> {
+pub(crate) fn note(config: &Config) -> Option<Result<String, String>> {
     let m = config
         .mastodon
         .as_ref()
