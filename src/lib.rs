@@ -28,6 +28,7 @@
 //! | `explain`   | `inboxguard explain`: the decision and every matching rule for a domain, actor or activity |
 //! | `federators`| friendly federators: laundering checks, evidence store and file, escalation into a generated source |
 //! | `subscriptions` | remote rule sources (`[[subscriptions]]`, Mastodon's admin API): fetch, disk cache, refresh tasks |
+//! | `push`      | `[mastodon] push`: Mastodon's domain blocks kept in step with escalations and pushed subscriptions |
 //! | `state_dirs`| the directories saves go to, checked by `check` and at startup |
 //! | `clock`     | `unix_now`: wall-clock seconds, as state files and timestamp gauges hold them |
 //!
@@ -57,6 +58,7 @@ pub mod metrics;
 mod net;
 pub mod pipeline;
 pub mod policy;
+pub mod push;
 pub mod reject;
 pub mod rule_files;
 pub mod rules;
@@ -98,6 +100,8 @@ pub enum RunError {
     Shedding(String),
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error("mastodon push: {0}")]
+    Push(String),
     /// A directory saves go to is missing or not writable (see `state_dirs`).
     #[error("{0}")]
     State(String),
@@ -159,6 +163,8 @@ pub async fn run(
     ));
     // Before serving: a restart must not let an escalated friendly federator through.
     federators::apply_at_startup(&app.federators, &app.rules);
+    let pusher = push::Pusher::new(&app.config, app.rule_changes.clone(), &app.metrics)
+        .map_err(RunError::Push)?;
 
     // Two stop signals: the proxy drains first while the admin port keeps answering (readyz
     // says 503, metrics stay scrapeable), then the admin port and the watcher stop.
@@ -185,8 +191,13 @@ pub async fn run(
         () = first_round => false,
         () = &mut shutdown => true,
     };
+    let mut push_task = None;
     if !stopped_early {
         app.set_ready(true);
+        // Only now: before every remote source has its copy in force, a pushed list would
+        // look empty.
+        push_task =
+            pusher.map(|p| tokio::spawn(p.maintain(app.rules.clone(), stop_rest.subscribe())));
         shutdown.await;
     }
     tracing::info!("shutting down");
@@ -201,7 +212,11 @@ pub async fn run(
     for task in remote_tasks {
         let _ = task.await;
     }
-    for task in sidekiq_task.into_iter().chain(cluster_task) {
+    for task in sidekiq_task
+        .into_iter()
+        .chain(cluster_task)
+        .chain(push_task)
+    {
         let _ = task.await;
     }
     tracing::info!("stopped");

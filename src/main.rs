@@ -101,6 +101,14 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 2)]
         timeout_secs: u64,
     },
+    /// Bring Mastodon's domain blocks in step with the pushed rules (escalations, subscriptions
+    /// with `push = true`) once; with `--dry-run`, only print the diff.
+    Push {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run a self-contained demonstration: stand-in Mastodon, stand-in remote instances and
     /// the proxy, with a scripted mix of signed traffic.
     Demo,
@@ -130,6 +138,7 @@ fn main() -> ExitCode {
             source,
             timeout_secs,
         } => accept(config, &source, timeout_secs),
+        Command::Push { config, dry_run } => inboxguard::push::command(&config, dry_run),
         Command::Demo => demo(),
     }
 }

@@ -1,5 +1,5 @@
 //! The directories inboxguard must be able to write to: the friendly-federator evidence
-//! file's, and `state.dir` (remote sources' last good copies). A directory that is missing or
+//! file's, and `state.dir` (remote sources' last good copies, the Mastodon push's ids). A directory that is missing or
 //! refuses a file fails every save at runtime, and after a restart escalated domains and
 //! cached lists are gone, so `check` and startup refuse it before anything serves.
 
@@ -46,7 +46,39 @@ pub fn check(config: &Config, create: bool) -> Result<Vec<String>, String> {
             )
         })?;
     }
+    if let Some(note) = crate::push::note(config) {
+        // `check` refuses a push state file the push would refuse; `serve` still starts (the
+        // inboxes need it) and the push logs the problem at each cycle.
+        match note {
+            Err(e) if !create => return Err(e),
+            Ok(note) | Err(note) => notes.push(note),
+        }
+    }
     Ok(notes)
+}
+
+/// Replaces `path` with `bytes` so a crash leaves the old file or the new one, never half of
+/// one: a temporary file beside it, fsync, rename, then the directory synced where it can be
+/// opened (blocking).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// Whether `dir` is a directory that takes a new file: one is created and removed, which is

@@ -6,6 +6,7 @@
 //!
 //! One file per table: `server`, `upstream`, `admin`, `keys` (`[signatures]`, `[key_fetch]`),
 //! `sources` (`[[blocklists]]`, `[policy]`, `[[subscriptions]]`, `[mastodon]`, `[state]`),
+//! `push` (`[mastodon] push` and what it crosses),
 //! `federators` (`[friendly_federators]`), `logging`. Each table validates itself; this file
 //! holds the whole and what crosses tables.
 
@@ -13,6 +14,7 @@ mod admin;
 mod federators;
 mod keys;
 mod logging;
+mod push;
 mod server;
 mod shedding;
 mod sources;
@@ -29,6 +31,7 @@ pub use admin::AdminConfig;
 pub use federators::FriendlyFederatorsConfig;
 pub use keys::{KeyFetchConfig, SignatureConfig};
 pub use logging::{LogFormat, LoggingConfig};
+pub use push::PushMode;
 pub use server::{PublicScheme, ServerConfig};
 pub use shedding::parse_duration;
 #[cfg(test)]
@@ -161,6 +164,7 @@ impl Config {
         if let Some(m) = &self.mastodon {
             m.validate()?;
         }
+        push::check(self)?;
         if let Some(s) = &self.sidekiq {
             shedding::check("mastodon.sidekiq", s.validate())?;
         }

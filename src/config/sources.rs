@@ -154,6 +154,9 @@ pub struct SubscriptionConfig {
     /// Block rules whose public comment carries one of these labels are left out.
     #[serde(default)]
     pub labels_none: Vec<String>,
+    /// Its rules in force are written into Mastodon's domain blocks (`[mastodon] push`).
+    #[serde(default)]
+    pub push: bool,
 }
 
 /// Half: a list losing more than half of its entries at once is more likely broken than
@@ -227,6 +230,20 @@ pub struct MastodonApiConfig {
     pub allow_http: bool,
     #[serde(default)]
     pub allow_private_addresses: bool,
+    /// Keep Mastodon's domain blocks in step with the pushed rules (escalations, subscriptions
+    /// with `push = true`); the token then also needs `admin:write:domain_blocks`.
+    #[serde(default)]
+    pub push: super::PushMode,
+    /// Time between push cycles, e.g. `"5m"`.
+    #[serde(default = "super::push::default_push_interval")]
+    pub push_interval: String,
+}
+
+impl MastodonApiConfig {
+    /// `push_interval` as a duration.
+    pub fn push_interval(&self) -> std::time::Duration {
+        super::push::interval(&self.push_interval)
+    }
 }
 
 /// Where inboxguard keeps what must survive a restart (the subscriptions' last good copies).
@@ -372,10 +389,11 @@ impl MastodonApiConfig {
         positive("mastodon.timeout_secs", self.timeout_secs)?;
         positive("mastodon.max_pages", self.max_pages as u64)?;
         max_bytes("mastodon.max_bytes", self.max_bytes)?;
-        if !self.domain_blocks && !self.domain_allows {
+        if !self.domain_blocks && !self.domain_allows && self.push == super::PushMode::Off {
             return Err((
                 "mastodon.domain_blocks",
-                "domain_blocks and domain_allows are both off: nothing to pull".into(),
+                "domain_blocks and domain_allows are both off and push is off: nothing to do"
+                    .into(),
             ));
         }
         Ok(())

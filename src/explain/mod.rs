@@ -50,12 +50,20 @@ pub struct Offline {
 /// `[friendly_federators]` table counts). Memory sources go in label order, as in `Rules`.
 /// `Offline::listed` holds the rules on `hosts` (none for `check`).
 pub fn load_offline(config: &Config, hosts: &[String]) -> Result<Offline, LoadError> {
-    let wanted = on_hosts(hosts);
+    load_offline_where(config, &on_hosts(hosts))
+}
+
+/// As [`load_offline`], `Offline::listed` holding the rules `wanted` holds (the pushed
+/// sources' rules, for `inboxguard push`).
+pub fn load_offline_where(
+    config: &Config,
+    wanted: &dyn Fn(&DomainRule) -> bool,
+) -> Result<Offline, LoadError> {
     let cached = subscriptions::load_cached(config);
     let mut memory = cached.sources.clone();
     memory.sort_by(|a, b| a.label.cmp(&b.label));
     let (snapshot, summaries, listed) =
-        rules::load_listing(&config.blocklists, &memory, &config.policy, &wanted)?;
+        rules::load_listing(&config.blocklists, &memory, &config.policy, wanted)?;
     let settings =
         federators::effective(&config.friendly_federators, snapshot.friendly_federators());
     let escalated = match federators::escalated_from_file(&settings) {
@@ -83,7 +91,7 @@ pub fn load_offline(config: &Config, hosts: &[String]) -> Result<Offline, LoadEr
     memory.push(escalated);
     memory.sort_by(|a, b| a.label.cmp(&b.label));
     let (snapshot, summaries, listed) =
-        rules::load_listing(&config.blocklists, &memory, &config.policy, &wanted)?;
+        rules::load_listing(&config.blocklists, &memory, &config.policy, wanted)?;
     Ok(Offline {
         snapshot,
         summaries,

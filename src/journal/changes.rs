@@ -3,11 +3,12 @@
 //! A line holds the time, what triggered the reload (`file watch`, `SIGHUP`, `admin`,
 //! `subscription`, `escalation`, `lift`), the source that asked (for a memory source), the
 //! generation, and per changed source the domains added, removed and changed per severity
-//! (counts), and any file refused (its last good copy stayed in force).
+//! (counts), and any file refused (its last good copy stayed in force). Each write into
+//! Mastodon's domain blocks (`push`) is a line too, with trigger `push`.
 //!
-//! Written by the reload itself (it is the reload's [`ReloadObserver`]), so two reloads never
-//! write at once. A write that fails is logged and the reload goes on: the log is a record,
-//! not a precondition.
+//! Written by the reload itself (it is the reload's [`ReloadObserver`]) and by the push; a
+//! lock keeps their lines whole and the rotation single. A write that fails is logged and the
+//! reload goes on: the log is a record, not a precondition.
 
 use crate::config::StateConfig;
 use crate::policy::{Changes, RuleKind};
@@ -80,6 +81,8 @@ impl From<&Changes> for SourceChanges {
 pub struct ChangeLog {
     dir: PathBuf,
     max_bytes: u64,
+    /// Held for one append (rotation included); a std mutex, taken on blocking threads only.
+    writing: std::sync::Mutex<()>,
 }
 
 impl ChangeLog {
@@ -87,6 +90,7 @@ impl ChangeLog {
         ChangeLog {
             dir: config.dir.clone(),
             max_bytes: config.rule_changes_max_bytes,
+            writing: std::sync::Mutex::new(()),
         }
     }
 
@@ -102,6 +106,10 @@ impl ChangeLog {
     pub fn append(&self, change: &RuleChange) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(change).map_err(std::io::Error::other)?;
         line.push(b'\n');
+        let _writing = self
+            .writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         std::fs::create_dir_all(&self.dir)?;
         let path = self.path();
         if std::fs::metadata(&path).is_ok_and(|m| m.len() + line.len() as u64 > self.max_bytes) {

@@ -1,5 +1,5 @@
 //! The one outbound HTTP client: how the key fetcher and the remote rule sources GET a
-//! document from another server.
+//! document from another server, and how the Mastodon push writes its domain blocks.
 //!
 //! Each GET gets its own HTTP/1.1 connection (key fetches go to thousands of hosts, rarely
 //! twice in a cache TTL, and a list is fetched once an hour, so a pool would mostly hold dead
@@ -26,7 +26,8 @@ pub(crate) use target::{host_of, is_web_url, normalise_host, Target};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, LOCATION};
 use http::{HeaderMap, Request, Response};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -89,12 +90,17 @@ impl Client {
     /// Connects to `target` (address checks, TLS for https) and sends `request` on the new
     /// connection. The guard keeps the connection driven until the body is read; drop it with
     /// the response.
-    pub(crate) async fn send(
+    pub(crate) async fn send<B>(
         &self,
         target: &Target,
         reach: Reach,
-        request: Request<Empty<Bytes>>,
-    ) -> Result<(Response<Incoming>, AbortOnDrop), Error> {
+        request: Request<B>,
+    ) -> Result<(Response<Incoming>, AbortOnDrop), Error>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let tcp = connect::tcp(target, reach).await?;
         let sent = if target.https {
             let tls = connect::tls(&self.tls, target, tcp).await?;
@@ -107,12 +113,15 @@ impl Client {
 }
 
 /// Sends `request` on a new HTTP/1.1 connection over `io`.
-async fn exchange<S>(
+async fn exchange<S, B>(
     io: S,
-    request: Request<Empty<Bytes>>,
+    request: Request<B>,
 ) -> Result<(Response<Incoming>, AbortOnDrop), hyper::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     let guard = AbortOnDrop(tokio::spawn(async move {

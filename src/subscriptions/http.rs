@@ -194,8 +194,8 @@ impl Getter {
     }
 }
 
-/// A failed GET of `url` (on `host`) as a [`FetchError`].
-fn fetch_error(url: &Url, host: &str, limits: Limits, e: net::Error) -> FetchError {
+/// A failed request to `url` (on `host`) as a [`FetchError`].
+pub(crate) fn fetch_error(url: &Url, host: &str, limits: Limits, e: net::Error) -> FetchError {
     let host = host.to_string();
     match e {
         net::Error::InvalidUrl => FetchError::InvalidUrl {

@@ -349,15 +349,24 @@ impl MastodonPull {
 
     /// The `Authorization` value from the token file, read now.
     async fn token(&self) -> Result<HeaderValue, FetchError> {
-        let path = self.config.token_file.display().to_string();
-        let text = tokio::fs::read_to_string(&self.config.token_file)
-            .await
-            .map_err(|e| FetchError::Token {
-                path: path.clone(),
-                problem: format!("cannot read: {e}"),
-            })?;
-        bearer(&text).map_err(|problem| FetchError::Token { path, problem })
+        read_bearer(&self.config.token_file).await
     }
+}
+
+/// The `Authorization` value from the token file at `path`, read now (the pull and the push
+/// read it before each use, so a rotated token needs no restart).
+pub(crate) async fn read_bearer(path: &Path) -> Result<HeaderValue, FetchError> {
+    let shown = path.display().to_string();
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| FetchError::Token {
+            path: shown.clone(),
+            problem: format!("cannot read: {e}"),
+        })?;
+    bearer(&text).map_err(|problem| FetchError::Token {
+        path: shown,
+        problem,
+    })
 }
 
 /// `Bearer <token>` from a token file's text, marked sensitive (kept out of debug output).

@@ -21,8 +21,11 @@ mod mastodon;
 mod schedule;
 
 pub use cache::{Cache, CacheError, CachedCopy};
+pub(crate) use http::{fetch_error, same_origin};
 pub use http::{link_next, FetchError, Getter, Limits, MAX_REDIRECTS};
-pub use mastodon::{AllowList, MastodonPull};
+pub(crate) use mastodon::read_bearer;
+pub use mastodon::{AllowList, MastodonPull, PAGE_LIMIT};
+pub(crate) use schedule::next_delay;
 pub use schedule::{Remotes, RETRY_MIN};
 
 use crate::clock::unix_now;

@@ -177,8 +177,8 @@ async fn drive<F, Fut>(
 }
 
 /// `interval` after a success; after `failures` consecutive failures, [`RETRY_MIN`] doubled
-/// per further failure, never more than `interval`.
-fn next_delay(interval: Duration, failures: u32) -> Duration {
+/// per further failure, never more than `interval`. The Mastodon push backs off the same way.
+pub(crate) fn next_delay(interval: Duration, failures: u32) -> Duration {
     if failures == 0 {
         return interval;
     }

@@ -10,6 +10,7 @@
 //! * `metrics`: Prometheus text parsing; `python`: the interpreter for the Python signers
 //! * `redis_server`: a real `redis-server` on a free loopback port
 //! * `scenes`: set-ups several files share (`FriendAndSpam`)
+//! * `mastodon_admin`: `MastodonAdmin`, the stand-in for Mastodon's domain-blocks admin API
 //!
 //! Each test binary uses a subset, hence `dead_code` and `unused_imports`; panicking on a
 //! broken harness is the right failure in tests, hence `unwrap_used`.
@@ -25,6 +26,7 @@ pub use proxy::{
 
 mod body;
 mod client;
+mod mastodon_admin;
 mod metrics;
 mod python;
 mod redis_server;
@@ -37,6 +39,7 @@ mod upstream;
 
 pub use body::*;
 pub use client::*;
+pub use mastodon_admin::*;
 pub use metrics::*;
 pub use python::*;
 pub use redis_server::*;
