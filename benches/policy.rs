@@ -77,6 +77,8 @@ fn policy(c: &mut Criterion) {
             severity_map: Default::default(),
             labels_any: Vec::new(),
             labels_none: Vec::new(),
+            fediseer: None,
+            min_censures: None,
         }];
         b.iter_batched(
             || (),
