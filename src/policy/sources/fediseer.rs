@@ -221,7 +221,7 @@ pub(super) fn parse(
     Ok(())
 }
 
-/// `[csam] [loli] (3 censures)`: each reason once (reasons given as `"csam, loli"` split at
+/// `[csam] [loli] (3 censures)`, `[spam] (1 censure)`: each reason once (reasons given as `"csam, loli"` split at
 /// their commas), bracketed so they read as labels; `None` when there is nothing to say.
 fn comment(reasons: &[Option<String>], count: Option<u64>, list: FediseerList) -> Option<String> {
     let mut labels: Vec<&str> = Vec::new();
@@ -235,7 +235,13 @@ fn comment(reasons: &[Option<String>], count: Option<u64>, list: FediseerList) -
     }
     let mut text: Vec<String> = labels.iter().map(|l| format!("[{l}]")).collect();
     if let Some(count) = count {
-        text.push(format!("({count} {})", list.as_str()));
+        let noun = list.as_str();
+        let noun = if count == 1 {
+            &noun[..noun.len() - 1]
+        } else {
+            noun
+        };
+        text.push(format!("({count} {noun})"));
     }
     (!text.is_empty()).then(|| text.join(" "))
 }

@@ -46,7 +46,7 @@ fn censures_full_form_suspends_with_reasons_as_labels() {
         comment(&p, "csam-host.example"),
         Some("[csam] [loli] [shota] (3 censures)")
     );
-    assert_eq!(comment(&p, "quiet-censure.example"), Some("(1 censures)"));
+    assert_eq!(comment(&p, "quiet-censure.example"), Some("(1 censure)"));
     assert!(p.rules[0].source.ends_with("fediseer/censures_given.json"));
 }
 
@@ -62,7 +62,7 @@ fn hesitations_silence_and_pretty_printed_entries_keep_their_lines() {
     assert_eq!(lines, [3, 23, 46], "where each entry opens");
     assert_eq!(
         comment(&p, "loose-mods.example"),
-        Some("[lax moderation] [spam] (1 hesitations)")
+        Some("[lax moderation] [spam] (1 hesitation)")
     );
 }
 
