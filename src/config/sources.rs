@@ -455,6 +455,19 @@ fn max_bytes(key: &'static str, value: u64) -> Result<(), Invalid> {
 }
 
 impl SubscriptionConfig {
+    /// An exception list: `kind = "exception"` or `exclude = true`.
+    pub(crate) fn is_exception_list(&self) -> bool {
+        self.exclude || self.kind == SourceKind::Exception
+    }
+
+    /// How a `format = "fediseer"` answer is read; `None` for other formats.
+    pub(crate) fn fediseer_settings(&self) -> Option<FediseerSettings> {
+        (self.format == SubscriptionFormat::Fediseer).then(|| FediseerSettings {
+            list: self.fediseer.unwrap_or_default(),
+            min_count: self.min_censures,
+        })
+    }
+
     /// A URL usable under its own scheme settings and every limit positive (that no URL is
     /// subscribed twice is checked across the list, in `Config::validate`).
     pub(super) fn validate(&self) -> Result<(), Invalid> {
@@ -500,21 +513,6 @@ impl SubscriptionConfig {
         }
         max_shrink("subscriptions.max_shrink", self.max_shrink)?;
         max_bytes("subscriptions.max_bytes", self.max_bytes)
-    }
-}
-
-impl SubscriptionConfig {
-    /// An exception list: `kind = "exception"` or `exclude = true`.
-    pub(crate) fn is_exception_list(&self) -> bool {
-        self.exclude || self.kind == SourceKind::Exception
-    }
-
-    /// How a `format = "fediseer"` answer is read; `None` for other formats.
-    pub(crate) fn fediseer_settings(&self) -> Option<FediseerSettings> {
-        (self.format == SubscriptionFormat::Fediseer).then(|| FediseerSettings {
-            list: self.fediseer.unwrap_or_default(),
-            min_count: self.min_censures,
-        })
     }
 }
 
