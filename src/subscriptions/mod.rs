@@ -132,10 +132,8 @@ impl Merge {
 /// then `severity_map` and `max_severity`; an allow list's domains become allow entries (an
 /// exception list's stay block rules, which the merge makes exceptions).
 fn parse_subscription(body: &[u8], config: &SubscriptionConfig) -> Result<ParsedSource, LoadError> {
-    let mut parsed = match config.fediseer_settings() {
-        Some(settings) => sources::parse_fediseer_bytes(body, Arc::from(&*config.url), settings)?,
-        None => parse_list(body, &config.url, config.format)?,
-    };
+    let fediseer = config.fediseer_settings().unwrap_or_default();
+    let mut parsed = parse_list(body, &config.url, config.format, fediseer)?;
     sources::filter_labels(&mut parsed, &config.labels_any, &config.labels_none);
     sources::import_severities(&mut parsed, &config.severity_map, config.max_severity);
     if config.kind == SourceKind::Allow {
@@ -165,18 +163,18 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 /// `[` as JSON, one whose first field is `#domain` as Mastodon CSV, and anything else as a
 /// plain list. Never as an inboxguard TOML rules file, whatever the URL ends in: a shared list
 /// must not be able to add exceptions, allow entries, actor rules or friendly-federator
-/// settings, which only the moderators' own files may say.
+/// settings, which only the moderators' own files may say. `fediseer` is how a Fediseer
+/// answer is read (its `fediseer` and `min_censures`).
 pub fn parse_list(
     body: &[u8],
     label: &str,
     format: SubscriptionFormat,
+    fediseer: sources::FediseerSettings,
 ) -> Result<ParsedSource, LoadError> {
     let source: Arc<str> = Arc::from(label);
     match format {
         SubscriptionFormat::Json => sources::parse_json_bytes(body, source),
-        SubscriptionFormat::Fediseer => {
-            sources::parse_fediseer_bytes(body, source, sources::FediseerSettings::default())
-        }
+        SubscriptionFormat::Fediseer => sources::parse_fediseer_bytes(body, source, fediseer),
         SubscriptionFormat::MastodonCsv => {
             sources::parse_bytes(body, source, BlocklistFormat::MastodonCsv)
         }
@@ -566,10 +564,23 @@ mod tests {
             (b"c.example\n", sources::Format::Plain),
         ];
         for (body, format) in cases {
-            let parsed = parse_list(body, "u", SubscriptionFormat::Auto).expect("auto");
+            let parsed =
+                parse_list(body, "u", SubscriptionFormat::Auto, Default::default()).expect("auto");
             assert_eq!(parsed.format, format, "{format:?}");
         }
-        assert!(parse_list(b"c.example\n", "u", SubscriptionFormat::Json).is_err());
-        assert!(parse_list(b"c.example\n", "u", SubscriptionFormat::MastodonCsv).is_err());
+        assert!(parse_list(
+            b"c.example\n",
+            "u",
+            SubscriptionFormat::Json,
+            Default::default()
+        )
+        .is_err());
+        assert!(parse_list(
+            b"c.example\n",
+            "u",
+            SubscriptionFormat::MastodonCsv,
+            Default::default()
+        )
+        .is_err());
     }
 }
