@@ -343,6 +343,20 @@ async fn an_allow_list_subscription_decides_who_may_deliver() {
         "{m}"
     );
 
+    let admin = format!("http://{}", proxy.admin_addr);
+    let out = tokio::task::spawn_blocking(move || {
+        run_cli(&["explain", "--admin", &admin, "friend.example"])
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "allowed: friend.example by friend.example ({url}:2)"
+        )),
+        "{stdout}"
+    );
+
     // The list host answers a header-only CSV: held back, alice still delivers.
     list.answer(|_| reply(200, &[], "#domain\n"));
     wait_metric(
