@@ -1,5 +1,6 @@
-//! The policy decision against a 100,000-domain rule set (hit, miss, deep sub-domains), and a
-//! full rebuild of that rule set from Mastodon CSV text (parse + snapshot), as a reload does.
+//! The policy decision against a 100,000-domain rule set (hit, miss, deep sub-domains), a
+//! full rebuild of that rule set from Mastodon CSV text (parse + snapshot), as a reload does,
+//! and the parse of a 10,000-instance Fediseer censures answer.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use inboxguard::config::BlocklistFormat;
@@ -77,6 +78,8 @@ fn policy(c: &mut Criterion) {
             severity_map: Default::default(),
             labels_any: Vec::new(),
             labels_none: Vec::new(),
+            fediseer: None,
+            min_censures: None,
         }];
         b.iter_batched(
             || (),
@@ -90,5 +93,50 @@ fn policy(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, policy);
+/// A Fediseer `censures_given` answer in its full form, on one line as served: each instance
+/// with the details Fediseer writes, two reasons, an evidence link and a count.
+fn fediseer_answer(n: usize) -> String {
+    let instances: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "id": i, "domain": support::blocked_domain(i), "software": "mastodon",
+                "version": "4.2.10", "claimed": 1, "open_registrations": true,
+                "approval_required": false, "has_captcha": false, "endorsements": 0,
+                "approvals": 0, "guarantor": "fediseer.com", "state": "UP", "tags": [],
+                "censure_reasons": ["spam", "harassment, hate speech"],
+                "censure_evidence": [format!("https://evidence.example/{i}")],
+                "censure_count": 1 + i % 3,
+            })
+        })
+        .collect();
+    serde_json::json!({ "instances": instances, "total": n }).to_string()
+}
+
+fn fediseer(c: &mut Criterion) {
+    const INSTANCES: usize = 10_000;
+    let body = fediseer_answer(INSTANCES);
+    let mut g = c.benchmark_group("fediseer_10k");
+    g.sample_size(10);
+    for (name, min_count) in [("parse", None), ("parse_min_censures_2", Some(2))] {
+        let settings = sources::FediseerSettings {
+            list: sources::FediseerList::Censures,
+            min_count,
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                sources::parse_fediseer_bytes(
+                    black_box(body.as_bytes()),
+                    Arc::from("censures_given.json"),
+                    settings,
+                )
+                .expect("generated answer parses")
+                .rules
+                .len()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, policy, fediseer);
 criterion_main!(benches);

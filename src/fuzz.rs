@@ -8,7 +8,10 @@
 use crate::activity::Facts;
 use crate::config::{BlocklistFormat, SignatureConfig};
 use crate::policy::host::normalize;
-use crate::policy::sources::{parse_allow_json_bytes, parse_bytes, parse_json_bytes, ParsedSource};
+use crate::policy::sources::{
+    parse_allow_json_bytes, parse_bytes, parse_fediseer_bytes, parse_json_bytes, FediseerList,
+    FediseerSettings, ParsedSource,
+};
 use crate::signature::{prepare, PublicKey, RequestTarget, SigningKey};
 use http::{HeaderMap, HeaderValue, Method};
 use std::sync::{Arc, OnceLock};
@@ -43,15 +46,16 @@ pub fn activity_facts(data: &[u8]) {
 
 /// Every rule-source parser on arbitrary file contents: a Mastodon CSV export, a plain list,
 /// auto-detected, an inboxguard TOML rules file, a JSON domain-block list (Mastodon's admin
-/// and public APIs, GoToSocial's export) and a JSON domain-allow list. Remote lists reach the
-/// JSON parsers straight from the network, so they see hostile input as much as the CSV
-/// parser does.
+/// and public APIs, GoToSocial's export), a JSON domain-allow list and a Fediseer censures or
+/// hesitations answer (with and without a minimum count). Remote lists reach the JSON parsers
+/// straight from the network, so they see hostile input as much as the CSV parser does.
 pub fn blocklist(data: &[u8]) {
     for format in [
         BlocklistFormat::Auto,
         BlocklistFormat::MastodonCsv,
         BlocklistFormat::Plain,
         BlocklistFormat::Toml,
+        BlocklistFormat::Fediseer,
     ] {
         if let Ok(parsed) = parse_bytes(data, Arc::from("fuzz.csv"), format) {
             check_domains(&parsed, data);
@@ -59,6 +63,20 @@ pub fn blocklist(data: &[u8]) {
     }
     if let Ok(parsed) = parse_json_bytes(data, Arc::from("fuzz.json")) {
         check_domains(&parsed, data);
+    }
+    for (list, min_count) in [
+        (FediseerList::Censures, None),
+        (FediseerList::Hesitations, Some(2)),
+    ] {
+        let settings = FediseerSettings { list, min_count };
+        if let Ok(parsed) = parse_fediseer_bytes(data, Arc::from("fuzz.json"), settings) {
+            check_domains(&parsed, data);
+            // A Fediseer list is of one severity: the one its list is taken in with.
+            assert!(
+                parsed.rules.iter().all(|r| r.severity == list.severity()),
+                "{data:?}"
+            );
+        }
     }
     if let Ok(allows) = parse_allow_json_bytes(data, "fuzz.json") {
         for allow in allows {

@@ -81,3 +81,35 @@ fn rfc9421_seeds() {
 fn signature_header_seeds() {
     run_seeds("signature_header", inboxguard::fuzz::signature_header);
 }
+
+/// The Fediseer seeds are answers the parser takes (each form of the API), so the fuzzer
+/// starts from the real shape rather than from bytes it refuses at the first brace.
+#[test]
+fn fediseer_seeds_parse_as_fediseer_answers() {
+    use inboxguard::policy::sources::{parse_fediseer_bytes, FediseerList, FediseerSettings};
+    let fediseer: Vec<PathBuf> = seeds("blocklist")
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("fediseer_")
+        })
+        .collect();
+    assert_eq!(fediseer.len(), 4, "{fediseer:?}");
+    for seed in fediseer {
+        let data = std::fs::read(&seed).unwrap();
+        let list = if seed.to_string_lossy().contains("hesitations") {
+            FediseerList::Hesitations
+        } else {
+            FediseerList::Censures
+        };
+        let settings = FediseerSettings {
+            list,
+            min_count: None,
+        };
+        let parsed = parse_fediseer_bytes(&data, "seed".into(), settings)
+            .unwrap_or_else(|e| panic!("{}: {e}", seed.display()));
+        assert!(parsed.rules.len() >= 3, "{}", seed.display());
+    }
+}

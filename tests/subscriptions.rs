@@ -10,173 +10,19 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use inboxguard::config::{Config, MastodonApiConfig, SubscriptionConfig, SubscriptionFormat};
-use inboxguard::metrics::Metrics;
-use inboxguard::rules::Rules;
 use inboxguard::subscriptions::{
-    load_cached, Cache, FetchError, Getter, MastodonPull, Outcome, RefreshError, Subscription,
+    load_cached, Cache, FetchError, Getter, MastodonPull, Outcome, RefreshError,
 };
 use serde_json::json;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-
-// ---------------------------------------------------------------------------------------
-// A list server: answers each GET with what the test's handler returns, records requests.
-// ---------------------------------------------------------------------------------------
-
-/// A request as the list server saw it.
-#[derive(Clone, Debug)]
-struct Seen {
-    target: String,
-    headers: HeaderMap,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-}
-
-type Handler = Arc<dyn Fn(&Seen) -> Response<Full<Bytes>> + Send + Sync>;
-
-struct ListServer {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    handler: Arc<Mutex<Handler>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for ListServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl ListServer {
-    async fn start() -> ListServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let handler: Arc<Mutex<Handler>> =
-            Arc::new(Mutex::new(Arc::new(|_: &Seen| reply(404, &[], ""))));
-        let (s, h) = (seen.clone(), handler.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (s, h) = (s.clone(), h.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let seen = Seen {
-                            target: req.uri().path_and_query().unwrap().to_string(),
-                            headers: req.headers().clone(),
-                        };
-                        s.lock().unwrap().push(seen.clone());
-                        let handler = h.lock().unwrap().clone();
-                        async move { Ok::<_, Infallible>(handler(&seen)) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        ListServer {
-            addr,
-            seen,
-            handler,
-            task,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn answer(&self, f: impl Fn(&Seen) -> Response<Full<Bytes>> + Send + Sync + 'static) {
-        *self.handler.lock().unwrap() = Arc::new(f);
-    }
-
-    /// A list with validators; a matching `If-None-Match` gets 304.
-    fn serve_list(&self, body: &'static str, etag: &'static str, last_modified: &'static str) {
-        self.answer(move |seen| {
-            if seen.header("if-none-match") == Some(etag) {
-                return reply(304, &[("etag", etag)], "");
-            }
-            reply(
-                200,
-                &[("etag", etag), ("last-modified", last_modified)],
-                body,
-            )
-        });
-    }
-
-    fn requests(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn last(&self) -> Seen {
-        self.requests().pop().expect("a request")
-    }
-}
-
-fn reply(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::builder().status(status);
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    r.body(Full::new(body.into())).unwrap()
-}
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-fn fresh_rules() -> (Arc<Rules>, Arc<Metrics>) {
-    let metrics = Arc::new(Metrics::new().unwrap());
-    (
-        Rules::new(Vec::new(), Default::default(), metrics.clone()).unwrap(),
-        metrics,
-    )
-}
-
-fn sub_config(url: &str) -> SubscriptionConfig {
-    let text = format!(
-        "url = {url:?}\nallow_http = true\nallow_private_addresses = true\ntimeout_secs = 5\n"
-    );
-    toml::from_str(&text).unwrap()
-}
-
-fn subscription(
-    config: SubscriptionConfig,
-    state: &Path,
-) -> (Subscription, Arc<Rules>, Arc<Metrics>) {
-    let (rules, metrics) = fresh_rules();
-    let getter = Arc::new(Getter::new("inboxguard-test").unwrap());
-    let s = Subscription::new(config, state, getter, rules.clone(), metrics.clone()).unwrap();
-    (s, rules, metrics)
-}
-
-fn suspended(rules: &Rules, domain: &str) -> bool {
-    rules.current().load().is_suspended(domain).is_some()
-}
-
-fn fetches(metrics: &Metrics, source: &str, result: &str) -> u64 {
-    metrics
-        .subscription_fetches_total
-        .with_label_values(&[source, result])
-        .get()
-}
 
 const LM1: &str = "Wed, 01 May 2024 10:00:00 GMT";
 const LM2: &str = "Thu, 02 May 2024 10:00:00 GMT";

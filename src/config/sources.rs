@@ -3,7 +3,9 @@
 //! (where remote copies survive a restart).
 
 use super::{default_true, positive, Invalid};
-use crate::policy::sources::{BlocklistFormat, SourceKind, MAX_FILE_BYTES};
+use crate::policy::sources::{
+    BlocklistFormat, FediseerList, FediseerSettings, SourceKind, MAX_FILE_BYTES,
+};
 use crate::policy::{PolicyMode, Severity};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -21,8 +23,9 @@ pub struct BlocklistConfig {
     /// and counted as `would_reject`, but forwarded.
     #[serde(default)]
     pub dry_run: bool,
-    /// What the domains of a CSV or plain list are: block rules (default) or allowed domains
-    /// (Mastodon's `domain_allows.csv`). A TOML rules file says it per entry.
+    /// What the domains of a CSV or plain list are: block rules (default), allowed domains
+    /// (Mastodon's `domain_allows.csv`) or exceptions (as `exclude = true`). A TOML rules
+    /// file says it per entry.
     #[serde(default)]
     pub kind: SourceKind,
     /// An exception list: its domains are exempt from the block rules of every other source
@@ -52,6 +55,13 @@ pub struct BlocklistConfig {
     /// Block rules whose public comment carries one of these labels are left out.
     #[serde(default)]
     pub labels_none: Vec<String>,
+    /// With `format = "fediseer"`: which of Fediseer's lists the file is.
+    #[serde(default)]
+    pub fediseer: Option<FediseerList>,
+    /// With `format = "fediseer"`: keep only instances at least this many of the reference
+    /// instances censure (or hesitate about).
+    #[serde(default)]
+    pub min_censures: Option<u64>,
 }
 
 /// `[policy]`: how the rules of all sources combine. Needs a restart to change.
@@ -92,8 +102,23 @@ impl BlocklistConfig {
                 .path
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("toml")),
-            BlocklistFormat::MastodonCsv | BlocklistFormat::Plain => false,
+            BlocklistFormat::MastodonCsv | BlocklistFormat::Plain | BlocklistFormat::Fediseer => {
+                false
+            }
         }
+    }
+
+    /// An exception list: `kind = "exception"` or `exclude = true`.
+    pub(crate) fn is_exception_list(&self) -> bool {
+        self.exclude || self.kind == SourceKind::Exception
+    }
+
+    /// How a `format = "fediseer"` file is read; `None` for other formats.
+    pub(crate) fn fediseer_settings(&self) -> Option<FediseerSettings> {
+        (self.format == BlocklistFormat::Fediseer).then(|| FediseerSettings {
+            list: self.fediseer.unwrap_or_default(),
+            min_count: self.min_censures,
+        })
     }
 }
 
@@ -114,9 +139,20 @@ pub struct SubscriptionConfig {
     #[serde(default)]
     pub priority: i32,
     /// An exception list: its domains are taken out of every source's block rules (as
-    /// `[[blocklists]] exclude`).
+    /// `[[blocklists]] exclude`; the same as `kind = "exception"`).
     #[serde(default)]
     pub exclude: bool,
+    /// What the list's domains are: block rules (default), allowed domains (`"allow"`: who
+    /// may deliver in `[policy] mode = "allowlist"`) or exceptions (`"exception"`).
+    #[serde(default)]
+    pub kind: SourceKind,
+    /// With `format = "fediseer"`: which of Fediseer's lists the URL answers.
+    #[serde(default)]
+    pub fediseer: Option<FediseerList>,
+    /// With `format = "fediseer"`: keep only instances at least this many of the reference
+    /// instances censure (or hesitate about); needs the full answer (no `?domains=true`).
+    #[serde(default)]
+    pub min_censures: Option<u64>,
     /// Larger answers are refused (the last good copy stays).
     #[serde(default = "default_subscription_max_bytes")]
     pub max_bytes: u64,
@@ -185,6 +221,8 @@ pub enum SubscriptionFormat {
     Plain,
     /// Mastodon's admin or public API answer, or GoToSocial's export.
     Json,
+    /// A Fediseer censures or hesitations answer (the `fediseer` setting says which).
+    Fediseer,
 }
 
 impl SubscriptionFormat {
@@ -194,6 +232,7 @@ impl SubscriptionFormat {
             SubscriptionFormat::MastodonCsv => "mastodon-csv",
             SubscriptionFormat::Plain => "plain",
             SubscriptionFormat::Json => "json",
+            SubscriptionFormat::Fediseer => "fediseer",
         }
     }
 }
@@ -310,11 +349,88 @@ pub fn check_remote_url(text: &str, allow_http: bool) -> Result<url::Url, String
     Ok(url)
 }
 
+/// What a rule source says about its kind and Fediseer format, checked together the same
+/// way for files and subscriptions.
+struct KindAndFormat<'a> {
+    /// The source in errors (path or URL).
+    name: &'a str,
+    /// The keys of `fediseer`, `min_censures` and `kind` in the config's table.
+    keys: [&'static str; 3],
+    fediseer_format: bool,
+    fediseer: Option<FediseerList>,
+    min_censures: Option<u64>,
+    kind: SourceKind,
+    exclude: bool,
+}
+
+/// `fediseer` and `min_censures` only with `format = "fediseer"` (which needs `fediseer`: its
+/// short answers do not say which list they are), a Fediseer list as block rules only, and
+/// an allow list never also an exception list.
+fn kind_and_format(source: KindAndFormat<'_>) -> Result<(), Invalid> {
+    let KindAndFormat {
+        name,
+        keys: [fediseer_key, min_key, kind_key],
+        fediseer_format,
+        fediseer,
+        min_censures,
+        kind,
+        exclude,
+    } = source;
+    if fediseer_format && fediseer.is_none() {
+        return Err((
+            fediseer_key,
+            format!(
+                "{name}: format = \"fediseer\" needs fediseer = \"censures\" (suspend) or \
+                 \"hesitations\" (silence); an answer of the short form does not say which"
+            ),
+        ));
+    }
+    if !fediseer_format && (fediseer.is_some() || min_censures.is_some()) {
+        return Err((
+            if fediseer.is_some() {
+                fediseer_key
+            } else {
+                min_key
+            },
+            format!("{name}: fediseer and min_censures are for format = \"fediseer\""),
+        ));
+    }
+    if min_censures == Some(0) {
+        return Err((min_key, format!("{name}: must be at least 1")));
+    }
+    if fediseer_format && (kind != SourceKind::Block || exclude) {
+        return Err((
+            kind_key,
+            format!("{name}: a Fediseer censures or hesitations list holds block rules"),
+        ));
+    }
+    if kind == SourceKind::Allow && exclude {
+        return Err((
+            kind_key,
+            format!("{name}: kind = \"allow\" and exclude = true: a list is one or the other"),
+        ));
+    }
+    Ok(())
+}
+
 impl BlocklistConfig {
     /// TOML rules files say per entry what they hold; allow and exception lists cannot be
     /// previewed.
     pub(super) fn validate(&self) -> Result<(), Invalid> {
         let path = self.path.display();
+        kind_and_format(KindAndFormat {
+            name: &path.to_string(),
+            keys: [
+                "blocklists.fediseer",
+                "blocklists.min_censures",
+                "blocklists.kind",
+            ],
+            fediseer_format: self.format == BlocklistFormat::Fediseer,
+            fediseer: self.fediseer,
+            min_censures: self.min_censures,
+            kind: self.kind,
+            exclude: self.exclude,
+        })?;
         if self.is_toml() && (self.kind != SourceKind::Block || self.exclude) {
             return Err((
                 "blocklists.kind",
@@ -325,7 +441,7 @@ impl BlocklistConfig {
             ));
         }
         max_shrink("blocklists.max_shrink", self.max_shrink)?;
-        if (self.exclude || self.kind == SourceKind::Allow) && self.dry_run {
+        if (self.is_exception_list() || self.kind == SourceKind::Allow) && self.dry_run {
             return Err((
                 "blocklists.dry_run",
                 format!(
@@ -356,17 +472,58 @@ fn max_bytes(key: &'static str, value: u64) -> Result<(), Invalid> {
 }
 
 impl SubscriptionConfig {
+    /// An exception list: `kind = "exception"` or `exclude = true`.
+    pub(crate) fn is_exception_list(&self) -> bool {
+        self.exclude || self.kind == SourceKind::Exception
+    }
+
+    /// How a `format = "fediseer"` answer is read; `None` for other formats.
+    pub(crate) fn fediseer_settings(&self) -> Option<FediseerSettings> {
+        (self.format == SubscriptionFormat::Fediseer).then(|| FediseerSettings {
+            list: self.fediseer.unwrap_or_default(),
+            min_count: self.min_censures,
+        })
+    }
+
     /// A URL usable under its own scheme settings and every limit positive (that no URL is
     /// subscribed twice is checked across the list, in `Config::validate`).
     pub(super) fn validate(&self) -> Result<(), Invalid> {
-        check_remote_url(&self.url, self.allow_http).map_err(|m| ("subscriptions.url", m))?;
+        let url =
+            check_remote_url(&self.url, self.allow_http).map_err(|m| ("subscriptions.url", m))?;
         positive("subscriptions.refresh_secs", self.refresh_secs)?;
         positive("subscriptions.timeout_secs", self.timeout_secs)?;
-        if self.exclude && self.dry_run {
+        kind_and_format(KindAndFormat {
+            name: &self.url,
+            keys: [
+                "subscriptions.fediseer",
+                "subscriptions.min_censures",
+                "subscriptions.kind",
+            ],
+            fediseer_format: self.format == SubscriptionFormat::Fediseer,
+            fediseer: self.fediseer,
+            min_censures: self.min_censures,
+            kind: self.kind,
+            exclude: self.exclude,
+        })?;
+        // Fediseer's short forms carry no counts: min_censures could never be applied.
+        let short_form = url
+            .query_pairs()
+            .any(|(k, v)| (k == "domains" || k == "csv") && v.eq_ignore_ascii_case("true"));
+        if self.min_censures.is_some() && short_form {
+            return Err((
+                "subscriptions.min_censures",
+                format!(
+                    "{}: min_censures needs the counts of Fediseer's full answer; \
+                     ?domains=true and ?csv=true answer without them",
+                    self.url
+                ),
+            ));
+        }
+        if (self.is_exception_list() || self.kind == SourceKind::Allow) && self.dry_run {
             return Err((
                 "subscriptions.dry_run",
                 format!(
-                    "{}: dry_run previews block rules; an exception list cannot be dry_run",
+                    "{}: dry_run previews block rules; an allow or exception list cannot be dry_run",
                     self.url
                 ),
             ));

@@ -204,6 +204,25 @@ impl Snapshot {
                     .note(kind, '-', &e.domain);
             }
         }
+        // A new exception under a suspension that stays listed lifts it for the exception's
+        // domain as surely as removing the rule would: the exception list's lift, so the same
+        // WARN line names it.
+        for e in next.exceptions.iter() {
+            if self.exceptions.get(&e.domain).is_some() {
+                continue;
+            }
+            let Some(was) = self.is_suspended(&e.domain) else {
+                continue;
+            };
+            let still_listed = was.digest.is_some()
+                || next
+                    .enforcing
+                    .get(&was.domain)
+                    .is_some_and(|r| r.severity == Severity::Suspend);
+            if still_listed && next.is_suspended(&e.domain).is_none() {
+                by.entry(e.source.clone()).or_default().lift(&e.domain);
+            }
+        }
         // Which domains are named past the bound depends on the tables' order; at least the
         // log of one reload reads sorted.
         for changed in by.values_mut() {

@@ -803,6 +803,45 @@ fn diff_counts_allows_exceptions_and_actors() {
 }
 
 #[test]
+fn a_new_exception_under_a_listed_suspension_is_a_lift_of_its_list() {
+    let blocks = || {
+        [
+            rule("bad.example", Severity::Suspend, false),
+            rule("limited.example", Severity::Silence, false),
+        ]
+    };
+    let exception = |domain: &str| DomainEntry {
+        source: Arc::from("exceptions.txt"),
+        ..entry(domain)
+    };
+    let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+    blocks().into_iter().for_each(|r| {
+        b.rule(r);
+    });
+    let old = b.build();
+    let mut b = Snapshot::builder(PolicyMode::Blocklist, 1);
+    blocks().into_iter().for_each(|r| {
+        b.rule(r);
+    });
+    b.exception(exception("ok.bad.example"))
+        .exception(exception("limited.example"))
+        .exception(exception("unlisted.example"));
+    let new = b.build();
+    let by = old.changed_domains_by_source(&new);
+    let lifted = by
+        .get("exceptions.txt")
+        .expect("the exception list changed");
+    assert_eq!(lifted.lifted(), 1, "only the suspension: {lifted:?}");
+    assert_eq!(lifted.lifted_domains(), "ok.bad.example");
+    assert!(by.get("test.csv").is_none_or(|c| c.lifted() == 0));
+    // The same exceptions again lift nothing new.
+    assert!(new
+        .changed_domains_by_source(&new)
+        .values()
+        .all(|c| c.lifted() == 0));
+}
+
+#[test]
 fn withheld_rules_are_never_matched_but_listed() {
     let mut b = Snapshot::builder(PolicyMode::Blocklist, 2);
     b.withhold(rule("bad.example", Severity::Suspend, false))

@@ -141,12 +141,11 @@ pub(super) fn parse_config(
     config: &BlocklistConfig,
     bytes: &[u8],
 ) -> Result<ParsedSource, LoadError> {
-    let mut parsed = sources::parse_bytes_as(
-        bytes,
-        Arc::from(label_of(config)),
-        config.format,
-        config.kind,
-    )?;
+    let label = Arc::from(label_of(config));
+    let mut parsed = match config.fediseer_settings() {
+        Some(settings) => sources::parse_fediseer_bytes(bytes, label, settings)?,
+        None => sources::parse_bytes_as(bytes, label, config.format, config.kind)?,
+    };
     sources::filter_labels(&mut parsed, &config.labels_any, &config.labels_none);
     sources::import_severities(&mut parsed, &config.severity_map, config.max_severity);
     Ok(parsed)
@@ -204,7 +203,7 @@ pub(super) fn merge(
             summary: SourceSummary {
                 source: label,
                 dry_run: config.dry_run,
-                exception_list: config.exclude,
+                exception_list: config.is_exception_list(),
                 ..SourceSummary::default()
             },
             priority: config.priority,

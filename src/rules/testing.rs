@@ -20,6 +20,8 @@ pub(super) fn source(path: &Path) -> BlocklistConfig {
         severity_map: Default::default(),
         labels_any: Vec::new(),
         labels_none: Vec::new(),
+        fediseer: None,
+        min_censures: None,
     }
 }
 

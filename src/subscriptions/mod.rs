@@ -29,7 +29,7 @@ pub(crate) use schedule::next_delay;
 pub use schedule::{Remotes, RETRY_MIN};
 
 use crate::clock::unix_now;
-use crate::config::{BlocklistFormat, Config, SubscriptionConfig, SubscriptionFormat};
+use crate::config::{BlocklistFormat, Config, SourceKind, SubscriptionConfig, SubscriptionFormat};
 use crate::metrics::Metrics;
 use crate::policy::sources::{self, LoadError, ParsedSource};
 use crate::rules::{MemorySource, Rules};
@@ -122,7 +122,7 @@ impl Merge {
     fn of(s: &SubscriptionConfig) -> Merge {
         Merge {
             dry_run: s.dry_run,
-            exclude: s.exclude,
+            exclude: s.is_exception_list(),
             subscribed: true,
             priority: s.priority,
             max_shrink: Some(s.max_shrink),
@@ -130,12 +130,19 @@ impl Merge {
     }
 }
 
-/// A subscription's list as its config takes it in (`labels_any` / `labels_none`, then
-/// `severity_map` and `max_severity`).
-fn imported(mut parsed: ParsedSource, config: &SubscriptionConfig) -> ParsedSource {
+/// A subscription's answer as its config takes it in: parsed in its format (a Fediseer
+/// answer with the source's `fediseer` and `min_censures`), `labels_any` / `labels_none`,
+/// then `severity_map` and `max_severity`; an allow list's domains become allow entries (an
+/// exception list's stay block rules, which the merge makes exceptions).
+fn parse_subscription(body: &[u8], config: &SubscriptionConfig) -> Result<ParsedSource, LoadError> {
+    let fediseer = config.fediseer_settings().unwrap_or_default();
+    let mut parsed = parse_list(body, &config.url, config.format, fediseer)?;
     sources::filter_labels(&mut parsed, &config.labels_any, &config.labels_none);
     sources::import_severities(&mut parsed, &config.severity_map, config.max_severity);
-    parsed
+    if config.kind == SourceKind::Allow {
+        sources::into_allows(&mut parsed)?;
+    }
+    Ok(parsed)
 }
 
 /// The one place a remote source's rules become a `MemorySource`.
@@ -159,15 +166,18 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 /// `[` as JSON, one whose first field is `#domain` as Mastodon CSV, and anything else as a
 /// plain list. Never as an inboxguard TOML rules file, whatever the URL ends in: a shared list
 /// must not be able to add exceptions, allow entries, actor rules or friendly-federator
-/// settings, which only the moderators' own files may say.
+/// settings, which only the moderators' own files may say. `fediseer` is how a Fediseer
+/// answer is read (its `fediseer` and `min_censures`).
 pub fn parse_list(
     body: &[u8],
     label: &str,
     format: SubscriptionFormat,
+    fediseer: sources::FediseerSettings,
 ) -> Result<ParsedSource, LoadError> {
     let source: Arc<str> = Arc::from(label);
     match format {
         SubscriptionFormat::Json => sources::parse_json_bytes(body, source),
+        SubscriptionFormat::Fediseer => sources::parse_fediseer_bytes(body, source, fediseer),
         SubscriptionFormat::MastodonCsv => {
             sources::parse_bytes(body, source, BlocklistFormat::MastodonCsv)
         }
@@ -320,17 +330,13 @@ impl Subscription {
     /// Puts the disk-cached copy in force, if there is a usable one; a corrupt or unparsable
     /// one is logged, counted and ignored. Returns whether a copy was put in force.
     pub async fn load_cache(&self) -> bool {
-        let (cache, label, format, max) = (
-            self.cache.clone(),
-            self.config.url.clone(),
-            self.config.format,
-            self.config.max_bytes,
-        );
+        let (cache, config) = (self.cache.clone(), self.config.clone());
         let read = tokio::task::spawn_blocking(move || {
-            read_cached(&cache, &label, max, |body| parse_list(body, &label, format))
+            read_cached(&cache, &config.url, config.max_bytes, |body| {
+                parse_subscription(body, &config)
+            })
         })
         .await;
-        let read = read.map(|r| r.map(|found| found.map(|(p, c)| (imported(p, &self.config), c))));
         let (parsed, copy) = match read {
             Ok(Ok(Some(found))) => found,
             Ok(Ok(None)) => return false,
@@ -349,7 +355,7 @@ impl Subscription {
         };
         tracing::info!(
             source = self.label(),
-            rules = parsed.rules.len(),
+            rules = parsed.len(),
             fetched_at = copy.fetched_at,
             "cached copy in force until the first fetch"
         );
@@ -455,10 +461,9 @@ impl Subscription {
             });
             return Ok(Outcome::Unchanged);
         }
-        let parsed = parse_list(&copy.body, self.label(), self.config.format)
-            .map_err(RefreshError::Malformed)?;
-        let parsed = imported(parsed, &self.config);
-        let rules = parsed.rules.len();
+        let parsed =
+            parse_subscription(&copy.body, &self.config).map_err(RefreshError::Malformed)?;
+        let rules = parsed.len();
         if self.put_in_force(parsed, copy, true).await {
             return Err(RefreshError::Shrink { rules });
         }
@@ -503,7 +508,7 @@ fn add_headers_file(headers: &mut HeaderMap, path: &Path) -> Result<(), RefreshE
 
 fn accept(format: SubscriptionFormat) -> &'static str {
     match format {
-        SubscriptionFormat::Json => "application/json",
+        SubscriptionFormat::Json | SubscriptionFormat::Fediseer => "application/json",
         SubscriptionFormat::MastodonCsv => "text/csv, text/plain;q=0.9, */*;q=0.1",
         SubscriptionFormat::Plain => "text/plain, */*;q=0.1",
         SubscriptionFormat::Auto => "text/csv, application/json, text/plain;q=0.9, */*;q=0.1",
@@ -527,13 +532,11 @@ pub fn load_cached(config: &Config) -> CachedSources {
     let mut out = CachedSources::default();
     for s in &config.subscriptions {
         match read_cached(&cache, &s.url, s.max_bytes, |body| {
-            parse_list(body, &s.url, s.format)
+            parse_subscription(body, s)
         }) {
-            Ok(Some((parsed, _))) => {
-                let parsed = imported(parsed, s);
-                out.sources
-                    .push(memory_source(&s.url, parsed, Merge::of(s)))
-            }
+            Ok(Some((parsed, _))) => out
+                .sources
+                .push(memory_source(&s.url, parsed, Merge::of(s))),
             Ok(None) => out
                 .missing
                 .push(format!("{}: no cached copy yet (serve fetches it)", s.url)),
@@ -564,10 +567,23 @@ mod tests {
             (b"c.example\n", sources::Format::Plain),
         ];
         for (body, format) in cases {
-            let parsed = parse_list(body, "u", SubscriptionFormat::Auto).expect("auto");
+            let parsed =
+                parse_list(body, "u", SubscriptionFormat::Auto, Default::default()).expect("auto");
             assert_eq!(parsed.format, format, "{format:?}");
         }
-        assert!(parse_list(b"c.example\n", "u", SubscriptionFormat::Json).is_err());
-        assert!(parse_list(b"c.example\n", "u", SubscriptionFormat::MastodonCsv).is_err());
+        assert!(parse_list(
+            b"c.example\n",
+            "u",
+            SubscriptionFormat::Json,
+            Default::default()
+        )
+        .is_err());
+        assert!(parse_list(
+            b"c.example\n",
+            "u",
+            SubscriptionFormat::MastodonCsv,
+            Default::default()
+        )
+        .is_err());
     }
 }

@@ -7,6 +7,7 @@
 //!   behind it and behind `remote`: `RemoteInstance`, actors with real keys
 //! * `signing`: the independent draft-cavage signer; `rfc9421`: the RFC 9421 signer
 //! * `client`: a tiny HTTP/1.1 client; `body`: request and response bodies
+//! * `list_server`: `ListServer`, a rule-list host for subscriptions and Mastodon's admin API
 //! * `metrics`: Prometheus text parsing; `python`: the interpreter for the Python signers
 //! * `redis_server`: a real `redis-server` on a free loopback port
 //! * `scenes`: set-ups several files share (`FriendAndSpam`)
@@ -26,6 +27,7 @@ pub use proxy::{
 
 mod body;
 mod client;
+mod list_server;
 mod mastodon_admin;
 mod metrics;
 mod python;
@@ -39,6 +41,7 @@ mod upstream;
 
 pub use body::*;
 pub use client::*;
+pub use list_server::*;
 pub use mastodon_admin::*;
 pub use metrics::*;
 pub use python::*;

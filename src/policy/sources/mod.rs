@@ -19,6 +19,8 @@
 //!
 //! * **JSON** (`parse_json_bytes`, chosen by the caller, never by `Auto`): an array of objects
 //!   as Mastodon's admin and public APIs and GoToSocial's export write them.
+//! * **Fediseer** (`parse_fediseer_bytes`, never by `Auto`): a censures or hesitations answer
+//!   of Fediseer's API, read as the source's `fediseer` setting says.
 //!
 //! All: a UTF-8 byte-order mark is ignored, CRLF line endings are fine, each domain goes
 //! through `host::normalize` and an invalid one is an error naming the line.
@@ -45,16 +47,19 @@
 //! | `csv`   | Mastodon's CSV export (and `domain_allows.csv`) |
 //! | `plain` | one domain per line |
 //! | `json`  | Mastodon's and GoToSocial's JSON lists |
+//! | `fediseer` | Fediseer's censures and hesitations answers |
 //! | `toml`  | inboxguard's TOML rules file |
 
 mod content;
 mod csv;
+mod fediseer;
 mod json;
 mod lines;
 mod parsed;
 mod plain;
 mod toml;
 
+pub use fediseer::{parse_fediseer_bytes, FediseerList, FediseerSettings};
 pub use json::{parse_allow_json_bytes, parse_json_bytes, AllowEntry};
 pub(crate) use parsed::MAX_LINE_BYTES;
 pub use parsed::{
@@ -77,7 +82,9 @@ pub fn parse_bytes(
 
 /// Parses one rule file's contents whose CSV or plain entries are of `kind`: block rules, or
 /// allowed domains (Mastodon's `domain_allows.csv`: header `#domain`, one domain per row; or
-/// a plain list). `Auto` reads a TOML rules file when `source` ends in `.toml`.
+/// a plain list). An exception list's entries come back as block rules: the merge makes them
+/// exceptions. `Auto` reads a TOML rules file when `source` ends in `.toml`. `Fediseer` is
+/// read as a censures list without a minimum; `parse_fediseer_bytes` takes a source's settings.
 pub fn parse_bytes_as(
     bytes: &[u8],
     source: Arc<str>,
@@ -89,7 +96,8 @@ pub fn parse_bytes_as(
     let mut lines = 0;
     for (i, line) in text.split('\n').enumerate() {
         lines = i + 1;
-        if line.len() > MAX_LINE_BYTES {
+        // Fediseer answers every list on one line.
+        if line.len() > MAX_LINE_BYTES && format != BlocklistFormat::Fediseer {
             return Err(fail((
                 i + 1,
                 LoadErrorKind::LineTooLong { bytes: line.len() },
@@ -107,6 +115,7 @@ pub fn parse_bytes_as(
         BlocklistFormat::Auto | BlocklistFormat::Plain => Format::Plain,
         BlocklistFormat::MastodonCsv if first_field_is_domain => Format::MastodonCsv,
         BlocklistFormat::MastodonCsv => return Err(fail((1, LoadErrorKind::MissingHeader))),
+        BlocklistFormat::Fediseer => Format::Fediseer,
     };
     let mut out = Collector::new(format, source.clone());
     if matches!(format, Format::MastodonCsv | Format::Plain) {
@@ -119,14 +128,26 @@ pub fn parse_bytes_as(
         Format::Plain => plain::parse(text, &mut out),
         Format::Toml => toml::parse(text, &mut out),
         Format::Json => json::parse(text, &mut out),
+        Format::Fediseer => fediseer::parse(text, FediseerSettings::default(), &mut out),
     }
     .map_err(fail)?;
     let mut parsed = out.finish();
     if kind == SourceKind::Allow && format != Format::Toml {
-        let rules = std::mem::take(&mut parsed.rules);
-        parsed.allows = entries_of(rules).map_err(fail)?;
+        into_allows(&mut parsed)?;
     }
     Ok(parsed)
+}
+
+/// Turns a list's block rules into allowed domains (an allow-kind source of any format):
+/// flags and severities mean nothing there, a comment stays; an entry given by digest is an
+/// error naming its line, as allows are looked up by name.
+pub fn into_allows(parsed: &mut ParsedSource) -> Result<(), LoadError> {
+    let rules = std::mem::take(&mut parsed.rules);
+    let source = rules.first().map(|r| r.source.clone());
+    let allows =
+        entries_of(rules).map_err(|e| LoadError::new(source.as_deref().unwrap_or(""), e))?;
+    parsed.allows.extend(allows);
+    Ok(())
 }
 
 /// How a source's block rules are taken in: `severity_map` first (`suspend = "silence"`: a

@@ -26,6 +26,8 @@ pub enum Format {
     Toml,
     /// A JSON array of domain-block objects (`parse_json_bytes`).
     Json,
+    /// A Fediseer censures or hesitations answer (`parse_fediseer_bytes`).
+    Fediseer,
 }
 
 impl Format {
@@ -35,6 +37,7 @@ impl Format {
             Format::Plain => "plain",
             Format::Toml => "toml",
             Format::Json => "json",
+            Format::Fediseer => "fediseer",
         }
     }
 }
@@ -164,6 +167,16 @@ pub enum LoadErrorKind {
     /// A JSON entry without a `domain` string.
     #[error("entry has no \"domain\" string")]
     MissingDomain,
+    /// `format = "fediseer"` on something that is not one of Fediseer's list answers.
+    #[error("expected Fediseer's answer: a JSON object with an \"instances\", \"domains\" or \"csv\" field")]
+    NotFediseerAnswer,
+    /// `min_censures` on an answer without counts (`?domains=true` or `?csv=true`).
+    #[error("min_censures needs each instance's {}, which only the full answer has: drop ?domains=true / ?csv=true from the URL, or drop min_censures", list.count_field())]
+    FediseerNoCounts { list: super::FediseerList },
+    /// A full-form entry of the other list than the source says (a hesitations answer read as
+    /// censures would suspend what its authors only meant to limit).
+    #[error("this entry is from Fediseer's {} list, but the source says fediseer = \"{}\"", configured.other().as_str(), configured.as_str())]
+    FediseerWrongList { configured: super::FediseerList },
 }
 
 impl LoadError {
@@ -234,6 +247,9 @@ pub enum BlocklistFormat {
     /// inboxguard's TOML rules file (domain, allow, exclude and actor rules, per-rule dry run,
     /// friendly-federator settings).
     Toml,
+    /// A Fediseer censures or hesitations answer saved to a file (the source's `fediseer`
+    /// setting says which).
+    Fediseer,
 }
 
 /// What the domains of a CSV or plain source are.
@@ -245,4 +261,7 @@ pub enum SourceKind {
     Block,
     /// Allowed domains (`domain_allows.csv` with its `#domain` header, or one per line).
     Allow,
+    /// Exceptions: the domains are exempt from every other source's block rules (as
+    /// `exclude = true`).
+    Exception,
 }

@@ -105,6 +105,37 @@ fn load_error_names_file_and_line() {
 }
 
 #[test]
+fn kind_exception_is_an_exception_list_as_exclude_is() {
+    let (_dir, [local, exceptions]) = files([
+        (
+            "local.csv",
+            "#domain,#severity
+bad.example,suspend
+",
+        ),
+        (
+            "exceptions.txt",
+            "# ours
+ok.bad.example
+",
+        ),
+    ]);
+    let by_kind = BlocklistConfig {
+        kind: crate::config::SourceKind::Exception,
+        ..source(&exceptions)
+    };
+    let (snapshot, summaries) =
+        load(&[source(&local), by_kind], &[], &PolicyConfig::default()).expect("loads");
+    assert!(snapshot.is_suspended("bad.example").is_some());
+    assert!(snapshot.is_suspended("a.ok.bad.example").is_none());
+    let entry = snapshot
+        .exception_for("a.ok.bad.example")
+        .expect("exception");
+    assert_eq!(entry.line, 2, "explain names the line");
+    assert!(summaries[1].exception_list && summaries[1].exclude == 1);
+}
+
+#[test]
 fn exception_sources_override_every_other_source() {
     let (_dir, [local, exceptions]) = files([
         (
