@@ -1,7 +1,7 @@
 //! `[mastodon] push` and `push_interval`, and the `push` flag of `[[subscriptions]]`: which
 //! rules inboxguard writes into Mastodon's own domain blocks (see `push`), and how often.
 
-use super::{parse_duration, Config, Invalid};
+use super::{parse_duration, Config, Invalid, SourceKind};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -82,8 +82,10 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
     for s in config.subscriptions.iter().filter(|s| s.push) {
         let problem = if mode == PushMode::Off {
             "push = true needs [mastodon] url, token_file and push = true (or \"dry-run\")"
-        } else if s.exclude {
+        } else if s.exclude || s.kind == SourceKind::Exception {
             "an exception list has no blocks to push"
+        } else if s.kind == SourceKind::Allow {
+            "an allow list has no blocks to push"
         } else if s.dry_run {
             "a dry_run list's rules are previews, never pushed; preview the push with [mastodon] push = \"dry-run\""
         } else if s.priority < 0 && config.mastodon.as_ref().is_some_and(|m| m.domain_blocks) {

@@ -312,6 +312,16 @@ fn push_mode_and_interval_in_the_config() {
             "exception list",
         ),
         (
+            format!("{m}push = true\n{sub}kind = \"exception\"\n"),
+            "subscriptions.push",
+            "exception list",
+        ),
+        (
+            format!("{m}push = true\n{sub}kind = \"allow\"\n"),
+            "subscriptions.push",
+            "allow list",
+        ),
+        (
             format!("{m}push = true\n{sub}priority = -1\n"),
             "subscriptions.push",
             "priority",
