@@ -70,6 +70,14 @@ async fn until(what: &str, done: impl Fn() -> bool) {
     .await;
 }
 
+/// Waits for the push cycle under way (or the next one) to end: a cycle records its state file
+/// and journal lines after Mastodon has seen its writes.
+async fn settled(proxy: &Proxy) {
+    const OK: &str = "inboxguard_push_cycles_total{result=\"ok\"}";
+    let before = metric_value(&proxy.metrics().await, OK).unwrap_or(0.0);
+    wait_metric(proxy, OK, |v| v > before).await;
+}
+
 fn state_file(proxy: &Proxy) -> Value {
     let path = proxy.dir().join("state").join("mastodon-push.json");
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -113,6 +121,7 @@ async fn creates_updates_and_lifts_in_step_with_a_pushed_list() {
         mastodon.block("bad.example").is_some() && mastodon.block("meh.example").is_some()
     })
     .await;
+    settled(&proxy).await;
     let bad = mastodon.block("bad.example").unwrap();
     assert_eq!(
         (bad["severity"].as_str(), bad["reject_media"].as_bool()),
@@ -219,6 +228,7 @@ async fn a_block_inboxguard_did_not_create_is_never_touched() {
     );
     let (proxy, _) = proxy(&mastodon, "true").await;
     until("ours created", || mastodon.block("ours.example").is_some()).await;
+    settled(&proxy).await;
     wait_metric(
         &proxy,
         "inboxguard_push_skipped_blocks{reason=\"manual\"}",
@@ -229,6 +239,7 @@ async fn a_block_inboxguard_did_not_create_is_never_touched() {
     // The list drops both: ours is lifted, the manual block stays as it was.
     mastodon.serve_file(LIST, HEADER);
     until("ours lifted", || mastodon.block("ours.example").is_none()).await;
+    settled(&proxy).await;
     wait_metric(
         &proxy,
         "inboxguard_push_skipped_blocks{reason=\"manual\"}",
@@ -267,6 +278,7 @@ async fn a_refused_token_keeps_the_state_and_the_push_retries() {
         mastodon.block("first.example").is_some()
     })
     .await;
+    settled(&proxy).await;
     let state_path = proxy.dir().join("state").join("mastodon-push.json");
     let recorded = std::fs::read(&state_path).unwrap();
 
@@ -304,6 +316,7 @@ async fn a_refused_token_keeps_the_state_and_the_push_retries() {
         mastodon.block("first.example").is_none() && mastodon.block("second.example").is_some()
     })
     .await;
+    settled(&proxy).await;
     let state = state_file(&proxy);
     assert!(
         state["blocks"].get("second.example").is_some()
@@ -332,6 +345,7 @@ async fn the_existing_list_is_read_page_by_page() {
         mastodon.block("fresh.example").is_some()
     })
     .await;
+    settled(&proxy).await;
     wait_metric(
         &proxy,
         "inboxguard_push_skipped_blocks{reason=\"manual\"}",
@@ -499,6 +513,7 @@ async fn an_escalation_is_pushed_and_an_exclusion_lifts_it() {
         mastodon.block("friend.example").is_some()
     })
     .await;
+    settled(&proxy).await;
     let block = mastodon.block("friend.example").unwrap();
     assert_eq!(block["severity"], "suspend");
     assert!(
@@ -517,6 +532,7 @@ async fn an_escalation_is_pushed_and_an_exclusion_lifts_it() {
         mastodon.block("friend.example").is_none()
     })
     .await;
+    settled(&proxy).await;
     let journal = pushes(&proxy);
     let sources: Vec<(&str, &str)> = journal
         .iter()
