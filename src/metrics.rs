@@ -3,7 +3,7 @@
 //! keyId or path — only fixed reason/result words and configured source names.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -14,10 +14,11 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// Creates each metric and registers it in one step, so no metric is made and left out.
-struct Registrar(Registry);
+/// Modules with metrics of their own get one from [`Metrics::registrar`].
+pub(crate) struct Registrar(Registry);
 
 impl Registrar {
-    fn add<M: prometheus::core::Collector + Clone + 'static>(
+    pub(crate) fn add<M: prometheus::core::Collector + Clone + 'static>(
         &self,
         metric: M,
     ) -> Result<M, prometheus::Error> {
@@ -25,11 +26,11 @@ impl Registrar {
         Ok(metric)
     }
 
-    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+    pub(crate) fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
         self.add(IntCounter::new(name, help)?)
     }
 
-    fn counter_vec(
+    pub(crate) fn counter_vec(
         &self,
         name: &str,
         help: &str,
@@ -38,11 +39,16 @@ impl Registrar {
         self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
     }
 
-    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+    pub(crate) fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
         self.add(IntGauge::new(name, help)?)
     }
 
-    fn gauge_vec(
+    /// A gauge of fractional values (seconds).
+    pub(crate) fn float_gauge(&self, name: &str, help: &str) -> Result<Gauge, prometheus::Error> {
+        self.add(Gauge::new(name, help)?)
+    }
+
+    pub(crate) fn gauge_vec(
         &self,
         name: &str,
         help: &str,
@@ -52,13 +58,13 @@ impl Registrar {
     }
 
     /// With the latency buckets.
-    fn histogram(&self, name: &str, help: &str) -> Result<Histogram, prometheus::Error> {
+    pub(crate) fn histogram(&self, name: &str, help: &str) -> Result<Histogram, prometheus::Error> {
         let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
         self.add(Histogram::with_opts(opts)?)
     }
 
     /// With the latency buckets.
-    fn histogram_vec(
+    pub(crate) fn histogram_vec(
         &self,
         name: &str,
         help: &str,
@@ -293,6 +299,11 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     /// Adds a module's own metrics (e.g. `shedding::ShedMetrics`) to the one registry.
+    /// Registers the metrics a module makes itself into this registry.
+    pub(crate) fn registrar(&self) -> Registrar {
+        Registrar(self.registry.clone())
+    }
+
     pub fn register(
         &self,
         collector: Box<dyn prometheus::core::Collector>,

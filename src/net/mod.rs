@@ -25,7 +25,7 @@ pub(crate) use target::{host_of, is_web_url, normalise_host, Target};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, LOCATION};
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Body;
 use hyper::body::Incoming;
@@ -109,6 +109,35 @@ impl Client {
             exchange(tcp, request).await
         };
         sent.map_err(|_| Error::Protocol)
+    }
+
+    /// [`Client::send`] without a pinned address, then the whole answer: status, headers and
+    /// the body, read up to `cap(status)` bytes (`None` leaves it unread).
+    pub(crate) async fn exchange<B>(
+        &self,
+        target: &Target,
+        allow_private_addresses: bool,
+        request: Request<B>,
+        cap: impl FnOnce(StatusCode) -> Option<u64>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Error>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let reach = Reach {
+            allow_private_addresses,
+            pinned: None,
+        };
+        let (response, _conn) = self.send(target, reach, request).await?;
+        // `_conn` keeps the connection driven until the body is read.
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match cap(status) {
+            Some(max_bytes) => read_body(response, max_bytes).await?,
+            None => Bytes::new(),
+        };
+        Ok((status, headers, body))
     }
 }
 

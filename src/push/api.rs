@@ -7,7 +7,7 @@
 
 use super::plan::{Block, Wanted};
 use crate::config::MastodonApiConfig;
-use crate::net::{self, Reach, Target};
+use crate::net::{self, Target};
 use crate::subscriptions::{fetch_error, link_next, same_origin, FetchError, Limits};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
@@ -234,29 +234,18 @@ impl Api {
                     url: url.to_string(),
                 })
             })?;
-        let reach = Reach {
-            allow_private_addresses: limits.allow_private_addresses,
-            pinned: None,
-        };
         let secs = self.config.timeout_secs;
         let exchange = async {
-            let (response, _conn) = self
-                .client
-                .send(&target, reach, request)
+            self.client
+                .exchange(&target, limits.allow_private_addresses, request, |status| {
+                    Some(if status.is_success() {
+                        max_bytes
+                    } else {
+                        MAX_ERROR_BYTES
+                    })
+                })
                 .await
-                .map_err(|e| fail(&target.host, e))?;
-            // `_conn` keeps the connection driven until the body is read.
-            let status = response.status();
-            let headers = response.headers().clone();
-            let cap = if status.is_success() {
-                max_bytes
-            } else {
-                MAX_ERROR_BYTES
-            };
-            let body = net::read_body(response, cap)
-                .await
-                .map_err(|e| fail(&target.host, e))?;
-            Ok::<_, ApiError>((status, headers, body))
+                .map_err(|e| fail(&target.host, e))
         };
         let (status, headers, body) = tokio::time::timeout(Duration::from_secs(secs), exchange)
             .await

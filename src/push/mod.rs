@@ -40,7 +40,7 @@ use crate::journal::{ChangeLog, NamedChange, RuleChange, SourceChanges};
 use crate::metrics::Metrics;
 use crate::rules::Rules;
 use http::HeaderValue;
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -59,50 +59,37 @@ pub(crate) struct PushMetrics {
 
 impl PushMetrics {
     fn new(metrics: &Metrics) -> Result<PushMetrics, prometheus::Error> {
+        let r = metrics.registrar();
         let m = PushMetrics {
-            requests_total: IntCounterVec::new(
-                Opts::new(
-                    "inboxguard_push_requests_total",
-                    "Requests to Mastodon's domain-blocks admin API by the push, by op (list, create, update, delete) and result",
-                ),
+            requests_total: r.counter_vec(
+                "inboxguard_push_requests_total",
+                "Requests to Mastodon's domain-blocks admin API by the push, by op (list, create, update, delete) and result",
                 &["op", "result"],
             )?,
-            cycles_total: IntCounterVec::new(
-                Opts::new(
-                    "inboxguard_push_cycles_total",
-                    "Push cycles by result (ok, dry_run, or why the cycle stopped)",
-                ),
+            cycles_total: r.counter_vec(
+                "inboxguard_push_cycles_total",
+                "Push cycles by result (ok, dry_run, or why the cycle stopped)",
                 &["result"],
             )?,
-            managed_blocks: IntGauge::new(
+            managed_blocks: r.gauge(
                 "inboxguard_push_managed_blocks",
                 "Mastodon domain blocks inboxguard created and keeps in step (its state file's ids)",
             )?,
-            skipped_blocks: IntGaugeVec::new(
-                Opts::new(
-                    "inboxguard_push_skipped_blocks",
-                    "Pushed rules not written at the last cycle, by reason (manual: Mastodon has a block inboxguard did not create; covered: a block on a parent domain)",
-                ),
+            skipped_blocks: r.gauge_vec(
+                "inboxguard_push_skipped_blocks",
+                "Pushed rules not written at the last cycle, by reason (manual: Mastodon has a block inboxguard did not create; covered: a block on a parent domain)",
                 &["reason"],
             )?,
-            diff: IntGaugeVec::new(
-                Opts::new(
-                    "inboxguard_push_diff",
-                    "Writes the last cycle's diff held, by op (create, update, delete); in dry-run mode, what it would write",
-                ),
+            diff: r.gauge_vec(
+                "inboxguard_push_diff",
+                "Writes the last cycle's diff held, by op (create, update, delete); in dry-run mode, what it would write",
                 &["op"],
             )?,
-            last_success: IntGauge::new(
+            last_success: r.gauge(
                 "inboxguard_push_last_success_timestamp_seconds",
                 "Unix time of the last push cycle that completed",
             )?,
         };
-        metrics.register(Box::new(m.requests_total.clone()))?;
-        metrics.register(Box::new(m.cycles_total.clone()))?;
-        metrics.register(Box::new(m.managed_blocks.clone()))?;
-        metrics.register(Box::new(m.skipped_blocks.clone()))?;
-        metrics.register(Box::new(m.diff.clone()))?;
-        metrics.register(Box::new(m.last_success.clone()))?;
         for r in ["manual", "covered"] {
             m.skipped_blocks.with_label_values(&[r]);
         }

@@ -11,7 +11,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use classes::{Class, Classes};
-use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec};
 use rate::{Bucket, OverLimit, SenderLimits, Share};
 use sidekiq::{SidekiqGauges, Signal};
 use std::sync::Arc;
@@ -33,52 +33,40 @@ pub struct ShedMetrics {
 
 impl ShedMetrics {
     fn new(metrics: &Metrics) -> Result<ShedMetrics, prometheus::Error> {
+        let r = metrics.registrar();
         let m = ShedMetrics {
-            rate_limited_total: IntCounterVec::new(
-                Opts::new(
-                    "inboxguard_rate_limited_total",
-                    "Deliveries answered 429 because their sender was over its share, by bucket (host | actor)",
-                ),
+            rate_limited_total: r.counter_vec(
+                "inboxguard_rate_limited_total",
+                "Deliveries answered 429 because their sender was over its share, by bucket (host | actor)",
                 &["bucket"],
             )?,
-            rate_limit_tracked_senders: IntGauge::new(
+            rate_limit_tracked_senders: r.gauge(
                 "inboxguard_rate_limit_tracked_senders",
                 "Per-sender buckets held in memory (at most rate_limits.max_tracked_senders)",
             )?,
-            backpressure_shed_total: IntCounterVec::new(
-                Opts::new(
-                    "inboxguard_backpressure_shed_total",
-                    "Deliveries answered 503 while Mastodon's Sidekiq queue was behind, by priority class",
-                ),
+            backpressure_shed_total: r.counter_vec(
+                "inboxguard_backpressure_shed_total",
+                "Deliveries answered 503 while Mastodon's Sidekiq queue was behind, by priority class",
                 &["class"],
             )?,
-            backpressure_active: IntGaugeVec::new(
-                Opts::new(
-                    "inboxguard_backpressure_active",
-                    "1 while deliveries of this priority class are being shed",
-                ),
+            backpressure_active: r.gauge_vec(
+                "inboxguard_backpressure_active",
+                "1 while deliveries of this priority class are being shed",
                 &["class"],
             )?,
-            sidekiq_queue_latency_seconds: Gauge::new(
+            sidekiq_queue_latency_seconds: r.float_gauge(
                 "inboxguard_sidekiq_queue_latency_seconds",
                 "Age of the oldest job in Mastodon's watched Sidekiq queue, as Sidekiq computes it",
             )?,
-            sidekiq_queue_size: IntGauge::new(
+            sidekiq_queue_size: r.gauge(
                 "inboxguard_sidekiq_queue_size",
                 "Jobs waiting in Mastodon's watched Sidekiq queue",
             )?,
-            sidekiq_signal_stale: IntGauge::new(
+            sidekiq_signal_stale: r.gauge(
                 "inboxguard_sidekiq_signal_stale",
                 "1 while the Sidekiq queue reading is stale (Redis unreachable or slow): shedding is off",
             )?,
         };
-        metrics.register(Box::new(m.rate_limited_total.clone()))?;
-        metrics.register(Box::new(m.rate_limit_tracked_senders.clone()))?;
-        metrics.register(Box::new(m.backpressure_shed_total.clone()))?;
-        metrics.register(Box::new(m.backpressure_active.clone()))?;
-        metrics.register(Box::new(m.sidekiq_queue_latency_seconds.clone()))?;
-        metrics.register(Box::new(m.sidekiq_queue_size.clone()))?;
-        metrics.register(Box::new(m.sidekiq_signal_stale.clone()))?;
         Ok(m)
     }
 }

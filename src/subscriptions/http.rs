@@ -7,7 +7,7 @@
 //! sets `allow_private_addresses`. The timeout is the caller's (`tokio::time::timeout` around
 //! the whole exchange).
 
-use crate::net::{self, Reach, Target};
+use crate::net::{self, Target};
 use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
@@ -140,25 +140,13 @@ impl Getter {
         for (name, value) in headers {
             request.headers_mut().insert(name, value.clone());
         }
-        let reach = Reach {
-            allow_private_addresses: limits.allow_private_addresses,
-            pinned: None,
-        };
-        let (response, _conn) = self
+        let (status, headers, body) = self
             .client
-            .send(&target, reach, request)
+            .exchange(&target, limits.allow_private_addresses, request, |status| {
+                status.is_success().then_some(limits.max_bytes)
+            })
             .await
             .map_err(|e| fail(&target.host, e))?;
-        // `_conn` keeps the connection driven until the body is read.
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = if status.is_success() {
-            net::read_body(response, limits.max_bytes)
-                .await
-                .map_err(|e| fail(&target.host, e))?
-        } else {
-            Bytes::new()
-        };
         Ok(Answer {
             status,
             headers,
