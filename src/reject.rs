@@ -111,34 +111,23 @@ impl PolicyStop {
     }
 }
 
-impl From<SigError> for Rejection {
-    fn from(e: SigError) -> Rejection {
-        Rejection::Signature(e)
-    }
+/// `?` lifts each stage's error into its cause.
+macro_rules! rejection_from {
+    ($($error:ty => $variant:ident),* $(,)?) => {
+        $(impl From<$error> for Rejection {
+            fn from(e: $error) -> Rejection {
+                Rejection::$variant(e)
+            }
+        })*
+    };
 }
 
-impl From<KeyError> for Rejection {
-    fn from(e: KeyError) -> Rejection {
-        Rejection::Key(e)
-    }
-}
-
-impl From<FactsError> for Rejection {
-    fn from(e: FactsError) -> Rejection {
-        Rejection::Json(e)
-    }
-}
-
-impl From<PolicyStop> for Rejection {
-    fn from(stop: PolicyStop) -> Rejection {
-        Rejection::Policy(stop)
-    }
-}
-
-impl From<UpstreamError> for Rejection {
-    fn from(e: UpstreamError) -> Rejection {
-        Rejection::Upstream(e)
-    }
+rejection_from! {
+    SigError => Signature,
+    KeyError => Key,
+    FactsError => Json,
+    PolicyStop => Policy,
+    UpstreamError => Upstream,
 }
 
 /// The `decision` metric label.

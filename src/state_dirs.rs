@@ -102,29 +102,32 @@ mod tests {
     use super::check;
     use crate::config::Config;
 
-    fn config(dir: &std::path::Path, extra: &str) -> Config {
-        let path = dir.join("inboxguard.toml");
+    /// A config whose `[table]` sets `key` to `path`, followed by `extra`.
+    fn config_naming(
+        dir: &std::path::Path,
+        table: &str,
+        key: &str,
+        path: &std::path::Path,
+        extra: &str,
+    ) -> Config {
+        let file = dir.join("inboxguard.toml");
+        let path = path.display().to_string();
         std::fs::write(
-            &path,
+            &file,
             format!(
-                "[server]\nlisten = \"127.0.0.1:18080\"\n[upstream]\nurl = \"http://127.0.0.1:13000\"\n{extra}"
+                "[server]\nlisten = \"127.0.0.1:18080\"\n[upstream]\nurl = \"http://127.0.0.1:13000\"\n[{table}]\n{key} = {path:?}\n{extra}"
             ),
         )
         .expect("write");
-        Config::load(&path).expect("valid")
+        Config::load(&file).expect("valid")
     }
 
     #[test]
     fn a_missing_state_dir_is_created_at_startup_and_announced_by_check() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let state = tmp.path().join("state");
-        let c = config(
-            tmp.path(),
-            &format!(
-                "[state]\ndir = {:?}\n[[subscriptions]]\nurl = \"https://lists.example/b.csv\"\n",
-                state.display().to_string()
-            ),
-        );
+        let subscription = "[[subscriptions]]\nurl = \"https://lists.example/b.csv\"\n";
+        let c = config_naming(tmp.path(), "state", "dir", &state, subscription);
         let notes = check(&c, false).expect("check only says so");
         assert!(
             notes[0].contains("does not exist yet; serve creates it"),
@@ -155,12 +158,12 @@ mod tests {
     fn an_evidence_file_needs_its_directory() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let file = tmp.path().join("missing").join("ff.json");
-        let c = config(
+        let c = config_naming(
             tmp.path(),
-            &format!(
-                "[friendly_federators]\nevidence_file = {:?}\n",
-                file.display().to_string()
-            ),
+            "friendly_federators",
+            "evidence_file",
+            &file,
+            "",
         );
         let e = check(&c, true).expect_err("refused");
         assert!(e.starts_with("friendly_federators.evidence_file "), "{e}");

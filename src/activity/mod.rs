@@ -24,7 +24,10 @@ mod content;
 mod fields;
 use content::{push_capped, RawText, MAX_CONTENT_ITEMS};
 pub use content::{Content, MAX_CONTENT_MENTIONS};
-use fields::{skip_scalars, FirstValue, KeyName, Public, Reference, Text, TypeName, TypeSet};
+use fields::{
+    reader, seed_reader, skip_scalars, skip_seq, skip_str, FirstValue, KeyName, Public, Reference,
+    Text, TypeName, TypeSet,
+};
 
 /// Mention `href`s kept per object; later ones are skipped. Enough for any real conversation,
 /// and it bounds what a body stuffed with thousands of mentions costs the policy checks.
@@ -103,18 +106,8 @@ struct FactsSeed {
     content: bool,
 }
 
-impl<'de> de::DeserializeSeed<'de> for FactsSeed {
-    type Value = Facts;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Facts, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FactsSeed {
-    type Value = Facts;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an ActivityPub activity object")
-    }
+seed_reader! {
+    FactsSeed => Facts by deserialize_map, "an ActivityPub activity object";
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Facts, A::Error> {
         // Every field is assigned, never merged, so a repeated key leaves the last
         // occurrence in force, as in Oj.
@@ -181,18 +174,8 @@ struct ObjectSeed {
     content: bool,
 }
 
-impl<'de> de::DeserializeSeed<'de> for ObjectSeed {
-    type Value = ObjectSlot;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ObjectSlot, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ObjectSeed {
-    type Value = ObjectSlot;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object URI or an embedded object")
-    }
+seed_reader! {
+    ObjectSeed => ObjectSlot by deserialize_any, "an object URI or an embedded object";
     fn visit_str<E: de::Error>(self, v: &str) -> Result<ObjectSlot, E> {
         let facts = ObjectFacts {
             id: Some(v.to_owned()),
@@ -340,9 +323,7 @@ impl<'de> Visitor<'de> for Tags<'_> {
         self.keep(tag);
         Ok(())
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
+    skip_str!(());
     skip_scalars!(());
 }
 
@@ -356,47 +337,33 @@ enum Tag {
     Other,
 }
 
-impl<'de> Deserialize<'de> for Tag {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Tag;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a tag object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tag, A::Error> {
-                let mut types = TypeSet::default();
-                let mut href = None;
-                let mut name = None;
-                while let Some(key) = map.next_key::<KeyName>()? {
-                    match key.0.as_str() {
-                        "type" => types = map.next_value::<TypeSet>()?,
-                        "href" => href = map.next_value::<Text>()?.0,
-                        "name" => name = map.next_value::<Text>()?.0,
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
+reader! {
+    Tag, "a tag object";
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tag, A::Error> {
+        let mut types = TypeSet::default();
+        let mut href = None;
+        let mut name = None;
+        while let Some(key) = map.next_key::<KeyName>()? {
+            match key.0.as_str() {
+                "type" => types = map.next_value::<TypeSet>()?,
+                "href" => href = map.next_value::<Text>()?.0,
+                "name" => name = map.next_value::<Text>()?.0,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
                 }
-                Ok(if types.hashtag {
-                    Tag::Hashtag(name)
-                } else if types.mention {
-                    Tag::Mention(href.filter(|h| !h.trim().is_empty()))
-                } else {
-                    Tag::Other
-                })
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tag, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Tag::Other)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Tag, E> {
-                Ok(Tag::Other)
-            }
-            skip_scalars!(Tag::Other);
         }
-        d.deserialize_any(V)
+        Ok(if types.hashtag {
+            Tag::Hashtag(name)
+        } else if types.mention {
+            Tag::Mention(href.filter(|h| !h.trim().is_empty()))
+        } else {
+            Tag::Other
+        })
     }
+    skip_seq!(Tag::Other);
+    skip_str!(Tag::Other);
+    skip_scalars!(Tag::Other);
 }
 
 /// `attachment`: one object or an array of them; each object counts, its `blurhash` and
@@ -445,9 +412,7 @@ impl<'de> Visitor<'de> for Attachments<'_> {
         }
         Ok(())
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
+    skip_str!(());
     skip_scalars!(());
 }
 
@@ -455,38 +420,24 @@ impl<'de> Visitor<'de> for Attachments<'_> {
 /// nothing for anything that is not an object.
 struct AttachmentEntry(Option<(Option<String>, Option<String>)>);
 
-impl<'de> Deserialize<'de> for AttachmentEntry {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = AttachmentEntry;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an attachment object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AttachmentEntry, A::Error> {
-                let (mut blurhash, mut digest) = (None, None);
-                while let Some(key) = map.next_key::<KeyName>()? {
-                    match key.0.as_str() {
-                        "blurhash" => blurhash = map.next_value::<Text>()?.0,
-                        "digestMultibase" => digest = map.next_value::<Text>()?.0,
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
+reader! {
+    AttachmentEntry, "an attachment object";
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AttachmentEntry, A::Error> {
+        let (mut blurhash, mut digest) = (None, None);
+        while let Some(key) = map.next_key::<KeyName>()? {
+            match key.0.as_str() {
+                "blurhash" => blurhash = map.next_value::<Text>()?.0,
+                "digestMultibase" => digest = map.next_value::<Text>()?.0,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
                 }
-                Ok(AttachmentEntry(Some((blurhash, digest))))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AttachmentEntry, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(AttachmentEntry(None))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<AttachmentEntry, E> {
-                Ok(AttachmentEntry(None))
-            }
-            skip_scalars!(AttachmentEntry(None));
         }
-        d.deserialize_any(V)
+        Ok(AttachmentEntry(Some((blurhash, digest))))
     }
+    skip_seq!(AttachmentEntry(None));
+    skip_str!(AttachmentEntry(None));
+    skip_scalars!(AttachmentEntry(None));
 }
 
 #[cfg(test)]

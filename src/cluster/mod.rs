@@ -69,22 +69,19 @@ impl Cluster {
             "1 while the shared Redis answers; 0 while each replica uses its own state",
         )
         .map_err(|e| e.to_string())?;
-        let errors = IntCounterVec::new(
-            Opts::new(
-                "inboxguard_cluster_redis_errors_total",
-                "Shared-state operations that failed or timed out (the local state answered), by operation",
-            ),
-            &["op"],
-        )
-        .map_err(|e| e.to_string())?;
-        let shared_keys = IntCounterVec::new(
-            Opts::new(
-                "inboxguard_cluster_key_cache_total",
-                "Key cache misses answered from the replicas' shared cache (hit) or not (miss: fetched)",
-            ),
-            &["result"],
-        )
-        .map_err(|e| e.to_string())?;
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            IntCounterVec::new(Opts::new(name, help), &[label]).map_err(|e| e.to_string())
+        };
+        let errors = counter_vec(
+            "inboxguard_cluster_redis_errors_total",
+            "Shared-state operations that failed or timed out (the local state answered), by operation",
+            "op",
+        )?;
+        let shared_keys = counter_vec(
+            "inboxguard_cluster_key_cache_total",
+            "Key cache misses answered from the replicas' shared cache (hit) or not (miss: fetched)",
+            "result",
+        )?;
         metrics
             .register(Box::new(up_gauge.clone()))
             .and_then(|()| metrics.register(Box::new(errors.clone())))

@@ -55,11 +55,8 @@ impl Cluster {
         if !self.config.share_dedupe {
             return None;
         }
-        let key = self.key("dedupe", id_digest);
-        self.run("dedupe", |mut c| async move {
-            redis::cmd("EXISTS").arg(key).query_async(&mut c).await
-        })
-        .await
+        self.read("dedupe", "EXISTS", self.key("dedupe", id_digest))
+            .await
     }
 
     /// Records a delivered id for `window`, off the request path.
@@ -76,11 +73,7 @@ impl Cluster {
         if !self.config.share_keys {
             return None;
         }
-        let key = self.key("key", key_id);
-        self.run("key_get", |mut c| async move {
-            redis::cmd("GET").arg(key).query_async(&mut c).await
-        })
-        .await
+        self.read("key_get", "GET", self.key("key", key_id)).await
     }
 
     /// Stores what this replica fetched for `key_id` for `ttl`, off the request path.
@@ -90,6 +83,19 @@ impl Cluster {
         }
         let ttl_ms = ttl.as_secs().max(1).saturating_mul(1000);
         self.spawn_set("key_put", self.key("key", key_id), document, ttl_ms);
+    }
+
+    /// A one-key read (`EXISTS`, `GET`) as `op`.
+    async fn read<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        command: &'static str,
+        key: String,
+    ) -> Option<T> {
+        self.run(op, |mut c| async move {
+            redis::cmd(command).arg(key).query_async(&mut c).await
+        })
+        .await
     }
 
     /// `SET key value PX ttl_ms`, off the request path.

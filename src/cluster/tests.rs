@@ -21,28 +21,30 @@ fn config_checks_name_the_key() {
         share_keys: true,
     };
     assert_eq!(base.validate(), Ok(()));
-    let bad_url = ClusterConfig {
-        redis_url: "http://x".into(),
-        ..base.clone()
-    };
-    assert!(bad_url
-        .validate()
-        .unwrap_err()
-        .starts_with("cluster.redis_url"));
-    let zero = ClusterConfig {
-        timeout_ms: 0,
-        ..base.clone()
-    };
-    assert!(zero
-        .validate()
-        .unwrap_err()
-        .starts_with("cluster.timeout_ms"));
-    let empty = ClusterConfig {
-        key_prefix: String::new(),
-        ..base
-    };
-    assert!(empty
-        .validate()
-        .unwrap_err()
-        .starts_with("cluster.key_prefix"));
+    for (broken, key) in [
+        (
+            ClusterConfig {
+                redis_url: "http://x".into(),
+                ..base.clone()
+            },
+            "cluster.redis_url",
+        ),
+        (
+            ClusterConfig {
+                timeout_ms: 0,
+                ..base.clone()
+            },
+            "cluster.timeout_ms",
+        ),
+        (
+            ClusterConfig {
+                key_prefix: String::new(),
+                ..base
+            },
+            "cluster.key_prefix",
+        ),
+    ] {
+        let e = broken.validate().unwrap_err();
+        assert!(e.starts_with(key), "{e}");
+    }
 }

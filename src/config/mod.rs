@@ -209,6 +209,15 @@ fn positive(key: &'static str, value: u64) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// `key` (`table.name`) and `other`, a key of the same table, are set together or not at all.
+fn together(key: &'static str, other: &str, key_set: bool, other_set: bool) -> Result<(), Invalid> {
+    if key_set != other_set {
+        let name = key.rsplit('.').next().unwrap_or(key);
+        return Err((key, format!("{name} and {other} go together")));
+    }
+    Ok(())
+}
+
 fn default_true() -> bool {
     true
 }

@@ -1,6 +1,6 @@
 //! `[server]`: the inbox listener, its limits and timeouts.
 
-use super::{default_true, positive, Invalid};
+use super::{default_true, positive, together, Invalid};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -111,13 +111,12 @@ impl ServerConfig {
             self.max_connection_age_secs,
         )?;
         positive("server.max_connections", self.max_connections as u64)?;
-        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
-            return Err((
-                "server.tls_cert_file",
-                "tls_cert_file and tls_key_file go together".into(),
-            ));
-        }
-        Ok(())
+        together(
+            "server.tls_cert_file",
+            "tls_key_file",
+            self.tls_cert_file.is_some(),
+            self.tls_key_file.is_some(),
+        )
     }
 }
 

@@ -25,7 +25,7 @@ pub(super) fn domains(app: &App, query: Option<&str>) -> Response<Body> {
         Some(s) => match Sort::parse(s) {
             Some(sort) => sort,
             None => {
-                let known: Vec<&str> = Sort::ALL.iter().map(|(n, _)| *n).collect();
+                let known = Sort::ALL.map(Sort::name);
                 return problem(
                     StatusCode::BAD_REQUEST,
                     &format!("sort: one of {}", known.join(", ")),

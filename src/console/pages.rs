@@ -58,9 +58,9 @@ pub fn domains(app: &App, search: Option<&str>, sort: Sort) -> String {
 <input type=\"hidden\" name=\"sort\" value=\"{}\"> <button type=\"submit\">Search</button></form>\
 <p id=\"domains-count\" aria-live=\"polite\">{} domains (most first by {}; at most {DOMAIN_ROWS} shown).</p>",
         esc(q),
-        sort_name(sort),
+        sort.name(),
         rows.len(),
-        sort_name(sort)
+        sort.name()
     );
     let mut head = String::new();
     for (label, key) in [
@@ -85,7 +85,7 @@ pub fn domains(app: &App, search: Option<&str>, sort: Sort) -> String {
         let _ = write!(
             head,
             "<th scope=\"col\"{current}><a href=\"/admin/console/domains?sort={}&amp;q={}\">{label}</a></th>",
-            sort_name(key),
+            key.name(),
             url(q)
         );
     }
@@ -112,13 +112,6 @@ pub fn domains(app: &App, search: Option<&str>, sort: Sort) -> String {
         &trs,
     ));
     page("Domains", "/admin/console/domains", &body)
-}
-
-fn sort_name(sort: Sort) -> &'static str {
-    Sort::ALL
-        .iter()
-        .find(|(_, s)| *s == sort)
-        .map_or("total", |(n, _)| n)
 }
 
 pub fn domain(app: &App, name: &str) -> String {

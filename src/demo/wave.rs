@@ -78,8 +78,7 @@ pub(super) async fn run(
         WAVE_HOSTS.len()
     );
 
-    let start = received.load(Ordering::Relaxed);
-    let before = decisions(admin).await?;
+    let mark = Mark::now(admin, received).await?;
     let mut n = 0;
     let mut sent_spam = 0;
     for round in 0..POSTS_PER_ACCOUNT {
@@ -94,48 +93,66 @@ pub(super) async fn run(
             }
         }
     }
-    let after = decisions(admin).await?;
-    let forwarded = received.load(Ordering::Relaxed) - start;
     let ordinary_sent = (POSTS_PER_ACCOUNT * spammers.len()) / 6;
-    line(
-        "mention-spam wave",
-        sent_spam + ordinary_sent,
-        &before,
-        &after,
-        &format!("{forwarded} forwarded (the {ordinary_sent} ordinary posts)"),
-    );
+    let mark = mark
+        .line(
+            admin,
+            received,
+            "mention-spam wave",
+            sent_spam + ordinary_sent,
+            |f| format!("{f} forwarded (the {ordinary_sent} ordinary posts)"),
+        )
+        .await?;
 
-    let start = received.load(Ordering::Relaxed);
-    let before = after;
     let gone = &spammers[0];
     for _ in 0..DELETE_COPIES {
         post_signed(proxy, gone, &delete(gone)).await?;
     }
-    let after = decisions(admin).await?;
-    let forwarded = received.load(Ordering::Relaxed) - start;
-    line(
-        "Delete storm (one id, repeated)",
-        DELETE_COPIES,
-        &before,
-        &after,
-        &format!("{forwarded} forwarded"),
-    );
+    let storm = "Delete storm (one id, repeated)";
+    let mark = mark
+        .line(admin, received, storm, DELETE_COPIES, |f| {
+            format!("{f} forwarded")
+        })
+        .await?;
 
-    let start = received.load(Ordering::Relaxed);
-    let before = after;
     for v in 0..VIEWS {
         post_signed(proxy, channel, &view(channel, v)).await?;
     }
-    let after = decisions(admin).await?;
-    let forwarded = received.load(Ordering::Relaxed) - start;
-    line(
-        "PeerTube View flood",
-        VIEWS,
-        &before,
-        &after,
-        &format!("{forwarded} forwarded"),
-    );
+    let flood = "PeerTube View flood";
+    mark.line(admin, received, flood, VIEWS, |f| format!("{f} forwarded"))
+        .await?;
     Ok(())
+}
+
+/// Where a phase starts: what Mastodon had received, and the proxy's decisions so far.
+struct Mark {
+    received: usize,
+    decisions: BTreeMap<(String, String), f64>,
+}
+
+impl Mark {
+    async fn now(admin: SocketAddr, received: &AtomicUsize) -> Result<Mark, DemoError> {
+        Ok(Mark {
+            received: received.load(Ordering::Relaxed),
+            decisions: decisions(admin).await?,
+        })
+    }
+
+    /// Prints the line of the phase that started at `self` (`forwarded` words how many
+    /// reached Mastodon); where the next phase starts.
+    async fn line(
+        self,
+        admin: SocketAddr,
+        received: &AtomicUsize,
+        what: &str,
+        sent: usize,
+        forwarded: impl FnOnce(usize) -> String,
+    ) -> Result<Mark, DemoError> {
+        let next = Mark::now(admin, received).await?;
+        let note = forwarded(next.received - self.received);
+        line(what, sent, &self.decisions, &next.decisions, &note);
+        Ok(next)
+    }
 }
 
 /// One summary line: how many were sent, and what the proxy's own metrics say it did.
@@ -176,59 +193,64 @@ fn spam(actor: &DemoActor, n: usize) -> String {
             })
         })
         .collect();
-    serde_json::json!({
-        "@context": "https://www.w3.org/ns/activitystreams",
-        "id": format!("{}/activities/{n}", actor.uri()),
-        "type": "Create",
-        "actor": actor.uri(),
-        "to": ["https://www.w3.org/ns/activitystreams#Public"],
-        "object": {
-            "id": format!("{}/statuses/{n}", actor.uri()),
-            "type": "Note",
-            "attributedTo": actor.uri(),
-            "content": "<p>free nitro, join now <a href=\"https://discord.gg/a1b2c3\">discord.gg/a1b2c3</a></p>",
-            "to": ["https://www.w3.org/ns/activitystreams#Public"],
-            "tag": mentions,
-        }
-    })
-    .to_string()
+    let mut note = note(
+        actor,
+        &format!("/statuses/{n}"),
+        "<p>free nitro, join now <a href=\"https://discord.gg/a1b2c3\">discord.gg/a1b2c3</a></p>",
+        mentions.into(),
+    );
+    note["to"] = PUBLIC.into();
+    let fields = serde_json::json!({ "to": PUBLIC, "object": note });
+    activity(actor, &format!("/activities/{n}"), "Create", fields)
 }
 
 fn post(actor: &DemoActor, n: usize) -> String {
-    serde_json::json!({
-        "@context": "https://www.w3.org/ns/activitystreams",
-        "id": format!("{}/activities/wave-{n}", actor.uri()),
-        "type": "Create",
-        "actor": actor.uri(),
-        "object": {
-            "id": format!("{}/statuses/wave-{n}", actor.uri()),
-            "type": "Note",
-            "attributedTo": actor.uri(),
-            "content": "<p>an ordinary post, mentioning <a href=\"https://mastodon.local/@user1\" class=\"mention\">@user1</a></p>",
-            "tag": [{"type": "Mention", "href": "https://mastodon.local/users/user1"}],
-        }
-    })
-    .to_string()
+    let note = note(
+        actor,
+        &format!("/statuses/wave-{n}"),
+        "<p>an ordinary post, mentioning <a href=\"https://mastodon.local/@user1\" class=\"mention\">@user1</a></p>",
+        serde_json::json!([{"type": "Mention", "href": "https://mastodon.local/users/user1"}]),
+    );
+    let fields = serde_json::json!({ "object": note });
+    activity(actor, &format!("/activities/wave-{n}"), "Create", fields)
 }
 
 fn delete(actor: &DemoActor) -> String {
-    serde_json::json!({
-        "@context": "https://www.w3.org/ns/activitystreams",
-        "id": format!("{}#delete", actor.uri()),
-        "type": "Delete",
-        "actor": actor.uri(),
-        "object": format!("{}/statuses/1", actor.uri()),
-    })
-    .to_string()
+    let fields = serde_json::json!({ "object": format!("{}/statuses/1", actor.uri()) });
+    activity(actor, "#delete", "Delete", fields)
 }
 
 fn view(actor: &DemoActor, n: usize) -> String {
-    serde_json::json!({
+    let fields = serde_json::json!({ "object": format!("http://{VIDEOS}/videos/watch/{n}") });
+    activity(actor, &format!("/views/{n}"), "View", fields)
+}
+
+/// The public collection, as an audience.
+const PUBLIC: [&str; 1] = ["https://www.w3.org/ns/activitystreams#Public"];
+
+/// An activity of `kind` by `actor`, its id `id` under the actor's URI, with `fields`
+/// (`object`, `to`) added.
+fn activity(actor: &DemoActor, id: &str, kind: &str, fields: serde_json::Value) -> String {
+    let mut activity = serde_json::json!({
         "@context": "https://www.w3.org/ns/activitystreams",
-        "id": format!("{}/views/{n}", actor.uri()),
-        "type": "View",
+        "id": format!("{}{id}", actor.uri()),
+        "type": kind,
         "actor": actor.uri(),
-        "object": format!("http://{VIDEOS}/videos/watch/{n}"),
+    });
+    if let (Some(activity), serde_json::Value::Object(fields)) = (activity.as_object_mut(), fields)
+    {
+        activity.extend(fields);
+    }
+    activity.to_string()
+}
+
+/// A note by `actor`, its id `id` under the actor's URI.
+fn note(actor: &DemoActor, id: &str, content: &str, tag: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "id": format!("{}{id}", actor.uri()),
+        "type": "Note",
+        "attributedTo": actor.uri(),
+        "content": content,
+        "tag": tag,
     })
-    .to_string()
 }

@@ -283,28 +283,25 @@ fn write_content_rules(
         let Some(why) = rule.when.check(&subject, &mut own) else {
             continue;
         };
-        let at = format!("{}:{}", rule.source, rule.line);
         let mode = if rule.dry_run { ", dry run" } else { "" };
+        let what = |would: &str| {
+            format!(
+                "{} ({}:{}) {would}{}{mode}: {}",
+                rule.name,
+                rule.source,
+                rule.line,
+                rule.action.as_str(),
+                why.join("; ")
+            )
+        };
         if rule.expired(now) {
             let when = rule.expires.map_or_else(String::new, |t| {
                 crate::clock::rfc3339(u64::try_from(t).unwrap_or(0))
             });
-            let _ = writeln!(
-                out,
-                "  expired {when}: {} ({at}) would {}{mode}: {}",
-                rule.name,
-                rule.action.as_str(),
-                why.join("; ")
-            );
+            let _ = writeln!(out, "  expired {when}: {}", what("would "));
         } else if !decided {
             decided = true;
-            let _ = writeln!(
-                out,
-                "* {} ({at}) {}{mode}: {}",
-                rule.name,
-                rule.action.as_str(),
-                why.join("; ")
-            );
+            let _ = writeln!(out, "* {}", what(""));
         }
     }
     if !decided {

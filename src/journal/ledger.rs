@@ -153,18 +153,32 @@ pub enum Sort {
 }
 
 impl Sort {
-    pub const ALL: [(&'static str, Sort); 7] = [
-        ("total", Sort::Total),
-        ("forwarded", Sort::Forwarded),
-        ("rejected", Sort::Rejected),
-        ("dropped", Sort::Dropped),
-        ("would_reject", Sort::WouldReject),
-        ("last_seen", Sort::LastSeen),
-        ("domain", Sort::Domain),
+    /// Every order, in the order `sort=` lists them.
+    pub const ALL: [Sort; 7] = [
+        Sort::Total,
+        Sort::Forwarded,
+        Sort::Rejected,
+        Sort::Dropped,
+        Sort::WouldReject,
+        Sort::LastSeen,
+        Sort::Domain,
     ];
 
+    /// The `sort=` word.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sort::Total => "total",
+            Sort::Forwarded => "forwarded",
+            Sort::Rejected => "rejected",
+            Sort::Dropped => "dropped",
+            Sort::WouldReject => "would_reject",
+            Sort::LastSeen => "last_seen",
+            Sort::Domain => "domain",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Sort> {
-        Sort::ALL.iter().find(|(n, _)| *n == s).map(|&(_, v)| v)
+        Sort::ALL.into_iter().find(|sort| sort.name() == s)
     }
 }
 

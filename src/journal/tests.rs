@@ -222,13 +222,18 @@ fn change(unix: u64, trigger: &str) -> RuleChange {
     }
 }
 
+/// A change log in `dir`, rotating at `max_bytes`.
+fn change_log(dir: std::path::PathBuf, max_bytes: u64) -> ChangeLog {
+    ChangeLog::new(&crate::config::StateConfig {
+        dir,
+        rule_changes_max_bytes: max_bytes,
+    })
+}
+
 #[test]
 fn the_rule_change_log_rotates_by_size_and_reads_both_files_newest_first() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = ChangeLog::new(&crate::config::StateConfig {
-        dir: dir.path().join("state"),
-        rule_changes_max_bytes: 4096,
-    });
+    let log = change_log(dir.path().join("state"), 4096);
     assert_eq!(log.since(0, 10).expect("no file yet"), []);
     for t in 0..40 {
         log.append(&change(1_000 + t, "admin")).expect("append");
@@ -246,10 +251,7 @@ fn the_rule_change_log_rotates_by_size_and_reads_both_files_newest_first() {
 #[test]
 fn a_torn_line_is_skipped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = ChangeLog::new(&crate::config::StateConfig {
-        dir: dir.path().to_path_buf(),
-        rule_changes_max_bytes: 1 << 20,
-    });
+    let log = change_log(dir.path().to_path_buf(), 1 << 20);
     log.append(&change(5, "SIGHUP")).expect("append");
     std::fs::OpenOptions::new()
         .append(true)
@@ -264,10 +266,7 @@ fn a_torn_line_is_skipped() {
 fn memory_sources_are_named_subscription_escalation_or_lift() {
     use crate::rules::{ReloadObserver, Reloaded, Trigger};
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = ChangeLog::new(&crate::config::StateConfig {
-        dir: dir.path().to_path_buf(),
-        rule_changes_max_bytes: 1 << 20,
-    });
+    let log = change_log(dir.path().to_path_buf(), 1 << 20);
     let escalation = crate::federators::SOURCE_LABEL;
     let none = Default::default();
     for trigger in [

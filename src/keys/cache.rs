@@ -396,30 +396,34 @@ mod tests {
         );
     }
 
-    /// `n` tasks, each running `call` on its own handle to `store`.
-    fn spawn_each<T, F, Fut>(
+    /// `n` tasks at once, each running `call` on its own handle to a fresh store whose server
+    /// holds its answers until opened: the server, the store's metrics and the tasks.
+    async fn gated_calls<F, Fut>(
         n: usize,
-        store: Arc<T>,
         call: F,
-    ) -> Vec<tokio::task::JoinHandle<Fut::Output>>
+    ) -> (
+        TestServer,
+        Arc<Metrics>,
+        Vec<tokio::task::JoinHandle<Fut::Output>>,
+    )
     where
-        T: Send + Sync + 'static,
-        F: Fn(Arc<T>) -> Fut,
+        F: Fn(Arc<Store<FetchedKey>>) -> Fut,
         Fut: std::future::Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        (0..n).map(|_| tokio::spawn(call(store.clone()))).collect()
+        let server = TestServer::start_gated(ok_reply, 0).await;
+        let (store, metrics) = raw_store(&cfg_for(&server));
+        let store = Arc::new(store);
+        let tasks = (0..n).map(|_| tokio::spawn(call(store.clone()))).collect();
+        (server, metrics, tasks)
     }
 
     #[tokio::test]
     async fn concurrent_misses_share_one_fetch() {
         // The server holds its answer until every caller has missed, so all 100 really are
         // waiting at once.
-        let server = TestServer::start_gated(ok_reply, 0).await;
-        let (store, metrics) = raw_store(&cfg_for(&server));
-        let tasks = spawn_each(100, Arc::new(store), |store| async move {
-            store.get(KEY_ID).await
-        });
+        let (server, metrics, tasks) =
+            gated_calls(100, |store| async move { store.get(KEY_ID).await }).await;
         while cache_count(&metrics, "miss") < 100 {
             tokio::task::yield_now().await;
         }
@@ -485,11 +489,8 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_refreshes_share_one_fetch() {
-        let server = TestServer::start_gated(ok_reply, 0).await;
-        let (store, _) = raw_store(&cfg_for(&server));
-        let tasks = spawn_each(20, Arc::new(store), |store| async move {
-            store.refresh(KEY_ID).await
-        });
+        let (server, _, tasks) =
+            gated_calls(20, |store| async move { store.refresh(KEY_ID).await }).await;
         while server.requests().is_empty() {
             tokio::task::yield_now().await;
         }

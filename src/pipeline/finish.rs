@@ -60,33 +60,26 @@ impl<'a> Finish<'a> {
     }
 
     fn record_rejection(&self, cause: &Rejection, answer: &Answer) {
-        match cause {
+        let shedding = &self.app.shedding.metrics;
+        let counted = match cause {
             Rejection::Signature(_) => {
-                self.app
-                    .metrics
-                    .signature_failures_total
-                    .with_label_values(&[answer.reason])
-                    .inc();
+                Some((&self.app.metrics.signature_failures_total, answer.reason))
             }
-            // The details the answer leaves out.
-            Rejection::Upstream(e) => tracing::warn!(error = %e, "forwarding to Mastodon failed"),
             Rejection::RateLimited(over) => {
-                self.app
-                    .shedding
-                    .metrics
-                    .rate_limited_total
-                    .with_label_values(&[over.bucket.as_str()])
-                    .inc();
+                Some((&shedding.rate_limited_total, over.bucket.as_str()))
             }
             Rejection::Backpressure(shed) => {
-                self.app
-                    .shedding
-                    .metrics
-                    .backpressure_shed_total
-                    .with_label_values(&[shed.class.as_str()])
-                    .inc();
+                Some((&shedding.backpressure_shed_total, shed.class.as_str()))
             }
-            _ => {}
+            // The details the answer leaves out.
+            Rejection::Upstream(e) => {
+                tracing::warn!(error = %e, "forwarding to Mastodon failed");
+                None
+            }
+            _ => None,
+        };
+        if let Some((counter, label)) = counted {
+            counter.with_label_values(&[label]).inc();
         }
         self.record(answer.decision, answer.reason, answer.status);
     }

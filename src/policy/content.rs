@@ -219,11 +219,7 @@ impl Conditions {
             let (h, d) = hit?;
             why.push(format!("link to {h} under {d}"));
         }
-        if !self.hashtags_any.is_empty() {
-            let tag = content
-                .hashtags
-                .iter()
-                .find(|t| self.hashtags_any.contains(t))?;
+        if let Some(tag) = any_listed(&self.hashtags_any, &content.hashtags)? {
             why.push(format!("hashtag #{tag}"));
         }
         if let Some(set) = &self.text_matches {
@@ -234,18 +230,10 @@ impl Conditions {
             (wanted == (content.attachments > 0)).then_some(())?;
             why.push(format!("{} attachments", content.attachments));
         }
-        if !self.attachment_blurhash.is_empty() {
-            let hit = content
-                .blurhashes
-                .iter()
-                .find(|b| self.attachment_blurhash.contains(b))?;
+        if let Some(hit) = any_listed(&self.attachment_blurhash, &content.blurhashes)? {
             why.push(format!("attachment blurhash {hit}"));
         }
-        if !self.attachment_digest.is_empty() {
-            let hit = content
-                .digests
-                .iter()
-                .find(|d| self.attachment_digest.contains(d))?;
+        if let Some(hit) = any_listed(&self.attachment_digest, &content.digests)? {
             why.push(format!("attachment digest {hit}"));
         }
         if self.public_only {
@@ -260,6 +248,15 @@ impl ContentRule {
     pub fn expired(&self, now: i64) -> bool {
         self.expires.is_some_and(|at| now >= at)
     }
+}
+
+/// A list condition: with `wanted` empty there is none (`Some(None)`); else the first of
+/// `seen` it lists, and `None` (no match) when it lists none of them.
+fn any_listed<'a>(wanted: &[String], seen: &'a [String]) -> Option<Option<&'a String>> {
+    if wanted.is_empty() {
+        return Some(None);
+    }
+    seen.iter().find(|s| wanted.contains(s)).map(Some)
 }
 
 /// The listed domain `host` is, or is under.

@@ -305,16 +305,14 @@ pub(super) fn merge(
         for entry in l.parsed.exceptions.iter().cloned() {
             builder.exception(entry);
         }
-        for rule in l.parsed.actors.iter().cloned() {
-            let mut rule = rule;
+        for mut rule in l.parsed.actors.iter().cloned() {
             rule.dry_run |= dry_run;
             builder.actor(rule);
         }
         for rule in l.parsed.rate_limits.iter().cloned() {
             builder.rate_override(rule);
         }
-        for rule in l.parsed.content_rules.iter().cloned() {
-            let mut rule = rule;
+        for mut rule in l.parsed.content_rules.iter().cloned() {
             rule.dry_run |= dry_run;
             let (name, source, line) = (rule.name.clone(), rule.source.clone(), rule.line);
             if !builder.content_rule(rule) {

@@ -294,6 +294,22 @@ pub(crate) fn parse_timestamp(v: &[u8], param: &'static str) -> Result<Duration,
     Ok(Duration::new(secs, nanos))
 }
 
+/// [`check_window`] at `now` with the configured skew and maximum age.
+pub(crate) fn check_window_at(
+    created: Option<Duration>,
+    expires: Option<Duration>,
+    now: SystemTime,
+    cfg: &SignatureConfig,
+) -> Result<(), SigError> {
+    check_window(
+        created,
+        expires,
+        now.duration_since(UNIX_EPOCH).unwrap_or_default(),
+        Duration::from_secs(cfg.clock_skew_secs),
+        Duration::from_secs(cfg.max_age_secs),
+    )
+}
+
 /// Mastodon's window: reject if `created > now + skew` or `now > expires + skew`, where
 /// `expires` is the parameter or `created + 5 min`, capped at `created + max_age`. Times are
 /// durations since the Unix epoch; all arithmetic saturates.
@@ -538,13 +554,7 @@ pub(super) fn prepare(
         .filter(|e| !e.is_empty())
         .map(|e| parse_timestamp(e, "expires"))
         .transpose()?;
-    check_window(
-        created,
-        expires,
-        now.duration_since(UNIX_EPOCH).unwrap_or_default(),
-        Duration::from_secs(cfg.clock_skew_secs),
-        Duration::from_secs(cfg.max_age_secs),
-    )?;
+    check_window_at(created, expires, now, cfg)?;
 
     let signature = SIGNATURE_B64
         .decode(signature)

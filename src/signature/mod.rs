@@ -79,6 +79,24 @@ pub struct RequestTarget<'a> {
     pub authority: Option<&'a str>,
 }
 
+impl<'a> RequestTarget<'a> {
+    /// The request as its sender addressed it, for RFC 9421's derived components.
+    fn message(
+        &self,
+        method: &'a http::Method,
+        path_and_query: &'a str,
+        headers: &'a http::HeaderMap,
+    ) -> rfc9421::Message<'a> {
+        rfc9421::Message {
+            method,
+            path_and_query,
+            headers,
+            scheme: self.scheme,
+            authority: self.authority,
+        }
+    }
+}
+
 /// A request whose signature header parsed and passed every key-independent check.
 /// Owns everything it needs, so it can be held across the key fetch.
 #[derive(Debug)]
@@ -125,9 +143,7 @@ pub fn prepare(
     now: SystemTime,
     cfg: &SignatureConfig,
 ) -> Result<Prepared, SigError> {
-    let prepared = prepare_headers(method, path_and_query, headers, target, now, cfg)?;
-    prepared.check_body(headers, body)?;
-    Ok(prepared)
+    prepare_headers(method, path_and_query, headers, target, now, cfg)?.with_body(headers, body)
 }
 
 /// Everything [`prepare`] checks except the body's digest, which [`Prepared::check_body`]
@@ -142,13 +158,7 @@ pub fn prepare_headers(
     cfg: &SignatureConfig,
 ) -> Result<Prepared, SigError> {
     if present(headers, "signature-input") {
-        let msg = rfc9421::Message {
-            method,
-            path_and_query,
-            headers,
-            scheme: target.scheme,
-            authority: target.authority,
-        };
+        let msg = target.message(method, path_and_query, headers);
         return rfc9421::prepare(&msg, now, cfg, Rules::Mastodon);
     }
     cavage::prepare(method, path_and_query, headers, now, cfg, Rules::Mastodon)
@@ -169,16 +179,15 @@ pub fn prepare_for_spec_vectors(
     now: SystemTime,
     cfg: &SignatureConfig,
 ) -> Result<Prepared, SigError> {
-    let prepared = cavage::prepare(
+    cavage::prepare(
         method,
         path_and_query,
         headers,
         now,
         cfg,
         Rules::SpecVectors,
-    )?;
-    prepared.check_body(headers, body)?;
-    Ok(prepared)
+    )?
+    .with_body(headers, body)
 }
 
 /// RFC 9421 parsing, window, Content-Digest and signature base exactly as [`prepare`] does
@@ -197,16 +206,8 @@ pub fn prepare_rfc9421_for_spec_vectors(
     now: SystemTime,
     cfg: &SignatureConfig,
 ) -> Result<Prepared, SigError> {
-    let msg = rfc9421::Message {
-        method,
-        path_and_query,
-        headers,
-        scheme: target.scheme,
-        authority: target.authority,
-    };
-    let prepared = rfc9421::prepare(&msg, now, cfg, Rules::SpecVectors)?;
-    prepared.check_body(headers, body)?;
-    Ok(prepared)
+    let msg = target.message(method, path_and_query, headers);
+    rfc9421::prepare(&msg, now, cfg, Rules::SpecVectors)?.with_body(headers, body)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +239,12 @@ fn present(headers: &http::HeaderMap, name: &str) -> bool {
 }
 
 impl Prepared {
+    /// `self` once its body passed [`Prepared::check_body`].
+    fn with_body(self, headers: &http::HeaderMap, body: &[u8]) -> Result<Prepared, SigError> {
+        self.check_body(headers, body)?;
+        Ok(self)
+    }
+
     /// Checks the body against the digest header the signature covers (`Digest` for
     /// draft-cavage, `Content-Digest` for RFC 9421); nothing to do when it covers none.
     pub fn check_body(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<(), SigError> {

@@ -24,7 +24,7 @@ use sfv::{
     BareItem, Dictionary, FieldType, InnerList, Item, List, ListEntry, Parameters, Parser, Version,
 };
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// `Signature-Input` and `Signature` values larger than this are refused before parsing
 /// (one signature with 32 components and an 8192-bit RSA signature is well under 3 KiB).
@@ -534,13 +534,7 @@ pub(super) fn prepare(
 
     let created = input.created.map(|c| timestamp(c, "created")).transpose()?;
     let expires = input.expires.map(|e| timestamp(e, "expires")).transpose()?;
-    cavage::check_window(
-        created,
-        expires,
-        now.duration_since(UNIX_EPOCH).unwrap_or_default(),
-        Duration::from_secs(cfg.clock_skew_secs),
-        Duration::from_secs(cfg.max_age_secs),
-    )?;
+    cavage::check_window_at(created, expires, now, cfg)?;
 
     let base = signature_base(msg, &input)?;
     let covered = input.component_names().map(str::to_string).collect();

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use http::header::{HeaderName, HeaderValue, DATE, HOST};
 use http::HeaderMap;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -78,35 +79,52 @@ pub fn sign_request(
         headers.insert(digest_name, header(&format!("SHA-256={b64}"))?);
     }
 
+    let covered = Covered {
+        method,
+        path_and_query,
+        headers,
+    };
     let value = match style {
-        SignStyle::Mastodon => mastodon_style(key, key_id, method, path_and_query, headers)?,
-        SignStyle::Hs2019 => hs2019_style(key, key_id, method, path_and_query, headers)?,
+        SignStyle::Mastodon => mastodon_style(key, key_id, &covered)?,
+        SignStyle::Hs2019 => hs2019_style(key, key_id, &covered)?,
     };
     headers.insert(HeaderName::from_static("signature"), header(&value)?);
     Ok(())
 }
 
+/// What a signature covers: the request line and the [`SIGNED`] headers present.
+struct Covered<'a> {
+    method: &'a http::Method,
+    path_and_query: &'a str,
+    headers: &'a HeaderMap,
+}
+
+impl Covered<'_> {
+    fn headers(&self) -> impl Iterator<Item = (&'static str, Cow<'_, [u8]>)> {
+        SIGNED
+            .into_iter()
+            .filter_map(|name| Some((name, header_value(self.headers, name)?)))
+    }
+}
+
 fn mastodon_style(
     key: &SigningKey,
     key_id: &str,
-    method: &http::Method,
-    path_and_query: &str,
-    headers: &HeaderMap,
+    covered: &Covered<'_>,
 ) -> Result<String, SignError> {
     let mut names = vec!["(request-target)"];
     let mut signing_string = format!(
-        "(request-target): {} {path_and_query}",
-        method.as_str().to_ascii_lowercase()
+        "(request-target): {} {}",
+        covered.method.as_str().to_ascii_lowercase(),
+        covered.path_and_query
     )
     .into_bytes();
-    for name in SIGNED {
-        if let Some(value) = header_value(headers, name) {
-            names.push(name);
-            signing_string.push(b'\n');
-            signing_string.extend_from_slice(name.as_bytes());
-            signing_string.extend_from_slice(b": ");
-            signing_string.extend_from_slice(&value);
-        }
+    for (name, value) in covered.headers() {
+        names.push(name);
+        signing_string.push(b'\n');
+        signing_string.extend_from_slice(name.as_bytes());
+        signing_string.extend_from_slice(b": ");
+        signing_string.extend_from_slice(&value);
     }
     let signature = STANDARD.encode(key.sign(&signing_string)?);
     Ok(format!(
@@ -118,20 +136,16 @@ fn mastodon_style(
 fn hs2019_style(
     key: &SigningKey,
     key_id: &str,
-    method: &http::Method,
-    path_and_query: &str,
-    headers: &HeaderMap,
+    covered: &Covered<'_>,
 ) -> Result<String, SignError> {
     let mut map = BTreeMap::new();
-    for name in SIGNED {
-        if let Some(value) = header_value(headers, name) {
-            let value = std::str::from_utf8(&value).map_err(|_| SignError::NonAsciiHeader(name))?;
-            map.insert(name.to_string(), value.to_string());
-        }
+    for (name, value) in covered.headers() {
+        let value = std::str::from_utf8(&value).map_err(|_| SignError::NonAsciiHeader(name))?;
+        map.insert(name.to_string(), value.to_string());
     }
     let unsigned = http_signature_normalization::Config::new()
         .set_expiration(HS2019_EXPIRY)
-        .begin_sign(method.as_str(), path_and_query, map)?;
+        .begin_sign(covered.method.as_str(), covered.path_and_query, map)?;
     let signed = unsigned.sign(key_id.to_string(), |signing_string| {
         key.sign(signing_string.as_bytes())
             .map(|sig| STANDARD.encode(sig))

@@ -519,6 +519,18 @@ fn toml_rules_fixture() {
     assert_eq!((forced.format, forced.rules.len()), (Format::Toml, 1));
 }
 
+/// The fixture `name` is refused at `line`, the error naming the file, the line and `message`.
+fn refused_at(name: &str, line: usize, message: &str) {
+    let e = parse_file(&fixture(name), BlocklistFormat::Auto).expect_err(name);
+    assert_eq!(e.line, line, "{name}: {e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("tests/fixtures/blocklists/{name}:{line}: "))
+            && text.contains(message),
+        "{name}: {text}"
+    );
+}
+
 #[test]
 fn malformed_toml_rules_name_file_and_line() {
     for (name, line, message) in [
@@ -531,14 +543,7 @@ fn malformed_toml_rules_name_file_and_line() {
         ("bad_key.toml", 6, "unknown field `reason`"),
         ("bad_domain.toml", 5, "invalid domain \"not a domain\""),
     ] {
-        let e = parse_file(&fixture(name), BlocklistFormat::Auto).expect_err(name);
-        assert_eq!(e.line, line, "{name}: {e}");
-        let text = e.to_string();
-        assert!(
-            text.contains(&format!("tests/fixtures/blocklists/{name}:{line}: "))
-                && text.contains(message),
-            "{name}: {text}"
-        );
+        refused_at(name, line, message);
     }
     let e = parse("[[domain]\n", BlocklistFormat::Toml).expect_err("syntax");
     assert_eq!(e.line, 1, "{e}");
@@ -708,14 +713,7 @@ fn an_unclosed_quote_or_a_wide_row_refuses_the_file_at_its_line() {
             "row has 5 fields; the header has 3 columns",
         ),
     ] {
-        let e = parse_file(&fixture(name), BlocklistFormat::Auto).expect_err(name);
-        assert_eq!(e.line, line, "{name}: {e}");
-        let text = e.to_string();
-        assert!(
-            text.contains(&format!("tests/fixtures/blocklists/{name}:{line}: "))
-                && text.contains(message),
-            "{name}: {text}"
-        );
+        refused_at(name, line, message);
     }
     // Mastodon's own comments over several lines, and short rows, still read.
     let p = parse(

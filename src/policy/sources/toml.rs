@@ -196,12 +196,7 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
     super::content::parse(raw.content_rules, &line, out)?;
     for r in raw.rate_limits {
         let at = line(r.domain.span());
-        let text = r.domain.into_inner();
-        if text.contains('*') || text.to_ascii_lowercase().starts_with("sha256:") {
-            return Err((at, LoadErrorKind::DigestNotAllowed { text }));
-        }
-        let domain = host::normalize(&text)
-            .ok_or_else(|| (at, LoadErrorKind::InvalidDomain { text: text.clone() }))?;
+        let domain = named_domain(r.domain.into_inner(), at)?;
         let burst = r.burst.unwrap_or(r.per_second.saturating_mul(10));
         if r.per_second == 0 || burst == 0 {
             return Err((
@@ -262,6 +257,14 @@ pub(super) fn parse(text: &str, out: &mut Collector) -> Result<(), LineError> {
     Ok(())
 }
 
+/// A domain written out by name (no digest, no wildcard), normalised; `at` is its line.
+fn named_domain(text: String, at: usize) -> Result<String, LineError> {
+    if text.contains('*') || text.to_ascii_lowercase().starts_with("sha256:") {
+        return Err((at, LoadErrorKind::DigestNotAllowed { text }));
+    }
+    host::normalize(&text).ok_or((at, LoadErrorKind::InvalidDomain { text }))
+}
+
 /// `[[allow]]` or `[[exclude]]` entries: normalised names only.
 fn named_entries(
     raw: Vec<RawEntry>,
@@ -271,12 +274,7 @@ fn named_entries(
     let mut rules = Vec::with_capacity(raw.len());
     for e in raw {
         let at = line(e.domain.span());
-        let text = e.domain.into_inner();
-        if text.contains('*') || text.to_ascii_lowercase().starts_with("sha256:") {
-            return Err((at, LoadErrorKind::DigestNotAllowed { text }));
-        }
-        let domain = host::normalize(&text)
-            .ok_or_else(|| (at, LoadErrorKind::InvalidDomain { text: text.clone() }))?;
+        let domain = named_domain(e.domain.into_inner(), at)?;
         rules.push(DomainRule {
             domain: domain.into_boxed_str(),
             digest: None,

@@ -7,14 +7,21 @@ use crate::policy::Severity;
 use crate::rules::testing::{
     files, loaded, metrics, reloads, rules_over, source, subscribed, suspended,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Rules over one file `name` holding `text`: the directory's guard, the file, the rules and
+/// their metrics.
+fn over_one_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf, Arc<Rules>, Arc<Metrics>) {
+    let (dir, [path]) = files([(name, text)]);
+    let (rules, m) = rules_over(&[&path]);
+    (dir, path, rules, m)
+}
 
 #[test]
 fn failed_reload_keeps_the_old_snapshot() {
     let _serial = log_call_sites();
-    let (_dir, [path]) = files([("blocklist.csv", "old.example\n")]);
-    let (rules, m) = rules_over(&[&path]);
+    let (_dir, path, rules, m) = over_one_file("blocklist.csv", "old.example\n");
     let label = path.display().to_string();
     let gauge = |sev: &str| loaded(&m, &path, sev);
     assert_eq!((gauge("suspend"), gauge("silence")), (1, 0));
@@ -78,8 +85,8 @@ fn failed_reload_keeps_the_old_snapshot() {
 #[test]
 fn memory_sources_merge_survive_a_broken_file_and_can_be_removed() {
     let _serial = log_call_sites();
-    let (_dir, [path]) = files([("local.csv", "#domain,#severity\nshared.example,silence\n")]);
-    let (rules, m) = rules_over(&[&path]);
+    let (_dir, path, rules, m) =
+        over_one_file("local.csv", "#domain,#severity\nshared.example,silence\n");
     let remote = |domains: &[&str]| {
         let text: String = domains.iter().map(|d| format!("{d}\n")).collect();
         let label: Arc<str> = Arc::from("https://lists.example/blocks.txt");
@@ -163,8 +170,7 @@ fn unreadable_source_fails_the_first_load() {
 
 #[test]
 fn stale_gauges_are_removed() {
-    let (_dir, [path]) = files([("a.txt", "a.example\n")]);
-    let (rules, m) = rules_over(&[&path]);
+    let (_dir, _, rules, m) = over_one_file("a.txt", "a.example\n");
     let mut state = State {
         published: vec!["gone.csv".to_string()],
         ..State::default()
@@ -232,14 +238,8 @@ fn a_reload_reports_and_logs_what_changed_per_source() {
              [[actor]]\nactor = \"@m@bad.example\"\n",
     )
     .expect("write");
-    let log = Captured::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let summaries =
-        tracing::subscriber::with_default(subscriber, || rules.reload()).expect("reload");
+    let (summaries, log) = logged(|| rules.reload());
+    let summaries = summaries.expect("reload");
     let changes: Vec<String> = summaries.iter().map(|s| s.changes.to_string()).collect();
     assert_eq!(
         changes,
@@ -252,7 +252,6 @@ fn a_reload_reports_and_logs_what_changed_per_source() {
                  exclude +0 -0 ~0, actor_suspend +0 -0 ~0",
         ]
     );
-    let log = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8");
     let line = |source: &Path| {
         log.lines()
             .find(|l| {
@@ -280,8 +279,7 @@ fn a_reload_reports_and_logs_what_changed_per_source() {
 #[test]
 fn reload_timestamps_move_only_for_sources_loaded_anew() {
     let _serial = log_call_sites();
-    let (_dir, [path]) = files([("local.txt", "local.example\n")]);
-    let (rules, m) = rules_over(&[&path]);
+    let (_dir, path, rules, m) = over_one_file("local.txt", "local.example\n");
     let remote = "https://lists.example/blocks.txt";
     rules
         .set_memory_source(subscribed(remote, "remote.example\n"))
@@ -336,8 +334,7 @@ fn reload_timestamps_move_only_for_sources_loaded_anew() {
 #[test]
 fn gauges_and_reload_log_cover_every_kind() {
     let _serial = log_call_sites();
-    let (_dir, [path]) = files([("rules.toml", "[[allow]]\ndomain = \"a.example\"\n")]);
-    let (rules, m) = rules_over(&[&path]);
+    let (_dir, path, rules, m) = over_one_file("rules.toml", "[[allow]]\ndomain = \"a.example\"\n");
     let gauge = |kind: &str| loaded(&m, &path, kind);
     assert_eq!((gauge("allow"), gauge("actor_suspend")), (1, 0));
     std::fs::write(
@@ -454,11 +451,10 @@ fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
 fn an_unclosed_quote_is_logged_as_an_error_at_its_line() {
     let _serial = log_call_sites();
     let header = "#domain,#severity,#public_comment\n";
-    let (_dir, [path]) = files([(
+    let (_dir, path, rules, m) = over_one_file(
         "blocks.csv",
         &format!("{header}first.example,suspend,\nevil.example,suspend,\n"),
-    )]);
-    let (rules, m) = rules_over(&[&path]);
+    );
     std::fs::write(
         &path,
         format!("{header}first.example,suspend,\"opens\nevil.example,suspend,\n"),
@@ -484,8 +480,7 @@ fn an_unclosed_quote_is_logged_as_an_error_at_its_line() {
 fn a_file_losing_too_much_waits_for_an_operator() {
     let _serial = log_call_sites();
     let rows = "#domain,#severity\na.example,suspend\nb.example,suspend\nc.example,silence\n";
-    let (_dir, [path]) = files([("blocks.csv", rows)]);
-    let (rules, m) = rules_over(&[&path]);
+    let (_dir, path, rules, m) = over_one_file("blocks.csv", rows);
     let label = path.display().to_string();
 
     // A header-only export: every rule would go.
@@ -540,8 +535,8 @@ fn a_file_losing_too_much_waits_for_an_operator() {
 #[test]
 fn a_subscription_answering_nothing_waits_for_an_operator() {
     let _serial = log_call_sites();
-    let (_dir, [path]) = files([("local.csv", "#domain,#severity\nlocal.example,silence\n")]);
-    let (rules, m) = rules_over(&[&path]);
+    let (_dir, path, rules, m) =
+        over_one_file("local.csv", "#domain,#severity\nlocal.example,silence\n");
     let label = "https://lists.example/blocks.txt";
     let guarded = |text: &str, max_shrink: f64| MemorySource {
         max_shrink: Some(max_shrink),
@@ -592,11 +587,10 @@ fn lifted_suspensions_are_warned_and_changes_name_their_domains() {
         }
         text
     };
-    let (_dir, [path]) = files([(
+    let (_dir, path, rules, _) = over_one_file(
         "blocks.csv",
         &rows(&["a.example", "b.example", "c.example", "d.example"], 0),
-    )]);
-    let (rules, _) = rules_over(&[&path]);
+    );
     let label = path.display().to_string();
 
     // b.example goes, c.example is only limited now, 25 limits arrive.
