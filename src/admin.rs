@@ -260,14 +260,18 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
         }
         (&Method::GET, "/admin/friendly-federators") => {
             let rules = app.rules.current().load();
-            let report = app
-                .federators
-                .report(crate::federators::unix_now(), rules.friendly_federators());
+            let report = app.federators.report(
+                crate::federators::unix_now(),
+                rules.friendly_federators(),
+                Some(rules.content_rules()),
+            );
             json(&report)
         }
         (&Method::GET, "/admin/content-rules") => {
-            let top = app.config.friendly_federators.report_top;
-            let report = app.gate.content_evidence.report(top);
+            let rules = app.rules.current().load();
+            let report = app
+                .federators
+                .content_report(crate::federators::unix_now(), Some(rules.content_rules()));
             json(&report)
         }
         (&Method::GET | &Method::POST, "/admin/explain") => explain(app, req).await,

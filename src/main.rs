@@ -338,7 +338,8 @@ fn report(path: PathBuf, json: bool) -> ExitCode {
         .ok();
     let table = snapshot.as_ref().and_then(|s| s.friendly_federators());
     let settings = federators::effective(&config.friendly_federators, table);
-    match federators::report_from_file(&settings, federators::unix_now()) {
+    let content = snapshot.as_ref().map(|s| s.content_rules());
+    match federators::report_from_file(&settings, federators::unix_now(), content) {
         Ok(report) if json => print_json(&report),
         Ok(report) => {
             print!("{report}");
@@ -372,7 +373,7 @@ fn empty_report_json(settings: &inboxguard::config::FriendlyFederatorsConfig) ->
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    print_json(&Federators::new(settings, metrics).report(federators::unix_now(), None))
+    print_json(&Federators::new(settings, metrics).report(federators::unix_now(), None, None))
 }
 
 fn print_json(report: &inboxguard::federators::Report) -> ExitCode {

@@ -254,3 +254,90 @@ async fn an_actor_first_seen_moments_ago_is_new_and_later_is_not() {
     );
     assert_eq!(puma.count(), 1, "the first sighting is remembered");
 }
+
+/// Which servers a wave came from survives a restart: the matches are saved with the
+/// evidence file at shutdown, loaded at the next start and counted on, and `inboxguard
+/// report` prints them from the file, as a table and as JSON.
+#[tokio::test]
+async fn content_rule_evidence_is_saved_loaded_and_reported() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let file = state.path().join("evidence.json");
+    let remote = RemoteInstance::start("tiny.example").await;
+    let a = remote.add_actor("a");
+    let puma = RecordingUpstream::start().await;
+    let evidence = format!(
+        "[friendly_federators]\nevidence_file = {:?}\npersist_interval_secs = 3600\n",
+        file.display().to_string()
+    );
+    let start = || {
+        Proxy::builder(puma.addr())
+            .remote(&remote)
+            .blocklist_file("rules.toml", WAVE_RULES)
+            .toml(&evidence)
+            .start()
+    };
+    let proxy = start().await;
+    proxy.wait_ready().await;
+    let spam = a.activity("Create", wave_post(&a, 1));
+    let spam_id = serde_json::from_slice::<serde_json::Value>(&spam).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        deliver_status(&proxy, &a, &spam).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(puma.count(), 0);
+    // What `report` needs: the evidence file (the rules only add escalation windows).
+    let kept = state.path().join("inboxguard.toml");
+    std::fs::write(
+        &kept,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:18080\"\n[upstream]\nurl = \"http://127.0.0.1:13000\"\n{evidence}"
+        ),
+    )
+    .expect("config");
+    proxy.shutdown().await.expect("clean shutdown");
+    assert!(file.exists(), "saved at shutdown");
+
+    let (code, stdout, stderr) = run_inboxguard(&["report", "--config", kept.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("content rule discord-nuke-2024: 1 matches from 1 sending domains"),
+        "{stdout}"
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("tiny.example "))
+        .unwrap_or_else(|| panic!("no row for tiny.example:\n{stdout}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[..3], ["tiny.example", "1", "0"], "{stdout}");
+    assert!(stdout.contains(&format!("sample: {spam_id}")), "{stdout}");
+    let (code, json_out, stderr) =
+        run_inboxguard(&["report", "--config", kept.to_str().unwrap(), "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let parsed: serde_json::Value = serde_json::from_str(&json_out).expect("json");
+    assert_eq!(
+        parsed["content_rules"][0]["domains"][0]["domain"], "tiny.example",
+        "{json_out}"
+    );
+
+    // A restart loads the matches and counts on from there.
+    let proxy = start().await;
+    proxy.wait_ready().await;
+    let again = a.activity("Create", wave_post(&a, 2));
+    assert_eq!(
+        deliver_status(&proxy, &a, &again).await,
+        StatusCode::ACCEPTED
+    );
+    let (status, text) = get_text(proxy.admin_addr, "/admin/content-rules").await;
+    assert_eq!(status, StatusCode::OK);
+    let report: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let pair = &report["rules"][0]["domains"][0];
+    assert_eq!(pair["matches"], 2, "{text}");
+    assert_eq!(pair["samples"][0], spam_id.as_str(), "{text}");
+    let (_, text) = get_text(proxy.admin_addr, "/admin/friendly-federators").await;
+    let report: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(report["content_rules"][0]["matches"], 2, "{text}");
+    assert_eq!(puma.count(), 0);
+}

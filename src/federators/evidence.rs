@@ -1,6 +1,7 @@
 //! The evidence store: per sending domain, what its activities referenced, bounded in
 //! memory, and saved to and loaded from the evidence file (temp file + rename).
 
+use super::content::{ContentMatch, ContentStore, PairRecord};
 use super::launder::Reference;
 use super::{gauge, Federators, Kind, SECS_PER_DAY};
 use crate::clock::truncate;
@@ -39,6 +40,8 @@ pub(super) struct Store {
     /// force (at startup, and while escalation is off or only reports). When the action in
     /// force differs from the configured one, the source is regenerated.
     pub(super) enforced: Option<EscalationAction>,
+    /// Content-rule evidence (`content`), saved in the same file.
+    pub(super) content: ContentStore,
 }
 
 /// Evidence about one sending domain. Also its layout in the evidence file.
@@ -136,6 +139,9 @@ struct EvidenceFile {
     domains: BTreeMap<String, DomainEvidence>,
     #[serde(default)]
     escalated: BTreeMap<String, Escalated>,
+    /// Content-rule evidence per (rule, sending domain).
+    #[serde(default)]
+    content_rules: Vec<PairRecord>,
 }
 
 /// Why the evidence file could not be read or written.
@@ -196,6 +202,7 @@ impl Federators {
                         file = %path.display(),
                         domains = store.domains.len(),
                         escalated = store.escalated.len(),
+                        content_pairs = store.content.pairs.len(),
                         "friendly-federator evidence loaded"
                     );
                 }
@@ -317,6 +324,14 @@ impl Federators {
             .set(gauge(tracked));
     }
 
+    /// Counts one content-rule match as evidence about its sending domain (on the request
+    /// path: one short lock, as for a reference).
+    pub fn record_content(&self, m: &ContentMatch<'_>, now: u64) {
+        let mut store = self.lock();
+        store.content.record(m, now);
+        store.dirty = true;
+    }
+
     /// Saves the evidence if it changed since the last save (blocking file I/O: call from a
     /// blocking thread). `Ok(false)` when there was nothing to save or no file is configured.
     pub fn save(&self, now: u64) -> Result<bool, EvidenceError> {
@@ -339,6 +354,7 @@ impl Federators {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 escalated: store.escalated.clone(),
+                content_rules: store.content.to_records(),
             }
         };
         let result = write_file(path, &file);
@@ -413,6 +429,7 @@ impl Store {
             dirty: false,
             over_threshold: BTreeSet::new(),
             enforced: None,
+            content: ContentStore::from_records(file.content_rules),
         }
     }
 
@@ -435,7 +452,7 @@ impl Store {
 }
 
 /// Counts one activity on `day`, keeping only the last `keep` days.
-fn bump_day(days: &mut Vec<(u64, u64)>, day: u64, keep: u32) {
+pub(super) fn bump_day(days: &mut Vec<(u64, u64)>, day: u64, keep: u32) {
     match days.last_mut() {
         Some((d, n)) if *d == day => *n = n.saturating_add(1),
         // A clock that stepped back: count it on the newest day rather than reorder.

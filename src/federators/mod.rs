@@ -28,9 +28,11 @@
 //! |------------|------|
 //! | `launder`  | the laundering check (`check`, `Federators::inspect`) |
 //! | `evidence` | the evidence store, its bounds, and the evidence file |
+//! | `content`  | content-rule evidence per rule and sending domain, kept in the same store and file |
 //! | `escalate` | escalation into the generated source, and the tick that saves and evaluates |
 //! | `report`   | the report for the admin endpoint and `inboxguard report` |
 
+mod content;
 mod escalate;
 mod evidence;
 mod launder;
@@ -38,6 +40,7 @@ mod report;
 #[cfg(test)]
 mod tests;
 
+pub use content::{ContentDomainReport, ContentMatch, ContentReport, RuleReport, MAX_PAIRS};
 pub use escalate::{apply_at_startup, escalated_from_file, maintain};
 pub use evidence::{EvidenceError, KindCounts, Referenced, SeverityCounts};
 pub use launder::{check, Laundering, Reference, Stop};

@@ -9,6 +9,7 @@
 //! * `client`: a tiny HTTP/1.1 client; `body`: request and response bodies
 //! * `metrics`: Prometheus text parsing; `python`: the interpreter for the Python signers
 //! * `redis_server`: a real `redis-server` on a free loopback port
+//! * `binary`: the real `inboxguard` binary, bounded (`run_inboxguard`)
 //! * `scenes`: set-ups several files share (`FriendAndSpam`)
 //!
 //! Each test binary uses a subset, hence `dead_code` and `unused_imports`; panicking on a
@@ -23,6 +24,7 @@ pub use proxy::{
     LOCAL,
 };
 
+mod binary;
 mod body;
 mod client;
 mod metrics;
@@ -35,6 +37,7 @@ mod server;
 mod signing;
 mod upstream;
 
+pub use binary::*;
 pub use body::*;
 pub use client::*;
 pub use metrics::*;
