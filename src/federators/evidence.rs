@@ -36,10 +36,13 @@ pub(super) struct Store {
     /// Domains over the threshold at the last evaluation (for `action = "report"` logs, which
     /// name a domain when it crosses, not on every tick).
     pub(super) over_threshold: BTreeSet<String>,
-    /// The action of the generated source last handed to the rules; `None` while it is not in
-    /// force (at startup, and while escalation is off or only reports). When the action in
-    /// force differs from the configured one, the source is regenerated.
-    pub(super) enforced: Option<EscalationAction>,
+    /// The generated source's text last handed to the rules; `None` while it is not in force
+    /// (at startup, and while nothing escalated is enforced). A tick whose text differs puts
+    /// the new one in force: a new action, a new or lifted domain.
+    pub(super) handed: Option<String>,
+    /// (rule, domain) pairs over a content rule's threshold at the last evaluation (for
+    /// `action = "report"` logs, as `over_threshold`).
+    pub(super) content_over: BTreeSet<(String, String)>,
     /// Content-rule evidence (`content`), saved in the same file.
     pub(super) content: ContentStore,
 }
@@ -122,12 +125,22 @@ pub struct Referenced {
 }
 
 /// A domain escalated into the generated source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Escalated {
     /// Unix seconds.
     pub at: u64,
-    /// References within the window when it escalated.
+    /// References (or a content rule's matches) within the window when it escalated.
     pub count: u64,
+    /// The content rule whose matches escalated it; `None`: friendly-federator evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The content rule's action and window when it escalated: in force while the rule is no
+    /// longer loaded or no longer escalates (an escalation is lifted by a person, not by an
+    /// edit of the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<EscalationAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_days: Option<u32>,
 }
 
 /// The evidence file.
@@ -428,7 +441,8 @@ impl Store {
                 .collect(),
             dirty: false,
             over_threshold: BTreeSet::new(),
-            enforced: None,
+            handed: None,
+            content_over: BTreeSet::new(),
             content: ContentStore::from_records(file.content_rules),
         }
     }

@@ -2,6 +2,7 @@
 //! `inboxguard report`, from the live store or from the evidence file.
 
 use super::content::{ContentReport, RuleReport};
+use super::escalate::{cause, entry_action};
 use super::evidence::{
     in_window, DomainEvidence, EvidenceError, KindCounts, Referenced, SeverityCounts, Store,
 };
@@ -39,8 +40,8 @@ impl Federators {
 }
 
 /// A content rule's escalation window in days, by name, when it escalates.
-fn window_of(_content: Option<&ContentRules>) -> impl Fn(&str) -> Option<u32> + '_ {
-    |_| None
+fn window_of(content: Option<&ContentRules>) -> impl Fn(&str) -> Option<u32> + '_ {
+    move |name| Some(content?.named(name)?.escalate?.window.days)
 }
 
 /// Reads the evidence file named by `config` into a report, as `inboxguard report` shows it.
@@ -87,7 +88,13 @@ pub struct EscalatedReport {
     pub domain: String,
     pub severity: &'static str,
     pub escalated_at: String,
+    /// References (or the content rule's matches) within the window when it escalated.
     pub references_in_window: u64,
+    /// `friendly federator` or `content rule NAME`.
+    pub cause: String,
+    /// The content rule that escalated it, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,13 +129,6 @@ impl Report {
         let mut top: Vec<(&String, &DomainEvidence)> = domains.iter().collect();
         top.sort_by(|a, b| b.1.total.cmp(&a.1.total).then_with(|| a.0.cmp(b.0)));
         top.truncate(config.report_top);
-        // Escalated domains stay listed while escalation is off or only reports; they are
-        // then not enforced.
-        let severity = match (config.threshold, action) {
-            (Some(_), EscalationAction::Suspend) => "suspend",
-            (Some(_), EscalationAction::Limit) => "silence",
-            _ => "not_enforced",
-        };
         Report {
             generated_at: rfc3339(now),
             saved_at: saved_at.map(rfc3339),
@@ -144,9 +144,16 @@ impl Report {
                 .iter()
                 .map(|(domain, e)| EscalatedReport {
                     domain: domain.clone(),
-                    severity,
+                    // Listed while out of force too (escalation off, or `report`).
+                    severity: match entry_action(e, config, content) {
+                        Some(EscalationAction::Suspend) => "suspend",
+                        Some(_) => "silence",
+                        None => "not_enforced",
+                    },
                     escalated_at: rfc3339(e.at),
                     references_in_window: e.count,
+                    cause: cause(e),
+                    rule: e.rule.clone(),
                 })
                 .collect(),
             domains: top
@@ -213,8 +220,17 @@ impl fmt::Display for Report {
         for e in &self.escalated {
             writeln!(
                 f,
-                "escalated: {} ({}, since {}, {} references)",
-                e.domain, e.severity, e.escalated_at, e.references_in_window
+                "escalated: {} ({}, since {}, {} {}, by {})",
+                e.domain,
+                e.severity,
+                e.escalated_at,
+                e.references_in_window,
+                if e.rule.is_some() {
+                    "matches"
+                } else {
+                    "references"
+                },
+                e.cause
             )?;
         }
         if self.domains.is_empty() {

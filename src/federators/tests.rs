@@ -6,6 +6,7 @@ use super::report::rfc3339;
 use super::*;
 use crate::activity::Facts;
 use crate::config::EscalationAction;
+use crate::policy::content::ContentRules;
 use crate::policy::FriendlyFederatorSettings;
 use crate::policy::{sources, DomainRule, Severity, Snapshot};
 use crate::rules::MemorySource;
@@ -252,7 +253,7 @@ fn escalation_counts_within_the_window_and_report_generates_nothing() {
     found(2, &f, "old.example", now - DAY);
     found(3, &f, "busy.example", now - 6 * DAY);
     assert!(
-        f.evaluate(now, None).is_none(),
+        f.evaluate(now, None, &ContentRules::default()).is_none(),
         "report never generates rules"
     );
     let report = f.report(now, None, None);
@@ -274,7 +275,7 @@ fn escalation_counts_within_the_window_and_report_generates_nothing() {
     let f = federators(c);
     found(3, &f, "busy.example", now);
     found(2, &f, "calm.example", now);
-    let Some(Some(source)) = f.evaluate(now, None) else {
+    let Some(Some(source)) = f.evaluate(now, None, &ContentRules::default()) else {
         panic!("escalation must generate a source");
     };
     assert_eq!(source.label, SOURCE_LABEL);
@@ -285,9 +286,14 @@ fn escalation_counts_within_the_window_and_report_generates_nothing() {
         .map(|r| (&*r.domain, r.severity, r.line))
         .collect();
     assert_eq!(rules, [("busy.example", Severity::Suspend, 2)]);
-    assert!(f.evaluate(now, None).is_none(), "unchanged set: no reload");
+    assert!(
+        f.evaluate(now, None, &ContentRules::default()).is_none(),
+        "unchanged set: no reload"
+    );
     // Sticky: the window moving on does not lift it.
-    assert!(f.evaluate(now + 30 * DAY, None).is_none());
+    assert!(f
+        .evaluate(now + 30 * DAY, None, &ContentRules::default())
+        .is_none());
     assert_eq!(f.report(now + 30 * DAY, None, None).escalated.len(), 1);
 }
 
@@ -323,18 +329,22 @@ fn a_domain_over_the_threshold_under_report_escalates_when_the_action_enforces()
     let f = federators(c);
     found(2, &f, "busy.example", now);
     // Over the threshold while the action only reports: remembered, no rule.
-    assert!(f.evaluate(now, None).is_none());
+    assert!(f.evaluate(now, None, &ContentRules::default()).is_none());
     // A rules reload turns the action to limit: the domain escalates at the next tick.
     let limit = table("[friendly_federators]\naction = \"limit\"\n");
     assert_eq!(
-        generated(f.evaluate(now, Some(&limit))),
+        generated(f.evaluate(now, Some(&limit), &ContentRules::default())),
         [("busy.example".to_string(), Severity::Silence)]
     );
-    assert!(f.evaluate(now, Some(&limit)).is_none(), "nothing changed");
+    assert!(
+        f.evaluate(now, Some(&limit), &ContentRules::default())
+            .is_none(),
+        "nothing changed"
+    );
     // limit -> suspend regenerates the rules with the new severity.
     let suspend = table("[friendly_federators]\naction = \"suspend\"\n");
     assert_eq!(
-        generated(f.evaluate(now, Some(&suspend))),
+        generated(f.evaluate(now, Some(&suspend), &ContentRules::default())),
         [("busy.example".to_string(), Severity::Suspend)]
     );
     assert_eq!(
@@ -353,7 +363,10 @@ fn a_table_without_escalation_keys_keeps_the_config_escalation_and_nothing_is_fo
     c.evidence_file = Some(dir.path().join("ff.json"));
     let f = federators(c.clone());
     found(2, &f, "busy.example", now);
-    assert_eq!(generated(f.evaluate(now, None)).len(), 1);
+    assert_eq!(
+        generated(f.evaluate(now, None, &ContentRules::default())).len(),
+        1
+    );
     // A table that only changes a laundering kind inherits threshold, window and action.
     let kinds = table("[friendly_federators]\nreply = true\n");
     let settings = effective(&c, Some(&kinds));
@@ -361,24 +374,37 @@ fn a_table_without_escalation_keys_keeps_the_config_escalation_and_nothing_is_fo
         (settings.threshold, settings.action(), settings.reply),
         (Some(2), EscalationAction::Suspend, true)
     );
-    assert!(f.evaluate(now, Some(&kinds)).is_none(), "still in force");
+    assert!(
+        f.evaluate(now, Some(&kinds), &ContentRules::default())
+            .is_none(),
+        "still in force"
+    );
     // Setting the action to report takes the rules out of force but keeps the escalation,
     // in memory and in the evidence file; back to suspend puts it in force again.
     let report = table("[friendly_federators]\naction = \"report\"\n");
-    assert!(matches!(f.evaluate(now, Some(&report)), Some(None)));
-    assert!(f.evaluate(now, Some(&report)).is_none());
+    assert!(matches!(
+        f.evaluate(now, Some(&report), &ContentRules::default()),
+        Some(None)
+    ));
+    assert!(f
+        .evaluate(now, Some(&report), &ContentRules::default())
+        .is_none());
     assert!(f.save(now).expect("saved"));
     let from_file = report_from_file(&effective(&c, Some(&report)), now, None).expect("file");
     assert_eq!(from_file.escalated[0].domain, "busy.example");
     assert_eq!(from_file.escalated[0].severity, "not_enforced");
-    assert!(escalated_from_file(&effective(&c, Some(&report)))
-        .expect("file")
-        .is_none());
+    assert!(
+        escalated_from_file(&effective(&c, Some(&report)), &ContentRules::default())
+            .expect("file")
+            .is_none()
+    );
     assert_eq!(
-        generated(f.evaluate(now, Some(&kinds))),
+        generated(f.evaluate(now, Some(&kinds), &ContentRules::default())),
         [("busy.example".to_string(), Severity::Suspend)]
     );
-    let source = escalated_from_file(&c).expect("file").expect("enforced");
+    let source = escalated_from_file(&c, &ContentRules::default())
+        .expect("file")
+        .expect("enforced");
     assert_eq!(&*source.parsed.rules[0].domain, "busy.example");
 }
 
@@ -466,4 +492,103 @@ fn content_evidence_is_saved_with_the_evidence_file_and_loaded_again() {
     assert!(from_file
         .to_string()
         .contains("content rule wave: 1 matches"));
+}
+
+fn content_rules(text: &str) -> ContentRules {
+    let parsed = sources::parse_bytes(
+        text.as_bytes(),
+        Arc::from("rules.toml"),
+        crate::config::BlocklistFormat::Auto,
+    )
+    .expect("rules");
+    ContentRules::new(parsed.content_rules)
+}
+
+fn lines(source: &MemorySource) -> Vec<(String, Severity, String)> {
+    source
+        .parsed
+        .rules
+        .iter()
+        .map(|r| {
+            let comment = r.public_comment.as_deref().unwrap_or_default().to_string();
+            (r.domain.to_string(), r.severity, comment)
+        })
+        .collect()
+}
+
+#[test]
+fn a_content_rule_escalates_a_domain_at_its_threshold_under_its_own_action() {
+    const DAY: u64 = 86_400;
+    let now = 100 * DAY;
+    let rule = |action: &str| {
+        content_rules(&format!(
+            "[[content_rules]]\nname = \"wave\"\ntypes = [\"Create\"]\naction = \"drop\"\n\
+             escalate = {{ threshold = 3, window = \"2d\", action = \"{action}\" }}\n"
+        ))
+    };
+    let f = federators(config());
+    let m = |domain| ContentMatch {
+        window_days: 2,
+        ..content_match("wave", domain, None)
+    };
+    // Two days ago falls outside a two-day window; yesterday and today count.
+    f.record_content(&m("spam.example"), now - 2 * DAY);
+    f.record_content(&m("spam.example"), now - DAY);
+    f.record_content(&m("spam.example"), now);
+    f.record_content(&m("other.example"), now);
+    let limit = rule("limit");
+    assert!(
+        f.evaluate(now, None, &limit).is_none(),
+        "2 within the window"
+    );
+    f.record_content(&m("spam.example"), now);
+    let Some(Some(source)) = f.evaluate(now, None, &limit) else {
+        panic!("escalated");
+    };
+    let got = lines(&source);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1),
+        ("spam.example", Severity::Silence)
+    );
+    assert!(
+        got[0]
+            .2
+            .starts_with("content rule wave: 3 matches within 2 days; escalated "),
+        "{}",
+        got[0].2
+    );
+    let report = f.report(now, None, Some(&limit));
+    assert_eq!(report.escalated[0].cause, "content rule wave");
+    assert_eq!(report.escalated[0].severity, "silence");
+    assert_eq!(report.content_rules[0].domains[0].in_window, Some(3));
+
+    // The rule's action in force decides; report takes it out of force, kept.
+    let Some(Some(source)) = f.evaluate(now, None, &rule("suspend")) else {
+        panic!("regenerated");
+    };
+    assert_eq!(lines(&source)[0].1, Severity::Suspend);
+    assert!(matches!(f.evaluate(now, None, &rule("report")), Some(None)));
+    assert_eq!(
+        f.report(now, None, Some(&rule("report"))).escalated.len(),
+        1
+    );
+    // A rule no longer loaded: the action it escalated with (limit) stays in force.
+    let Some(Some(source)) = f.evaluate(now, None, &ContentRules::default()) else {
+        panic!("back in force");
+    };
+    assert_eq!(lines(&source)[0].1, Severity::Silence);
+}
+
+#[test]
+fn a_content_rule_with_action_report_generates_nothing() {
+    let f = federators(config());
+    let rules = content_rules(
+        "[[content_rules]]\nname = \"watch\"\ntypes = [\"Like\"]\naction = \"report\"\n\
+         escalate = { threshold = 1, window = \"1d\" }\n",
+    );
+    let m = content_match("watch", "spam.example", None);
+    f.record_content(&m, 10);
+    assert!(f.evaluate(10, None, &rules).is_none());
+    assert!(f.report(10, None, Some(&rules)).escalated.is_empty());
 }
