@@ -132,6 +132,16 @@ impl ContentStore {
         );
     }
 
+    /// Forgets the per-day counts of every pair of `domain`: after a lift, only matches
+    /// counted from then on can escalate it again.
+    pub(super) fn forget_days(&mut self, domain: &str) {
+        for ((_, d), pair) in &mut self.pairs {
+            if d == domain {
+                pair.days.clear();
+            }
+        }
+    }
+
     pub(super) fn to_records(&self) -> Vec<PairRecord> {
         let mut out: Vec<PairRecord> = self
             .pairs

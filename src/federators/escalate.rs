@@ -11,7 +11,7 @@ use crate::policy::content::{ContentRules, RuleEscalation};
 use crate::policy::sources::{self, MASTODON_HEADER};
 use crate::policy::FriendlyFederatorSettings;
 use crate::policy::Severity;
-use crate::rules::{MemorySource, Rules};
+use crate::rules::{MemorySource, Rules, Trigger};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -269,7 +269,7 @@ pub(super) fn entry_action(
 }
 
 /// Who escalated a domain, in words: `friendly federator` or `content rule NAME`.
-pub(super) fn cause(e: &Escalated) -> String {
+pub fn cause(e: &Escalated) -> String {
     match &e.rule {
         None => "friendly federator".into(),
         Some(rule) => format!("content rule {rule}"),
@@ -283,6 +283,19 @@ pub fn apply_at_startup(federators: &Federators, rules: &Rules) {
 }
 
 fn apply(federators: &Federators, rules: &Rules, now: u64) {
+    let _one_at_a_time = federators.applying();
+    apply_by(federators, rules, now, |label| Trigger::SetMemory(label));
+}
+
+/// Evaluates escalation and hands a changed source to the rules, telling their observer
+/// `trigger` asked (an escalation on the tick, or an operator's lift). The caller holds
+/// `Federators::applying`.
+pub(super) fn apply_by(
+    federators: &Federators,
+    rules: &Rules,
+    now: u64,
+    trigger: fn(&str) -> Trigger<'_>,
+) {
     let snapshot = rules.current().load();
     match federators.evaluate(
         now,
@@ -291,9 +304,9 @@ fn apply(federators: &Federators, rules: &Rules, now: u64) {
     ) {
         None => {}
         Some(Some(source)) => {
-            // `set_memory_source` logs and counts a failed reload itself; the source is kept
-            // and takes effect with the next successful one.
-            let _ = rules.set_memory_source(source);
+            // `set_memory_source_by` logs and counts a failed reload itself; the source is
+            // kept and takes effect with the next successful one.
+            let _ = rules.set_memory_source_by(source, trigger);
         }
         Some(None) => {
             let _ = rules.remove_memory_source(SOURCE_LABEL);
@@ -334,7 +347,7 @@ pub async fn maintain(
     }
 }
 
-fn save_logged(federators: &Federators, now: u64) {
+pub(super) fn save_logged(federators: &Federators, now: u64) {
     match federators.save(now) {
         Ok(true) => tracing::debug!("friendly-federator evidence saved"),
         Ok(false) => {}

@@ -1,6 +1,7 @@
 //! The evidence store: per sending domain, what its activities referenced, bounded in
 //! memory, and saved to and loaded from the evidence file (temp file + rename).
 
+use super::audit::Lifted;
 use super::content::{ContentMatch, ContentStore, PairRecord};
 use super::launder::Reference;
 use super::{gauge, Federators, Kind, SECS_PER_DAY};
@@ -45,6 +46,8 @@ pub(super) struct Store {
     pub(super) content_over: BTreeSet<(String, String)>,
     /// Content-rule evidence (`content`), saved in the same file.
     pub(super) content: ContentStore,
+    /// The last lift of each domain: who, when, why, and what was lifted.
+    pub(super) lifted: BTreeMap<String, Lifted>,
 }
 
 /// Evidence about one sending domain. Also its layout in the evidence file.
@@ -145,7 +148,7 @@ pub struct Escalated {
 
 /// The evidence file.
 #[derive(Debug, Serialize, Deserialize)]
-struct EvidenceFile {
+pub(super) struct EvidenceFile {
     version: u32,
     /// Unix seconds.
     saved_at: u64,
@@ -155,6 +158,8 @@ struct EvidenceFile {
     /// Content-rule evidence per (rule, sending domain).
     #[serde(default)]
     content_rules: Vec<PairRecord>,
+    #[serde(default)]
+    lifted: BTreeMap<String, Lifted>,
 }
 
 /// Why the evidence file could not be read or written.
@@ -257,6 +262,7 @@ impl Federators {
             metrics,
             store: Mutex::new(store),
             save_error: Mutex::new(None),
+            applying: Mutex::new(()),
         }
     }
 
@@ -358,17 +364,7 @@ impl Federators {
                 return Ok(false);
             }
             store.dirty = false;
-            EvidenceFile {
-                version: FILE_VERSION,
-                saved_at: now,
-                domains: store
-                    .domains
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                escalated: store.escalated.clone(),
-                content_rules: store.content.to_records(),
-            }
+            store.to_file(now)
         };
         let result = write_file(path, &file);
         let label = if result.is_ok() { "ok" } else { "error" };
@@ -407,7 +403,23 @@ impl Store {
         Ok((Store::from_file(file, config), path, saved_at))
     }
 
-    fn from_file(file: EvidenceFile, config: &FriendlyFederatorsConfig) -> Store {
+    /// The file's contents from this store.
+    pub(super) fn to_file(&self, now: u64) -> EvidenceFile {
+        EvidenceFile {
+            version: FILE_VERSION,
+            saved_at: now,
+            domains: self
+                .domains
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            escalated: self.escalated.clone(),
+            content_rules: self.content.to_records(),
+            lifted: self.lifted.clone(),
+        }
+    }
+
+    pub(super) fn from_file(file: EvidenceFile, config: &FriendlyFederatorsConfig) -> Store {
         let valid = |d: &str| host::normalize(d).as_deref() == Some(d);
         let mut domains: Vec<(String, DomainEvidence)> =
             file.domains.into_iter().filter(|(d, _)| valid(d)).collect();
@@ -444,6 +456,12 @@ impl Store {
             handed: None,
             content_over: BTreeSet::new(),
             content: ContentStore::from_records(file.content_rules),
+            lifted: file
+                .lifted
+                .into_iter()
+                .filter(|(d, _)| valid(d))
+                .take(config.max_tracked_domains)
+                .collect(),
         }
     }
 
@@ -491,7 +509,7 @@ pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn read_file(path: &Path) -> Result<EvidenceFile, EvidenceError> {
+pub(super) fn read_file(path: &Path) -> Result<EvidenceFile, EvidenceError> {
     let io = |source: std::io::Error| {
         if source.kind() == std::io::ErrorKind::NotFound {
             EvidenceError::Missing {
@@ -530,7 +548,7 @@ fn read_file(path: &Path) -> Result<EvidenceFile, EvidenceError> {
 
 /// Writes `<file>.tmp`, syncs it, and renames it over the file: a crash mid-save leaves the
 /// previous evidence, never half a file.
-fn write_file(path: &Path, file: &EvidenceFile) -> Result<(), EvidenceError> {
+pub(super) fn write_file(path: &Path, file: &EvidenceFile) -> Result<(), EvidenceError> {
     let tmp = with_suffix(path, ".tmp");
     let io = |p: &Path| {
         let p = p.to_path_buf();

@@ -592,3 +592,43 @@ fn a_content_rule_with_action_report_generates_nothing() {
     assert!(f.evaluate(10, None, &rules).is_none());
     assert!(f.report(10, None, Some(&rules)).escalated.is_empty());
 }
+
+#[test]
+fn a_lifted_domain_escalates_again_only_on_matches_counted_after_the_lift() {
+    let rules = content_rules(
+        "[[content_rules]]\nname = \"wave\"\ntypes = [\"Create\"]\naction = \"drop\"\n\
+         escalate = { threshold = 2, window = \"1d\", action = \"suspend\" }\n",
+    );
+    let f = federators(config());
+    let m = content_match("wave", "spam.example", None);
+    f.record_content(&m, 10);
+    f.record_content(&m, 11);
+    assert!(matches!(f.evaluate(12, None, &rules), Some(Some(_))));
+    let lifted = f
+        .lock()
+        .lift("Spam.Example.", "alice", "wrong wave", 13, 10)
+        .expect("lifted");
+    assert_eq!(lifted.escalated.rule.as_deref(), Some("wave"));
+    assert!(matches!(
+        f.lock().lift("spam.example", "alice", "", 13, 10),
+        Err(LiftError::NotEscalated(_))
+    ));
+    assert!(
+        matches!(f.evaluate(14, None, &rules), Some(None)),
+        "out of force"
+    );
+    f.record_content(&m, 15);
+    assert!(
+        f.evaluate(16, None, &rules).is_none(),
+        "one match since the lift"
+    );
+    f.record_content(&m, 17);
+    assert!(
+        matches!(f.evaluate(18, None, &rules), Some(Some(_))),
+        "two since"
+    );
+    let list = f.escalations(18, None, Some(&rules));
+    assert_eq!(list.escalated[0].in_window, 2);
+    assert_eq!(list.lifted[0].by, "alice");
+    assert_eq!(list.lifted[0].cause, "content rule wave");
+}
