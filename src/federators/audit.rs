@@ -72,7 +72,10 @@ impl Store {
             reason: truncate(reason, MAX_TEXT_BYTES).to_string(),
             escalated,
         };
-        self.lifted.insert(domain, lifted.clone());
+        self.lifted.insert(domain.clone(), lifted.clone());
+        if self.pending.is_some() {
+            self.pending_lifts.push((domain, lifted.clone()));
+        }
         // Bounded like the evidence: the oldest lift goes.
         while self.lifted.len() > max {
             let oldest = self

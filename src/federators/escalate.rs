@@ -331,6 +331,7 @@ pub async fn maintain(
             () = &mut shutdown => break,
             _ = tick.tick() => {}
         }
+        federators.exchange().await;
         let (f, r) = (federators.clone(), rules.clone());
         let work = tokio::task::spawn_blocking(move || {
             let now = unix_now();

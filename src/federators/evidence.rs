@@ -48,6 +48,11 @@ pub(super) struct Store {
     pub(super) content: ContentStore,
     /// The last lift of each domain: who, when, why, and what was lifted.
     pub(super) lifted: BTreeMap<String, Lifted>,
+    /// Per-day counts added since the last exchange with the other replicas (`shared`);
+    /// `None` while evidence is not shared.
+    pub(super) pending: Option<HashMap<String, HashMap<u64, u64>>>,
+    /// Lifts made here since the last exchange.
+    pub(super) pending_lifts: Vec<(String, Lifted)>,
 }
 
 /// Evidence about one sending domain. Also its layout in the evidence file.
@@ -263,6 +268,7 @@ impl Federators {
             store: Mutex::new(store),
             save_error: Mutex::new(None),
             applying: Mutex::new(()),
+            cluster: None,
         }
     }
 
@@ -325,6 +331,7 @@ impl Federators {
             e.first_seen = e.first_seen.min(now);
             e.last_seen = e.last_seen.max(now);
             bump_day(&mut e.days, now / SECS_PER_DAY, window_days);
+            store.pending(|| super::shared::ff_key(sender), now / SECS_PER_DAY);
             store.dirty = true;
             store.domains.len()
         };
@@ -348,6 +355,10 @@ impl Federators {
     pub fn record_content(&self, m: &ContentMatch<'_>, now: u64) {
         let mut store = self.lock();
         store.content.record(m, now);
+        store.pending(
+            || super::shared::content_key(m.rule, m.domain),
+            now / SECS_PER_DAY,
+        );
         store.dirty = true;
     }
 
@@ -462,6 +473,8 @@ impl Store {
                 .filter(|(d, _)| valid(d))
                 .take(config.max_tracked_domains)
                 .collect(),
+            pending: None,
+            pending_lifts: Vec::new(),
         }
     }
 

@@ -31,6 +31,7 @@
 //! | `content`  | content-rule evidence per rule and sending domain, kept in the same store and file |
 //! | `escalate` | escalation into the generated source, and the tick that saves and evaluates |
 //! | `report`   | the report for the admin endpoint and `inboxguard report` |
+//! | `shared`   | evidence and escalations exchanged with the other replicas through Redis |
 //! | `audit`    | the list of escalations and lifts (`inboxguard escalations`), and the lift |
 
 mod audit;
@@ -39,6 +40,7 @@ mod escalate;
 mod evidence;
 mod launder;
 mod report;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -198,6 +200,8 @@ pub struct Federators {
     /// Held from evaluating escalation to handing its source to the rules, so a tick and a
     /// lift cannot put their sources in force in the other order.
     applying: Mutex<()>,
+    /// The replicas' shared Redis (`[cluster]`), when evidence is shared.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Federators {
