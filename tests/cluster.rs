@@ -1,6 +1,7 @@
 //! Replicas sharing state through a real `redis-server`: two proxies in front of one
-//! Mastodon keep one fair-share budget per sender, suppress each other's duplicates and fetch
-//! a key once between them; when Redis dies, both keep serving on their own state.
+//! Mastodon keep one fair-share budget per sender, suppress each other's duplicates, fetch
+//! a key once between them, and escalate (and lift) together on their summed evidence; when
+//! Redis dies, both keep serving on their own state.
 
 mod common;
 
@@ -165,7 +166,7 @@ async fn wait_escalated(proxy: &Proxy, want: &[&str]) {
 /// any evidence file still refuse them; a lift on one is a lift on both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_escalate_together_keep_it_across_restarts_and_lift_together() {
-    let Some(redis) = RedisServer::start("cluster evidence") else {
+    let Some(mut redis) = RedisServer::start("cluster evidence") else {
         return;
     };
     let friend = RemoteInstance::start("friend.example").await;
@@ -270,5 +271,28 @@ async fn replicas_escalate_together_keep_it_across_restarts_and_lift_together() 
         4,
         "the likes before escalation and the notes after the lift"
     );
-    drop(redis);
+
+    // Redis dies: a replica escalates on its own evidence, and says the exchange failed.
+    redis.kill();
+    for n in 2..=3 {
+        let boost = fred.activity("Announce", json!(format!("https://bad.example/notes/{n}")));
+        assert_eq!(
+            deliver_status(&one, &fred, &boost).await,
+            StatusCode::ACCEPTED
+        );
+    }
+    wait_escalated(&one, both).await;
+    assert_eq!(
+        deliver_status(&one, &fred, &note(4)).await,
+        StatusCode::FORBIDDEN
+    );
+    let m = one.metrics().await;
+    assert!(
+        metric_value(
+            &m,
+            "inboxguard_cluster_redis_errors_total{op=\"evidence_read\"}"
+        )
+        .is_some_and(|n| n > 0.0),
+        "{m}"
+    );
 }
