@@ -265,6 +265,14 @@ async fn replicas_escalate_together_keep_it_across_restarts_and_lift_together() 
             deliver_status(proxy, &fred, &note(3)).await,
             StatusCode::ACCEPTED
         );
+        // Each replica's rule-change log calls it a lift.
+        let (_, text) = get_text(proxy.admin_addr, "/admin/rule-changes?since=0").await;
+        let log: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert!(
+            log.as_array()
+                .is_some_and(|l| l.iter().any(|c| c["trigger"] == "lift")),
+            "{text}"
+        );
     }
     assert_eq!(
         puma.count(),

@@ -284,7 +284,11 @@ pub fn apply_at_startup(federators: &Federators, rules: &Rules) {
 
 fn apply(federators: &Federators, rules: &Rules, now: u64) {
     let _one_at_a_time = federators.applying();
-    apply_by(federators, rules, now, |label| Trigger::SetMemory(label));
+    if std::mem::take(&mut federators.lock().peer_lifted) {
+        apply_by(federators, rules, now, |label| Trigger::Lift(label));
+    } else {
+        apply_by(federators, rules, now, |label| Trigger::SetMemory(label));
+    }
 }
 
 /// Evaluates escalation and hands a changed source to the rules, telling their observer

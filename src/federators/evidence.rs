@@ -53,6 +53,9 @@ pub(super) struct Store {
     pub(super) pending: Option<HashMap<String, HashMap<u64, u64>>>,
     /// Lifts made here since the last exchange.
     pub(super) pending_lifts: Vec<(String, Lifted)>,
+    /// Another replica's lift arrived with the last exchange: the next source put in force is
+    /// a lift in the rule-change log, not an escalation.
+    pub(super) peer_lifted: bool,
 }
 
 /// Evidence about one sending domain. Also its layout in the evidence file.
@@ -475,6 +478,7 @@ impl Store {
                 .collect(),
             pending: None,
             pending_lifts: Vec::new(),
+            peer_lifted: false,
         }
     }
 

@@ -123,6 +123,7 @@ fn merge(store: &mut Store, pull: EvidencePull, max_domains: usize, now: u64) {
         }
         store.content.forget_days(&domain);
         store.lifted.insert(domain, lift);
+        store.peer_lifted = true;
         store.dirty = true;
     }
     for (domain, json) in pull.escalated {
