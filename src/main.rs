@@ -386,6 +386,25 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The friendly-federator settings in force and the rules they come from: a rules file's
+/// `[friendly_federators]` table overrides the config's kinds and escalation, as it does in
+/// the running proxy (whose content rules give their escalation windows); rules that fail to
+/// load leave the config's settings.
+fn settings_in_force(
+    config: &Config,
+) -> (
+    inboxguard::config::FriendlyFederatorsConfig,
+    Option<inboxguard::policy::Snapshot>,
+) {
+    let snapshot = inboxguard::rules::load(&config.blocklists, &[], &config.policy)
+        .map(|(snapshot, _)| snapshot)
+        .ok();
+    let table = snapshot.as_ref().and_then(|s| s.friendly_federators());
+    let settings =
+        inboxguard::federators::effective(&config.friendly_federators, table).into_owned();
+    (settings, snapshot)
+}
+
 /// Reads the evidence file named by the config and prints it.
 fn report(path: PathBuf, json: bool) -> ExitCode {
     let config = match load_config(&path) {
@@ -393,13 +412,7 @@ fn report(path: PathBuf, json: bool) -> ExitCode {
         Err(code) => return code,
     };
     use inboxguard::federators::{self, EvidenceError};
-    // A rules file's [friendly_federators] table overrides the config's kinds and escalation,
-    // as it does in the running proxy; rules that fail to load leave the config's settings.
-    let snapshot = inboxguard::rules::load(&config.blocklists, &[], &config.policy)
-        .map(|(snapshot, _)| snapshot)
-        .ok();
-    let table = snapshot.as_ref().and_then(|s| s.friendly_federators());
-    let settings = federators::effective(&config.friendly_federators, table);
+    let (settings, snapshot) = settings_in_force(&config);
     let content = snapshot.as_ref().map(|s| s.content_rules());
     match federators::report_from_file(&settings, federators::unix_now(), content) {
         Ok(report) if json => print_json(&report),
@@ -432,11 +445,7 @@ fn escalations(path: PathBuf, json: bool) -> ExitCode {
         Err(code) => return code,
     };
     use inboxguard::federators::{self, EvidenceError};
-    let snapshot = inboxguard::rules::load(&config.blocklists, &[], &config.policy)
-        .map(|(snapshot, _)| snapshot)
-        .ok();
-    let table = snapshot.as_ref().and_then(|s| s.friendly_federators());
-    let settings = federators::effective(&config.friendly_federators, table);
+    let (settings, snapshot) = settings_in_force(&config);
     let content = snapshot.as_ref().map(|s| s.content_rules());
     match federators::escalations_from_file(&settings, federators::unix_now(), content) {
         Ok(list) if json => match serde_json::to_string_pretty(&list) {
