@@ -18,7 +18,8 @@ const BUCKET_TTL_SECS: u64 = 90 * 86_400;
 pub struct EvidencePush {
     /// `key → day → count` added since the last tick (`ff:<domain>`, `cr:<rule>:<domain>`).
     pub counts: HashMap<String, HashMap<u64, u64>>,
-    /// Its escalations, `domain → JSON` (set only where none is).
+    /// Its escalations, `domain → JSON` (one replica's copy wins; a copy older than the
+    /// domain's last lift is ignored by every replica).
     pub escalated: Vec<(String, String)>,
     /// Its lifts since the last tick, `domain → JSON`; their day buckets are deleted.
     pub lifted: Vec<(String, String)>,
@@ -77,7 +78,7 @@ impl Cluster {
             pipe.zadd(&index, key, push.now).ignore();
         }
         for (domain, json) in &push.escalated {
-            pipe.hset_nx(&ek, domain, json).ignore();
+            pipe.hset(&ek, domain, json).ignore();
         }
         // Forget keys past the longest window, and past the bound.
         pipe.zrembyscore(&index, 0, push.now.saturating_sub(BUCKET_TTL_SECS))

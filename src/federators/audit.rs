@@ -64,6 +64,10 @@ impl Store {
             e.days.clear();
         }
         self.content.forget_days(&domain);
+        if let Some(pending) = &mut self.pending {
+            // Counted before the lift: not to be sent as new evidence.
+            pending.retain(|key, _| key.rsplit(':').next() != Some(domain.as_str()));
+        }
         self.over_threshold.remove(&domain);
         self.content_over.retain(|(_, d)| *d != domain);
         let lifted = Lifted {
