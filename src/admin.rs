@@ -7,7 +7,10 @@
 //! | GET    | `/healthz`      | no           | 200 while the process runs                    |
 //! | GET    | `/readyz`       | no           | 200 once rules are loaded and serving (`ready`, then a line per failing evidence save or held-back source); 503 while draining |
 //! | POST   | `/admin/reload` | yes          | reload rule files; 200 + per-source counts and changes, or 500 + each refused file's file:line error (its last good copy stays; the other sources' changes apply, listed as for 200) |
-//! | GET    | `/admin/friendly-federators` | yes | friendly-federator evidence and escalations (JSON) |
+//! | GET    | `/admin/friendly-federators` | yes | friendly-federator and content-rule evidence and escalations (JSON) |
+//! | GET    | `/admin/content-rules` | yes | content-rule evidence alone (JSON) |
+//! | GET    | `/admin/escalations` | yes | escalated domains (action, since, cause, counts) and the last lift of each (JSON) |
+//! | POST   | `/admin/escalations/<domain>/lift?by=NAME&reason=TEXT` | yes | lift an escalation: out of the rules in force now (`trigger="lift"`), who/when/why saved in the evidence file; 200, 404 when not escalated, 400 for a bad domain |
 //! | GET, POST | `/admin/explain?subject=…` | yes | `inboxguard explain`'s report for a domain or actor from the rules in force (their last good copies), or for the activity JSON POSTed as the body; 400 for a subject that names nothing |
 //! | POST   | `/admin/sources/<name>/accept` | yes | put in force the version of a rule source the shrink guard holds back (`<name>`: its path or URL as configured, percent-encoded, or a file's name); 200, or 404 for an unknown source |
 //! | GET    | `/admin/domains`, `/admin/domains/<domain>`, `/admin/decisions`, `/admin/rule-changes` | yes | the decision journal and rule-change log (JSON; `console` lists the parameters) |
@@ -260,17 +263,36 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
         }
         (&Method::GET, "/admin/friendly-federators") => {
             let rules = app.rules.current().load();
-            let report = app
-                .federators
-                .report(crate::federators::unix_now(), rules.friendly_federators());
+            let report = app.federators.report(
+                crate::federators::unix_now(),
+                rules.friendly_federators(),
+                Some(rules.content_rules()),
+            );
             json(&report)
         }
         (&Method::GET, "/admin/content-rules") => {
-            let top = app.config.friendly_federators.report_top;
-            let report = app.gate.content_evidence.report(top);
+            let rules = app.rules.current().load();
+            let report = app
+                .federators
+                .content_report(crate::federators::unix_now(), Some(rules.content_rules()));
             json(&report)
         }
         (&Method::GET | &Method::POST, "/admin/explain") => explain(app, req).await,
+        (&Method::GET, "/admin/escalations") => {
+            let rules = app.rules.current().load();
+            json(&app.federators.escalations(
+                crate::federators::unix_now(),
+                rules.friendly_federators(),
+                Some(rules.content_rules()),
+            ))
+        }
+        (method, path) if escalation_to_lift(path).is_some() => {
+            if method != Method::POST {
+                return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            }
+            let domain = escalation_to_lift(path).unwrap_or_default();
+            lift(app, domain, req.uri().query().unwrap_or_default()).await
+        }
         (method, path) if source_to_accept(path).is_some() => {
             if method != Method::POST {
                 return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -289,6 +311,7 @@ async fn handle(app: &App, token: Option<&Token>, req: Request<Incoming>) -> Res
             | "/admin/reload"
             | "/admin/friendly-federators"
             | "/admin/content-rules"
+            | "/admin/escalations"
             | "/admin/explain",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         (_, p) if crate::console::serves(p) => {
@@ -370,6 +393,55 @@ fn source_to_accept(path: &str) -> Option<String> {
         .strip_prefix("/admin/sources/")?
         .strip_suffix("/accept")?;
     (!name.is_empty()).then(|| percent_decode(name))
+}
+
+/// The domain named in `/admin/escalations/<domain>/lift`, percent-decoded.
+fn escalation_to_lift(path: &str) -> Option<String> {
+    let domain = path
+        .strip_prefix("/admin/escalations/")?
+        .strip_suffix("/lift")?;
+    (!domain.is_empty()).then(|| percent_decode(domain))
+}
+
+/// The value of `name` in a query string (`a=1&b=2`), `+` and `%XX` decoded.
+fn query_value(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| percent_decode(&value.replace('+', " ")))
+    })
+}
+
+/// `POST /admin/escalations/<domain>/lift?by=NAME&reason=TEXT`: an operator lifts an
+/// escalation; who, when and why go into the evidence file, the domain out of the rules in
+/// force.
+async fn lift(app: &App, domain: String, query: &str) -> Response<Body> {
+    use crate::federators::LiftError;
+    let by = query_value(query, "by").unwrap_or_else(|| "admin".into());
+    let reason = query_value(query, "reason").unwrap_or_default();
+    let (federators, rules) = (app.federators.clone(), app.rules.clone());
+    let d = domain.clone();
+    let lifted = tokio::task::spawn_blocking(move || {
+        crate::federators::lift(&federators, &rules, &d, &by, &reason)
+    })
+    .await;
+    match lifted {
+        Ok(Ok(l)) => text(
+            StatusCode::OK,
+            &format!(
+                "lifted {domain} (escalated {} by {}) by {:?}: {:?}\n",
+                crate::clock::rfc3339(l.escalated.at),
+                crate::federators::cause_of(&l.escalated),
+                l.by,
+                l.reason
+            ),
+        ),
+        Ok(Err(e @ LiftError::NotEscalated(_))) => text(StatusCode::NOT_FOUND, &format!("{e}\n")),
+        Ok(Err(e @ LiftError::InvalidDomain(_))) => {
+            text(StatusCode::BAD_REQUEST, &format!("{e}\n"))
+        }
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "lift task failed\n"),
+    }
 }
 
 /// `%XX` escapes decoded; anything else as it is.

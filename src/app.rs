@@ -65,10 +65,11 @@ impl App {
         } else {
             "http"
         };
-        let federators = Arc::new(Federators::new(
-            &config.friendly_federators,
-            metrics.clone(),
-        ));
+        let mut federators = Federators::new(&config.friendly_federators, metrics.clone());
+        if let Some(c) = cluster.as_ref().filter(|c| c.config.share_evidence) {
+            federators.share(c.clone());
+        }
+        let federators = Arc::new(federators);
         let rule_changes = Arc::new(ChangeLog::new(&config.state));
         rules.observe(rule_changes.clone());
         App {

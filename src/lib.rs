@@ -26,7 +26,7 @@
 //! | `app`       | the shared state those modules hang off |
 //! | `demo`      | `inboxguard demo`: the whole system in one process |
 //! | `explain`   | `inboxguard explain`: the decision and every matching rule for a domain, actor or activity |
-//! | `federators`| friendly federators: laundering checks, evidence store and file, escalation into a generated source |
+//! | `federators`| friendly federators: laundering checks, evidence store and file (content-rule evidence too), escalation into a generated source |
 //! | `subscriptions` | remote rule sources (`[[subscriptions]]`, Mastodon's admin API): fetch, disk cache, refresh tasks |
 //! | `push`      | `[mastodon] push`: Mastodon's domain blocks kept in step with escalations and pushed subscriptions |
 //! | `state_dirs`| the directories saves go to, checked by `check` and at startup |

@@ -76,6 +76,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the escalated domains (action, since, cause, counts) and the last lifts, from the
+    /// evidence file the running proxy saved; `escalations lift DOMAIN` lifts one.
+    Escalations {
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Print JSON (as `GET /admin/escalations`) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: Option<EscalationsCommand>,
+    },
     /// Put in force the new version of a rule source that the running proxy holds back
     /// because it would remove too much (`max_shrink`). Asks the proxy on its admin listener
     /// (`[admin] listen` and `token_file` of this config): `POST /admin/sources/<SOURCE>/accept`.
@@ -114,6 +125,31 @@ enum Command {
     Demo,
 }
 
+#[derive(Subcommand)]
+enum EscalationsCommand {
+    /// Lift DOMAIN's escalation. Asks the running proxy on its admin listener (`[admin]
+    /// listen` and `token_file` of the config, or `--admin URL`): `POST
+    /// /admin/escalations/<DOMAIN>/lift`. The proxy owns the evidence file and rewrites it on
+    /// every save, so an edit of the file would be lost; `--offline` edits it only for a
+    /// proxy that is stopped.
+    Lift {
+        #[arg(value_name = "DOMAIN")]
+        domain: String,
+        /// Who lifts it (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// Why, for the record.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+        /// The running proxy's admin listener, e.g. `http://127.0.0.1:9100`.
+        #[arg(long, value_name = "URL", conflicts_with = "offline")]
+        admin: Option<String>,
+        /// Edit the evidence file instead: only while no proxy runs with it.
+        #[arg(long)]
+        offline: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -132,6 +168,32 @@ fn main() -> ExitCode {
         // clap requires one of them.
         Command::Explain { .. } => ExitCode::from(EXIT_CONFIG),
         Command::Report { config, json } => report(config, json),
+        Command::Escalations { config: None, .. } => {
+            eprintln!("inboxguard: escalations needs --config FILE");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Command::Escalations {
+            config: Some(config),
+            json,
+            command: None,
+        } => escalations(config, json),
+        Command::Escalations {
+            config: Some(config),
+            command:
+                Some(EscalationsCommand::Lift {
+                    domain,
+                    by,
+                    reason,
+                    admin,
+                    offline,
+                }),
+            ..
+        } => {
+            let by = by
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "cli".into());
+            lift(&config, &domain, &by, &reason, admin.as_deref(), offline)
+        }
         Command::Healthcheck { url, timeout_secs } => healthcheck(&url, timeout_secs),
         Command::Accept {
             config,
@@ -333,6 +395,25 @@ fn explain(path: PathBuf, subject: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The friendly-federator settings in force and the rules they come from: a rules file's
+/// `[friendly_federators]` table overrides the config's kinds and escalation, as it does in
+/// the running proxy (whose content rules give their escalation windows); rules that fail to
+/// load leave the config's settings.
+fn settings_in_force(
+    config: &Config,
+) -> (
+    inboxguard::config::FriendlyFederatorsConfig,
+    Option<inboxguard::policy::Snapshot>,
+) {
+    let snapshot = inboxguard::rules::load(&config.blocklists, &[], &config.policy)
+        .map(|(snapshot, _)| snapshot)
+        .ok();
+    let table = snapshot.as_ref().and_then(|s| s.friendly_federators());
+    let settings =
+        inboxguard::federators::effective(&config.friendly_federators, table).into_owned();
+    (settings, snapshot)
+}
+
 /// Reads the evidence file named by the config and prints it.
 fn report(path: PathBuf, json: bool) -> ExitCode {
     let config = match load_config(&path) {
@@ -340,14 +421,9 @@ fn report(path: PathBuf, json: bool) -> ExitCode {
         Err(code) => return code,
     };
     use inboxguard::federators::{self, EvidenceError};
-    // A rules file's [friendly_federators] table overrides the config's kinds and escalation,
-    // as it does in the running proxy; rules that fail to load leave the config's settings.
-    let snapshot = inboxguard::rules::load(&config.blocklists, &[], &config.policy)
-        .map(|(snapshot, _)| snapshot)
-        .ok();
-    let table = snapshot.as_ref().and_then(|s| s.friendly_federators());
-    let settings = federators::effective(&config.friendly_federators, table);
-    match federators::report_from_file(&settings, federators::unix_now()) {
+    let (settings, snapshot) = settings_in_force(&config);
+    let content = snapshot.as_ref().map(|s| s.content_rules());
+    match federators::report_from_file(&settings, federators::unix_now(), content) {
         Ok(report) if json => print_json(&report),
         Ok(report) => {
             print!("{report}");
@@ -371,6 +447,89 @@ fn report(path: PathBuf, json: bool) -> ExitCode {
     }
 }
 
+/// `inboxguard escalations`: the list from the evidence file, under the rules' settings.
+fn escalations(path: PathBuf, json: bool) -> ExitCode {
+    let config = match load_config(&path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    use inboxguard::federators::{self, EvidenceError};
+    let (settings, snapshot) = settings_in_force(&config);
+    let content = snapshot.as_ref().map(|s| s.content_rules());
+    match federators::escalations_from_file(&settings, federators::unix_now(), content) {
+        Ok(list) if json => match serde_json::to_string_pretty(&list) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("inboxguard: cannot encode the list: {e}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        },
+        Ok(list) => {
+            print!("{list}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ EvidenceError::Missing { .. }) => {
+            println!("{e}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ EvidenceError::NotConfigured) => {
+            eprintln!("inboxguard: {}: {e}", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("inboxguard: {e}");
+            ExitCode::from(EXIT_DATA)
+        }
+    }
+}
+
+/// `inboxguard escalations lift`: through the running proxy, or the file with `--offline`.
+fn lift(
+    path: &Path,
+    domain: &str,
+    by: &str,
+    reason: &str,
+    admin_url: Option<&str>,
+    offline: bool,
+) -> ExitCode {
+    let (config, token) = match config_and_token(path) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    if offline {
+        use inboxguard::federators::{self, LiftError};
+        let settings = &config.friendly_federators;
+        return match federators::lift_in_file(settings, domain, by, reason, federators::unix_now())
+        {
+            Ok(_) => {
+                println!("lifted {domain} in the evidence file; it applies when the proxy starts");
+                ExitCode::SUCCESS
+            }
+            Err(e @ (LiftError::NotEscalated(_) | LiftError::InvalidDomain(_))) => {
+                eprintln!("inboxguard: {e}");
+                ExitCode::from(EXIT_DATA)
+            }
+            Err(e) => {
+                eprintln!("inboxguard: {e}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        };
+    }
+    let base = admin_url.map_or_else(|| admin::base_url(&config.admin), str::to_string);
+    let url = format!(
+        "{}/admin/escalations/{}/lift?by={}&reason={}",
+        base.trim_end_matches('/'),
+        admin::percent_encode(domain),
+        admin::percent_encode(by),
+        admin::percent_encode(reason)
+    );
+    let timeout = std::time::Duration::from_secs(30);
+    ask_proxy(http::Method::POST, &url, token, Vec::new(), timeout)
+}
+
 /// The JSON a proxy with no evidence yet serves, built the way the running proxy builds it.
 fn empty_report_json(settings: &inboxguard::config::FriendlyFederatorsConfig) -> ExitCode {
     use inboxguard::federators::{self, Federators};
@@ -381,7 +540,7 @@ fn empty_report_json(settings: &inboxguard::config::FriendlyFederatorsConfig) ->
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    print_json(&Federators::new(settings, metrics).report(federators::unix_now(), None))
+    print_json(&Federators::new(settings, metrics).report(federators::unix_now(), None, None))
 }
 
 fn print_json(report: &inboxguard::federators::Report) -> ExitCode {

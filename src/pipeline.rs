@@ -299,11 +299,14 @@ fn content_rules(
         .content_rule_matches
         .with_label_values(&[&*rule.name, action.as_str()])
         .inc();
-    app.gate.content_evidence.record(
-        &rule.name,
-        key_host,
-        rule.dry_run,
-        facts.id.as_deref(),
+    app.federators.record_content(
+        &crate::federators::ContentMatch {
+            rule: &rule.name,
+            domain: key_host,
+            dry_run: rule.dry_run,
+            id: facts.id.as_deref(),
+            window_days: 1,
+        },
         crate::clock::unix_now(),
     );
     // INFO like the access log: a wave of matches must not flood a WARN-level log.

@@ -1,6 +1,7 @@
 //! Replicas sharing state through a real `redis-server`: two proxies in front of one
-//! Mastodon keep one fair-share budget per sender, suppress each other's duplicates and fetch
-//! a key once between them; when Redis dies, both keep serving on their own state.
+//! Mastodon keep one fair-share budget per sender, suppress each other's duplicates, fetch
+//! a key once between them, and escalate (and lift) together on their summed evidence; when
+//! Redis dies, both keep serving on their own state.
 
 mod common;
 
@@ -134,4 +135,172 @@ async fn two_replicas_share_one_budget_one_dedupe_set_and_one_key_fetch() {
         wait_metric(proxy, "inboxguard_cluster_redis_up", |v| v == 0.0).await;
     }
     assert_eq!(puma.count(), 7);
+}
+
+/// The domains `/admin/escalations` lists, sorted.
+async fn escalated(proxy: &Proxy) -> Vec<String> {
+    let (_, text) = get_text(proxy.admin_addr, "/admin/escalations").await;
+    let list: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut domains: Vec<String> = list["escalated"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["domain"].as_str().unwrap_or_default().to_string())
+        .collect();
+    domains.sort();
+    domains
+}
+
+/// Waits until the replica lists exactly `want` (escalation runs on its tick).
+async fn wait_escalated(proxy: &Proxy, want: &[&str]) {
+    within("escalations", async {
+        while escalated(proxy).await != want {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// Evidence and escalations shared through Redis: each replica sees half the threshold, and
+/// both escalate (a friendly federator, and a content rule's sender); both restarted without
+/// any evidence file still refuse them; a lift on one is a lift on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_escalate_together_keep_it_across_restarts_and_lift_together() {
+    let Some(mut redis) = RedisServer::start("cluster evidence") else {
+        return;
+    };
+    let friend = RemoteInstance::start("friend.example").await;
+    let spammy = RemoteInstance::start("spammy.example").await;
+    let (fred, sam) = (friend.add_actor("fred"), spammy.add_actor("sam"));
+    let puma = RecordingUpstream::start().await;
+    let rules = "[[domain]]\ndomain = \"bad.example\"\nseverity = \"suspend\"\n\n\
+                 [[content_rules]]\nname = \"likes\"\ntypes = [\"Like\"]\naction = \"report\"\n\
+                 escalate = { threshold = 2, window = \"1d\", action = \"suspend\" }\n";
+    let start = || async {
+        let proxy = Proxy::builder(puma.addr())
+            .remote(&friend)
+            .remote(&spammy)
+            .blocklist_file("rules.toml", rules)
+            .toml(&format!(
+                "[cluster]\nredis_url = \"{}\"\nkey_prefix = \"test:\"\ntimeout_ms = 500\n\n\
+                 [friendly_federators]\npersist_interval_secs = 1\nthreshold = 2\naction = \"suspend\"\n",
+                redis.url()
+            ))
+            .start()
+            .await;
+        proxy.wait_ready().await;
+        wait_metric(&proxy, "inboxguard_cluster_redis_up", |v| v == 1.0).await;
+        proxy
+    };
+    let note = |n: u32| {
+        fred.activity(
+            "Create",
+            json!({"id": format!("{}/statuses/{n}", fred.id), "type": "Note", "content": "hi"}),
+        )
+    };
+    let like = || sam.activity("Like", json!("https://mastodon.local/statuses/1"));
+
+    let (one, two) = (start().await, start().await);
+    // Half the threshold each.
+    for proxy in [&one, &two] {
+        let boost = fred.activity("Announce", json!("https://bad.example/notes/1"));
+        assert_eq!(
+            deliver_status(proxy, &fred, &boost).await,
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(
+            deliver_status(proxy, &sam, &like()).await,
+            StatusCode::ACCEPTED
+        );
+    }
+    let both = &["friend.example", "spammy.example"];
+    for proxy in [&one, &two] {
+        wait_escalated(proxy, both).await;
+        assert_eq!(
+            deliver_status(proxy, &fred, &note(1)).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            deliver_status(proxy, &sam, &like()).await,
+            StatusCode::FORBIDDEN
+        );
+    }
+
+    // Both restarted, no evidence file: Redis has it all.
+    one.shutdown().await.expect("clean shutdown");
+    two.shutdown().await.expect("clean shutdown");
+    let (one, two) = (start().await, start().await);
+    for proxy in [&one, &two] {
+        wait_escalated(proxy, both).await;
+        assert_eq!(
+            deliver_status(proxy, &fred, &note(2)).await,
+            StatusCode::FORBIDDEN
+        );
+        let (_, text) = get_text(proxy.admin_addr, "/admin/friendly-federators").await;
+        let report: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let friend_row = report["domains"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["domain"] == "friend.example"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            friend_row["in_window"], 2,
+            "both replicas' references: {text}"
+        );
+    }
+
+    // A lift on one is a lift on both.
+    let (status, _, body) = send(
+        one.admin_addr,
+        http::Method::POST,
+        "/admin/escalations/friend.example/lift?by=alice&reason=ok",
+        http::HeaderMap::new(),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let rest = &["spammy.example"];
+    for proxy in [&one, &two] {
+        wait_escalated(proxy, rest).await;
+        assert_eq!(
+            deliver_status(proxy, &fred, &note(3)).await,
+            StatusCode::ACCEPTED
+        );
+        // Each replica's rule-change log calls it a lift.
+        let (_, text) = get_text(proxy.admin_addr, "/admin/rule-changes?since=0").await;
+        let log: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert!(
+            log.as_array()
+                .is_some_and(|l| l.iter().any(|c| c["trigger"] == "lift")),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        puma.count(),
+        4,
+        "the likes before escalation and the notes after the lift"
+    );
+
+    // Redis dies: a replica escalates on its own evidence, and says the exchange failed.
+    redis.kill();
+    for n in 2..=3 {
+        let boost = fred.activity("Announce", json!(format!("https://bad.example/notes/{n}")));
+        assert_eq!(
+            deliver_status(&one, &fred, &boost).await,
+            StatusCode::ACCEPTED
+        );
+    }
+    wait_escalated(&one, both).await;
+    assert_eq!(
+        deliver_status(&one, &fred, &note(4)).await,
+        StatusCode::FORBIDDEN
+    );
+    let m = one.metrics().await;
+    assert!(
+        metric_value(
+            &m,
+            "inboxguard_cluster_redis_errors_total{op=\"evidence_read\"}"
+        )
+        .is_some_and(|n| n > 0.0),
+        "{m}"
+    );
 }

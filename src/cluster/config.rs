@@ -20,6 +20,9 @@ pub struct ClusterConfig {
     pub share_dedupe: bool,
     #[serde(default = "default_true")]
     pub share_keys: bool,
+    /// Friendly-federator and content-rule evidence, escalations and lifts.
+    #[serde(default = "default_true")]
+    pub share_evidence: bool,
 }
 
 fn default_prefix() -> String {

@@ -1,6 +1,8 @@
 //! State shared by replicas through Redis (`[cluster]`): one fair-share budget per sender
 //! across every replica, one duplicate-suppression set, and a second-level key cache, so a
-//! key fetched by one replica is not fetched again by the others.
+//! key fetched by one replica is not fetched again by the others; and the friendly-federator
+//! and content-rule evidence and escalations (`evidence`), so every replica escalates the
+//! same domain at the same threshold.
 //!
 //! Redis is an accelerator here, never a dependency: every operation has a short deadline, and
 //! while Redis is unreachable, slow or answering errors each feature falls back to the
@@ -13,11 +15,13 @@
 //! spread over N replicas get up to N slices at once, and a relay is exactly such a sender.
 
 pub mod config;
+mod evidence;
 mod ops;
 #[cfg(test)]
 mod tests;
 
 pub use config::ClusterConfig;
+pub use evidence::{EvidencePull, EvidencePush};
 
 use crate::metrics::Metrics;
 use arc_swap::ArcSwapOption;

@@ -19,6 +19,7 @@ fn config_checks_name_the_key() {
         share_rate_limits: true,
         share_dedupe: true,
         share_keys: true,
+        share_evidence: true,
     };
     assert_eq!(base.validate(), Ok(()));
     for (broken, key) in [

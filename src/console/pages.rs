@@ -161,7 +161,7 @@ fn evidence(app: &App, domain: &str) -> String {
     let rules = app.rules.current().load();
     let report = app
         .federators
-        .report(crate::clock::unix_now(), rules.friendly_federators());
+        .report(crate::clock::unix_now(), rules.friendly_federators(), None);
     let Some(d) = report.domains.iter().find(|d| d.domain == domain) else {
         return String::new();
     };

@@ -66,7 +66,7 @@ pub fn load_offline_where(
         rules::load_listing(&config.blocklists, &memory, &config.policy, wanted)?;
     let settings =
         federators::effective(&config.friendly_federators, snapshot.friendly_federators());
-    let escalated = match federators::escalated_from_file(&settings) {
+    let escalated = match federators::escalated_from_file(&settings, snapshot.content_rules()) {
         Ok(source) => source,
         Err(EvidenceError::NotConfigured | EvidenceError::Missing { .. }) => None,
         Err(e) => {

@@ -1,6 +1,8 @@
 //! The evidence store: per sending domain, what its activities referenced, bounded in
 //! memory, and saved to and loaded from the evidence file (temp file + rename).
 
+use super::audit::Lifted;
+use super::content::{ContentMatch, ContentStore, PairRecord};
 use super::launder::Reference;
 use super::{gauge, Federators, Kind, SECS_PER_DAY};
 use crate::clock::truncate;
@@ -35,10 +37,25 @@ pub(super) struct Store {
     /// Domains over the threshold at the last evaluation (for `action = "report"` logs, which
     /// name a domain when it crosses, not on every tick).
     pub(super) over_threshold: BTreeSet<String>,
-    /// The action of the generated source last handed to the rules; `None` while it is not in
-    /// force (at startup, and while escalation is off or only reports). When the action in
-    /// force differs from the configured one, the source is regenerated.
-    pub(super) enforced: Option<EscalationAction>,
+    /// The generated source's text last handed to the rules; `None` while it is not in force
+    /// (at startup, and while nothing escalated is enforced). A tick whose text differs puts
+    /// the new one in force: a new action, a new or lifted domain.
+    pub(super) handed: Option<String>,
+    /// (rule, domain) pairs over a content rule's threshold at the last evaluation (for
+    /// `action = "report"` logs, as `over_threshold`).
+    pub(super) content_over: BTreeSet<(String, String)>,
+    /// Content-rule evidence (`content`), saved in the same file.
+    pub(super) content: ContentStore,
+    /// The last lift of each domain: who, when, why, and what was lifted.
+    pub(super) lifted: BTreeMap<String, Lifted>,
+    /// Per-day counts added since the last exchange with the other replicas (`shared`);
+    /// `None` while evidence is not shared.
+    pub(super) pending: Option<HashMap<String, HashMap<u64, u64>>>,
+    /// Lifts made here since the last exchange.
+    pub(super) pending_lifts: Vec<(String, Lifted)>,
+    /// Another replica's lift arrived with the last exchange: the next source put in force is
+    /// a lift in the rule-change log, not an escalation.
+    pub(super) peer_lifted: bool,
 }
 
 /// Evidence about one sending domain. Also its layout in the evidence file.
@@ -119,23 +136,38 @@ pub struct Referenced {
 }
 
 /// A domain escalated into the generated source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Escalated {
     /// Unix seconds.
     pub at: u64,
-    /// References within the window when it escalated.
+    /// References (or a content rule's matches) within the window when it escalated.
     pub count: u64,
+    /// The content rule whose matches escalated it; `None`: friendly-federator evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The content rule's action and window when it escalated: in force while the rule is no
+    /// longer loaded or no longer escalates (an escalation is lifted by a person, not by an
+    /// edit of the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<EscalationAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_days: Option<u32>,
 }
 
 /// The evidence file.
 #[derive(Debug, Serialize, Deserialize)]
-struct EvidenceFile {
+pub(super) struct EvidenceFile {
     version: u32,
     /// Unix seconds.
     saved_at: u64,
     domains: BTreeMap<String, DomainEvidence>,
     #[serde(default)]
     escalated: BTreeMap<String, Escalated>,
+    /// Content-rule evidence per (rule, sending domain).
+    #[serde(default)]
+    content_rules: Vec<PairRecord>,
+    #[serde(default)]
+    lifted: BTreeMap<String, Lifted>,
 }
 
 /// Why the evidence file could not be read or written.
@@ -196,6 +228,7 @@ impl Federators {
                         file = %path.display(),
                         domains = store.domains.len(),
                         escalated = store.escalated.len(),
+                        content_pairs = store.content.pairs.len(),
                         "friendly-federator evidence loaded"
                     );
                 }
@@ -237,6 +270,8 @@ impl Federators {
             metrics,
             store: Mutex::new(store),
             save_error: Mutex::new(None),
+            applying: Mutex::new(()),
+            cluster: None,
         }
     }
 
@@ -299,6 +334,7 @@ impl Federators {
             e.first_seen = e.first_seen.min(now);
             e.last_seen = e.last_seen.max(now);
             bump_day(&mut e.days, now / SECS_PER_DAY, window_days);
+            store.pending(|| super::shared::ff_key(sender), now / SECS_PER_DAY);
             store.dirty = true;
             store.domains.len()
         };
@@ -317,6 +353,18 @@ impl Federators {
             .set(gauge(tracked));
     }
 
+    /// Counts one content-rule match as evidence about its sending domain (on the request
+    /// path: one short lock, as for a reference).
+    pub fn record_content(&self, m: &ContentMatch<'_>, now: u64) {
+        let mut store = self.lock();
+        store.content.record(m, now);
+        store.pending(
+            || super::shared::content_key(m.rule, m.domain),
+            now / SECS_PER_DAY,
+        );
+        store.dirty = true;
+    }
+
     /// Saves the evidence if it changed since the last save (blocking file I/O: call from a
     /// blocking thread). `Ok(false)` when there was nothing to save or no file is configured.
     pub fn save(&self, now: u64) -> Result<bool, EvidenceError> {
@@ -330,16 +378,7 @@ impl Federators {
                 return Ok(false);
             }
             store.dirty = false;
-            EvidenceFile {
-                version: FILE_VERSION,
-                saved_at: now,
-                domains: store
-                    .domains
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                escalated: store.escalated.clone(),
-            }
+            store.to_file(now)
         };
         let result = write_file(path, &file);
         let label = if result.is_ok() { "ok" } else { "error" };
@@ -378,7 +417,23 @@ impl Store {
         Ok((Store::from_file(file, config), path, saved_at))
     }
 
-    fn from_file(file: EvidenceFile, config: &FriendlyFederatorsConfig) -> Store {
+    /// The file's contents from this store.
+    pub(super) fn to_file(&self, now: u64) -> EvidenceFile {
+        EvidenceFile {
+            version: FILE_VERSION,
+            saved_at: now,
+            domains: self
+                .domains
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            escalated: self.escalated.clone(),
+            content_rules: self.content.to_records(),
+            lifted: self.lifted.clone(),
+        }
+    }
+
+    pub(super) fn from_file(file: EvidenceFile, config: &FriendlyFederatorsConfig) -> Store {
         let valid = |d: &str| host::normalize(d).as_deref() == Some(d);
         let mut domains: Vec<(String, DomainEvidence)> =
             file.domains.into_iter().filter(|(d, _)| valid(d)).collect();
@@ -412,7 +467,18 @@ impl Store {
                 .collect(),
             dirty: false,
             over_threshold: BTreeSet::new(),
-            enforced: None,
+            handed: None,
+            content_over: BTreeSet::new(),
+            content: ContentStore::from_records(file.content_rules),
+            lifted: file
+                .lifted
+                .into_iter()
+                .filter(|(d, _)| valid(d))
+                .take(config.max_tracked_domains)
+                .collect(),
+            pending: None,
+            pending_lifts: Vec::new(),
+            peer_lifted: false,
         }
     }
 
@@ -435,7 +501,7 @@ impl Store {
 }
 
 /// Counts one activity on `day`, keeping only the last `keep` days.
-fn bump_day(days: &mut Vec<(u64, u64)>, day: u64, keep: u32) {
+pub(super) fn bump_day(days: &mut Vec<(u64, u64)>, day: u64, keep: u32) {
     match days.last_mut() {
         Some((d, n)) if *d == day => *n = n.saturating_add(1),
         // A clock that stepped back: count it on the newest day rather than reorder.
@@ -460,7 +526,7 @@ pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn read_file(path: &Path) -> Result<EvidenceFile, EvidenceError> {
+pub(super) fn read_file(path: &Path) -> Result<EvidenceFile, EvidenceError> {
     let io = |source: std::io::Error| {
         if source.kind() == std::io::ErrorKind::NotFound {
             EvidenceError::Missing {
@@ -499,7 +565,7 @@ fn read_file(path: &Path) -> Result<EvidenceFile, EvidenceError> {
 
 /// Writes `<file>.tmp`, syncs it, and renames it over the file: a crash mid-save leaves the
 /// previous evidence, never half a file.
-fn write_file(path: &Path, file: &EvidenceFile) -> Result<(), EvidenceError> {
+pub(super) fn write_file(path: &Path, file: &EvidenceFile) -> Result<(), EvidenceError> {
     let tmp = with_suffix(path, ".tmp");
     let io = |p: &Path| {
         let p = p.to_path_buf();

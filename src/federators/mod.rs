@@ -28,18 +28,30 @@
 //! |------------|------|
 //! | `launder`  | the laundering check (`check`, `Federators::inspect`) |
 //! | `evidence` | the evidence store, its bounds, and the evidence file |
+//! | `content`  | content-rule evidence per rule and sending domain, kept in the same store and file |
 //! | `escalate` | escalation into the generated source, and the tick that saves and evaluates |
 //! | `report`   | the report for the admin endpoint and `inboxguard report` |
+//! | `shared`   | evidence and escalations exchanged with the other replicas through Redis |
+//! | `audit`    | the list of escalations and lifts (`inboxguard escalations`), and the lift |
 
+mod audit;
+mod content;
 mod escalate;
 mod evidence;
 mod launder;
 mod report;
+mod shared;
 #[cfg(test)]
 mod tests;
 
+pub use audit::{
+    escalations_from_file, lift, lift_in_file, EscalationRow, Escalations, LiftError, LiftRow,
+    Lifted,
+};
+pub use content::{ContentDomainReport, ContentMatch, ContentReport, RuleReport, MAX_PAIRS};
+pub use escalate::cause as cause_of;
 pub use escalate::{apply_at_startup, escalated_from_file, maintain};
-pub use evidence::{EvidenceError, KindCounts, Referenced, SeverityCounts};
+pub use evidence::{Escalated, EvidenceError, KindCounts, Referenced, SeverityCounts};
 pub use launder::{check, Laundering, Reference, Stop};
 pub use report::{report_from_file, DomainReport, EscalatedReport, EscalationReport, Report};
 
@@ -185,6 +197,11 @@ pub struct Federators {
     /// Why the last save of the evidence file failed; `None` once one succeeds. `/readyz`
     /// shows it: the proxy still serves, but what it learns would not survive a restart.
     save_error: Mutex<Option<String>>,
+    /// Held from evaluating escalation to handing its source to the rules, so a tick and a
+    /// lift cannot put their sources in force in the other order.
+    applying: Mutex<()>,
+    /// The replicas' shared Redis (`[cluster]`), when evidence is shared.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Federators {
@@ -198,6 +215,10 @@ impl Federators {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    fn applying(&self) -> MutexGuard<'_, ()> {
+        self.applying.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {

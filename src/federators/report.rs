@@ -1,23 +1,47 @@
 //! The evidence as a report: JSON for `/admin/friendly-federators`, a table for
 //! `inboxguard report`, from the live store or from the evidence file.
 
+use super::content::{ContentReport, RuleReport};
+use super::escalate::{cause, entry_action};
 use super::evidence::{
     in_window, DomainEvidence, EvidenceError, KindCounts, Referenced, SeverityCounts, Store,
 };
 use super::{dropping, effective, Federators};
 use crate::config::{EscalationAction, FriendlyFederatorsConfig};
+use crate::policy::content::ContentRules;
 use crate::policy::FriendlyFederatorSettings;
 use serde::Serialize;
 use std::fmt;
 
 impl Federators {
     /// The evidence as `/admin/friendly-federators` and `inboxguard report` show it.
-    /// `table`: the loaded rules file's `[friendly_federators]` table, if any (see `effective`).
-    pub fn report(&self, now: u64, table: Option<&FriendlyFederatorSettings>) -> Report {
+    /// `table`: the loaded rules file's `[friendly_federators]` table, if any (see `effective`);
+    /// `content`: the content rules in force, for their escalation windows.
+    pub fn report(
+        &self,
+        now: u64,
+        table: Option<&FriendlyFederatorSettings>,
+        content: Option<&ContentRules>,
+    ) -> Report {
         let store = self.lock();
         let config = effective(&self.config, table);
-        Report::build(&store, &config, now, None)
+        Report::build(&store, &config, now, None, content)
     }
+
+    /// `GET /admin/content-rules`: the content-rule evidence alone.
+    pub fn content_report(&self, now: u64, content: Option<&ContentRules>) -> ContentReport {
+        let store = self.lock();
+        ContentReport {
+            rules: store
+                .content
+                .report(self.config.report_top, now, &window_of(content)),
+        }
+    }
+}
+
+/// A content rule's escalation window in days, by name, when it escalates.
+fn window_of(content: Option<&ContentRules>) -> impl Fn(&str) -> Option<u32> + '_ {
+    move |name| Some(content?.named(name)?.escalate?.window.days)
 }
 
 /// Reads the evidence file named by `config` into a report, as `inboxguard report` shows it.
@@ -25,9 +49,10 @@ impl Federators {
 pub fn report_from_file(
     config: &FriendlyFederatorsConfig,
     now: u64,
+    content: Option<&ContentRules>,
 ) -> Result<Report, EvidenceError> {
     let (store, _, saved_at) = Store::read(config)?;
-    Ok(Report::build(&store, config, now, Some(saved_at)))
+    Ok(Report::build(&store, config, now, Some(saved_at), content))
 }
 
 /// The evidence, most references first, for the admin endpoint (JSON) and `report` (table).
@@ -46,6 +71,9 @@ pub struct Report {
     pub escalated: Vec<EscalatedReport>,
     /// At most `report_top` domains, most references first.
     pub domains: Vec<DomainReport>,
+    /// Content-rule evidence: per rule with matches, its sending domains (at most
+    /// `report_top` each), most matches first.
+    pub content_rules: Vec<RuleReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,7 +88,13 @@ pub struct EscalatedReport {
     pub domain: String,
     pub severity: &'static str,
     pub escalated_at: String,
+    /// References (or the content rule's matches) within the window when it escalated.
     pub references_in_window: u64,
+    /// `friendly federator` or `content rule NAME`.
+    pub cause: String,
+    /// The content rule that escalated it, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -88,19 +122,13 @@ impl Report {
         config: &FriendlyFederatorsConfig,
         now: u64,
         saved_at: Option<u64>,
+        content: Option<&ContentRules>,
     ) -> Report {
         let (domains, escalated) = (&store.domains, &store.escalated);
         let action = config.action();
         let mut top: Vec<(&String, &DomainEvidence)> = domains.iter().collect();
         top.sort_by(|a, b| b.1.total.cmp(&a.1.total).then_with(|| a.0.cmp(b.0)));
         top.truncate(config.report_top);
-        // Escalated domains stay listed while escalation is off or only reports; they are
-        // then not enforced.
-        let severity = match (config.threshold, action) {
-            (Some(_), EscalationAction::Suspend) => "suspend",
-            (Some(_), EscalationAction::Limit) => "silence",
-            _ => "not_enforced",
-        };
         Report {
             generated_at: rfc3339(now),
             saved_at: saved_at.map(rfc3339),
@@ -116,9 +144,16 @@ impl Report {
                 .iter()
                 .map(|(domain, e)| EscalatedReport {
                     domain: domain.clone(),
-                    severity,
+                    // Listed while out of force too (escalation off, or `report`).
+                    severity: match entry_action(e, config, content) {
+                        Some(EscalationAction::Suspend) => "suspend",
+                        Some(_) => "silence",
+                        None => "not_enforced",
+                    },
                     escalated_at: rfc3339(e.at),
                     references_in_window: e.count,
+                    cause: cause(e),
+                    rule: e.rule.clone(),
                 })
                 .collect(),
             domains: top
@@ -149,6 +184,9 @@ impl Report {
                     }
                 })
                 .collect(),
+            content_rules: store
+                .content
+                .report(config.report_top, now, &window_of(content)),
         }
     }
 }
@@ -182,13 +220,30 @@ impl fmt::Display for Report {
         for e in &self.escalated {
             writeln!(
                 f,
-                "escalated: {} ({}, since {}, {} references)",
-                e.domain, e.severity, e.escalated_at, e.references_in_window
+                "escalated: {} ({}, since {}, {} {}, by {})",
+                e.domain,
+                e.severity,
+                e.escalated_at,
+                e.references_in_window,
+                if e.rule.is_some() {
+                    "matches"
+                } else {
+                    "references"
+                },
+                e.cause
             )?;
         }
         if self.domains.is_empty() {
-            return writeln!(f, "no evidence yet");
+            writeln!(f, "no evidence yet")?;
+        } else {
+            self.domain_table(f)?;
         }
+        write_content(f, &self.content_rules)
+    }
+}
+
+impl Report {
+    fn domain_table(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let width = self
             .domains
             .iter()
@@ -241,6 +296,46 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// The content-rule part of the table: per rule, one row per sending domain, then its samples.
+fn write_content(f: &mut fmt::Formatter<'_>, rules: &[RuleReport]) -> fmt::Result {
+    if rules.is_empty() {
+        return writeln!(f, "content rules: no matches yet");
+    }
+    for rule in rules {
+        writeln!(
+            f,
+            "content rule {}: {} matches from {} sending domains",
+            rule.rule,
+            rule.matches,
+            rule.domains.len()
+        )?;
+        let width = rule
+            .domains
+            .iter()
+            .map(|d| d.domain.len())
+            .max()
+            .unwrap_or(0)
+            .max("DOMAIN".len());
+        writeln!(
+            f,
+            "  {:<width$}  {:>7} {:>7} {:>9}  {:<20}  LAST_SEEN",
+            "DOMAIN", "MATCHES", "DRY_RUN", "IN_WINDOW", "FIRST_SEEN"
+        )?;
+        for d in &rule.domains {
+            let in_window = d.in_window.map_or("-".to_string(), |n| n.to_string());
+            writeln!(
+                f,
+                "  {:<width$}  {:>7} {:>7} {:>9}  {:<20}  {}",
+                d.domain, d.matches, d.dry_run, in_window, d.first_seen, d.last_seen
+            )?;
+            for sample in &d.samples {
+                writeln!(f, "      sample: {sample}")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub use crate::clock::rfc3339;

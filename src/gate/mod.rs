@@ -3,7 +3,6 @@
 //! (`dedupe`). Both answer 202 without forwarding: the sender has nothing to retry.
 
 pub mod dedupe;
-pub mod evidence;
 pub mod vocabulary;
 
 use crate::activity::Facts;
@@ -21,8 +20,6 @@ pub struct Gate {
     /// `inboxguard_content_rule_matches_total{rule, action}`: the rule names come from the
     /// operator's files, at most `policy::content::MAX_CONTENT_RULES` of them.
     pub content_rule_matches: IntCounterVec,
-    /// Which sending domains each content rule matched.
-    pub content_evidence: evidence::ContentEvidence,
     /// When each actor was first seen, for `actor_first_seen_under`: kept only while a rule
     /// asks, in a bounded cache of 8-byte hashes. An actor the cache let go counts as new
     /// again when it returns.
@@ -46,7 +43,6 @@ impl Gate {
             dedupe: Dedupe::new(window, config.dedupe_capacity),
             window,
             content_rule_matches,
-            content_evidence: evidence::ContentEvidence::default(),
             first_seen: moka::sync::Cache::new(config.first_seen_capacity),
             hasher: std::collections::hash_map::RandomState::new(),
         })

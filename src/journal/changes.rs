@@ -181,7 +181,7 @@ impl ReloadObserver for ChangeLog {
 }
 
 /// The trigger's word, and the memory source behind it. The escalated friendly federators'
-/// source is `escalation` when set and `lift` when removed; every other memory source is a
+/// source is `escalation` when set and `lift` when removed or lifted from; every other memory source is a
 /// subscription (remote lists, the Mastodon pull).
 fn describe(trigger: Trigger<'_>) -> (&'static str, Option<&str>) {
     let escalation = crate::federators::SOURCE_LABEL;
@@ -191,6 +191,7 @@ fn describe(trigger: Trigger<'_>) -> (&'static str, Option<&str>) {
         Trigger::Admin => ("admin", None),
         Trigger::SetMemory(label) if label == escalation => ("escalation", Some(label)),
         Trigger::RemoveMemory(label) if label == escalation => ("lift", Some(label)),
+        Trigger::Lift(label) => ("lift", Some(label)),
         Trigger::SetMemory(label) | Trigger::RemoveMemory(label) => ("subscription", Some(label)),
         Trigger::Accept(label) => ("accept", Some(label)),
     }

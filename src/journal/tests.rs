@@ -274,6 +274,7 @@ fn memory_sources_are_named_subscription_escalation_or_lift() {
         Trigger::SetMemory("https://lists.example/blocks.csv"),
         Trigger::SetMemory(escalation),
         Trigger::RemoveMemory(escalation),
+        Trigger::Lift(escalation),
     ] {
         log.reloaded(&Reloaded {
             trigger,
@@ -295,6 +296,7 @@ fn memory_sources_are_named_subscription_escalation_or_lift() {
             ("SIGHUP", None),
             ("subscription", Some("https://lists.example/blocks.csv")),
             ("escalation", Some(escalation)),
+            ("lift", Some(escalation)),
             ("lift", Some(escalation)),
         ]
     );

@@ -3,6 +3,7 @@
 //! come from many small servers nobody has named in advance. Pure: the pipeline hands in the
 //! facts it read and the clock; the first matching rule in file order decides.
 
+use super::escalation::{EscalationAction, Window};
 use super::host;
 use crate::activity::Facts;
 use regex::RegexSet;
@@ -45,8 +46,23 @@ pub struct ContentRule {
     /// Unix seconds from which the rule no longer applies.
     pub expires: Option<i64>,
     pub when: Conditions,
+    /// `escalate = { threshold, window, action }`: per sending domain, this many matches
+    /// within the window escalate the domain as friendly federators escalate.
+    pub escalate: Option<RuleEscalation>,
     pub source: Arc<str>,
     pub line: usize,
+}
+
+/// A content rule's escalation: the friendly federators' vocabulary (one `EscalationAction`,
+/// one `Window` parser), per rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleEscalation {
+    /// At least 1.
+    pub threshold: u64,
+    /// Default 7 days.
+    pub window: Window,
+    /// Default `report`.
+    pub action: EscalationAction,
 }
 
 /// Every condition that is set must hold. Unset conditions (`None`, empty lists) hold.
@@ -314,6 +330,11 @@ impl ContentRules {
 
     pub fn rules(&self) -> &[ContentRule] {
         &self.rules
+    }
+
+    /// The rule named `name`, if loaded.
+    pub fn named(&self, name: &str) -> Option<&ContentRule> {
+        self.rules.iter().find(|r| &*r.name == name)
     }
 
     pub fn is_empty(&self) -> bool {

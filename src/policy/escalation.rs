@@ -36,7 +36,7 @@ pub struct FriendlyFederatorSettings {
 }
 
 /// What an escalated domain becomes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EscalationAction {
     /// Logged and listed as "would escalate"; no rule is generated.
@@ -55,6 +55,17 @@ impl EscalationAction {
             EscalationAction::Limit => "limit",
             EscalationAction::Suspend => "suspend",
         }
+    }
+
+    /// The spelling in a rules file or the config.
+    pub fn parse(text: &str) -> Option<EscalationAction> {
+        [
+            EscalationAction::Report,
+            EscalationAction::Limit,
+            EscalationAction::Suspend,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == text)
     }
 }
 

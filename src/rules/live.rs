@@ -208,6 +208,16 @@ impl Rules {
         &self,
         source: MemorySource,
     ) -> Result<Vec<SourceSummary>, ReloadError> {
+        self.set_memory_source_by(source, |label| Trigger::SetMemory(label))
+    }
+
+    /// [`Rules::set_memory_source`], telling the observer `trigger(label)` asked for it (an
+    /// operator's lift rather than a new escalation).
+    pub fn set_memory_source_by(
+        &self,
+        source: MemorySource,
+        trigger: fn(&str) -> Trigger<'_>,
+    ) -> Result<Vec<SourceSummary>, ReloadError> {
         let mut state = self.lock();
         let label = source.label.clone();
         if let Some(max_shrink) = source.max_shrink {
@@ -221,7 +231,7 @@ impl Rules {
         }
         state.held.remove(&label);
         state.memory.insert(label.clone(), source);
-        self.reload_locked(&mut state, Trigger::SetMemory(&label))
+        self.reload_locked(&mut state, trigger(&label))
     }
 
     /// An operator's word that `label`'s new version, which the shrink guard held back, is

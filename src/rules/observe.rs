@@ -21,6 +21,9 @@ pub enum Trigger<'a> {
     SetMemory(&'a str),
     /// A memory source taken out of force, by its label.
     RemoveMemory(&'a str),
+    /// A memory source put in force with rules lifted by an operator (an escalation lift),
+    /// by its label.
+    Lift(&'a str),
     /// An operator accepted the version of a source the shrink guard held back.
     Accept(&'a str),
 }
@@ -33,6 +36,7 @@ impl fmt::Display for Trigger<'_> {
             Trigger::Admin => f.write_str("admin"),
             Trigger::SetMemory(label) => write!(f, "set {label}"),
             Trigger::RemoveMemory(label) => write!(f, "remove {label}"),
+            Trigger::Lift(label) => write!(f, "lift {label}"),
             Trigger::Accept(label) => write!(f, "accept {label}"),
         }
     }

@@ -10,6 +10,7 @@
 //! * `list_server`: `ListServer`, a rule-list host for subscriptions and Mastodon's admin API
 //! * `metrics`: Prometheus text parsing; `python`: the interpreter for the Python signers
 //! * `redis_server`: a real `redis-server` on a free loopback port
+//! * `binary`: the real `inboxguard` binary, bounded (`run_inboxguard`)
 //! * `scenes`: set-ups several files share (`FriendAndSpam`)
 //! * `mastodon_admin`: `MastodonAdmin`, the stand-in for Mastodon's domain-blocks admin API
 //!
@@ -25,6 +26,7 @@ pub use proxy::{
     LOCAL,
 };
 
+mod binary;
 mod body;
 mod client;
 mod list_server;
@@ -39,6 +41,7 @@ mod server;
 mod signing;
 mod upstream;
 
+pub use binary::*;
 pub use body::*;
 pub use client::*;
 pub use list_server::*;

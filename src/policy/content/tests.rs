@@ -192,6 +192,11 @@ fn the_parser_refuses_what_would_misbehave_with_the_line() {
         ("[[content_rules]]\nname = \"r\"\naction = \"drop\"\nlink_domains = [\"not a host\"]\n", 4, "invalid domain"),
         ("[[content_rules]]\nname = \"r\"\naction = \"drop\"\ntypes = [\"Create\"]\n\n[[content_rules]]\nname = \"r\"\naction = \"drop\"\ntypes = [\"Like\"]\n", 7, "used by an earlier rule"),
         ("[[content_rules]]\nname = \"r\"\naction = \"drop\"\nactor_follows = 3\n", 4, "unknown field"),
+        ("[[content_rules]]\nname = \"r\"\naction = \"drop\"\ntypes = [\"Create\"]\nescalate = { threshold = 0, window = \"1d\" }\n", 5, "threshold must be at least 1"),
+        ("[[content_rules]]\nname = \"r\"\naction = \"drop\"\ntypes = [\"Create\"]\nescalate = { window = \"1d\" }\n", 5, "escalate needs a threshold"),
+        ("[[content_rules]]\nname = \"r\"\naction = \"drop\"\ntypes = [\"Create\"]\n\n[content_rules.escalate]\nthreshold = 5\nwindow = \"12h\"\n", 8, "escalate.window \"12h\": expected whole days"),
+        ("[[content_rules]]\nname = \"r\"\naction = \"drop\"\ntypes = [\"Create\"]\n\n[content_rules.escalate]\nthreshold = 5\naction = \"ban\"\n", 8, "escalate.action \"ban\""),
+        ("[[content_rules]]\nname = \"r\"\naction = \"drop\"\ntypes = [\"Create\"]\nescalate = { threshold = 5, after = \"1d\" }\n", 5, "unknown field"),
     ] {
         let e = parse(text).expect_err(text);
         assert_eq!(e.line, line, "{text}: {e}");
@@ -200,6 +205,35 @@ fn the_parser_refuses_what_would_misbehave_with_the_line() {
             assert!(matches!(e.kind, LoadErrorKind::InvalidContentRule { .. }), "{e}");
         }
     }
+}
+
+#[test]
+fn escalate_reads_the_friendly_federators_vocabulary_with_defaults() {
+    let r = rules(
+        "[[content_rules]]\nname = \"a\"\naction = \"drop\"\ntypes = [\"Create\"]\n\
+         escalate = { threshold = 20, window = \"1d\", action = \"limit\" }\n\n\
+         [[content_rules]]\nname = \"b\"\naction = \"drop\"\ntypes = [\"Like\"]\n\
+         escalate = { threshold = 3 }\n\n\
+         [[content_rules]]\nname = \"c\"\naction = \"drop\"\ntypes = [\"View\"]\n",
+    );
+    let escalate = |name: &str| r.named(name).and_then(|rule| rule.escalate);
+    assert_eq!(
+        escalate("a"),
+        Some(RuleEscalation {
+            threshold: 20,
+            window: Window { days: 1 },
+            action: EscalationAction::Limit
+        })
+    );
+    assert_eq!(
+        escalate("b"),
+        Some(RuleEscalation {
+            threshold: 3,
+            window: Window { days: 7 },
+            action: EscalationAction::Report
+        })
+    );
+    assert_eq!(escalate("c"), None);
 }
 
 #[test]

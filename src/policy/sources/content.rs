@@ -4,7 +4,10 @@
 use super::lines::{Collector, LineError};
 use super::parsed::LoadErrorKind;
 use crate::clock;
-use crate::policy::content::{Conditions, ContentAction, ContentRule, MAX_CONTENT_RULES};
+use crate::policy::content::{
+    Conditions, ContentAction, ContentRule, RuleEscalation, MAX_CONTENT_RULES,
+};
+use crate::policy::escalation::{EscalationAction, Window};
 use crate::policy::host;
 use ::toml::Spanned;
 use regex::RegexSetBuilder;
@@ -47,6 +50,16 @@ pub(super) struct RawContentRule {
     actor_age_under: Option<Spanned<String>>,
     actor_first_seen_under: Option<Spanned<String>>,
     actor_name_matches: Option<Spanned<Vec<String>>>,
+    escalate: Option<Spanned<RawEscalate>>,
+}
+
+/// `escalate = { threshold = 20, window = "1d", action = "limit" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEscalate {
+    threshold: Option<Spanned<u64>>,
+    window: Option<Spanned<String>>,
+    action: Option<Spanned<String>>,
 }
 
 /// Checks and compiles `raw` into `out`, in file order.
@@ -182,6 +195,49 @@ pub(super) fn parse(
             actor_name_matches,
             actor_first_seen_under,
         };
+        let escalate = match r.escalate {
+            None => None,
+            Some(e) => {
+                let at = line(e.span());
+                let e = e.into_inner();
+                let threshold = match e.threshold {
+                    Some(t) if *t.get_ref() >= 1 => *t.get_ref(),
+                    Some(t) => {
+                        return Err(invalid(
+                            line(t.span()),
+                            "escalate.threshold must be at least 1".into(),
+                        ))
+                    }
+                    None => return Err(invalid(at, "escalate needs a threshold".into())),
+                };
+                let window = match e.window {
+                    None => Window { days: 7 },
+                    Some(w) => Window::parse(w.get_ref()).map_err(|_| {
+                        invalid(
+                            line(w.span()),
+                            format!("escalate.{}", Window::refusal(w.get_ref())),
+                        )
+                    })?,
+                };
+                let action = match e.action {
+                    None => EscalationAction::Report,
+                    Some(a) => EscalationAction::parse(a.get_ref()).ok_or_else(|| {
+                        invalid(
+                            line(a.span()),
+                            format!(
+                                "escalate.action {:?} (expected report, limit or suspend)",
+                                a.get_ref()
+                            ),
+                        )
+                    })?,
+                };
+                Some(RuleEscalation {
+                    threshold,
+                    window,
+                    action,
+                })
+            }
+        };
         if when.is_empty() {
             return Err(invalid(
                 at,
@@ -195,6 +251,7 @@ pub(super) fn parse(
             dry_run: r.dry_run,
             expires,
             when,
+            escalate,
             source: out.source.clone(),
             line: at,
         });
