@@ -138,3 +138,46 @@ async fn the_console_needs_the_token_when_one_is_configured() {
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_domain_page_shows_the_content_rules_its_posts_matched() {
+    let FriendAndSpam {
+        friend: _friend,
+        spam: _spam,
+        fay,
+        puma: _puma,
+        proxy,
+        ..
+    } = FriendAndSpam::start("spam.example\n", |b| {
+        b.blocklist_file(
+            "content.toml",
+            "[[content_rules]]\nname = \"nitro-promo\"\ntypes = [\"Create\"]\ntext_matches = ['free nitro']\naction = \"report\"\n",
+        )
+    })
+    .await;
+    let (_, _, before) = page(&proxy, "/admin/console/domains/friend.example").await;
+    assert!(!before.contains("Content-rule evidence"), "nothing yet");
+    for (i, text) in ["free nitro for all", "an ordinary post", "free nitro again"]
+        .iter()
+        .enumerate()
+    {
+        let body = fay.activity("Create", note(&fay, &format!("{text} {i}")));
+        assert_eq!(
+            deliver_status(&proxy, &fay, &body).await,
+            StatusCode::ACCEPTED,
+            "a report rule forwards"
+        );
+    }
+    let (status, _, page_html) = page(&proxy, "/admin/console/domains/friend.example").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page_html.contains("Content-rule evidence"), "{page_html}");
+    assert!(
+        page_html.contains("<td>nitro-promo</td><td>2</td><td>0</td>"),
+        "two matches, none in dry run: {page_html}"
+    );
+    let (_, _, spam_page) = page(&proxy, "/admin/console/domains/spam.example").await;
+    assert!(
+        !spam_page.contains("Content-rule evidence"),
+        "only the sender's own"
+    );
+}

@@ -145,6 +145,7 @@ pub fn domain(app: &App, name: &str) -> String {
     });
     body.push_str(&decisions_table("Recent decisions", &recent));
     body.push_str(&evidence(app, name));
+    body.push_str(&content_evidence(app, name));
     let rules = app.rules.current().load();
     let report = explain::report(
         &rules,
@@ -180,6 +181,37 @@ fn evidence(app: &App, domain: &str) -> String {
         esc(&d.last_seen),
         d.status.map_or(String::new(), |s| format!("; {s}")),
         samples.join("")
+    )
+}
+
+/// The content rules that matched what `domain` sent, with its counts and newest activity ids.
+fn content_evidence(app: &App, domain: &str) -> String {
+    let rules = app.rules.current().load();
+    let report = app
+        .federators
+        .content_report(crate::clock::unix_now(), Some(rules.content_rules()));
+    let mut rows = String::new();
+    for rule in &report.rules {
+        for d in rule.domains.iter().filter(|d| d.domain == domain) {
+            let samples: Vec<String> = d.samples.iter().map(|s| esc(s)).collect();
+            let _ = write!(
+                rows,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"wrap\">{}</td></tr>",
+                esc(&rule.rule),
+                d.matches,
+                d.dry_run,
+                esc(&d.first_seen),
+                esc(&d.last_seen),
+                samples.join("<br>")
+            );
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<section aria-labelledby=\"h-content\"><h2 id=\"h-content\">Content-rule evidence</h2>\
+<table><caption>Content rules its posts matched</caption><thead><tr><th scope=\"col\">Rule</th><th scope=\"col\">Matches</th><th scope=\"col\">Of them in dry run</th><th scope=\"col\">First</th><th scope=\"col\">Last</th><th scope=\"col\">Newest activity ids</th></tr></thead><tbody>{rows}</tbody></table></section>"
     )
 }
 
