@@ -158,20 +158,41 @@ impl Conditions {
         text_match: &mut dyn FnMut(&RegexSet, &str) -> Option<usize>,
     ) -> Option<Why> {
         let mut why = Vec::new();
+        self.evaluate(s, text_match, &mut Some(&mut why))?;
+        Some(why)
+    }
+
+    /// Whether every condition holds, without saying why: a request that passes is checked
+    /// against every rule, and writing each rule's reasons only to drop them costs more than
+    /// the checks.
+    pub fn holds(
+        &self,
+        s: &Subject<'_>,
+        text_match: &mut dyn FnMut(&RegexSet, &str) -> Option<usize>,
+    ) -> bool {
+        self.evaluate(s, text_match, &mut None).is_some()
+    }
+
+    fn evaluate(
+        &self,
+        s: &Subject<'_>,
+        text_match: &mut dyn FnMut(&RegexSet, &str) -> Option<usize>,
+        why: &mut Option<&mut Why>,
+    ) -> Option<()> {
         let facts = s.facts;
         if !self.types.is_empty() {
             let kind = facts.kind.as_deref()?;
             self.types.iter().any(|t| t == kind).then_some(())?;
-            why.push(format!("type {kind}"));
+            note(why, || format!("type {kind}"));
         }
         if !self.object_types.is_empty() {
             let kind = facts.object.as_ref()?.kind.as_deref()?;
             self.object_types.iter().any(|t| t == kind).then_some(())?;
-            why.push(format!("object type {kind}"));
+            note(why, || format!("object type {kind}"));
         }
         if !self.sender_domains.is_empty() {
             let listed = in_domains(&self.sender_domains, s.sender_host)?;
-            why.push(format!("sender {} under {listed}", s.sender_host));
+            note(why, || format!("sender {} under {listed}", s.sender_host));
         }
         if in_domains(&self.not_sender_domains, s.sender_host).is_some() {
             return None;
@@ -180,19 +201,16 @@ impl Conditions {
             let published = s.actor?.published?;
             let age = s.now.saturating_sub(published);
             (age >= 0 && (age as u64) < limit.as_secs()).then_some(())?;
-            why.push(format!(
-                "actor published {}s ago (under {}s)",
-                age,
-                limit.as_secs()
-            ));
+            note(why, || {
+                format!("actor published {}s ago (under {}s)", age, limit.as_secs())
+            });
         }
         if let Some(limit) = self.actor_first_seen_under {
             let age = s.now.saturating_sub(s.actor_first_seen?);
             (age >= 0 && (age as u64) < limit.as_secs()).then_some(())?;
-            why.push(format!(
-                "actor first seen {age}s ago (under {}s)",
-                limit.as_secs()
-            ));
+            note(why, || {
+                format!("actor first seen {age}s ago (under {}s)", limit.as_secs())
+            });
         }
         if let Some(set) = &self.actor_name_matches {
             let actor = s.actor?;
@@ -200,18 +218,19 @@ impl Conditions {
                 .into_iter()
                 .flatten()
                 .find_map(|n| set.matches(n).into_iter().next().map(|p| (n, p)))?;
-            why.push(format!(
-                "actor name {field:?} matches {:?}",
-                set.patterns()[pattern]
-            ));
+            note(why, || {
+                format!("actor name {field:?} matches {:?}", set.patterns()[pattern])
+            });
         }
         if !self.needs_content() {
-            return Some(why);
+            return Some(());
         }
         let content = facts.content.as_deref()?;
         if let Some(n) = self.mentions_at_least {
             (content.mentions >= n).then_some(())?;
-            why.push(format!("{} mentions (at least {n})", content.mentions));
+            note(why, || {
+                format!("{} mentions (at least {n})", content.mentions)
+            });
         }
         if let Some(n) = self.mentions_local_at_least {
             let local = s.local_host?;
@@ -221,11 +240,13 @@ impl Conditions {
                 .filter(|href| host::of_uri_borrowed(href).is_some_and(|h| h == local))
                 .count();
             (count >= n as usize).then_some(())?;
-            why.push(format!("{count} local mentions (at least {n})"));
+            note(why, || format!("{count} local mentions (at least {n})"));
         }
         if let Some(n) = self.links_at_least {
             (content.links.len() >= n as usize).then_some(())?;
-            why.push(format!("{} links (at least {n})", content.links.len()));
+            note(why, || {
+                format!("{} links (at least {n})", content.links.len())
+            });
         }
         if !self.link_domains.is_empty() {
             let hit = content.links.iter().find_map(|link| {
@@ -233,36 +254,43 @@ impl Conditions {
                 in_domains(&self.link_domains, &h).map(|d| (h.into_owned(), d))
             });
             let (h, d) = hit?;
-            why.push(format!("link to {h} under {d}"));
+            note(why, || format!("link to {h} under {d}"));
         }
         if let Some(tag) = any_listed(&self.hashtags_any, &content.hashtags)? {
-            why.push(format!("hashtag #{tag}"));
+            note(why, || format!("hashtag #{tag}"));
         }
         if let Some(set) = &self.text_matches {
             let first = text_match(set, &content.text)?;
-            why.push(format!("text matches {:?}", set.patterns()[first]));
+            note(why, || format!("text matches {:?}", set.patterns()[first]));
         }
         if let Some(wanted) = self.has_attachment {
             (wanted == (content.attachments > 0)).then_some(())?;
-            why.push(format!("{} attachments", content.attachments));
+            note(why, || format!("{} attachments", content.attachments));
         }
         if let Some(hit) = any_listed(&self.attachment_blurhash, &content.blurhashes)? {
-            why.push(format!("attachment blurhash {hit}"));
+            note(why, || format!("attachment blurhash {hit}"));
         }
         if let Some(hit) = any_listed(&self.attachment_digest, &content.digests)? {
-            why.push(format!("attachment digest {hit}"));
+            note(why, || format!("attachment digest {hit}"));
         }
         if self.public_only {
             content.public.then_some(())?;
-            why.push("public".into());
+            note(why, || "public".into());
         }
-        Some(why)
+        Some(())
     }
 }
 
 impl ContentRule {
     pub fn expired(&self, now: i64) -> bool {
         self.expires.is_some_and(|at| now >= at)
+    }
+}
+
+/// Adds a reason, when reasons are wanted.
+fn note(why: &mut Option<&mut Why>, reason: impl FnOnce() -> String) {
+    if let Some(why) = why {
+        why.push(reason());
     }
 }
 
@@ -277,6 +305,9 @@ fn any_listed<'a>(wanted: &[String], seen: &'a [String]) -> Option<Option<&'a St
 
 /// The listed domain `host` is, or is under.
 fn in_domains<'a>(domains: &'a [String], host: &str) -> Option<&'a str> {
+    if domains.is_empty() {
+        return None;
+    }
     host::suffixes(host).find_map(|suffix| {
         domains
             .iter()
@@ -361,8 +392,8 @@ pub fn first_match<'r>(rules: &'r ContentRules, s: &Subject<'_>) -> Option<(&'r 
             }
             None => own.matches(text).into_iter().next(),
         };
-        if let Some(why) = rule.when.check(s, &mut text_match) {
-            return Some((rule, why));
+        if rule.when.holds(s, &mut text_match) {
+            return rule.when.check(s, &mut text_match).map(|why| (rule, why));
         }
     }
     None
