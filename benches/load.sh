@@ -32,6 +32,7 @@ SUSPENDED=${SUSPENDED:-5000}    # pre-signed requests from suspended domains
 WAVE=${WAVE:-20000}             # pre-signed requests of the wave scene (4 in 5 spam)
 NOISY=${NOISY:-5000}            # pre-signed requests from the one noisy sender
 SCENE_SHARE=${SCENE_SHARE:-40}  # the noisy scene's quiet traffic, % of (c)'s saturating rate
+SCENE_REPEATS=${SCENE_REPEATS:-3} # repeats of the alternating comparisons (content rules, noisy sender)
 ACTORS=${ACTORS:-10000}         # distinct keyIds, i.e. keys cached by the proxy
 KEYS=${KEYS:-8}                 # distinct RSA-2048 keys behind those keyIds
 FIXED_CONNS=${FIXED_CONNS:-64}  # connections of the fixed-rate generator
@@ -150,11 +151,8 @@ max_shrink = 1.0
 # every replay without forwarding.
 [activities]
 dedupe_window = "0s"
-# Fair share stays on, sized so that the saturating runs (spread over 100 and 50 instances)
-# stay inside it while the noisy scene's one sender does not.
-[rate_limits]
-per_second = 500
-burst = 1000
+# Fair share stays on with its defaults (50/s, bursts of 500, per instance): the saturating
+# runs spread over 1,000 ordinary and 500 wave instances stay inside it.
 EOF
 echo "# content rules: none until the wave scene" >"$WORK/rules.toml"
 
@@ -214,6 +212,11 @@ fixed() {
     printf '%-22s %s\n' "$1" "${line#RESULT }"
     echo "$1 ${line#RESULT }" >>"$WORK/results"
 }
+median() { # run-name prefix, key -> the median of that key over runs <prefix>_1, _2, ...
+    awk -v p="$1_" -v k="$2" 'index($1, p) == 1 && substr($1, length(p) + 1) ~ /^[0-9]+$/ {
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$WORK/results" |
+        sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%d\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 field() { # name key -> value
     awk -v n="$1" -v k="$2" '$1 == n { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$WORK/results"
 }
@@ -268,17 +271,28 @@ mem "after reloads under load"
 reload_failures=$(($(metric 'inboxguard_rules_reloads_total{result="failure"}') - failures_before))
 
 echo "== spam wave: 50 content rules loaded (the last matches the wave), then 4 in 5 requests spam"
-cp "$WORK/content_rules.toml" "$WORK/rules.toml"
-reloads_before=$(metric 'inboxguard_rules_reloads_total{result="success"}')
-curl -s -o /dev/null -X POST "http://127.0.0.1:$IG_ADMIN/admin/reload"
-(($(metric 'inboxguard_rules_reloads_total{result="success"}') > reloads_before)) ||
-    { echo "load.sh: the content rules did not load" >&2; exit 1; }
+rules_file() { # file -> in force through /admin/reload
+    local before
+    cp "$1" "$WORK/rules.toml"
+    before=$(metric 'inboxguard_rules_reloads_total{result="success"}')
+    curl -s -o /dev/null -X POST "http://127.0.0.1:$IG_ADMIN/admin/reload"
+    (($(metric 'inboxguard_rules_reloads_total{result="success"}') > before)) ||
+        { echo "load.sh: $1 did not load" >&2; exit 1; }
+}
+echo "# content rules: none" >"$WORK/no_content_rules.toml"
+rules_file "$WORK/content_rules.toml"
 CONTENT_RULES=$(grep -c '^\[\[content_rules\]\]' "$WORK/rules.toml")
 echo "   content rules loaded: $CONTENT_RULES"
 # Cache the wave accounts' keys (spam from them is dropped meanwhile).
 taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d3s -s "$ROOT/benches/load.lua" \
     "http://127.0.0.1:$IG/" -- "$WORK/wave.req" 0 >/dev/null
-run verified_rules50 "http://127.0.0.1:$IG/" "$WORK/verified.req" "$CONNS"
+# Verified throughput without and with the rules, alternating, as the noisy scene does.
+for ((n = 1; n <= SCENE_REPEATS; n++)); do
+    rules_file "$WORK/no_content_rules.toml"
+    run "verified_norules_$n" "http://127.0.0.1:$IG/" "$WORK/verified.req" "$CONNS"
+    rules_file "$WORK/content_rules.toml"
+    run "verified_rules50_$n" "http://127.0.0.1:$IG/" "$WORK/verified.req" "$CONNS"
+done
 total_before=$(metric 'inboxguard_requests_total{')
 dropped_before=$(metric 'inboxguard_requests_total{decision="dropped",reason="content_rule"}')
 run wave "http://127.0.0.1:$IG/" "$WORK/wave.req" "$CONNS"
@@ -288,20 +302,26 @@ WAVE_MATCHES=$(metric_with inboxguard_content_rule_matches_total 'rule="discord-
 OTHER_MATCHES=$(($(metric 'inboxguard_content_rule_matches_total{') - WAVE_MATCHES))
 mem "after the wave"
 
-echo "== noisy sender: quiet traffic from 40 instances at $SCENE_SHARE % of (c), alone, then beside one instance sending 10x each of theirs"
+echo "== noisy sender: quiet traffic from 400 instances at $SCENE_SHARE % of (c), alone, then beside one instance sending 10x each of theirs"
 QUIET_RATE=$(($(field verified rps) * SCENE_SHARE / 100))
-NOISY_RATE=$((QUIET_RATE / 4)) # 10x one of 40 instances = a quarter of all quiet traffic
+NOISY_RATE=$((QUIET_RATE / 40)) # 10x one of 400 instances
 echo "   quiet: $QUIET_RATE req/s, noisy: $NOISY_RATE req/s, both at a fixed rate"
 # Cache the noisy accounts' keys, then let its bucket refill.
 taskset -c "$GEN_CPU" wrk -t1 -c4 -d3s -s "$ROOT/benches/load.lua" "http://127.0.0.1:$IG/" -- "$WORK/noisy.req" 10 >/dev/null
-sleep 3
-fixed quiet "127.0.0.1:$IG" "$WORK/others.req" "$QUIET_RATE"
-limited_before=$(metric 'inboxguard_requests_total{decision="rejected",reason="rate_limited"}')
-fixed noisy "127.0.0.1:$IG" "$WORK/noisy.req" "$NOISY_RATE" >/dev/null &
-NOISE=$!
-fixed quiet_beside_noisy "127.0.0.1:$IG" "$WORK/others.req" "$QUIET_RATE"
-wait "$NOISE"
-LIMITED=$(($(metric 'inboxguard_requests_total{decision="rejected",reason="rate_limited"}') - limited_before))
+sleep 10 # a full burst again
+# A p99 from one 10 s run moves by a quarter between runs on this kind of machine: the two
+# conditions alternate SCENE_REPEATS times and the summary compares their medians.
+LIMITED=0
+for ((n = 1; n <= SCENE_REPEATS; n++)); do
+    fixed "quiet_$n" "127.0.0.1:$IG" "$WORK/others.req" "$QUIET_RATE"
+    sleep 2 # the noisy sender's bucket refills between repeats
+    limited_before=$(metric 'inboxguard_requests_total{decision="rejected",reason="rate_limited"}')
+    fixed "noisy_$n" "127.0.0.1:$IG" "$WORK/noisy.req" "$NOISY_RATE" >/dev/null &
+    NOISE=$!
+    fixed "quiet_beside_noisy_$n" "127.0.0.1:$IG" "$WORK/others.req" "$QUIET_RATE"
+    wait "$NOISE"
+    LIMITED=$((LIMITED + $(metric 'inboxguard_requests_total{decision="rejected",reason="rate_limited"}') - limited_before))
+done
 # Ordinary senders (inst*.example) over the whole run: nothing of theirs may be shed.
 NORMAL_SHED=$(($(shed_from 'inst[0-9]+\.example') - $(cancelled_from 'inst[0-9]+\.example')))
 
@@ -337,8 +357,8 @@ ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
     echo "- throughput suspended / verified (d/c): $(ratio "$(field suspended rps)" "$(field verified rps)")"
     echo "- added p99 at half load ($HALF_RATE req/s, fixed rate): inboxguard $(ms $(($(field half_verified p99_us) - $(field half_direct p99_us)))) ms, nginx $(ms $(($(field half_nginx p99_us) - $(field half_direct p99_us)))) ms over direct"
     echo "- reload under load: $reloads successful reloads ($reload_failures failed) of $RULES rules during the run; non-2xx $(field reload_verified non2xx), socket errors $(($(field reload_verified connect) + $(field reload_verified read) + $(field reload_verified write) + $(field reload_verified timeout))), max latency $(ms "$(field reload_verified max_us)") ms"
-    echo "- spam wave: verified throughput with $CONTENT_RULES content rules / none: $(ratio "$(field verified_rules50 rps)" "$(field verified rps)"); wave run $(field wave rps) req/s, $WAVE_DROPPED of $WAVE_TOTAL requests dropped by content rules ($(ratio $((WAVE_DROPPED * 100)) "$WAVE_TOTAL") %, 80 % sent as spam); matches of other rules: $OTHER_MATCHES (must be 0); "
-    echo "- noisy sender: quiet traffic alone $(field quiet rps) req/s p99 $(ms "$(field quiet p99_us)") ms, beside the noisy sender $(field quiet_beside_noisy rps) req/s p99 $(ms "$(field quiet_beside_noisy p99_us)") ms (throughput $(ratio "$(field quiet_beside_noisy rps)" "$(field quiet rps)")x, p99 $(ratio "$(field quiet_beside_noisy p99_us)" "$(field quiet p99_us)")x); the noisy sender offered $(field noisy rps) req/s, $LIMITED answered 429 rate_limited"
+    echo "- spam wave: verified throughput with $CONTENT_RULES content rules / none (medians of $SCENE_REPEATS alternating runs): $(median verified_rules50 rps) / $(median verified_norules rps) = $(ratio "$(median verified_rules50 rps)" "$(median verified_norules rps)"); wave run $(field wave rps) req/s, $WAVE_DROPPED of $WAVE_TOTAL requests dropped by content rules ($(ratio $((WAVE_DROPPED * 100)) "$WAVE_TOTAL") %, 80 % sent as spam); matches of other rules: $OTHER_MATCHES (must be 0); "
+    echo "- noisy sender (medians of $SCENE_REPEATS alternating runs): quiet traffic alone $(median quiet rps) req/s p99 $(ms "$(median quiet p99_us)") ms, beside the noisy sender $(median quiet_beside_noisy rps) req/s p99 $(ms "$(median quiet_beside_noisy p99_us)") ms (throughput $(ratio "$(median quiet_beside_noisy rps)" "$(median quiet rps)")x, p99 $(ratio "$(median quiet_beside_noisy p99_us)" "$(median quiet p99_us)")x); the noisy sender offered $(median noisy rps) req/s, $LIMITED of its requests answered 429 rate_limited"
     echo "- ordinary senders over the whole run: $NORMAL_SHED requests dropped or refused (must be 0; requests wrk abandoned at the end of a run are not counted)"
     echo "- inboxguard peak RSS (VmHWM): $((HWM_KB / 1024)) MiB (now $((RSS_KB / 1024)) MiB) with $RULES rules and $FETCHED keys fetched and cached"
     echo "- inboxguard RSS by stage (current / peak so far, MiB):"

@@ -45,12 +45,12 @@ mod support;
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Instances the actors live on (each needs one `resolve` entry in the proxy's config).
-const HOSTS: usize = 100;
+const HOSTS: usize = 1_000;
 /// Instances a spam wave comes from, and the fresh accounts on them.
-const WAVE_HOSTS: usize = 50;
-const WAVE_ACTORS: usize = 300;
+const WAVE_HOSTS: usize = 500;
+const WAVE_ACTORS: usize = 1_000;
 /// The noisy-sender scene: ordinary traffic from this many instances, and one noisy instance.
-const OTHER_HOSTS: usize = 40;
+const OTHER_HOSTS: usize = 400;
 const NOISY_HOST: &str = "noisy.example";
 const NOISY_ACTORS: usize = 200;
 /// Suspended instances the `suspended.req` senders live on.
