@@ -107,6 +107,22 @@ pub enum RunError {
     State(String),
 }
 
+/// What `check` and startup verify before anything serves: the directories inboxguard writes
+/// to (see `state_dirs::check`; `create` as there), and the Mastodon push's state file.
+/// Returns notes for the operator; `Err` says what is wrong.
+pub fn check_state(config: &config::Config, create: bool) -> Result<Vec<String>, String> {
+    let mut notes = state_dirs::check(config, create)?;
+    if let Some(note) = push::note(config) {
+        // `check` refuses a push state file the push would refuse; `serve` still starts (the
+        // inboxes need it) and the push logs the problem at each cycle.
+        match note {
+            Err(e) if !create => return Err(e),
+            Ok(note) | Err(note) => notes.push(note),
+        }
+    }
+    Ok(notes)
+}
+
 /// Runs the proxy on the given listeners until `shutdown` resolves, then stops accepting,
 /// reports not-ready, drains in-flight requests (bounded by `server.shutdown_grace_secs`)
 /// and returns.
@@ -115,7 +131,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    for note in state_dirs::check(&config, true).map_err(RunError::State)? {
+    for note in check_state(&config, true).map_err(RunError::State)? {
         tracing::info!("{note}");
     }
     let metrics = Arc::new(metrics::Metrics::new()?);

@@ -226,7 +226,7 @@ fn serve(path: PathBuf) -> ExitCode {
         return ExitCode::from(EXIT_RUNTIME);
     };
     // Before binding, as every config error: `run` checks again (and logs what it creates).
-    if let Err(e) = inboxguard::state_dirs::check(&config, true) {
+    if let Err(e) = inboxguard::check_state(&config, true) {
         tracing::error!(error = %e, "cannot start");
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -266,7 +266,7 @@ fn check(path: PathBuf) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let state_notes = match inboxguard::state_dirs::check(&config, false) {
+    let state_notes = match inboxguard::check_state(&config, false) {
         Ok(notes) => notes,
         Err(e) => {
             eprintln!("inboxguard: {e}");

@@ -46,14 +46,6 @@ pub fn check(config: &Config, create: bool) -> Result<Vec<String>, String> {
             )
         })?;
     }
-    if let Some(note) = crate::push::note(config) {
-        // `check` refuses a push state file the push would refuse; `serve` still starts (the
-        // inboxes need it) and the push logs the problem at each cycle.
-        match note {
-            Err(e) if !create => return Err(e),
-            Ok(note) | Err(note) => notes.push(note),
-        }
-    }
     Ok(notes)
 }
 

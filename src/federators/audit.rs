@@ -6,31 +6,22 @@
 //! of its evidence (totals, samples and first/last seen stay): only evidence counted after
 //! the lift can escalate it again, at the same threshold.
 
+use super::days::in_window;
 use super::escalate::{apply_by, cause, entry_action, save_logged};
-use super::evidence::{in_window, write_file, Escalated, EvidenceError, Store};
+pub use super::evidence::Lifted;
+use super::evidence::{write_file, EvidenceError, Store};
 use super::{effective, unix_now, Federators, Kind};
 use crate::clock::{rfc3339, truncate};
 use crate::config::FriendlyFederatorsConfig;
 use crate::policy::content::ContentRules;
 use crate::policy::{host, FriendlyFederatorSettings};
 use crate::rules::{Rules, Trigger};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// `by` and `reason` are cut to this many bytes (on a character boundary).
 const MAX_TEXT_BYTES: usize = 256;
-
-/// A lift, as the evidence file keeps it (the last one per domain).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lifted {
-    /// Unix seconds.
-    pub at: u64,
-    pub by: String,
-    pub reason: String,
-    /// The escalation that was lifted.
-    pub escalated: Escalated,
-}
 
 /// Why a lift did not happen.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 //! with the fewest matches makes room, so a wave from thousands of one-post servers cannot
 //! grow it without limit.
 
-use super::evidence::{bump_day, in_window};
+use super::days::{bump_day, in_window};
 use crate::clock::{rfc3339, truncate};
 use crate::config::MAX_WINDOW_DAYS;
 use crate::policy::host;

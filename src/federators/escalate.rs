@@ -3,9 +3,10 @@
 //! generated `friendly-federators` source (or is only reported), evaluated on the maintenance
 //! tick that also saves the evidence, never on the request path.
 
-use super::evidence::{in_window, Escalated, EvidenceError, Store};
-use super::report::rfc3339;
+use super::days::in_window;
+use super::evidence::{Escalated, EvidenceError, Store};
 use super::{effective, gauge, unix_now, Federators, SOURCE_LABEL};
+use crate::clock::rfc3339;
 use crate::config::{EscalationAction, FriendlyFederatorsConfig};
 use crate::policy::content::{ContentRules, RuleEscalation};
 use crate::policy::sources::{self, MASTODON_HEADER};

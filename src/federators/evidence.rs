@@ -1,8 +1,8 @@
 //! The evidence store: per sending domain, what its activities referenced, bounded in
 //! memory, and saved to and loaded from the evidence file (temp file + rename).
 
-use super::audit::Lifted;
 use super::content::{ContentMatch, ContentStore, PairRecord};
+use super::days::bump_day;
 use super::launder::Reference;
 use super::{gauge, Federators, Kind, SECS_PER_DAY};
 use crate::clock::truncate;
@@ -334,7 +334,7 @@ impl Federators {
             e.first_seen = e.first_seen.min(now);
             e.last_seen = e.last_seen.max(now);
             bump_day(&mut e.days, now / SECS_PER_DAY, window_days);
-            store.pending(|| super::shared::ff_key(sender), now / SECS_PER_DAY);
+            store.pending(|| ff_key(sender), now / SECS_PER_DAY);
             store.dirty = true;
             store.domains.len()
         };
@@ -358,10 +358,7 @@ impl Federators {
     pub fn record_content(&self, m: &ContentMatch<'_>, now: u64) {
         let mut store = self.lock();
         store.content.record(m, now);
-        store.pending(
-            || super::shared::content_key(m.rule, m.domain),
-            now / SECS_PER_DAY,
-        );
+        store.pending(|| content_key(m.rule, m.domain), now / SECS_PER_DAY);
         store.dirty = true;
     }
 
@@ -500,26 +497,6 @@ impl Store {
     }
 }
 
-/// Counts one activity on `day`, keeping only the last `keep` days.
-pub(super) fn bump_day(days: &mut Vec<(u64, u64)>, day: u64, keep: u32) {
-    match days.last_mut() {
-        Some((d, n)) if *d == day => *n = n.saturating_add(1),
-        // A clock that stepped back: count it on the newest day rather than reorder.
-        Some((d, n)) if *d > day => *n = n.saturating_add(1),
-        _ => days.push((day, 1)),
-    }
-    let newest = days.last().map_or(day, |d| d.0);
-    days.retain(|(d, _)| d + u64::from(keep) > newest);
-}
-
-/// Activities counted on the `window_days` UTC days up to and including `now`'s.
-pub(super) fn in_window(days: &[(u64, u64)], now: u64, window_days: u32) -> u64 {
-    let from_day = (now / SECS_PER_DAY + 1).saturating_sub(u64::from(window_days));
-    days.iter()
-        .filter(|(d, _)| *d >= from_day)
-        .fold(0u64, |sum, (_, n)| sum.saturating_add(*n))
-}
-
 pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
     name.push(suffix);
@@ -580,4 +557,25 @@ pub(super) fn write_file(path: &Path, file: &EvidenceFile) -> Result<(), Evidenc
     out.sync_all().map_err(io(&tmp))?;
     drop(out);
     std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// A lift, as the evidence file keeps it (the last one per domain).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifted {
+    /// Unix seconds.
+    pub at: u64,
+    pub by: String,
+    pub reason: String,
+    /// The escalation that was lifted.
+    pub escalated: Escalated,
+}
+
+/// The shared key of a friendly federator's day counts.
+pub(super) fn ff_key(domain: &str) -> String {
+    format!("ff:{domain}")
+}
+
+/// The shared key of a content rule's day counts for one domain.
+pub(super) fn content_key(rule: &str, domain: &str) -> String {
+    format!("cr:{rule}:{domain}")
 }

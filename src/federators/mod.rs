@@ -36,6 +36,7 @@
 
 mod audit;
 mod content;
+mod days;
 mod escalate;
 mod evidence;
 mod launder;

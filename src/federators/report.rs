@@ -2,9 +2,10 @@
 //! `inboxguard report`, from the live store or from the evidence file.
 
 use super::content::{ContentReport, RuleReport};
+use super::days::in_window;
 use super::escalate::{cause, entry_action};
 use super::evidence::{
-    in_window, DomainEvidence, EvidenceError, KindCounts, Referenced, SeverityCounts, Store,
+    DomainEvidence, EvidenceError, KindCounts, Referenced, SeverityCounts, Store,
 };
 use super::{dropping, effective, Federators};
 use crate::config::{EscalationAction, FriendlyFederatorsConfig};

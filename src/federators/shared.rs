@@ -7,24 +7,13 @@
 //! Redis. While Redis does not answer, the counts wait for the next tick and each replica
 //! escalates on its own evidence.
 
-use super::audit::Lifted;
 use super::content::{Pair, MAX_PAIRS};
-use super::evidence::{DomainEvidence, Escalated, Store};
+use super::evidence::{DomainEvidence, Escalated, Lifted, Store};
 use super::{unix_now, Federators};
 use crate::cluster::{Cluster, EvidencePull, EvidencePush};
 use crate::config::MAX_WINDOW_DAYS;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// The shared key of a friendly federator's day counts.
-pub(super) fn ff_key(domain: &str) -> String {
-    format!("ff:{domain}")
-}
-
-/// The shared key of a content rule's day counts for one domain.
-pub(super) fn content_key(rule: &str, domain: &str) -> String {
-    format!("cr:{rule}:{domain}")
-}
 
 /// Keys counted between two exchanges at most: while Redis is away they wait, bounded; past
 /// it new keys count locally only.
