@@ -270,33 +270,6 @@ async fn a_rules_file_table_overrides_the_config_kinds() {
     assert_eq!(d["dropping"], json!(["reply", "attributed_to"]), "{d}");
 }
 
-/// Runs the real binary (bounded, so a hang fails the test).
-fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inboxguard"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("RUST_LOG")
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > HANG_GUARD {
-            let _ = child.kill();
-            panic!("inboxguard {args:?} still running after {HANG_GUARD:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn evidence_toml(path: &Path, extra: &str) -> String {
     format!(
         "[friendly_federators]\nevidence_file = {}\n{extra}\n",
@@ -340,7 +313,7 @@ async fn evidence_is_saved_at_shutdown_reloaded_and_reported() {
         ),
     )
     .unwrap();
-    let (code, stdout, stderr) = run_binary(&["report", "--config", config.to_str().unwrap()]);
+    let (code, stdout, stderr) = run_inboxguard(&["report", "--config", config.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("1 sending domains tracked"), "{stdout}");
     assert!(
@@ -368,7 +341,7 @@ async fn evidence_is_saved_at_shutdown_reloaded_and_reported() {
         "{stdout}"
     );
     let (code, json_out, _) =
-        run_binary(&["report", "--config", config.to_str().unwrap(), "--json"]);
+        run_inboxguard(&["report", "--config", config.to_str().unwrap(), "--json"]);
     assert_eq!(code, Some(0));
     let parsed: Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(domain(&parsed, "friend.example")["total"], 2);
@@ -408,7 +381,7 @@ async fn report_without_an_evidence_file_is_a_config_error() {
         "[server]\nlisten = \"127.0.0.1:18080\"\n[upstream]\nurl = \"http://127.0.0.1:13000\"\n",
     )
     .unwrap();
-    let (code, _, stderr) = run_binary(&["report", "--config", config.to_str().unwrap()]);
+    let (code, _, stderr) = run_inboxguard(&["report", "--config", config.to_str().unwrap()]);
     assert_eq!(code, Some(64), "{stderr}");
     assert!(stderr.contains("evidence_file"), "{stderr}");
     // Configured, but nothing saved yet: an empty answer, not an error.
@@ -421,12 +394,12 @@ async fn report_without_an_evidence_file_is_a_config_error() {
         ),
     )
     .unwrap();
-    let (code, stdout, stderr) = run_binary(&["report", "--config", config.to_str().unwrap()]);
+    let (code, stdout, stderr) = run_inboxguard(&["report", "--config", config.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("no evidence saved yet"), "{stdout}");
     // As JSON too: what the admin endpoint serves before any evidence.
     let (code, stdout, stderr) =
-        run_binary(&["report", "--config", config.to_str().unwrap(), "--json"]);
+        run_inboxguard(&["report", "--config", config.to_str().unwrap(), "--json"]);
     assert_eq!(code, Some(0), "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["tracked_domains"], 0, "{stdout}");
@@ -845,7 +818,7 @@ async fn a_missing_evidence_directory_is_shown_and_refused() {
 
     // `check` and a restart refuse the path instead of starting without the escalations.
     for command in ["check", "serve"] {
-        let (code, stdout, stderr) = run_binary(&[command, "--config", &config]);
+        let (code, stdout, stderr) = run_inboxguard(&[command, "--config", &config]);
         assert_eq!(code, Some(64), "{command}: {stdout}\n{stderr}");
         let said = format!("{stdout}{stderr}");
         assert!(
