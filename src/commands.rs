@@ -27,14 +27,26 @@ fn settings_in_force(
     (settings, snapshot)
 }
 
+/// [`settings_in_force`] for the config at `path`, or the exit code after saying why not.
+fn settings_at(
+    path: &Path,
+) -> Result<
+    (
+        inboxguard::config::FriendlyFederatorsConfig,
+        Option<inboxguard::policy::Snapshot>,
+    ),
+    ExitCode,
+> {
+    Ok(settings_in_force(&load_config(path)?))
+}
+
 /// Reads the evidence file named by the config and prints it.
 pub(crate) fn report(path: PathBuf, json: bool) -> ExitCode {
-    let config = match load_config(&path) {
-        Ok(c) => c,
+    let (settings, snapshot) = match settings_at(&path) {
+        Ok(s) => s,
         Err(code) => return code,
     };
     use inboxguard::federators::{self, EvidenceError};
-    let (settings, snapshot) = settings_in_force(&config);
     let content = snapshot.as_ref().map(|s| s.content_rules());
     match federators::report_from_file(&settings, federators::unix_now(), content) {
         Ok(report) if json => print_json(&report),
@@ -62,12 +74,11 @@ pub(crate) fn report(path: PathBuf, json: bool) -> ExitCode {
 
 /// `inboxguard escalations`: the list from the evidence file, under the rules' settings.
 pub(crate) fn escalations(path: PathBuf, json: bool) -> ExitCode {
-    let config = match load_config(&path) {
-        Ok(c) => c,
+    let (settings, snapshot) = match settings_at(&path) {
+        Ok(s) => s,
         Err(code) => return code,
     };
     use inboxguard::federators::{self, EvidenceError};
-    let (settings, snapshot) = settings_in_force(&config);
     let content = snapshot.as_ref().map(|s| s.content_rules());
     match federators::escalations_from_file(&settings, federators::unix_now(), content) {
         Ok(list) if json => match serde_json::to_string_pretty(&list) {

@@ -245,13 +245,7 @@ impl fmt::Display for Report {
 
 impl Report {
     fn domain_table(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self
-            .domains
-            .iter()
-            .map(|d| d.domain.len())
-            .max()
-            .unwrap_or(0)
-            .max("DOMAIN".len());
+        let width = domain_width(self.domains.iter().map(|d| d.domain.as_str()));
         writeln!(
             f,
             "{:<width$}  {:>7} {:>9} {:>7} {:>8} {:>6} {:>6} {:>8} {:>10}  {:<20}  {:<20}  STATUS",
@@ -312,13 +306,7 @@ fn write_content(f: &mut fmt::Formatter<'_>, rules: &[RuleReport]) -> fmt::Resul
             rule.matches,
             rule.domains.len()
         )?;
-        let width = rule
-            .domains
-            .iter()
-            .map(|d| d.domain.len())
-            .max()
-            .unwrap_or(0)
-            .max("DOMAIN".len());
+        let width = domain_width(rule.domains.iter().map(|d| d.domain.as_str()));
         writeln!(
             f,
             "  {:<width$}  {:>7} {:>7} {:>9}  {:<20}  LAST_SEEN",
@@ -340,3 +328,8 @@ fn write_content(f: &mut fmt::Formatter<'_>, rules: &[RuleReport]) -> fmt::Resul
 }
 
 pub use crate::clock::rfc3339;
+
+/// The width of a table's DOMAIN column: its longest domain, or the heading.
+fn domain_width<'a>(domains: impl Iterator<Item = &'a str>) -> usize {
+    domains.map(str::len).max().unwrap_or(0).max("DOMAIN".len())
+}
