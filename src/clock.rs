@@ -1,7 +1,7 @@
 //! Wall-clock time as the state files and timestamp gauges hold it: whole seconds since the
 //! Unix epoch; RFC 3339 both ways; and how long a remote string kept in state may be.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch; 0 on a clock set before 1970 (nothing we store predates it).
 pub fn unix_now() -> u64 {
@@ -30,6 +30,25 @@ pub fn rfc3339(unix: u64) -> String {
         secs / 60 % 60,
         secs % 60
     )
+}
+
+/// The one reader of durations in config and rules files: a whole number and a unit, `90s`,
+/// `30m`, `12h`, `7d`, `2w` (a space between them is allowed). `None` for anything else or
+/// past `u64` seconds; callers refuse a zero where it makes no sense.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let secs_per = match unit.trim_start() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(secs_per).map(Duration::from_secs)
 }
 
 /// `s` cut to at most `max` bytes on a character boundary: what state files and caches keep
@@ -125,7 +144,31 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rfc3339;
+    use super::{parse_duration, parse_rfc3339, Duration};
+
+    #[test]
+    fn durations() {
+        let secs = |n| Some(Duration::from_secs(n));
+        assert_eq!(parse_duration("90s"), secs(90));
+        assert_eq!(parse_duration("30m"), secs(1800));
+        assert_eq!(parse_duration(" 1 h "), secs(3600));
+        assert_eq!(parse_duration("7d"), secs(604_800));
+        assert_eq!(parse_duration("2w"), secs(1_209_600));
+        assert_eq!(parse_duration("0s"), secs(0));
+        for bad in [
+            "",
+            "h",
+            "d",
+            "1",
+            "7",
+            "-1h",
+            "1.5h",
+            "1y",
+            "99999999999999999999w",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn rfc3339_times() {

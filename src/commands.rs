@@ -4,7 +4,9 @@
 
 use crate::{load_config, runtime, EXIT_CONFIG, EXIT_DATA, EXIT_RUNTIME};
 use inboxguard::admin;
-use inboxguard::config::Config;
+use inboxguard::config::{Config, FriendlyFederatorsConfig};
+use inboxguard::federators::{self, EvidenceError};
+use inboxguard::policy::{content::ContentRules, Snapshot};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,12 +14,7 @@ use std::process::ExitCode;
 /// `[friendly_federators]` table overrides the config's kinds and escalation, as it does in
 /// the running proxy (whose content rules give their escalation windows); rules that fail to
 /// load leave the config's settings.
-fn settings_in_force(
-    config: &Config,
-) -> (
-    inboxguard::config::FriendlyFederatorsConfig,
-    Option<inboxguard::policy::Snapshot>,
-) {
+fn settings_in_force(config: &Config) -> (FriendlyFederatorsConfig, Option<Snapshot>) {
     let snapshot = inboxguard::rules::load(&config.blocklists, &[], &config.policy)
         .map(|(snapshot, _)| snapshot)
         .ok();
@@ -28,30 +25,41 @@ fn settings_in_force(
 }
 
 /// [`settings_in_force`] for the config at `path`, or the exit code after saying why not.
-fn settings_at(
-    path: &Path,
-) -> Result<
-    (
-        inboxguard::config::FriendlyFederatorsConfig,
-        Option<inboxguard::policy::Snapshot>,
-    ),
-    ExitCode,
-> {
+fn settings_at(path: &Path) -> Result<(FriendlyFederatorsConfig, Option<Snapshot>), ExitCode> {
     Ok(settings_in_force(&load_config(path)?))
 }
 
 /// Reads the evidence file named by the config and prints it.
 pub(crate) fn report(path: PathBuf, json: bool) -> ExitCode {
-    let (settings, snapshot) = match settings_at(&path) {
+    // As the admin endpoint answers before any evidence: an empty report.
+    print_evidence(&path, json, federators::report_from_file, empty_report_json)
+}
+
+/// `inboxguard escalations`: the list from the evidence file, under the rules' settings.
+pub(crate) fn escalations(path: PathBuf, json: bool) -> ExitCode {
+    print_evidence(&path, json, federators::escalations_from_file, |_, e| {
+        println!("{e}");
+        ExitCode::SUCCESS
+    })
+}
+
+/// What `report` and `escalations` share: `read` the evidence file under the rules' settings
+/// and print it as text or JSON. `missing_json` answers `--json` before there is any evidence.
+fn print_evidence<T: serde::Serialize + std::fmt::Display>(
+    path: &Path,
+    json: bool,
+    read: fn(&FriendlyFederatorsConfig, u64, Option<&ContentRules>) -> Result<T, EvidenceError>,
+    missing_json: impl FnOnce(&FriendlyFederatorsConfig, EvidenceError) -> ExitCode,
+) -> ExitCode {
+    let (settings, snapshot) = match settings_at(path) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    use inboxguard::federators::{self, EvidenceError};
     let content = snapshot.as_ref().map(|s| s.content_rules());
-    match federators::report_from_file(&settings, federators::unix_now(), content) {
-        Ok(report) if json => print_json(&report),
-        Ok(report) => {
-            print!("{report}");
+    match read(&settings, federators::unix_now(), content) {
+        Ok(found) if json => print_json(&found),
+        Ok(found) => {
+            print!("{found}");
             ExitCode::SUCCESS
         }
         // The proxy writes the file once there is evidence; none yet is a normal answer.
@@ -59,46 +67,7 @@ pub(crate) fn report(path: PathBuf, json: bool) -> ExitCode {
             println!("{e}");
             ExitCode::SUCCESS
         }
-        // As the admin endpoint answers before any evidence: an empty report.
-        Err(EvidenceError::Missing { .. }) => empty_report_json(&settings),
-        Err(e @ EvidenceError::NotConfigured) => {
-            eprintln!("inboxguard: {}: {e}", path.display());
-            ExitCode::from(EXIT_CONFIG)
-        }
-        Err(e) => {
-            eprintln!("inboxguard: {e}");
-            ExitCode::from(EXIT_DATA)
-        }
-    }
-}
-
-/// `inboxguard escalations`: the list from the evidence file, under the rules' settings.
-pub(crate) fn escalations(path: PathBuf, json: bool) -> ExitCode {
-    let (settings, snapshot) = match settings_at(&path) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    use inboxguard::federators::{self, EvidenceError};
-    let content = snapshot.as_ref().map(|s| s.content_rules());
-    match federators::escalations_from_file(&settings, federators::unix_now(), content) {
-        Ok(list) if json => match serde_json::to_string_pretty(&list) {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("inboxguard: cannot encode the list: {e}");
-                ExitCode::from(EXIT_RUNTIME)
-            }
-        },
-        Ok(list) => {
-            print!("{list}");
-            ExitCode::SUCCESS
-        }
-        Err(e @ EvidenceError::Missing { .. }) => {
-            println!("{e}");
-            ExitCode::SUCCESS
-        }
+        Err(e @ EvidenceError::Missing { .. }) => missing_json(&settings, e),
         Err(e @ EvidenceError::NotConfigured) => {
             eprintln!("inboxguard: {}: {e}", path.display());
             ExitCode::from(EXIT_CONFIG)
@@ -155,8 +124,8 @@ pub(crate) fn lift(
 }
 
 /// The JSON a proxy with no evidence yet serves, built the way the running proxy builds it.
-fn empty_report_json(settings: &inboxguard::config::FriendlyFederatorsConfig) -> ExitCode {
-    use inboxguard::federators::{self, Federators};
+fn empty_report_json(settings: &FriendlyFederatorsConfig, _: EvidenceError) -> ExitCode {
+    use inboxguard::federators::Federators;
     let metrics = match inboxguard::metrics::Metrics::new() {
         Ok(m) => std::sync::Arc::new(m),
         Err(e) => {
@@ -167,14 +136,14 @@ fn empty_report_json(settings: &inboxguard::config::FriendlyFederatorsConfig) ->
     print_json(&Federators::new(settings, metrics).report(federators::unix_now(), None, None))
 }
 
-fn print_json(report: &inboxguard::federators::Report) -> ExitCode {
-    match serde_json::to_string_pretty(report) {
+fn print_json(found: &impl serde::Serialize) -> ExitCode {
+    match serde_json::to_string_pretty(found) {
         Ok(text) => {
             println!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("inboxguard: cannot encode the report: {e}");
+            eprintln!("inboxguard: cannot encode the answer: {e}");
             ExitCode::from(EXIT_RUNTIME)
         }
     }

@@ -13,6 +13,23 @@ const LATENCY_BUCKETS: &[f64] = &[
     5.0, 10.0, 30.0,
 ];
 
+/// One maker per kind of metric: build it from its name, help (and label names), register it.
+macro_rules! makers {
+    ($($(#[$doc:meta])* $maker:ident -> $kind:ty = |$name:ident, $help:ident $(, $labels:ident)?| $make:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub(crate) fn $maker(
+                &self,
+                $name: &str,
+                $help: &str,
+                $($labels: &[&str],)?
+            ) -> Result<$kind, prometheus::Error> {
+                self.add($make?)
+            }
+        )*
+    };
+}
+
 /// Creates each metric and registers it in one step, so no metric is made and left out.
 /// Modules with metrics of their own get one from [`Metrics::registrar`].
 pub(crate) struct Registrar(Registry);
@@ -26,53 +43,25 @@ impl Registrar {
         Ok(metric)
     }
 
-    pub(crate) fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
-        self.add(IntCounter::new(name, help)?)
+    makers! {
+        counter -> IntCounter = |name, help| IntCounter::new(name, help);
+        counter_vec -> IntCounterVec =
+            |name, help, labels| IntCounterVec::new(Opts::new(name, help), labels);
+        gauge -> IntGauge = |name, help| IntGauge::new(name, help);
+        /// A gauge of fractional values (seconds).
+        float_gauge -> Gauge = |name, help| Gauge::new(name, help);
+        gauge_vec -> IntGaugeVec =
+            |name, help, labels| IntGaugeVec::new(Opts::new(name, help), labels);
+        /// With the latency buckets.
+        histogram -> Histogram = |name, help| Histogram::with_opts(latency(name, help));
+        /// With the latency buckets.
+        histogram_vec -> HistogramVec =
+            |name, help, labels| HistogramVec::new(latency(name, help), labels);
     }
+}
 
-    pub(crate) fn counter_vec(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<IntCounterVec, prometheus::Error> {
-        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
-    }
-
-    pub(crate) fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
-        self.add(IntGauge::new(name, help)?)
-    }
-
-    /// A gauge of fractional values (seconds).
-    pub(crate) fn float_gauge(&self, name: &str, help: &str) -> Result<Gauge, prometheus::Error> {
-        self.add(Gauge::new(name, help)?)
-    }
-
-    pub(crate) fn gauge_vec(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<IntGaugeVec, prometheus::Error> {
-        self.add(IntGaugeVec::new(Opts::new(name, help), labels)?)
-    }
-
-    /// With the latency buckets.
-    pub(crate) fn histogram(&self, name: &str, help: &str) -> Result<Histogram, prometheus::Error> {
-        let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
-        self.add(Histogram::with_opts(opts)?)
-    }
-
-    /// With the latency buckets.
-    pub(crate) fn histogram_vec(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<HistogramVec, prometheus::Error> {
-        let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
-        self.add(HistogramVec::new(opts, labels)?)
-    }
+fn latency(name: &str, help: &str) -> HistogramOpts {
+    HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec())
 }
 
 pub struct Metrics {

@@ -72,13 +72,33 @@ struct Context {
     client_ip: Option<std::net::IpAddr>,
 }
 
-/// Handles one POST to an inbox path.
-pub async fn handle_inbox(
+/// What the phases after the key check read: the request's rules snapshot, its activity and
+/// the normalised hosts of its key and actor.
+#[derive(Clone, Copy)]
+struct Verified<'a> {
+    rules: &'a Snapshot,
+    facts: &'a Facts,
+    key_host: &'a str,
+    actor_host: Option<&'a str>,
+}
+
+/// Handles one request: a POST to an inbox path through the phases, anything else passed
+/// through to Mastodon untouched.
+pub async fn handle(
     app: &App,
     mut req: Request<Incoming>,
     peer: SocketAddr,
+    to_inbox: bool,
 ) -> Response<Body> {
     mark_request_start(req.headers_mut());
+    if to_inbox {
+        handle_inbox(app, req, peer).await
+    } else {
+        passthrough(app, req, peer).await
+    }
+}
+
+async fn handle_inbox(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let mut finish = Finish::start(app, Route::Inbox);
     let result = inbox(app, req, peer, &mut finish.ctx).await;
     finish.respond(result)
@@ -106,11 +126,17 @@ async fn inbox(
     backpressure(app, &facts)?;
     let record = key_and_verify(app, &prepared, &facts).await?;
     ctx.relayed = facts.actor.as_deref() != Some(record.owner.as_str());
-    decide(&rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
-    friendly_federators(app, &rules, &facts, &key_host, actor_host.as_deref(), ctx)?;
+    let verified = Verified {
+        rules: &rules,
+        facts: &facts,
+        key_host: &key_host,
+        actor_host: actor_host.as_deref(),
+    };
+    decide(&verified, ctx)?;
+    friendly_federators(app, &verified, ctx)?;
     vocabulary(app, &facts)?;
     let dedupe_key = duplicate(app, &facts, &key_host).await?;
-    content_rules(app, &rules, &facts, &key_host, &record, &parts, ctx)?;
+    content_rules(app, &verified, &record, &parts, ctx)?;
     let response = forward(app, parts, body, peer).await?;
     if let Some(key) = dedupe_key.filter(|_| response.status().is_success()) {
         app.gate.delivered(key);
@@ -259,13 +285,17 @@ async fn duplicate(app: &App, facts: &Facts, key_host: &str) -> Result<Option<u6
 /// ones too; a dry-run match is forwarded as `would_reject`.
 fn content_rules(
     app: &App,
-    rules: &Snapshot,
-    facts: &Facts,
-    key_host: &str,
+    verified: &Verified<'_>,
     record: &KeyRecord,
     parts: &Parts,
     ctx: &mut Context,
 ) -> Result<(), Rejection> {
+    let Verified {
+        rules,
+        facts,
+        key_host,
+        ..
+    } = *verified;
     if rules.content_rules().is_empty() {
         return Ok(());
     }
@@ -399,13 +429,13 @@ async fn key_and_verify(
 
 /// Policy: domain and actor rules on the verified request. A dry-run rule that would have
 /// stopped it is logged and noted for the finish phase.
-fn decide(
-    rules: &Snapshot,
-    facts: &Facts,
-    key_host: &str,
-    actor_host: Option<&str>,
-    ctx: &mut Context,
-) -> Result<(), Rejection> {
+fn decide(v: &Verified<'_>, ctx: &mut Context) -> Result<(), Rejection> {
+    let Verified {
+        rules,
+        facts,
+        key_host,
+        actor_host,
+    } = *v;
     let decision = rules.decide(&policy::Facts {
         key_host,
         actor_host,
@@ -438,15 +468,11 @@ fn decide(
 
 /// Friendly federators: a verified sender carrying content from a suspended domain. After
 /// verification, so only senders that proved who they are count as evidence.
-fn friendly_federators(
-    app: &App,
-    rules: &Snapshot,
-    facts: &Facts,
-    key_host: &str,
-    actor_host: Option<&str>,
-    ctx: &mut Context,
-) -> Result<(), Rejection> {
-    if let Some(stop) = app.federators.inspect(rules, facts, key_host, actor_host) {
+fn friendly_federators(app: &App, v: &Verified<'_>, ctx: &mut Context) -> Result<(), Rejection> {
+    if let Some(stop) = app
+        .federators
+        .inspect(v.rules, v.facts, v.key_host, v.actor_host)
+    {
         let laundered = Rejection::laundered(&stop);
         if !stop.dry_run {
             return Err(laundered);
@@ -482,12 +508,7 @@ fn refuse(decision: Option<policy::Decision<'_>>) -> Result<(), Rejection> {
 }
 
 /// Streams a non-inbox request to Mastodon untouched.
-pub async fn passthrough(
-    app: &App,
-    mut req: Request<Incoming>,
-    peer: SocketAddr,
-) -> Response<Body> {
-    mark_request_start(req.headers_mut());
+async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     app.metrics.passthrough_requests_total.inc();
     let route = Route::Passthrough {
         method: req.method().clone(),

@@ -70,11 +70,8 @@ pub fn is_inbox_path(path: &str) -> bool {
 }
 
 async fn route(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    if req.method() == Method::POST && is_inbox_path(req.uri().path()) {
-        pipeline::handle_inbox(&app, req, peer).await
-    } else {
-        pipeline::passthrough(&app, req, peer).await
-    }
+    let to_inbox = req.method() == Method::POST && is_inbox_path(req.uri().path());
+    pipeline::handle(&app, req, peer, to_inbox).await
 }
 
 /// A connection's transport: plain (HTTP/1.1 or h2c) or TLS, over the tracked socket.

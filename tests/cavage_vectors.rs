@@ -89,7 +89,6 @@ fn prepare_vector(req: &Request, headers: &HeaderMap) -> Result<Prepared, SigErr
         headers,
         &req.body,
         vector_date(req),
-        &SignatureConfig::default(),
     )
 }
 

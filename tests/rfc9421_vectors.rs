@@ -6,7 +6,7 @@
 //! must verify, and one changed byte (in the signature, in a covered header, or in the body
 //! behind a covered Content-Digest) must fail. The vectors cover fewer components than
 //! Mastodon requires and name keys `test-key-...`, so they go through
-//! `prepare_rfc9421_for_spec_vectors`; the real `prepare` refuses them, which is checked too.
+//! `prepare_for_spec_vectors`; the real `prepare` refuses them, which is checked too.
 //! B.2.4 (a response, ecdsa-p256-sha256) and B.2.5 (hmac-sha256) must be refused clearly.
 //!
 //! The vectors carry no `alg`; the algorithm is known out of band (RFC 9421 §3.2), so the
@@ -18,8 +18,8 @@
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use inboxguard::config::SignatureConfig;
 use inboxguard::signature::{
-    prepare, prepare_rfc9421_for_spec_vectors, Algorithm, Format, KeyParseError, Prepared,
-    PublicKey, RequestTarget, Scheme, SigError,
+    prepare, prepare_for_spec_vectors, Algorithm, Format, KeyParseError, Prepared, PublicKey,
+    RequestTarget, Scheme, SigError,
 };
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -97,15 +97,7 @@ fn at_created() -> SystemTime {
 }
 
 fn prepare_vector(req: &Request, headers: &HeaderMap, body: &[u8]) -> Result<Prepared, SigError> {
-    prepare_rfc9421_for_spec_vectors(
-        &req.method,
-        &req.target,
-        headers,
-        body,
-        &TARGET,
-        at_created(),
-        &SignatureConfig::default(),
-    )
+    prepare_for_spec_vectors(&req.method, &req.target, headers, body, at_created())
 }
 
 fn key(file: &str) -> PublicKey {

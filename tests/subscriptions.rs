@@ -339,14 +339,8 @@ async fn mastodon_admin_api_two_pages() {
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let (rules, metrics) = fresh_rules();
     let getter = Arc::new(Getter::new("inboxguard-test").unwrap());
-    let pull = MastodonPull::new(
-        mastodon_config(&server, &token_file),
-        state.path(),
-        getter.clone(),
-        rules.clone(),
-        metrics.clone(),
-    )
-    .unwrap();
+    let parts = shared(state.path(), getter.clone(), &rules, &metrics);
+    let pull = MastodonPull::new(mastodon_config(&server, &token_file), &parts).unwrap();
     let label = pull.blocks_label().to_string();
     assert_eq!(label, server.url("/api/v1/admin/domain_blocks"));
 
@@ -420,14 +414,8 @@ async fn mastodon_admin_api_two_pages() {
     // Restart while Mastodon is down: the cached pull is in force without any request.
     server.answer(|_| reply(502, &[], ""));
     let (rules, metrics) = fresh_rules();
-    let pull = MastodonPull::new(
-        mastodon_config(&server, &token_file),
-        state.path(),
-        getter,
-        rules.clone(),
-        metrics,
-    )
-    .unwrap();
+    let parts = shared(state.path(), getter, &rules, &metrics);
+    let pull = MastodonPull::new(mastodon_config(&server, &token_file), &parts).unwrap();
     within("cache load", pull.load_cache()).await;
     assert!(pull.has_copy());
     assert!(suspended(&rules, "one.example") && suspended(&rules, "three.example"));
@@ -447,7 +435,7 @@ fn mastodon_pull_needs_a_readable_token() {
     .unwrap();
     let (rules, metrics) = fresh_rules();
     let getter = Arc::new(Getter::new("t").unwrap());
-    let e = MastodonPull::new(config, dir.path(), getter, rules, metrics)
+    let e = MastodonPull::new(config, &shared(dir.path(), getter, &rules, &metrics))
         .err()
         .unwrap();
     assert!(e.contains("missing") && e.contains("cannot read"), "{e}");

@@ -20,6 +20,7 @@ mod shedding;
 mod sources;
 mod upstream;
 
+pub use crate::clock::parse_duration;
 pub use crate::gate::ActivitiesConfig;
 pub use crate::policy::escalation::{EscalationAction, Window, MAX_WINDOW_DAYS};
 pub use crate::policy::sources::{BlocklistFormat, SourceKind};
@@ -33,7 +34,6 @@ pub use keys::{KeyFetchConfig, SignatureConfig};
 pub use logging::{LogFormat, LoggingConfig};
 pub use push::PushMode;
 pub use server::{PublicScheme, ServerConfig};
-pub use shedding::parse_duration;
 #[cfg(test)]
 pub(crate) use sources::default_max_shrink;
 pub use sources::{

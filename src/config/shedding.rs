@@ -61,35 +61,3 @@ pub(super) fn check(key: &'static str, result: Result<(), String>) -> Result<(),
         (key, inner.unwrap_or(message))
     })
 }
-
-/// A duration written as a number and a unit: `90s`, `30m`, `1h`, `2d`.
-pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let secs = match unit.trim() {
-        "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    Some(std::time::Duration::from_secs(secs))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
-        for bad in ["", "h", "1", "1w", "-1h", "1.5h"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-    }
-}

@@ -11,57 +11,121 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// One local rule source.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BlocklistConfig {
-    /// Relative paths are resolved against the working directory, as in the example config.
-    pub path: PathBuf,
-    #[serde(default)]
-    pub format: BlocklistFormat,
-    /// Preview mode: this source's rules are matched, and a request they would stop is logged
-    /// and counted as `would_reject`, but forwarded.
-    #[serde(default)]
-    pub dry_run: bool,
-    /// What the domains of a CSV or plain list are: block rules (default), allowed domains
-    /// (Mastodon's `domain_allows.csv`) or exceptions (as `exclude = true`). A TOML rules
-    /// file says it per entry.
-    #[serde(default)]
-    pub kind: SourceKind,
-    /// An exception list: its domains are exempt from the block rules of every other source
-    /// (that domain and its sub-domains; a rule on a longer suffix still applies).
-    #[serde(default)]
-    pub exclude: bool,
-    /// Where sources list the same domain, only the rules of the highest `priority` compete
-    /// (the harshest of those wins). Default 0 for every source: the harshest rule wins.
-    #[serde(default)]
-    pub priority: i32,
-    /// The shrink guard: a new version of the file that would remove more than this share of
-    /// its entries (or all of them) is refused, its last good copy kept, until an operator
-    /// accepts it. 1.0 turns the guard off.
-    #[serde(default = "default_max_shrink")]
-    pub max_shrink: f64,
-    /// No block rule of this source is harsher: `"silence"` imports its suspends as limits
-    /// (applied after `severity_map`).
-    #[serde(default)]
-    pub max_severity: Option<Severity>,
-    /// Severities taken in as others, e.g. `{ suspend = "silence", silence = "noop" }`.
-    #[serde(default)]
-    pub severity_map: BTreeMap<Severity, Severity>,
-    /// Only block rules whose public comment carries one of these labels (`[CSAM]`,
-    /// `IFTAS:CSAM`) are taken in; empty: every rule.
-    #[serde(default)]
-    pub labels_any: Vec<String>,
-    /// Block rules whose public comment carries one of these labels are left out.
-    #[serde(default)]
-    pub labels_none: Vec<String>,
-    /// With `format = "fediseer"`: which of Fediseer's lists the file is.
-    #[serde(default)]
-    pub fediseer: Option<FediseerList>,
-    /// With `format = "fediseer"`: keep only instances at least this many of the reference
-    /// instances censure (or hesitate about).
-    #[serde(default)]
-    pub min_censures: Option<u64>,
+/// Declares a rule source's table with the keys every rule source shares (how its entries are
+/// taken in), and the checks and readings of those keys, so that `[[blocklists]]` and
+/// `[[subscriptions]]` cannot drift apart. A macro, not a flattened struct: serde's `flatten`
+/// does not work with `deny_unknown_fields`, and a misspelt key must stay an error.
+macro_rules! rule_source {
+    (
+        table = $table:literal;
+        $(#[$meta:meta])*
+        pub struct $name:ident { $($body:tt)* }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($body)*
+            /// Preview mode: this source's rules are matched, and a request they would stop is
+            /// logged and counted as `would_reject`, but forwarded.
+            #[serde(default)]
+            pub dry_run: bool,
+            /// What the source's domains are: block rules (default), allowed domains (who may
+            /// deliver in `[policy] mode = "allowlist"`; Mastodon's `domain_allows.csv`) or
+            /// exceptions (as `exclude = true`). A TOML rules file says it per entry.
+            #[serde(default)]
+            pub kind: SourceKind,
+            /// An exception list: its domains are exempt from the block rules of every other
+            /// source (that domain and its sub-domains; a rule on a longer suffix still applies).
+            #[serde(default)]
+            pub exclude: bool,
+            /// Where sources list the same domain, only the rules of the highest `priority`
+            /// compete (the harshest of those wins). Default 0 for every source: the harshest
+            /// rule wins.
+            #[serde(default)]
+            pub priority: i32,
+            /// The shrink guard: a new version removing more than this share of the entries in
+            /// force (or all of them) is refused, its last good copy kept, until an operator
+            /// accepts it. 1.0 turns the guard off.
+            #[serde(default = "default_max_shrink")]
+            pub max_shrink: f64,
+            /// No block rule of this source is harsher: `"silence"` imports its suspends as
+            /// limits (applied after `severity_map`).
+            #[serde(default)]
+            pub max_severity: Option<Severity>,
+            /// Severities taken in as others, e.g. `{ suspend = "silence", silence = "noop" }`.
+            #[serde(default)]
+            pub severity_map: BTreeMap<Severity, Severity>,
+            /// Only block rules whose public comment carries one of these labels (`[CSAM]`,
+            /// `IFTAS:CSAM`) are taken in; empty: every rule.
+            #[serde(default)]
+            pub labels_any: Vec<String>,
+            /// Block rules whose public comment carries one of these labels are left out.
+            #[serde(default)]
+            pub labels_none: Vec<String>,
+            /// With `format = "fediseer"`: which of Fediseer's lists the source is.
+            #[serde(default)]
+            pub fediseer: Option<FediseerList>,
+            /// With `format = "fediseer"`: keep only instances at least this many of the
+            /// reference instances censure (or hesitate about); a URL needs Fediseer's full
+            /// answer (no `?domains=true`).
+            #[serde(default)]
+            pub min_censures: Option<u64>,
+        }
+
+        impl $name {
+            /// An exception list: `kind = "exception"` or `exclude = true`.
+            pub(crate) fn is_exception_list(&self) -> bool {
+                self.exclude || self.kind == SourceKind::Exception
+            }
+
+            /// How a `format = "fediseer"` source is read; `None` for other formats.
+            pub(crate) fn fediseer_settings(&self) -> Option<FediseerSettings> {
+                self.is_fediseer().then(|| FediseerSettings {
+                    list: self.fediseer.unwrap_or_default(),
+                    min_count: self.min_censures,
+                })
+            }
+
+            /// The shared keys' checks; `name` is the source in errors (path or URL).
+            fn validate_shared(&self, name: &str) -> Result<(), Invalid> {
+                kind_and_format(KindAndFormat {
+                    name,
+                    keys: [
+                        concat!($table, ".fediseer"),
+                        concat!($table, ".min_censures"),
+                        concat!($table, ".kind"),
+                    ],
+                    fediseer_format: self.is_fediseer(),
+                    fediseer: self.fediseer,
+                    min_censures: self.min_censures,
+                    kind: self.kind,
+                    exclude: self.exclude,
+                })?;
+                if (self.is_exception_list() || self.kind == SourceKind::Allow) && self.dry_run {
+                    return Err((
+                        concat!($table, ".dry_run"),
+                        format!(
+                            "{name}: dry_run previews block and actor rules; an allow or \
+                             exception list cannot be dry_run"
+                        ),
+                    ));
+                }
+                max_shrink(concat!($table, ".max_shrink"), self.max_shrink)
+            }
+        }
+    };
+}
+
+rule_source! {
+    table = "blocklists";
+    /// One local rule source.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct BlocklistConfig {
+        /// Relative paths are resolved against the working directory, as in the example config.
+        pub path: PathBuf,
+        #[serde(default)]
+        pub format: BlocklistFormat,
+    }
 }
 
 /// `[policy]`: how the rules of all sources combine. Needs a restart to change.
@@ -108,91 +172,46 @@ impl BlocklistConfig {
         }
     }
 
-    /// An exception list: `kind = "exception"` or `exclude = true`.
-    pub(crate) fn is_exception_list(&self) -> bool {
-        self.exclude || self.kind == SourceKind::Exception
-    }
-
-    /// How a `format = "fediseer"` file is read; `None` for other formats.
-    pub(crate) fn fediseer_settings(&self) -> Option<FediseerSettings> {
-        (self.format == BlocklistFormat::Fediseer).then(|| FediseerSettings {
-            list: self.fediseer.unwrap_or_default(),
-            min_count: self.min_censures,
-        })
+    fn is_fediseer(&self) -> bool {
+        self.format == BlocklistFormat::Fediseer
     }
 }
 
-/// One remote rule list, fetched on an interval; its last good copy is kept in force (and on
-/// disk under `state.dir`) whatever later fetches return. Its `source` label is the URL.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionConfig {
-    pub url: String,
-    #[serde(default)]
-    pub format: SubscriptionFormat,
-    /// Time between fetches (jittered by up to 10%); after a failure the next try comes
-    /// sooner, backing off from 30 s up to this.
-    #[serde(default = "default_subscription_refresh_secs")]
-    pub refresh_secs: u64,
-    /// Passed to the merge of rule sources. With the default merge the harshest rule for a
-    /// domain wins whatever the priority.
-    #[serde(default)]
-    pub priority: i32,
-    /// An exception list: its domains are taken out of every source's block rules (as
-    /// `[[blocklists]] exclude`; the same as `kind = "exception"`).
-    #[serde(default)]
-    pub exclude: bool,
-    /// What the list's domains are: block rules (default), allowed domains (`"allow"`: who
-    /// may deliver in `[policy] mode = "allowlist"`) or exceptions (`"exception"`).
-    #[serde(default)]
-    pub kind: SourceKind,
-    /// With `format = "fediseer"`: which of Fediseer's lists the URL answers.
-    #[serde(default)]
-    pub fediseer: Option<FediseerList>,
-    /// With `format = "fediseer"`: keep only instances at least this many of the reference
-    /// instances censure (or hesitate about); needs the full answer (no `?domains=true`).
-    #[serde(default)]
-    pub min_censures: Option<u64>,
-    /// Larger answers are refused (the last good copy stays).
-    #[serde(default = "default_subscription_max_bytes")]
-    pub max_bytes: u64,
-    /// Whole fetch (connect, TLS, redirects, body).
-    #[serde(default = "default_subscription_timeout_secs")]
-    pub timeout_secs: u64,
-    /// As `blocklists.dry_run`: matches are counted as `would_reject` but forwarded.
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Fetch over plain http (the list could be altered on the way). Off by default.
-    #[serde(default)]
-    pub allow_http: bool,
-    /// Fetch from loopback/private/link-local addresses. Off by default.
-    #[serde(default)]
-    pub allow_private_addresses: bool,
-    /// A file of request headers for a private list (`Authorization: Bearer …`, `apikey: …`),
-    /// one `Name: value` per line; read at each fetch (so a rotated secret needs no restart),
-    /// never logged.
-    #[serde(default)]
-    pub headers_file: Option<PathBuf>,
-    /// As `blocklists.max_shrink`: a fetched list removing more than this share of the
-    /// entries in force (or all of them) is refused until an operator accepts it.
-    #[serde(default = "default_max_shrink")]
-    pub max_shrink: f64,
-    /// As `blocklists.max_severity`.
-    #[serde(default)]
-    pub max_severity: Option<Severity>,
-    /// As `blocklists.severity_map`.
-    #[serde(default)]
-    pub severity_map: BTreeMap<Severity, Severity>,
-    /// Only block rules whose public comment carries one of these labels (`[CSAM]`,
-    /// `IFTAS:CSAM`) are taken in; empty: every rule.
-    #[serde(default)]
-    pub labels_any: Vec<String>,
-    /// Block rules whose public comment carries one of these labels are left out.
-    #[serde(default)]
-    pub labels_none: Vec<String>,
-    /// Its rules in force are written into Mastodon's domain blocks (`[mastodon] push`).
-    #[serde(default)]
-    pub push: bool,
+rule_source! {
+    table = "subscriptions";
+    /// One remote rule list, fetched on an interval; its last good copy is kept in force (and on
+    /// disk under `state.dir`) whatever later fetches return. Its `source` label is the URL.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SubscriptionConfig {
+        pub url: String,
+        #[serde(default)]
+        pub format: SubscriptionFormat,
+        /// Time between fetches (jittered by up to 10%); after a failure the next try comes
+        /// sooner, backing off from 30 s up to this.
+        #[serde(default = "default_subscription_refresh_secs")]
+        pub refresh_secs: u64,
+        /// Larger answers are refused (the last good copy stays).
+        #[serde(default = "default_subscription_max_bytes")]
+        pub max_bytes: u64,
+        /// Whole fetch (connect, TLS, redirects, body).
+        #[serde(default = "default_subscription_timeout_secs")]
+        pub timeout_secs: u64,
+        /// Fetch over plain http (the list could be altered on the way). Off by default.
+        #[serde(default)]
+        pub allow_http: bool,
+        /// Fetch from loopback/private/link-local addresses. Off by default.
+        #[serde(default)]
+        pub allow_private_addresses: bool,
+        /// A file of request headers for a private list (`Authorization: Bearer …`, `apikey: …`),
+        /// one `Name: value` per line; read at each fetch (so a rotated secret needs no restart),
+        /// never logged.
+        #[serde(default)]
+        pub headers_file: Option<PathBuf>,
+        /// Its rules in force are written into Mastodon's domain blocks (`[mastodon] push`).
+        #[serde(default)]
+        pub push: bool,
+    }
 }
 
 /// Half: a list losing more than half of its entries at once is more likely broken than
@@ -418,35 +437,13 @@ impl BlocklistConfig {
     /// previewed.
     pub(super) fn validate(&self) -> Result<(), Invalid> {
         let path = self.path.display();
-        kind_and_format(KindAndFormat {
-            name: &path.to_string(),
-            keys: [
-                "blocklists.fediseer",
-                "blocklists.min_censures",
-                "blocklists.kind",
-            ],
-            fediseer_format: self.format == BlocklistFormat::Fediseer,
-            fediseer: self.fediseer,
-            min_censures: self.min_censures,
-            kind: self.kind,
-            exclude: self.exclude,
-        })?;
+        self.validate_shared(&path.to_string())?;
         if self.is_toml() && (self.kind != SourceKind::Block || self.exclude) {
             return Err((
                 "blocklists.kind",
                 format!(
                     "{path}: a TOML rules file lists allowed domains in [[allow]] and \
                      exceptions in [[exclude]]; kind and exclude are for CSV and plain lists"
-                ),
-            ));
-        }
-        max_shrink("blocklists.max_shrink", self.max_shrink)?;
-        if (self.is_exception_list() || self.kind == SourceKind::Allow) && self.dry_run {
-            return Err((
-                "blocklists.dry_run",
-                format!(
-                    "{path}: dry_run previews block and actor rules; an allow or \
-                     exception list cannot be dry_run"
                 ),
             ));
         }
@@ -472,17 +469,8 @@ fn max_bytes(key: &'static str, value: u64) -> Result<(), Invalid> {
 }
 
 impl SubscriptionConfig {
-    /// An exception list: `kind = "exception"` or `exclude = true`.
-    pub(crate) fn is_exception_list(&self) -> bool {
-        self.exclude || self.kind == SourceKind::Exception
-    }
-
-    /// How a `format = "fediseer"` answer is read; `None` for other formats.
-    pub(crate) fn fediseer_settings(&self) -> Option<FediseerSettings> {
-        (self.format == SubscriptionFormat::Fediseer).then(|| FediseerSettings {
-            list: self.fediseer.unwrap_or_default(),
-            min_count: self.min_censures,
-        })
+    fn is_fediseer(&self) -> bool {
+        self.format == SubscriptionFormat::Fediseer
     }
 
     /// A URL usable under its own scheme settings and every limit positive (that no URL is
@@ -492,19 +480,7 @@ impl SubscriptionConfig {
             check_remote_url(&self.url, self.allow_http).map_err(|m| ("subscriptions.url", m))?;
         positive("subscriptions.refresh_secs", self.refresh_secs)?;
         positive("subscriptions.timeout_secs", self.timeout_secs)?;
-        kind_and_format(KindAndFormat {
-            name: &self.url,
-            keys: [
-                "subscriptions.fediseer",
-                "subscriptions.min_censures",
-                "subscriptions.kind",
-            ],
-            fediseer_format: self.format == SubscriptionFormat::Fediseer,
-            fediseer: self.fediseer,
-            min_censures: self.min_censures,
-            kind: self.kind,
-            exclude: self.exclude,
-        })?;
+        self.validate_shared(&self.url)?;
         // Fediseer's short forms carry no counts: min_censures could never be applied.
         let short_form = url
             .query_pairs()
@@ -519,16 +495,6 @@ impl SubscriptionConfig {
                 ),
             ));
         }
-        if (self.is_exception_list() || self.kind == SourceKind::Allow) && self.dry_run {
-            return Err((
-                "subscriptions.dry_run",
-                format!(
-                    "{}: dry_run previews block rules; an allow or exception list cannot be dry_run",
-                    self.url
-                ),
-            ));
-        }
-        max_shrink("subscriptions.max_shrink", self.max_shrink)?;
         max_bytes("subscriptions.max_bytes", self.max_bytes)
     }
 }

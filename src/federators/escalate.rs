@@ -193,20 +193,8 @@ impl Federators {
             {
                 continue;
             }
-            if e.action == EscalationAction::Report {
-                if first {
-                    tracing::warn!(
-                        domain = %domain,
-                        rule = %rule,
-                        matches = count,
-                        threshold = e.threshold,
-                        window_days = e.window.days,
-                        "sending domain over a content rule's escalation threshold (action = report: no rule generated)"
-                    );
-                }
-                continue;
-            }
-            if !room(store, config, &domain) {
+            let report_only = e.action == EscalationAction::Report;
+            if (report_only && !first) || (!report_only && !room(store, config, &domain)) {
                 continue;
             }
             tracing::warn!(
@@ -216,8 +204,16 @@ impl Federators {
                 threshold = e.threshold,
                 window_days = e.window.days,
                 action = e.action.as_str(),
-                "sending domain escalated by a content rule into the generated rule source"
+                "{}",
+                if report_only {
+                    "sending domain over a content rule's escalation threshold (action = report: no rule generated)"
+                } else {
+                    "sending domain escalated by a content rule into the generated rule source"
+                }
             );
+            if report_only {
+                continue;
+            }
             store.escalated.insert(
                 domain,
                 Escalated {

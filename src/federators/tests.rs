@@ -37,6 +37,20 @@ fn config() -> FriendlyFederatorsConfig {
     FriendlyFederatorsConfig::default()
 }
 
+/// The default config with its evidence file `ff.json` in a fresh directory (which lives as
+/// long as the returned guard).
+fn with_evidence_file() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    FriendlyFederatorsConfig,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ff.json");
+    let mut c = config();
+    c.evidence_file = Some(path.clone());
+    (dir, path, c)
+}
+
 fn federators(config: FriendlyFederatorsConfig) -> Federators {
     Federators::new(&config, Arc::new(Metrics::new().expect("metrics")))
 }
@@ -198,10 +212,7 @@ fn the_store_keeps_the_domains_with_most_references() {
 
 #[test]
 fn evidence_survives_a_save_and_a_corrupt_file_is_set_aside() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("ff.json");
-    let mut c = config();
-    c.evidence_file = Some(path.clone());
+    let (dir, path, c) = with_evidence_file();
     let f = federators(c.clone());
     assert!(!f.save(1).expect("nothing to save"), "clean store");
     check(
@@ -466,10 +477,7 @@ fn content_evidence_counts_per_rule_and_domain_with_newest_samples_and_a_bound()
 
 #[test]
 fn content_evidence_is_saved_with_the_evidence_file_and_loaded_again() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("ff.json");
-    let mut c = config();
-    c.evidence_file = Some(path.clone());
+    let (_dir, path, c) = with_evidence_file();
     let f = federators(c.clone());
     let m = content_match("wave", "spam.example", Some("https://spam.example/1"));
     f.record_content(&m, 50);

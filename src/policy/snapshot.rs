@@ -70,6 +70,15 @@ impl Sizes {
     }
 }
 
+/// The dry-run table or the enforcing one, for a rule that is dry run or not.
+fn tier<'a, T>(dry_run: bool, dry: &'a mut T, enforcing: &'a mut T) -> &'a mut T {
+    if dry_run {
+        dry
+    } else {
+        enforcing
+    }
+}
+
 /// Assembles a `Snapshot` (see `Snapshot::builder`).
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
@@ -91,11 +100,8 @@ impl SnapshotBuilder {
     /// A domain rule: harsher wins over one already given for the same domain (or digest) in
     /// its tier; on a tie, the first one given.
     pub fn rule(&mut self, rule: DomainRule) -> &mut Self {
-        if rule.dry_run {
-            self.snapshot.dry_run.insert(rule);
-        } else {
-            self.snapshot.enforcing.insert(rule);
-        }
+        let s = &mut self.snapshot;
+        tier(rule.dry_run, &mut s.dry_run, &mut s.enforcing).insert(rule);
         self
     }
 
@@ -132,11 +138,8 @@ impl SnapshotBuilder {
 
     /// An actor rule; the first rule for a pattern in its tier is kept.
     pub fn actor(&mut self, rule: ActorRule) -> &mut Self {
-        if rule.dry_run {
-            self.snapshot.dry_run_actors.insert(rule);
-        } else {
-            self.snapshot.actors.insert(rule);
-        }
+        let s = &mut self.snapshot;
+        tier(rule.dry_run, &mut s.dry_run_actors, &mut s.actors).insert(rule);
         self
     }
 

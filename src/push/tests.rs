@@ -22,6 +22,12 @@ fn rule(domain: &str, severity: Severity, source: &str) -> DomainRule {
     r
 }
 
+/// What the push wants for these domains listed by `LIST`, nothing escalated.
+fn wanted_from_list(entries: &[(&str, Severity)]) -> BTreeMap<String, Wanted> {
+    let rules: Vec<_> = entries.iter().map(|&(d, s)| rule(d, s, LIST)).collect();
+    wanted(&listed(&rules), &Snapshot::from_rules([]))
+}
+
 fn listed(rules: &[DomainRule]) -> Vec<Listed> {
     rules
         .iter()
@@ -107,13 +113,12 @@ fn wanted_keeps_only_rules_in_force_with_something_to_say() {
 
 #[test]
 fn plan_creates_updates_lifts_and_leaves_manual_blocks_alone() {
-    let rules = listed(&[
-        rule("new.example", Severity::Suspend, LIST),
-        rule("harsher.example", Severity::Suspend, LIST),
-        rule("same.example", Severity::Silence, LIST),
-        rule("manual.example", Severity::Suspend, LIST),
+    let w = wanted_from_list(&[
+        ("new.example", Severity::Suspend),
+        ("harsher.example", Severity::Suspend),
+        ("same.example", Severity::Silence),
+        ("manual.example", Severity::Suspend),
     ]);
-    let w = wanted(&rules, &Snapshot::from_rules([]));
     let existing = vec![
         block("10", "harsher.example", "silence"),
         as_written("11", &w["same.example"]),
@@ -151,10 +156,7 @@ fn plan_creates_updates_lifts_and_leaves_manual_blocks_alone() {
 
 #[test]
 fn plan_keeps_blocks_of_a_source_without_a_copy_and_recreates_vanished_ones() {
-    let w = wanted(
-        &listed(&[rule("back.example", Severity::Suspend, LIST)]),
-        &Snapshot::from_rules([]),
-    );
+    let w = wanted_from_list(&[("back.example", Severity::Suspend)]);
     let existing = vec![block("20", "waiting.example", "suspend")];
     let state = BTreeMap::from([
         ("waiting.example".to_string(), managed("20", LIST)),
@@ -172,13 +174,12 @@ fn plan_keeps_blocks_of_a_source_without_a_copy_and_recreates_vanished_ones() {
 
 #[test]
 fn plan_skips_domains_under_a_block_mastodon_would_refuse_them_under() {
-    let rules = listed(&[
-        rule("parent.example", Severity::Suspend, LIST),
-        rule("child.parent.example", Severity::Suspend, LIST),
-        rule("sub.manual.example", Severity::Suspend, LIST),
-        rule("sub.lifted.example", Severity::Suspend, LIST),
+    let w = wanted_from_list(&[
+        ("parent.example", Severity::Suspend),
+        ("child.parent.example", Severity::Suspend),
+        ("sub.manual.example", Severity::Suspend),
+        ("sub.lifted.example", Severity::Suspend),
     ]);
-    let w = wanted(&rules, &Snapshot::from_rules([]));
     let existing = vec![
         block("1", "manual.example", "silence"),
         block("2", "lifted.example", "suspend"),
@@ -217,10 +218,7 @@ fn plan_skips_domains_under_a_block_mastodon_would_refuse_them_under() {
 
 #[test]
 fn a_block_written_as_wanted_is_in_step_even_respaced() {
-    let w = wanted(
-        &listed(&[rule("a.example", Severity::Silence, LIST)]),
-        &Snapshot::from_rules([]),
-    );
+    let w = wanted_from_list(&[("a.example", Severity::Silence)]);
     let mut b = as_written("5", &w["a.example"]);
     b.private_comment = b
         .private_comment

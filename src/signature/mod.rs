@@ -164,50 +164,42 @@ pub fn prepare_headers(
     cavage::prepare(method, path_and_query, headers, now, cfg, Rules::Mastodon)
 }
 
-/// [`prepare`] without Mastodon's coverage rules (date or `(created)`, digest or
-/// `(request-target)`, host for GET, digest for POST) and accepting a keyId without a host
-/// (`key_host` is then empty). Parsing, defaults, pseudo-header rules, window, digest and
-/// the signing string are exactly those of [`prepare`].
+/// [`prepare`] without Mastodon's acceptance rules, accepting a keyId without a host
+/// (`key_host` is then empty). Parsing, defaults, pseudo-header rules, window, digest and the
+/// signing string or signature base are exactly those of [`prepare`]. Left out for
+/// draft-cavage: date or `(created)`, digest or `(request-target)`, host for GET, digest for
+/// POST; for RFC 9421: `created` and `keyid` required, `@method`, `@target-uri` and on POST
+/// `content-digest` covered.
 ///
-/// Only for the draft-cavage-12 Appendix C vectors (keyId `Test`; C.1 signs only `date`),
-/// which predate Mastodon's rules. Never use it on the request path.
+/// Only for the published test vectors (draft-cavage-12 Appendix C, keyId `Test`, C.1 signs
+/// only `date`; RFC 9421 Appendix B, keys `test-key-...`), which predate or ignore Mastodon's
+/// rules: addressed over https to their `Host`, under the default signature settings. Never
+/// use it on the request path.
 pub fn prepare_for_spec_vectors(
     method: &http::Method,
     path_and_query: &str,
     headers: &http::HeaderMap,
     body: &[u8],
     now: SystemTime,
-    cfg: &SignatureConfig,
 ) -> Result<Prepared, SigError> {
-    cavage::prepare(
-        method,
-        path_and_query,
-        headers,
-        now,
-        cfg,
-        Rules::SpecVectors,
-    )?
-    .with_body(headers, body)
-}
-
-/// RFC 9421 parsing, window, Content-Digest and signature base exactly as [`prepare`] does
-/// them, without Mastodon's acceptance rules (`created` and `keyid` required, `@method`,
-/// `@target-uri` and on POST `content-digest` covered) and accepting a keyid without a host
-/// (`key_host` is then empty). `Signature-Input` is required.
-///
-/// Only for the RFC 9421 Appendix B vectors, which cover fewer components than Mastodon
-/// requires and name keys `test-key-...`. Never use it on the request path.
-pub fn prepare_rfc9421_for_spec_vectors(
-    method: &http::Method,
-    path_and_query: &str,
-    headers: &http::HeaderMap,
-    body: &[u8],
-    target: &RequestTarget<'_>,
-    now: SystemTime,
-    cfg: &SignatureConfig,
-) -> Result<Prepared, SigError> {
-    let msg = target.message(method, path_and_query, headers);
-    rfc9421::prepare(&msg, now, cfg, Rules::SpecVectors)?.with_body(headers, body)
+    let target = RequestTarget {
+        scheme: "https",
+        authority: headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok()),
+    };
+    let (cfg, rules) = (SignatureConfig::default(), Rules::SpecVectors);
+    let prepared = if present(headers, "signature-input") {
+        rfc9421::prepare(
+            &target.message(method, path_and_query, headers),
+            now,
+            &cfg,
+            rules,
+        )
+    } else {
+        cavage::prepare(method, path_and_query, headers, now, &cfg, rules)
+    };
+    prepared?.with_body(headers, body)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

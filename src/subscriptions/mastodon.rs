@@ -13,6 +13,7 @@
 //! and `CachedSources::allows` give the list as pulled.
 
 use super::http::{link_next, same_origin, FetchError, Getter, Limits};
+use super::Shared;
 use super::{
     install, memory_source, read_cached, record, sha256, unix_now, Cache, CachedCopy,
     CachedSources, Merge, Outcome, RefreshError,
@@ -65,14 +66,8 @@ pub struct MastodonPull {
 
 impl MastodonPull {
     /// Checks the URL and that the token file holds a usable token now (so a wrong path fails
-    /// at startup, not an hour later). `state_dir` is `state.dir`.
-    pub fn new(
-        config: MastodonApiConfig,
-        state_dir: &Path,
-        getter: Arc<Getter>,
-        rules: Arc<Rules>,
-        metrics: Arc<Metrics>,
-    ) -> Result<MastodonPull, String> {
+    /// at startup, not an hour later).
+    pub fn new(config: MastodonApiConfig, shared: &Shared) -> Result<MastodonPull, String> {
         let base = crate::config::check_remote_url(&config.url, config.allow_http)?;
         let text = std::fs::read_to_string(&config.token_file)
             .map_err(|e| format!("{}: cannot read: {e}", config.token_file.display()))?;
@@ -82,11 +77,11 @@ impl MastodonPull {
             blocks_label: label(BLOCKS_PATH)?,
             allows_label: label(ALLOWS_PATH)?,
             base,
-            cache: Cache::new(state_dir),
+            cache: Cache::new(&shared.state_dir),
             config,
-            rules,
-            metrics,
-            getter,
+            rules: shared.rules.clone(),
+            metrics: shared.metrics.clone(),
+            getter: shared.getter.clone(),
             state: Mutex::new(State::default()),
         })
     }

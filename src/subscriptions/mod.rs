@@ -291,24 +291,28 @@ pub struct Subscription {
     in_force: Mutex<Option<InForce>>,
 }
 
+/// What every remote source is built with: where its last good copy is kept (`state.dir`),
+/// the one HTTP client, the live rules it puts its copy into, and the metrics.
+#[derive(Clone)]
+pub struct Shared {
+    pub state_dir: std::path::PathBuf,
+    pub getter: Arc<Getter>,
+    pub rules: Arc<Rules>,
+    pub metrics: Arc<Metrics>,
+}
+
 impl Subscription {
-    /// `state_dir` is `state.dir`. The URL must pass `config::check_remote_url` (config
+    /// The URL must pass `config::check_remote_url` (config
     /// validation did that); the error names it otherwise.
-    pub fn new(
-        config: SubscriptionConfig,
-        state_dir: &Path,
-        getter: Arc<Getter>,
-        rules: Arc<Rules>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Subscription, String> {
+    pub fn new(config: SubscriptionConfig, shared: &Shared) -> Result<Subscription, String> {
         let url = crate::config::check_remote_url(&config.url, config.allow_http)?;
         Ok(Subscription {
-            cache: Cache::new(state_dir),
+            cache: Cache::new(&shared.state_dir),
             config,
             url,
-            rules,
-            metrics,
-            getter,
+            rules: shared.rules.clone(),
+            metrics: shared.metrics.clone(),
+            getter: shared.getter.clone(),
             in_force: Mutex::new(None),
         })
     }

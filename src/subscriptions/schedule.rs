@@ -2,7 +2,7 @@
 //! backing off after failures, and the first-round latch readiness waits for.
 
 use super::Getter;
-use super::{MastodonPull, Subscription};
+use super::{MastodonPull, Shared, Subscription};
 use crate::clock::unix_now;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -37,29 +37,19 @@ impl Remotes {
                 mastodon: None,
             });
         }
-        let getter = Arc::new(Getter::new(&config.key_fetch.user_agent)?);
+        let shared = Shared {
+            state_dir: config.state.dir.clone(),
+            getter: Arc::new(Getter::new(&config.key_fetch.user_agent)?),
+            rules: rules.clone(),
+            metrics: metrics.clone(),
+        };
         let subscriptions = config
             .subscriptions
             .iter()
-            .map(|s| {
-                Subscription::new(
-                    s.clone(),
-                    &config.state.dir,
-                    getter.clone(),
-                    rules.clone(),
-                    metrics.clone(),
-                )
-                .map(Arc::new)
-            })
+            .map(|s| Subscription::new(s.clone(), &shared).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let mastodon = match &config.mastodon {
-            Some(m) => Some(Arc::new(MastodonPull::new(
-                m.clone(),
-                &config.state.dir,
-                getter,
-                rules.clone(),
-                metrics.clone(),
-            )?)),
+            Some(m) => Some(Arc::new(MastodonPull::new(m.clone(), &shared)?)),
             None => None,
         };
         Ok(Remotes {

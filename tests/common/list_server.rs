@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use inboxguard::config::SubscriptionConfig;
 use inboxguard::metrics::Metrics;
 use inboxguard::rules::Rules;
-use inboxguard::subscriptions::{Getter, Subscription};
+use inboxguard::subscriptions::{Getter, Shared, Subscription};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -149,8 +149,23 @@ pub fn subscription(
 ) -> (Subscription, Arc<Rules>, Arc<Metrics>) {
     let (rules, metrics) = fresh_rules();
     let getter = Arc::new(Getter::new("inboxguard-test").unwrap());
-    let s = Subscription::new(config, state, getter, rules.clone(), metrics.clone()).unwrap();
+    let s = Subscription::new(config, &shared(state, getter, &rules, &metrics)).unwrap();
     (s, rules, metrics)
+}
+
+/// What a remote source is built with, from the test's parts.
+pub fn shared(
+    state: &Path,
+    getter: Arc<Getter>,
+    rules: &Arc<Rules>,
+    metrics: &Arc<Metrics>,
+) -> Shared {
+    Shared {
+        state_dir: state.to_path_buf(),
+        getter,
+        rules: rules.clone(),
+        metrics: metrics.clone(),
+    }
 }
 
 pub fn suspended(rules: &Rules, domain: &str) -> bool {
