@@ -60,11 +60,7 @@ fn mastodon_export_fixture() {
 fn missing_columns_default_to_suspend() {
     let p = parse_file(&fixture("missing_columns.csv"), BlocklistFormat::Auto).expect("ok");
     assert_eq!(p.format, Format::MastodonCsv);
-    let all: Vec<_> = p
-        .rules
-        .iter()
-        .map(|r| (&*r.domain, r.severity, r.reject_reports))
-        .collect();
+    let all = each_rule(&p, |r| (&*r.domain, r.severity, r.reject_reports));
     assert_eq!(
         all,
         [
@@ -106,11 +102,7 @@ fn plain_list_fixture() {
         .rules
         .iter()
         .all(|r| r.severity == Severity::Suspend && !r.reject_reports));
-    let comments: Vec<_> = p
-        .rules
-        .iter()
-        .map(|r| r.public_comment.as_deref())
-        .collect();
+    let comments = each_rule(&p, |r| r.public_comment.as_deref());
     assert_eq!(comments, [None, Some("inline comment"), None, None]);
     assert_eq!((p.duplicates, p.first_duplicate_line), (1, Some(9)));
     assert_eq!((p.obfuscated, p.first_obfuscated_line), (1, Some(10)));
@@ -124,11 +116,7 @@ fn bom_and_crlf() {
         Format::MastodonCsv,
         "the BOM must not hide the header"
     );
-    let got: Vec<_> = p
-        .rules
-        .iter()
-        .map(|r| (&*r.domain, r.severity, r.reject_reports, r.line))
-        .collect();
+    let got = each_rule(&p, |r| (&*r.domain, r.severity, r.reject_reports, r.line));
     assert_eq!(
         got,
         [
@@ -309,11 +297,7 @@ fn folded_duplicates_keep_first_appearance_order() {
         BlocklistFormat::Auto,
     )
     .expect("parses");
-    let got: Vec<(&str, Severity, usize)> = p
-        .rules
-        .iter()
-        .map(|r| (&*r.domain, r.severity, r.line))
-        .collect();
+    let got = each_rule(&p, |r| (&*r.domain, r.severity, r.line));
     assert_eq!(
         got,
         [
@@ -455,20 +439,16 @@ fn mastodon_allows_fixture_and_plain_allow_list() {
 fn toml_rules_fixture() {
     let p = parse_file(&fixture("rules.toml"), BlocklistFormat::Auto).expect("parses");
     assert_eq!(p.format, Format::Toml);
-    let rules: Vec<_> = p
-        .rules
-        .iter()
-        .map(|r| {
-            (
-                &*r.domain,
-                r.severity,
-                r.reject_media,
-                r.reject_reports,
-                r.dry_run,
-                r.line,
-            )
-        })
-        .collect();
+    let rules = each_rule(&p, |r| {
+        (
+            &*r.domain,
+            r.severity,
+            r.reject_media,
+            r.reject_reports,
+            r.dry_run,
+            r.line,
+        )
+    });
     assert_eq!(
         rules,
         [
@@ -601,11 +581,9 @@ fn mastodon_public_api_json_matches_obfuscated_entries_by_digest() {
 #[test]
 fn gotosocial_export_json_is_all_suspends() {
     let p = json_fixture("gotosocial_export.json");
-    let all: Vec<_> = p
-        .rules
-        .iter()
-        .map(|r| (&*r.domain, r.severity, r.public_comment.as_deref()))
-        .collect();
+    let all = each_rule(&p, |r| {
+        (&*r.domain, r.severity, r.public_comment.as_deref())
+    });
     assert_eq!(
         all,
         [
@@ -804,4 +782,9 @@ fn labels_in_comments_filter_a_sources_rules() {
         ["a.example", "b.example", "d.example"]
     );
     assert_eq!(kept(&["harassment"], &["iftas:spam"]), ["b.example"]);
+}
+
+/// Each rule of `p` as `f` reads it, in order.
+fn each_rule<'a, T>(p: &'a ParsedSource, f: impl Fn(&'a DomainRule) -> T) -> Vec<T> {
+    p.rules.iter().map(f).collect()
 }
