@@ -342,7 +342,10 @@ pub(crate) fn check_window(
 
 /// All values of header `name`, joined with `", "` as Puma joins repeated headers (and as
 /// draft-cavage §2.3 says). Borrowed unless the header is repeated.
-pub(crate) fn header_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, [u8]>> {
+pub(crate) fn header_value<'h>(
+    headers: &'h HeaderMap,
+    name: impl http::header::AsHeaderName,
+) -> Option<Cow<'h, [u8]>> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     let Some(second) = values.next() else {
@@ -511,7 +514,7 @@ pub(super) fn prepare(
 ) -> Result<Prepared, SigError> {
     // Mastodon only looks at `Signature` (`.present?`, so blank counts as absent). Repeated
     // headers reach Rails joined with ", ", which then fails on duplicate keys; same here.
-    let raw = header_value(headers, "signature").ok_or(SigError::NotSigned)?;
+    let raw = header_value(headers, &super::names::SIGNATURE).ok_or(SigError::NotSigned)?;
     if raw.trim_ascii().is_empty() {
         return Err(SigError::NotSigned);
     }
@@ -582,7 +585,7 @@ pub(super) fn prepare(
 
 /// The `Date` header as a creation time; `None` when absent or blank (Mastodon's `.present?`).
 fn date_header(headers: &http::HeaderMap) -> Result<Option<Duration>, SigError> {
-    let Some(raw) = header_value(headers, "date") else {
+    let Some(raw) = header_value(headers, http::header::DATE) else {
         return Ok(None);
     };
     if raw.trim_ascii().is_empty() {

@@ -16,7 +16,7 @@ use http::HeaderMap;
 const SHA256_B64_LEN: usize = 44;
 
 pub(crate) fn check(headers: &HeaderMap, body: &[u8]) -> Result<(), SigError> {
-    let value = header_value(headers, "digest").ok_or(SigError::DigestMissing)?;
+    let value = header_value(headers, &super::names::DIGEST).ok_or(SigError::DigestMissing)?;
     let members =
         value
             .split(|&b| b == b',')

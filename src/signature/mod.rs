@@ -157,7 +157,7 @@ pub fn prepare_headers(
     now: SystemTime,
     cfg: &SignatureConfig,
 ) -> Result<Prepared, SigError> {
-    if present(headers, "signature-input") {
+    if present(headers, &names::SIGNATURE_INPUT) {
         let msg = target.message(method, path_and_query, headers);
         return rfc9421::prepare(&msg, now, cfg, Rules::Mastodon);
     }
@@ -189,7 +189,7 @@ pub fn prepare_for_spec_vectors(
             .and_then(|h| h.to_str().ok()),
     };
     let (cfg, rules) = (SignatureConfig::default(), Rules::SpecVectors);
-    let prepared = if present(headers, "signature-input") {
+    let prepared = if present(headers, &names::SIGNATURE_INPUT) {
         rfc9421::prepare(
             &target.message(method, path_and_query, headers),
             now,
@@ -213,17 +213,27 @@ enum Rules {
 /// `Signature`; `None` for an unsigned request. So a request refused while parsing is still
 /// logged with its format.
 pub fn format_of(headers: &http::HeaderMap) -> Option<Format> {
-    if present(headers, "signature-input") {
+    if present(headers, &names::SIGNATURE_INPUT) {
         Some(Format::Rfc9421)
-    } else if present(headers, "signature") {
+    } else if present(headers, &names::SIGNATURE) {
         Some(Format::Cavage)
     } else {
         None
     }
 }
 
+/// The signature headers' names, parsed once: a lookup by `&str` parses the name each time,
+/// on every request.
+pub(crate) mod names {
+    use http::HeaderName;
+    pub const SIGNATURE: HeaderName = HeaderName::from_static("signature");
+    pub const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
+    pub const DIGEST: HeaderName = HeaderName::from_static("digest");
+    pub const CONTENT_DIGEST: HeaderName = HeaderName::from_static("content-digest");
+}
+
 /// Mastodon's `.present?`: some value of `name` is not blank.
-fn present(headers: &http::HeaderMap, name: &str) -> bool {
+fn present(headers: &http::HeaderMap, name: &http::HeaderName) -> bool {
     headers
         .get_all(name)
         .iter()

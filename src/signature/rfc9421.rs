@@ -91,7 +91,8 @@ fn parse_dictionary(raw: &[u8]) -> Option<Dictionary> {
 /// Reads the one signature of the request. Several `Signature-Input` lines form one
 /// dictionary (RFC 8941 §3.2), so they are joined first.
 pub(crate) fn parse(headers: &HeaderMap) -> Result<Input, SigError> {
-    let raw_input = header_value(headers, "signature-input").ok_or(SigError::NotSigned)?;
+    let raw_input =
+        header_value(headers, &super::names::SIGNATURE_INPUT).ok_or(SigError::NotSigned)?;
     if raw_input.len() > MAX_FIELD_BYTES {
         return Err(SigError::Rfc9421TooLarge("Signature-Input"));
     }
@@ -161,7 +162,7 @@ pub(crate) fn parse(headers: &HeaderMap) -> Result<Input, SigError> {
         }
     }
 
-    let raw_signature = header_value(headers, "signature")
+    let raw_signature = header_value(headers, &super::names::SIGNATURE)
         .ok_or_else(|| SigError::Rfc9421SignatureMissing(out.label.clone()))?;
     if raw_signature.len() > MAX_FIELD_BYTES {
         return Err(SigError::Rfc9421TooLarge("Signature"));
@@ -453,7 +454,8 @@ pub(crate) fn check_content_digest(
     body: &[u8],
     rules: Rules,
 ) -> Result<(), SigError> {
-    let raw = header_value(headers, "content-digest").ok_or(SigError::ContentDigestMissing)?;
+    let raw = header_value(headers, &super::names::CONTENT_DIGEST)
+        .ok_or(SigError::ContentDigestMissing)?;
     let dict = parse_dictionary(&raw).ok_or(SigError::ContentDigestMalformed)?;
     let compared: &[(&'static str, &'static DigestAlgorithm)] = match rules {
         Rules::Mastodon => &[("sha-256", &SHA256)],
