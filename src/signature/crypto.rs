@@ -1,9 +1,10 @@
 //! Public keys (`publicKeyPem`, or a FEP-521a `Multikey`'s `publicKeyMultibase`) and the
 //! signature schemes each kind verifies (aws-lc-rs).
 //!
-//! A key is parsed once, when it is fetched, into aws-lc-rs `ParsedPublicKey`s; the key
-//! cache shares them and every verification reuses the parsed form, so the hot path does no
-//! DER or bignum parsing.
+//! A fetched key is parsed in full once, which checks it, and cached as a [`CompactKey`] (the
+//! DER aws-lc-rs parses, a fifth of the parsed form). The key cache keeps the parsed
+//! [`PublicKey`]s of the keys used most recently beside it, so a busy sender's verification
+//! does no DER or bignum parsing; a key outside that set is parsed from its DER again.
 
 use super::signing_key::pem_decode;
 use aws_lc_rs::signature::{
