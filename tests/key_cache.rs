@@ -102,6 +102,20 @@ async fn keys_that_left_the_parsed_set_verify_again_without_a_fetch() {
     for actor in [&rsa, &pss, &ed_pem, &ed_multikey] {
         assert_eq!(remote.key_fetches(actor), 1, "{}", actor.key_id);
     }
+    // Three senders per round sign twice in a row (the second finds its key parsed); every
+    // other delivery parsed its key again.
+    let m = proxy.metrics().await;
+    let parsed = |result: &str| {
+        metric_value(
+            &m,
+            &format!(r#"inboxguard_parsed_key_cache_requests_total{{result="{result}"}}"#),
+        )
+    };
+    assert_eq!(
+        (parsed("hit"), parsed("miss")),
+        (Some(9.0), Some(12.0)),
+        "{m}"
+    );
 
     // The compact form keeps verification exact: a signature by another key under a cached
     // keyId still fails, and a refused delivery does not reach Mastodon.

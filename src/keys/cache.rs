@@ -15,6 +15,7 @@ use crate::config::KeyFetchConfig;
 use crate::metrics::Metrics;
 use crate::signature::PublicKey;
 use moka::future::Cache;
+use prometheus::IntCounter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -212,6 +213,9 @@ impl<V: Send + Sync + 'static> Store<V> {
 pub struct KeyStore {
     inner: Store<KeyRecord>,
     parsed: ParsedKeys,
+    /// `inboxguard_parsed_key_cache_requests_total`'s two counters, looked up once.
+    parsed_hits: IntCounter,
+    parsed_misses: IntCounter,
 }
 
 impl KeyStore {
@@ -219,7 +223,10 @@ impl KeyStore {
     /// name the file and the reason.
     pub fn new(cfg: &KeyFetchConfig, metrics: Arc<Metrics>) -> Result<KeyStore, String> {
         let parsed = usize::try_from(cfg.parsed_cache_capacity).unwrap_or(usize::MAX);
+        let counters = &metrics.parsed_key_cache_requests_total;
         Ok(KeyStore {
+            parsed_hits: counters.with_label_values(&["hit"]),
+            parsed_misses: counters.with_label_values(&["miss"]),
             inner: Store::new(cfg, metrics, build_record)?,
             parsed: ParsedKeys::new(parsed),
         })
@@ -234,8 +241,10 @@ impl KeyStore {
         record: &KeyRecord,
     ) -> Result<Arc<PublicKey>, KeyError> {
         if let Some(key) = self.parsed.get(record.serial) {
+            self.parsed_hits.inc();
             return Ok(key);
         }
+        self.parsed_misses.inc();
         let key = Arc::new(record.key.parse().map_err(|e| KeyError::UnsupportedKey {
             key_id: key_id.to_string(),
             reason: e.to_string(),
