@@ -6,6 +6,8 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+use tikv_jemalloc_ctl::{Access, AsName};
+
 const MIB: u64 = 1024;
 
 /// This process's resident set, KiB (`VmRSS`).
@@ -31,6 +33,13 @@ fn freed_pages_leave_the_process_when_released() {
     let arenas = inboxguard::memory::release_freed_pages().unwrap();
     let released = resident_kib();
     assert!(arenas >= 1);
+    // Each arena is back on jemalloc's usual decay, or every later free would purge at once.
+    let decay = b"arena.0.dirty_decay_ms\0"
+        .name()
+        .mib::<[usize; 3]>()
+        .unwrap();
+    let default: isize = b"opt.dirty_decay_ms\0".name().read().unwrap();
+    assert_eq!(decay.read(), Ok(default));
     assert!(
         released + 48 * MIB < kept,
         "resident {full} KiB full, {kept} KiB after the free, {released} KiB after the release"
