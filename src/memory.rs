@@ -75,6 +75,17 @@ pub(crate) fn retire<T>(old: Arc<T>) {
     release_freed_pages_or_log();
 }
 
+/// [`retire`] on a thread of its own, so the caller (a reload holding the reload lock) does
+/// not wait for the last readers. Should no thread start, `old` is dropped here.
+pub(crate) fn retire_in_background<T: Send + Sync + 'static>(old: Arc<T>) {
+    let spawned = std::thread::Builder::new()
+        .name("retire".into())
+        .spawn(move || retire(old));
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "no thread to drop the replaced snapshot on");
+    }
+}
+
 /// [`release_freed_pages`] for callers that only log a failure.
 pub(crate) fn release_freed_pages_or_log() {
     match release_freed_pages() {

@@ -459,7 +459,7 @@ impl Rules {
                 "suspend rules removed"
             );
         }
-        crate::memory::retire(replaced);
+        crate::memory::retire_in_background(replaced);
         let changes = Changes::sum(by_source.values());
         if !refused.is_empty() {
             // The refusal first, so the log never reads as a success followed by an error.
