@@ -31,6 +31,7 @@
 //! | `push`      | `[mastodon] push`: Mastodon's domain blocks kept in step with escalations and pushed subscriptions |
 //! | `state_dirs`| the directories saves go to, checked by `check` and at startup |
 //! | `clock`     | `unix_now`: wall-clock seconds, as state files and timestamp gauges hold them |
+//! | `memory`    | freed pages handed back to the kernel after a reload, and the replaced snapshot dropped off the request path |
 //!
 //! Lower modules never import higher ones: `signature`, `policy`, `activity` and `config`
 //! know nothing of HTTP servers, and `policy` does no I/O.
@@ -54,6 +55,7 @@ pub mod journal;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod keys;
+pub mod memory;
 pub mod metrics;
 mod net;
 pub mod pipeline;

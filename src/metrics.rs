@@ -91,6 +91,9 @@ pub struct Metrics {
     pub signature_failures_total: IntCounterVec,
     /// `result` = hit | miss.
     pub key_cache_requests_total: IntCounterVec,
+    /// Verifications that found their key parsed (`hit`) or parsed it from the cached DER
+    /// (`miss`): how well `key_fetch.parsed_cache_capacity` fits the senders.
+    pub parsed_key_cache_requests_total: IntCounterVec,
     /// One per network fetch attempt; `result` is a `keys::FetchError` label or `ok`.
     pub key_fetches_total: IntCounterVec,
     pub key_fetch_duration_seconds: Histogram,
@@ -181,6 +184,11 @@ impl Metrics {
             key_cache_requests_total: r.counter_vec(
                 "inboxguard_key_cache_requests_total",
                 "Public key cache lookups by result",
+                &["result"],
+            )?,
+            parsed_key_cache_requests_total: r.counter_vec(
+                "inboxguard_parsed_key_cache_requests_total",
+                "Verifications by whether their key was kept parsed (hit) or parsed again (miss)",
                 &["result"],
             )?,
             key_fetches_total: r.counter_vec(
@@ -274,6 +282,9 @@ impl Metrics {
         // exists (as 0) before the first event.
         for r in ["hit", "miss"] {
             metrics.key_cache_requests_total.with_label_values(&[r]);
+            metrics
+                .parsed_key_cache_requests_total
+                .with_label_values(&[r]);
         }
         for r in ["success", "failure"] {
             metrics.rules_reloads_total.with_label_values(&[r]);

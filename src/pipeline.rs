@@ -412,7 +412,8 @@ async fn key_and_verify(
         }
         Err(e) => return Err(e.into()),
     };
-    match prepared.verify(&record.key) {
+    let key = app.keys.verifying_key(&prepared.key_id, &record)?;
+    match prepared.verify(&key) {
         Ok(()) => Ok(record),
         Err(first) if source == Source::Cache => {
             let fresh = app
@@ -420,7 +421,7 @@ async fn key_and_verify(
                 .refresh(&prepared.key_id)
                 .await
                 .map_err(|_| first)?;
-            prepared.verify(&fresh.key)?;
+            prepared.verify(&*app.keys.verifying_key(&prepared.key_id, &fresh)?)?;
             Ok(fresh)
         }
         Err(e) => Err(e.into()),

@@ -297,12 +297,17 @@ pub(super) fn apply_by(
     now: u64,
     trigger: fn(&str) -> Trigger<'_>,
 ) {
-    let snapshot = rules.current().load();
-    match federators.evaluate(
-        now,
-        snapshot.friendly_federators(),
-        snapshot.content_rules(),
-    ) {
+    // The snapshot is let go before the reload: the reload drops the one it replaces once
+    // nobody holds it, and would otherwise wait for this caller.
+    let evaluated = {
+        let snapshot = rules.current().load();
+        federators.evaluate(
+            now,
+            snapshot.friendly_federators(),
+            snapshot.content_rules(),
+        )
+    };
+    match evaluated {
         None => {}
         Some(Some(source)) => {
             // `set_memory_source_by` logs and counts a failed reload itself; the source is

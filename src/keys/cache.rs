@@ -8,12 +8,15 @@
 
 use super::document::{FetchedKey, KeyMaterial};
 use super::fetch::Fetcher;
+use super::parsed::ParsedKeys;
 use super::{KeyError, KeyRecord, Source};
 use crate::cluster::Cluster;
 use crate::config::KeyFetchConfig;
 use crate::metrics::Metrics;
 use crate::signature::PublicKey;
 use moka::future::Cache;
+use prometheus::IntCounter;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -204,17 +207,50 @@ impl<V: Send + Sync + 'static> Store<V> {
 
 /// Public keys by keyId: cached, fetched on a miss, failures remembered for a while.
 /// Shared by every request (`Arc<KeyStore>` in the app state).
+///
+/// The cache keeps each key compact (its DER); the parsed forms of the keys used most
+/// recently (`key_fetch.parsed_cache_capacity`) live beside it, see `keys::parsed`.
 pub struct KeyStore {
     inner: Store<KeyRecord>,
+    parsed: ParsedKeys,
+    /// `inboxguard_parsed_key_cache_requests_total`'s two counters, looked up once.
+    parsed_hits: IntCounter,
+    parsed_misses: IntCounter,
 }
 
 impl KeyStore {
     /// Builds the store and reads the instance actor's signing key, if configured. Errors
     /// name the file and the reason.
     pub fn new(cfg: &KeyFetchConfig, metrics: Arc<Metrics>) -> Result<KeyStore, String> {
+        let parsed = usize::try_from(cfg.parsed_cache_capacity).unwrap_or(usize::MAX);
+        let counters = &metrics.parsed_key_cache_requests_total;
         Ok(KeyStore {
+            parsed_hits: counters.with_label_values(&["hit"]),
+            parsed_misses: counters.with_label_values(&["miss"]),
             inner: Store::new(cfg, metrics, build_record)?,
+            parsed: ParsedKeys::new(parsed),
         })
+    }
+
+    /// The verifying form of `record`, the key of `key_id`: from the parsed set when it is
+    /// there, else parsed again from its DER and put there. The DER parsed when the key was
+    /// fetched, so it parses again; were it not to, the key counts as unsupported.
+    pub fn verifying_key(
+        &self,
+        key_id: &str,
+        record: &KeyRecord,
+    ) -> Result<Arc<PublicKey>, KeyError> {
+        if let Some(key) = self.parsed.get(record.serial) {
+            self.parsed_hits.inc();
+            return Ok(key);
+        }
+        self.parsed_misses.inc();
+        let key = Arc::new(record.key.parse().map_err(|e| KeyError::UnsupportedKey {
+            key_id: key_id.to_string(),
+            reason: e.to_string(),
+        })?);
+        self.parsed.insert(record.serial, key.clone());
+        Ok(key)
     }
 
     /// The key for `key_id`, from the cache or fetched. Concurrent misses for one keyId share
@@ -249,8 +285,11 @@ fn build_record(key_id: &str, key: FetchedKey) -> Result<KeyRecord, KeyError> {
         key_id: key_id.to_string(),
         reason: e.to_string(),
     })?;
+    // Serial numbers only need to be unique: a u64 does not wrap in the process's lifetime.
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
     Ok(KeyRecord {
-        key: public,
+        key: public.compact(),
+        serial: SERIAL.fetch_add(1, Ordering::Relaxed),
         owner: key.owner,
         actor: key.actor,
     })

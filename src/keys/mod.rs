@@ -7,23 +7,29 @@
 //!   addresses): one redirect, timeout over the whole lookup, content-type allowlist, body
 //!   cap, optional signed GET on behalf of the instance actor.
 //! * `document`: what a fetched document must say for its key to be trusted (no I/O).
+//! * `parsed`: the verifying (parsed) forms of the keys used most recently, a bounded set
+//!   beside the cache, which keeps every key compact.
 
 mod bulkhead;
 mod cache;
 mod document;
 mod fetch;
+mod parsed;
 #[cfg(test)]
 mod test_server;
 
 pub use crate::policy::content::ActorFacts;
 pub use cache::KeyStore;
 
-use crate::signature::PublicKey;
+use crate::signature::CompactKey;
 
-/// A key as published by its owner.
+/// A key as published by its owner, as the cache keeps it. [`KeyStore::verifying_key`] gives
+/// its parsed form.
 #[derive(Debug)]
 pub struct KeyRecord {
-    pub key: PublicKey,
+    pub key: CompactKey,
+    /// Unique to this record (a refetch makes a new one): names its parsed form.
+    serial: u64,
     /// The actor that owns the key (`publicKey.owner`, equal to the actor document's `id`).
     pub owner: String,
     /// What content rules read of the owner's actor document.

@@ -146,6 +146,7 @@ impl Rules {
             let mut state = rules.lock();
             rules.publish(&mut state, &summaries, &[]);
         }
+        crate::memory::release_freed_pages_or_log();
         for s in &summaries {
             tracing::info!(
                 source = %s.source,
@@ -400,6 +401,9 @@ impl Rules {
                 file.good_len = parsed.len();
             }
         }
+        // The parse's index and the replaced good bytes are freed: return their pages before
+        // the snapshot's tables are allocated, or the reload's peak holds both.
+        crate::memory::release_freed_pages_or_log();
         // `check_conflicts` is merge's only failure, so this error does not happen; were it to,
         // the whole reload fails and the previous snapshot stays.
         let (snapshot, summaries, _) =
@@ -419,7 +423,7 @@ impl Rules {
             None => Vec::new(),
         };
         let total = snapshot.len();
-        self.current.store(Arc::new(snapshot));
+        let replaced = self.current.swap(Arc::new(snapshot));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         if let Some(observer) = self.observer.get() {
             observer.reloaded(&Reloaded {
@@ -455,6 +459,7 @@ impl Rules {
                 "suspend rules removed"
             );
         }
+        crate::memory::retire_in_background(replaced);
         let changes = Changes::sum(by_source.values());
         if !refused.is_empty() {
             // The refusal first, so the log never reads as a success followed by an error.

@@ -1,9 +1,10 @@
 //! Public keys (`publicKeyPem`, or a FEP-521a `Multikey`'s `publicKeyMultibase`) and the
 //! signature schemes each kind verifies (aws-lc-rs).
 //!
-//! A key is parsed once, when it is fetched, into aws-lc-rs `ParsedPublicKey`s; the key
-//! cache shares them and every verification reuses the parsed form, so the hot path does no
-//! DER or bignum parsing.
+//! A fetched key is parsed in full once, which checks it, and cached as a [`CompactKey`] (the
+//! DER aws-lc-rs parses, a fifth of the parsed form). The key cache keeps the parsed
+//! [`PublicKey`]s of the keys used most recently beside it, so a busy sender's verification
+//! does no DER or bignum parsing; a key outside that set is parsed from its DER again.
 
 use super::signing_key::pem_decode;
 use aws_lc_rs::signature::{
@@ -64,31 +65,61 @@ impl Scheme {
     }
 }
 
-/// A remote actor's public key, parsed once when fetched and shared (`Arc`) by the cache.
+/// A remote actor's public key, parsed into the form aws-lc-rs verifies with (~1.5 KB for
+/// RSA-2048: the RSA struct with its Montgomery context). The key cache keeps keys as
+/// [`CompactKey`]s and parses only the hot ones into this (`keys::parsed`).
 pub struct PublicKey {
     kind: KeyKind,
     /// Modulus size for RSA keys, 256 for Ed25519 (for logs and metrics).
     bits: u32,
-    /// PKCS#1 v1.5 SHA-256 for RSA keys, Ed25519 for Ed25519 keys.
+    /// PKCS#1 v1.5 SHA-256 for RSA keys, Ed25519 for Ed25519 keys. It keeps the bytes it was
+    /// parsed from (PKCS#1 DER, or the 32 raw Ed25519 bytes): [`PublicKey::compact`] and the
+    /// RSA-PSS form are made from them.
     key: ParsedPublicKey,
-    /// RSA keys only: the same key bound to RSA-PSS SHA-512 (aws-lc-rs binds one scheme per
-    /// parsed key).
-    pss: Option<LazyPss>,
+    /// RSA keys of 2048 bits or more only: the same key bound to RSA-PSS SHA-512 (aws-lc-rs
+    /// binds one scheme per parsed key), parsed on first use: almost every sender signs
+    /// rsa-sha256, and a second parsed key costs ~1 KiB for each parsed key.
+    pss: Option<OnceLock<Option<ParsedPublicKey>>>,
 }
 
-/// The RSA-PSS form of a key, parsed on first use: almost every sender signs rsa-sha256, and a
-/// second parsed key costs ~1 KiB for each of the cache's thousands of keys, while the PKCS#1
-/// DER kept to parse it from is ~270 bytes.
-struct LazyPss {
-    pkcs1: Box<[u8]>,
-    parsed: OnceLock<Option<ParsedPublicKey>>,
+/// A public key as the key cache stores it: the bytes aws-lc-rs parses it from (PKCS#1
+/// `RSAPublicKey` DER, ~270 bytes for RSA-2048, or the 32 raw bytes of an Ed25519 key),
+/// made only from a [`PublicKey`] that parsed, so [`CompactKey::parse`] accepts it again.
+/// A fifth of the parsed form's memory.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CompactKey {
+    kind: KeyKind,
+    bits: u32,
+    bytes: Box<[u8]>,
 }
 
-impl LazyPss {
-    fn get(&self) -> Option<&ParsedPublicKey> {
-        self.parsed
-            .get_or_init(|| ParsedPublicKey::new(&RSA_PSS_2048_8192_SHA512, &self.pkcs1).ok())
-            .as_ref()
+impl std::fmt::Debug for CompactKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CompactKey({:?}, {} bits)", self.kind, self.bits)
+    }
+}
+
+impl CompactKey {
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// RSA modulus size in bits; 256 for Ed25519.
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+
+    /// The verifying form, as the key it was made from was parsed: RSA keys with the limits
+    /// they were accepted under (a 1024-bit key only came from
+    /// [`PublicKey::from_pem_allow_legacy_1024`]).
+    pub fn parse(&self) -> Result<PublicKey, KeyParseError> {
+        match self.kind {
+            KeyKind::Ed25519 => PublicKey::from_ed25519_bytes(&self.bytes),
+            KeyKind::Rsa if self.bits < RSA_PKCS1_2048_8192_SHA256.min_modulus_len() => {
+                PublicKey::rsa(&self.bytes, &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY)
+            }
+            KeyKind::Rsa => PublicKey::rsa(&self.bytes, &RSA_PKCS1_2048_8192_SHA256),
+        }
     }
 }
 
@@ -162,6 +193,15 @@ impl PublicKey {
         })
     }
 
+    /// The compact form the key cache keeps: ~270 bytes instead of ~1.5 KB for RSA-2048.
+    pub fn compact(&self) -> CompactKey {
+        CompactKey {
+            kind: self.kind,
+            bits: self.bits,
+            bytes: self.key.as_ref().into(),
+        }
+    }
+
     /// A DER `RSAPublicKey` (PKCS#1), 2048..=8192 bits.
     pub fn from_rsa_pkcs1_der(der: &[u8]) -> Result<PublicKey, KeyParseError> {
         Self::rsa(der, &RSA_PKCS1_2048_8192_SHA256)
@@ -206,15 +246,23 @@ impl PublicKey {
             (Scheme::RsaV1_5Sha256, KeyKind::Rsa) | (Scheme::Ed25519, KeyKind::Ed25519) => {
                 &self.key
             }
-            (Scheme::RsaPssSha512, KeyKind::Rsa) => {
-                match self.pss.as_ref().and_then(LazyPss::get) {
-                    Some(pss) => pss,
-                    None => return false,
-                }
-            }
+            (Scheme::RsaPssSha512, KeyKind::Rsa) => match self.rsa_pss() {
+                Some(pss) => pss,
+                None => return false,
+            },
             _ => return false,
         };
         key.verify_sig(message, signature).is_ok()
+    }
+
+    /// The RSA-PSS SHA-512 form, parsed from the PKCS#1 bytes on first use; `None` for a key
+    /// without one (Ed25519, legacy 1024-bit RSA).
+    fn rsa_pss(&self) -> Option<&ParsedPublicKey> {
+        let pkcs1 = self.key.as_ref();
+        self.pss
+            .as_ref()?
+            .get_or_init(|| ParsedPublicKey::new(&RSA_PSS_2048_8192_SHA512, pkcs1).ok())
+            .as_ref()
     }
 
     /// The scheme this key verifies when the sender names none: RSA -> PKCS#1 v1.5
@@ -263,10 +311,7 @@ impl PublicKey {
             ParsedPublicKey::new(alg, pkcs1).map_err(|e| KeyParseError::Rejected(e.to_string()))?;
         // Same bytes, already accepted above; a 1024-bit legacy key has no PSS (its
         // parameters start at 2048 bits), which `verify_with` reports as a failed check.
-        let pss = (bits >= RSA_PSS_2048_8192_SHA512.min_modulus_len()).then(|| LazyPss {
-            pkcs1: pkcs1.into(),
-            parsed: OnceLock::new(),
-        });
+        let pss = (bits >= RSA_PSS_2048_8192_SHA512.min_modulus_len()).then(OnceLock::new);
         Ok(PublicKey {
             kind: KeyKind::Rsa,
             bits,

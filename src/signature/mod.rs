@@ -26,7 +26,7 @@ mod rfc9421;
 pub mod sign;
 pub mod signing_key;
 
-pub use crypto::{KeyKind, KeyParseError, PublicKey, Scheme};
+pub use crypto::{CompactKey, KeyKind, KeyParseError, PublicKey, Scheme};
 pub use error::SigError;
 pub use sign::{sign_request, SignError, SignStyle};
 pub use signing_key::SigningKey;

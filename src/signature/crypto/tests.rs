@@ -210,3 +210,57 @@ fn der_reader_never_panics_on_truncations() {
     assert!(der_read(&[0x30, 0x80, 0, 0], 0x30).is_none());
     assert!(der_read(&[0x30, 0x84, 0, 0, 0, 1, 0], 0x30).is_none());
 }
+
+#[test]
+fn compact_keys_parse_back_into_the_same_verifying_key() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeyPair;
+    use aws_lc_rs::signature::RSA_PSS_SHA512;
+    let kp = KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let mut pss_sig = vec![0u8; kp.public_modulus_len()];
+    kp.sign(&RSA_PSS_SHA512, &SystemRandom::new(), b"m", &mut pss_sig)
+        .unwrap();
+    let rsa = SigningKey::Rsa(kp);
+    let ed = SigningKey::generate_ed25519().unwrap();
+    for (sk, scheme) in [(&rsa, Scheme::RsaV1_5Sha256), (&ed, Scheme::Ed25519)] {
+        let original = PublicKey::from_pem(&sk.public_key_pem().unwrap()).unwrap();
+        let compact = original.compact();
+        assert_eq!(
+            (compact.kind(), compact.bits()),
+            (original.kind(), original.bits())
+        );
+        let again = compact.parse().unwrap();
+        assert_eq!(
+            (again.kind(), again.bits()),
+            (original.kind(), original.bits())
+        );
+        assert_eq!(again.compact(), compact);
+        let sig = sk.sign(b"m").unwrap();
+        assert!(again.verify_with(scheme, b"m", &sig));
+        assert!(!again.verify_with(scheme, b"n", &sig));
+    }
+    // RSA: PKCS#1 DER, ~270 bytes for 2048 bits; its PSS form comes back too.
+    let compact = PublicKey::from_pem(&rsa.public_key_pem().unwrap())
+        .unwrap()
+        .compact();
+    assert!(compact.bytes.len() < 300, "{}", compact.bytes.len());
+    let again = compact.parse().unwrap();
+    assert!(again.verify_with(Scheme::RsaPssSha512, b"m", &pss_sig));
+    assert!(!again.verify_with(Scheme::RsaV1_5Sha256, b"m", &pss_sig));
+    // Ed25519: the 32 raw bytes.
+    let ed_compact = PublicKey::from_pem(&ed.public_key_pem().unwrap())
+        .unwrap()
+        .compact();
+    assert_eq!(ed_compact.bytes.len(), ED25519_KEY_LEN);
+}
+
+#[test]
+fn a_compact_legacy_key_keeps_the_limits_it_was_accepted_under() {
+    // The draft-cavage vectors' 1024-bit key parses only through the legacy constructor; its
+    // compact form parses back (the same key), still without a PSS form.
+    let legacy = PublicKey::from_pem_allow_legacy_1024(CAVAGE_PUBLIC).unwrap();
+    let again = legacy.compact().parse().unwrap();
+    assert_eq!(again.bits(), 1024);
+    assert!(again.pss.is_none());
+    assert!(PublicKey::from_pem(CAVAGE_PUBLIC).is_err());
+}
