@@ -25,26 +25,20 @@ enum Way {
 async fn deliver_as(proxy: &Proxy, actor: &Actor, way: &Way, n: usize) -> StatusCode {
     let body = actor.activity("Create", note(actor, &format!("note {n}")));
     let signed = match way {
-        Way::Cavage => actor.sign_post_with(INBOX, LOCAL, &body, &SignOptions::default()),
-        Way::Hs2019 => actor.sign_post_with(
-            INBOX,
-            LOCAL,
-            &body,
-            &SignOptions {
-                algorithm: Some("hs2019".into()),
+        Way::Cavage | Way::Hs2019 => {
+            let options = SignOptions {
+                algorithm: matches!(way, Way::Hs2019).then(|| "hs2019".into()),
                 ..SignOptions::default()
-            },
-        ),
-        Way::Rfc9421 => actor.sign_rfc9421(INBOX, LOCAL, &body, &Rfc9421Options::default()),
-        Way::Rfc9421Pss => actor.sign_rfc9421(
-            INBOX,
-            LOCAL,
-            &body,
-            &Rfc9421Options {
-                alg: Some("rsa-pss-sha512".into()),
+            };
+            actor.sign_post_with(INBOX, LOCAL, &body, &options)
+        }
+        Way::Rfc9421 | Way::Rfc9421Pss => {
+            let options = Rfc9421Options {
+                alg: matches!(way, Way::Rfc9421Pss).then(|| "rsa-pss-sha512".into()),
                 ..Rfc9421Options::default()
-            },
-        ),
+            };
+            actor.sign_rfc9421(INBOX, LOCAL, &body, &options)
+        }
     };
     let (status, _, _) = send(
         proxy.proxy_addr,

@@ -155,20 +155,26 @@ fn rsa_multikey_and_bad_multibase_values() {
 
 #[test]
 fn rsa_key_verifies_pss_sha512_only_when_asked() {
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::rsa::KeyPair;
-    use aws_lc_rs::signature::RSA_PSS_SHA512;
-    let kp = KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let mut sig = vec![0u8; kp.public_modulus_len()];
-    kp.sign(&RSA_PSS_SHA512, &SystemRandom::new(), b"m", &mut sig)
-        .unwrap();
-    let sk = SigningKey::Rsa(kp);
+    let (sk, sig) = rsa_with_pss_signature(b"m");
     let pk = PublicKey::from_pem(&sk.public_key_pem().unwrap()).unwrap();
     assert!(pk.verify_with(Scheme::RsaPssSha512, b"m", &sig));
     assert!(!pk.verify_with(Scheme::RsaPssSha512, b"n", &sig));
     assert!(!pk.verify_with(Scheme::RsaV1_5Sha256, b"m", &sig));
     assert!(!pk.verify_with(Scheme::Ed25519, b"m", &sig));
     assert_eq!(pk.default_scheme(), Scheme::RsaV1_5Sha256);
+}
+
+/// A new RSA-2048 key and its RSA-PSS SHA-512 signature of `message` (the signer does not
+/// sign PSS).
+fn rsa_with_pss_signature(message: &[u8]) -> (SigningKey, Vec<u8>) {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeyPair;
+    use aws_lc_rs::signature::RSA_PSS_SHA512;
+    let kp = KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let mut sig = vec![0u8; kp.public_modulus_len()];
+    kp.sign(&RSA_PSS_SHA512, &SystemRandom::new(), message, &mut sig)
+        .unwrap();
+    (SigningKey::Rsa(kp), sig)
 }
 
 /// The inverse of `base58btc_decode`, for building test inputs.
@@ -213,14 +219,7 @@ fn der_reader_never_panics_on_truncations() {
 
 #[test]
 fn compact_keys_parse_back_into_the_same_verifying_key() {
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::rsa::KeyPair;
-    use aws_lc_rs::signature::RSA_PSS_SHA512;
-    let kp = KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let mut pss_sig = vec![0u8; kp.public_modulus_len()];
-    kp.sign(&RSA_PSS_SHA512, &SystemRandom::new(), b"m", &mut pss_sig)
-        .unwrap();
-    let rsa = SigningKey::Rsa(kp);
+    let (rsa, pss_sig) = rsa_with_pss_signature(b"m");
     let ed = SigningKey::generate_ed25519().unwrap();
     for (sk, scheme) in [(&rsa, Scheme::RsaV1_5Sha256), (&ed, Scheme::Ed25519)] {
         let original = PublicKey::from_pem(&sk.public_key_pem().unwrap()).unwrap();
