@@ -1,6 +1,6 @@
 //! `[signatures]` and `[key_fetch]`: how signatures are checked and their keys fetched.
 
-use super::{positive, together, Invalid};
+use super::{all_positive, positive, together, Invalid};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -98,13 +98,32 @@ impl SignatureConfig {
 
 impl KeyFetchConfig {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
-        positive("key_fetch.timeout_secs", self.timeout_secs)?;
-        positive("key_fetch.cache_ttl_secs", self.cache_ttl_secs)?;
-        positive("key_fetch.negative_ttl_secs", self.negative_ttl_secs)?;
-        positive(
-            "key_fetch.parsed_cache_capacity",
-            self.parsed_cache_capacity,
-        )?;
+        all_positive(&[
+            ("key_fetch.timeout_secs", self.timeout_secs),
+            ("key_fetch.cache_ttl_secs", self.cache_ttl_secs),
+            ("key_fetch.negative_ttl_secs", self.negative_ttl_secs),
+            (
+                "key_fetch.parsed_cache_capacity",
+                self.parsed_cache_capacity,
+            ),
+            ("key_fetch.max_body_bytes", self.max_body_bytes),
+            (
+                "key_fetch.max_concurrent_fetches",
+                self.max_concurrent_fetches as u64,
+            ),
+            (
+                "key_fetch.max_concurrent_fetches_per_host",
+                self.max_concurrent_fetches_per_host as u64,
+            ),
+            (
+                "key_fetch.circuit_breaker_failures",
+                u64::from(self.circuit_breaker_failures),
+            ),
+            (
+                "key_fetch.circuit_breaker_open_secs",
+                self.circuit_breaker_open_secs,
+            ),
+        ])?;
         if self.parsed_cache_capacity > self.cache_capacity {
             return Err((
                 "key_fetch.parsed_cache_capacity",
@@ -114,23 +133,6 @@ impl KeyFetchConfig {
                 ),
             ));
         }
-        positive("key_fetch.max_body_bytes", self.max_body_bytes)?;
-        positive(
-            "key_fetch.max_concurrent_fetches",
-            self.max_concurrent_fetches as u64,
-        )?;
-        positive(
-            "key_fetch.max_concurrent_fetches_per_host",
-            self.max_concurrent_fetches_per_host as u64,
-        )?;
-        positive(
-            "key_fetch.circuit_breaker_failures",
-            u64::from(self.circuit_breaker_failures),
-        )?;
-        positive(
-            "key_fetch.circuit_breaker_open_secs",
-            self.circuit_breaker_open_secs,
-        )?;
         together(
             "key_fetch.key_id",
             "private_key_file",

@@ -209,6 +209,13 @@ fn positive(key: &'static str, value: u64) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// [`positive`] for each `(key, value)`, in order; the first zero is the error.
+fn all_positive(checks: &[(&'static str, u64)]) -> Result<(), Invalid> {
+    checks
+        .iter()
+        .try_for_each(|&(key, value)| positive(key, value))
+}
+
 /// `key` (`table.name`) and `other`, a key of the same table, are set together or not at all.
 fn together(key: &'static str, other: &str, key_set: bool, other_set: bool) -> Result<(), Invalid> {
     if key_set != other_set {

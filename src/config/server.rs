@@ -1,6 +1,6 @@
 //! `[server]`: the inbox listener, its limits and timeouts.
 
-use super::{default_true, positive, together, Invalid};
+use super::{all_positive, default_true, together, Invalid};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -100,17 +100,19 @@ impl ServerConfig {
                 "must be between 1 and 67108864".into(),
             ));
         }
-        positive(
-            "server.header_read_timeout_secs",
-            self.header_read_timeout_secs,
-        )?;
-        positive("server.body_read_timeout_secs", self.body_read_timeout_secs)?;
-        positive("server.idle_timeout_secs", self.idle_timeout_secs)?;
-        positive(
-            "server.max_connection_age_secs",
-            self.max_connection_age_secs,
-        )?;
-        positive("server.max_connections", self.max_connections as u64)?;
+        all_positive(&[
+            (
+                "server.header_read_timeout_secs",
+                self.header_read_timeout_secs,
+            ),
+            ("server.body_read_timeout_secs", self.body_read_timeout_secs),
+            ("server.idle_timeout_secs", self.idle_timeout_secs),
+            (
+                "server.max_connection_age_secs",
+                self.max_connection_age_secs,
+            ),
+            ("server.max_connections", self.max_connections as u64),
+        ])?;
         together(
             "server.tls_cert_file",
             "tls_key_file",
