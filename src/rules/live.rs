@@ -5,14 +5,13 @@
 use super::guard;
 use super::merge::{self, Loaded, MemorySource};
 use super::observe::{ReloadObserver, Reloaded, Trigger, NAMED_CHANGES};
-use super::summary::SourceSummary;
+use super::summary::{ReloadError, SourceSummary};
 use crate::config::{BlocklistConfig, PolicyConfig};
 use crate::metrics::Metrics;
 use crate::policy::sources::{LoadError, ParsedSource};
 use crate::policy::{Changes, DomainRule, RuleKind, Snapshot};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -51,42 +50,6 @@ struct FileState {
     /// The refusal was the shrink guard's: an operator may accept the file as it is.
     held: bool,
 }
-
-impl ReloadError {
-    /// Whether the shrink guard held back `label`'s new version.
-    pub fn refused_shrink(&self, label: &str) -> bool {
-        self.refused
-            .iter()
-            .any(|e| e.file == label && guard::is_refusal(e))
-    }
-}
-
-/// A reload that did not put every file's current contents in force. `Display`: each refused
-/// file's `file:line: error`, separated by `; `.
-#[derive(Debug)]
-pub struct ReloadError {
-    /// Why each file was refused, in source order (read or parse errors, or a conflict between
-    /// files such as two `[friendly_federators]` tables).
-    pub refused: Vec<LoadError>,
-    /// What is in force after the reload, per source, when the other sources' changes were
-    /// applied beside the refused files' last good copies; `None` when nothing was applied and
-    /// the previous snapshot stays whole.
-    pub applied: Option<Vec<SourceSummary>>,
-}
-
-impl fmt::Display for ReloadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.refused.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ReloadError {}
 
 /// Owns the live snapshot and knows how to rebuild it. Shared as `Arc<Rules>`.
 pub struct Rules {

@@ -5,7 +5,7 @@
 //! | file      | owns |
 //! |-----------|------|
 //! | `merge`   | `load` / `load_listing`: configured files and memory sources → one snapshot, by one set of merge rules (`check` and `explain` use it as the proxy does) |
-//! | `summary` | `SourceSummary`: what each source has in force, for `check`, logs and the admin reload |
+//! | `summary` | `SourceSummary`: what each source has in force, for `check`, logs and the admin reload; `ReloadError`: the sources a reload refused |
 //! | `guard`   | the shrink guard: a new version removing too much of a source waits for an operator |
 //! | `live`    | `Rules`: the live snapshot, each file's last good copy, memory sources, reload metrics |
 //! | `observe` | `ReloadObserver`: who is told of each reload (the rule-change log), and what |
@@ -28,8 +28,8 @@ mod testing;
 mod watch;
 
 pub use crate::policy::sources::{LoadError, LoadErrorKind};
-pub use live::{ReloadError, Rules};
+pub use live::Rules;
 pub use merge::{load, load_listing, Listed, Loaded, MemorySource, Standing};
 pub use observe::{ReloadObserver, Reloaded, Trigger, NAMED_CHANGES};
-pub use summary::SourceSummary;
+pub use summary::{ReloadError, SourceSummary};
 pub use watch::DEBOUNCE;

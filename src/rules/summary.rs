@@ -1,6 +1,9 @@
 //! `SourceSummary`: per source, the rules it has in force and why the rest are not, as
-//! `check`, the admin reload answer and the logs report it.
+//! `check`, the admin reload answer and the logs report it; and `ReloadError`, the sources a
+//! reload refused.
 
+use super::guard;
+use crate::policy::sources::LoadError;
 use crate::policy::{Changes, RuleKind};
 use std::fmt;
 
@@ -98,3 +101,39 @@ impl fmt::Display for SourceSummary {
         Ok(())
     }
 }
+
+impl ReloadError {
+    /// Whether the shrink guard held back `label`'s new version.
+    pub fn refused_shrink(&self, label: &str) -> bool {
+        self.refused
+            .iter()
+            .any(|e| e.file == label && guard::is_refusal(e))
+    }
+}
+
+/// A reload that did not put every file's current contents in force. `Display`: each refused
+/// file's `file:line: error`, separated by `; `.
+#[derive(Debug)]
+pub struct ReloadError {
+    /// Why each file was refused, in source order (read or parse errors, or a conflict between
+    /// files such as two `[friendly_federators]` tables).
+    pub refused: Vec<LoadError>,
+    /// What is in force after the reload, per source, when the other sources' changes were
+    /// applied beside the refused files' last good copies; `None` when nothing was applied and
+    /// the previous snapshot stays whole.
+    pub applied: Option<Vec<SourceSummary>>,
+}
+
+impl fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.refused.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ReloadError {}
