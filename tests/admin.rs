@@ -110,11 +110,9 @@ async fn unknown_path_is_404_and_wrong_method_is_405() {
 #[tokio::test]
 async fn token_guards_metrics_and_reload_but_not_probes() {
     let puma = RecordingUpstream::start().await;
-    let builder = Proxy::builder(puma.addr());
     // A trailing newline, as `echo` or a Kubernetes Secret leaves it, is not part of the token.
-    let token_file = builder.write_file("admin-token", &format!("{TOKEN}\n"));
-    let proxy = builder
-        .configure(move |c| c.admin.token_file = Some(token_file))
+    let proxy = Proxy::builder(puma.addr())
+        .admin_token(&format!("{TOKEN}\n"))
         .start()
         .await;
     proxy.wait_ready().await;
@@ -163,10 +161,8 @@ async fn token_guards_metrics_and_reload_but_not_probes() {
 #[tokio::test]
 async fn a_short_admin_token_stops_startup() {
     let puma = RecordingUpstream::start().await;
-    let builder = Proxy::builder(puma.addr());
-    let token_file = builder.write_file("admin-token", "too-short\n");
-    let proxy = builder
-        .configure(move |c| c.admin.token_file = Some(token_file))
+    let proxy = Proxy::builder(puma.addr())
+        .admin_token("too-short\n")
         .start()
         .await;
     match proxy.shutdown().await {

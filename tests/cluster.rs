@@ -139,8 +139,7 @@ async fn two_replicas_share_one_budget_one_dedupe_set_and_one_key_fetch() {
 
 /// The domains `/admin/escalations` lists, sorted.
 async fn escalated(proxy: &Proxy) -> Vec<String> {
-    let (_, text) = get_text(proxy.admin_addr, "/admin/escalations").await;
-    let list: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let (_, list) = get_json(proxy.admin_addr, "/admin/escalations").await;
     let mut domains: Vec<String> = list["escalated"]
         .as_array()
         .expect("list")
@@ -236,15 +235,14 @@ async fn replicas_escalate_together_keep_it_across_restarts_and_lift_together() 
             deliver_status(proxy, &fred, &note(2)).await,
             StatusCode::FORBIDDEN
         );
-        let (_, text) = get_text(proxy.admin_addr, "/admin/friendly-federators").await;
-        let report: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let (_, report) = get_json(proxy.admin_addr, "/admin/friendly-federators").await;
         let friend_row = report["domains"]
             .as_array()
             .and_then(|d| d.iter().find(|d| d["domain"] == "friend.example"))
-            .unwrap_or_else(|| panic!("{text}"));
+            .unwrap_or_else(|| panic!("{report}"));
         assert_eq!(
             friend_row["in_window"], 2,
-            "both replicas' references: {text}"
+            "both replicas' references: {report}"
         );
     }
 
@@ -266,12 +264,11 @@ async fn replicas_escalate_together_keep_it_across_restarts_and_lift_together() 
             StatusCode::ACCEPTED
         );
         // Each replica's rule-change log calls it a lift.
-        let (_, text) = get_text(proxy.admin_addr, "/admin/rule-changes?since=0").await;
-        let log: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let (_, log) = get_json(proxy.admin_addr, "/admin/rule-changes?since=0").await;
         assert!(
             log.as_array()
                 .is_some_and(|l| l.iter().any(|c| c["trigger"] == "lift")),
-            "{text}"
+            "{log}"
         );
     }
     assert_eq!(

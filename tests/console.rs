@@ -114,10 +114,8 @@ async fn the_console_shows_the_decisions_sent_and_escapes_what_senders_wrote() {
 #[tokio::test]
 async fn the_console_needs_the_token_when_one_is_configured() {
     let puma = RecordingUpstream::start().await;
-    let builder = Proxy::builder(puma.addr());
-    let token = builder.write_file("token", "s3cr3t-t0ken-0123456789abcdefABC\n");
-    let proxy = builder
-        .configure(move |c| c.admin.token_file = Some(token))
+    let proxy = Proxy::builder(puma.addr())
+        .admin_token("s3cr3t-t0ken-0123456789abcdefABC\n")
         .start()
         .await;
     proxy.wait_ready().await;

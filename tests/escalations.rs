@@ -15,9 +15,9 @@ use std::time::Duration;
 const BLOCKLIST: &str = "#domain,#severity\nbad.example,suspend\n";
 
 async fn admin_json(proxy: &Proxy, path: &str) -> Value {
-    let (status, text) = get_text(proxy.admin_addr, path).await;
-    assert_eq!(status, StatusCode::OK, "{path}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    let (status, value) = get_json(proxy.admin_addr, path).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {value}");
+    value
 }
 
 /// Polls `/admin/escalations` until `done` holds (escalation runs on the save tick).
@@ -230,10 +230,8 @@ async fn an_escalation_is_listed_lifted_through_the_proxy_and_escalates_again_on
 #[tokio::test]
 async fn the_lift_endpoint_needs_the_admin_token_and_a_post() {
     let puma = RecordingUpstream::start().await;
-    let builder = Proxy::builder(puma.addr());
-    let token_file = builder.write_file("admin.token", "s3cret-admin-token-0123456789\n");
-    let proxy = builder
-        .configure(move |c| c.admin.token_file = Some(token_file))
+    let proxy = Proxy::builder(puma.addr())
+        .admin_token("s3cret-admin-token-0123456789\n")
         .start()
         .await;
     proxy.wait_ready().await;

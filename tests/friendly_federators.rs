@@ -684,10 +684,8 @@ async fn a_mention_of_a_suspended_account_is_dropped_when_mention_is_on() {
 #[tokio::test]
 async fn the_evidence_endpoint_needs_the_admin_token() {
     let puma = RecordingUpstream::start().await;
-    let builder = Proxy::builder(puma.addr());
-    let token_file = builder.write_file("admin.token", "s3cret-admin-token-0123456789\n");
-    let proxy = builder
-        .configure(move |c| c.admin.token_file = Some(token_file))
+    let proxy = Proxy::builder(puma.addr())
+        .admin_token("s3cret-admin-token-0123456789\n")
         .start()
         .await;
     proxy.wait_ready().await;

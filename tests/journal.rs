@@ -11,9 +11,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 async fn get_json(proxy: &Proxy, path: &str) -> (StatusCode, Value) {
-    let (status, text) = within(path, get_text(proxy.admin_addr, path)).await;
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
-    (status, value)
+    within(path, common::get_json(proxy.admin_addr, path)).await
 }
 
 /// A friend who is forwarded twice and a suspended domain refused three times; the ids of

@@ -75,6 +75,14 @@ pub async fn get_text(addr: SocketAddr, path: &str) -> (StatusCode, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// `GET path` answered with JSON: the status and the parsed body (a body that is not JSON
+/// fails the test, showing it).
+pub async fn get_json(addr: SocketAddr, path: &str) -> (StatusCode, serde_json::Value) {
+    let (status, text) = get_text(addr, path).await;
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
+    (status, value)
+}
+
 /// Writes `raw` bytes on a new connection and returns everything read until the server
 /// closes it. For malformed requests the client above cannot produce.
 pub async fn send_raw(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {

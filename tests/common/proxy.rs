@@ -105,6 +105,13 @@ impl ProxyBuilder {
         self
     }
 
+    /// Guards the admin listener with `contents` as the token file's text (written to
+    /// `admin-token` in the proxy's directory; a trailing newline is not part of the token).
+    pub fn admin_token(self, contents: &str) -> Self {
+        let token_file = self.write_file("admin-token", contents);
+        self.configure(move |c| c.admin.token_file = Some(token_file))
+    }
+
     /// Edits the loaded, validated config before `run` (e.g. `c.upstream.timeout_secs = 1`).
     pub fn configure(mut self, f: impl FnOnce(&mut Config) + Send + 'static) -> Self {
         self.configure.push(Box::new(f));
