@@ -1,6 +1,9 @@
 //! Upstream client: sends a request to Mastodon unchanged but for hop-by-hop headers and
 //! `X-Forwarded-*`, over pooled connections, with timeouts.
 //!
+//! Inbox deliveries, read whole before they are checked, go through [`h1`]'s pool;
+//! pass-through requests stream through hyper's client.
+//!
 //! What reaches Puma is what the sender sent: same method, path and query bytes, `Host`,
 //! end-to-end headers and body. Mastodon rebuilds the signing string from these (and
 //! `@target-uri` from `X-Forwarded-Proto` + `Host` + path), so any rewrite here would break
@@ -21,8 +24,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
+
+mod body;
+mod h1;
+pub use body::ResponseBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The one body type requests and responses travel in.
@@ -100,6 +108,8 @@ impl UpstreamError {
 /// The pooled HTTP/1.1 client to Puma. Cheap to share behind an `Arc`; one per process.
 pub struct Upstream {
     client: Client<HttpConnector, Body>,
+    /// Inbox deliveries' own keep-alive connections.
+    pool: Arc<h1::Pool>,
     scheme: Scheme,
     authority: Authority,
     timeout: Duration,
@@ -151,8 +161,17 @@ impl Upstream {
             .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
             .build(connector);
 
+        let pool = h1::Pool::new(
+            authority.host(),
+            authority.port_u16().unwrap_or(80),
+            Duration::from_secs(cfg.connect_timeout_secs),
+            POOL_IDLE_TIMEOUT,
+            cfg.pool_max_idle_per_host,
+        );
+
         Ok(Upstream {
             client,
+            pool: Arc::new(pool),
             scheme,
             authority,
             timeout: Duration::from_secs(cfg.timeout_secs),
@@ -223,6 +242,50 @@ impl Upstream {
         Ok(http::Response::from_parts(parts, body))
     }
 
+    /// Forwards a request whose body is already in memory (an inbox delivery), as [`send`]
+    /// does, on connections of its own: the head and body go out in one write, and the
+    /// response streams back from the same connection.
+    ///
+    /// [`send`]: Upstream::send
+    pub async fn send_buffered(
+        &self,
+        parts: http::request::Parts,
+        body: Bytes,
+        peer: SocketAddr,
+        proto: &'static str,
+        keep_proto: bool,
+    ) -> Result<http::Response<Body>, UpstreamError> {
+        if parts.method == Method::CONNECT {
+            return Err(UpstreamError::InvalidTarget(
+                "CONNECT is not forwarded".to_string(),
+            ));
+        }
+        let _slot = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| UpstreamError::Overloaded(self.max_in_flight))?;
+        let mut headers = parts.headers;
+        prepare_request_headers(
+            &mut headers,
+            parts.uri.authority(),
+            peer.ip(),
+            proto,
+            keep_proto,
+        );
+        let head = request_head(
+            &parts.method,
+            &parts.uri,
+            &headers,
+            &self.authority,
+            body.len(),
+        );
+        match tokio::time::timeout(self.timeout, h1::exchange(&self.pool, &head, &body)).await {
+            Err(_elapsed) => Err(UpstreamError::Timeout),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(response)) => Ok(response.map(BodyExt::boxed)),
+        }
+    }
+
     /// The upstream's scheme and authority with the request's own path and query, byte for
     /// byte: Mastodon signs and verifies `(request-target)` over exactly these bytes.
     fn upstream_uri(&self, received: &Uri) -> Result<Uri, UpstreamError> {
@@ -237,6 +300,52 @@ impl Upstream {
             .build()
             .map_err(|e| UpstreamError::InvalidTarget(e.to_string()))
     }
+}
+
+/// The HTTP/1.1 request line and header section for [`Upstream::send_buffered`]: the
+/// received path and query bytes, the headers in their order, `Content-Length` giving the
+/// body's length, and `Host` from the upstream only when the request had none.
+fn request_head(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    upstream: &Authority,
+    body_len: usize,
+) -> Vec<u8> {
+    let target = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let mut head = Vec::with_capacity(2048);
+    for part in [method.as_str(), " ", target, " HTTP/1.1\r\n"] {
+        head.extend_from_slice(part.as_bytes());
+    }
+    if !headers.contains_key(header::HOST) {
+        head.extend_from_slice(b"host: ");
+        head.extend_from_slice(upstream.as_str().as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    let length = body_len.to_string();
+    let mut length_written = false;
+    for (name, value) in headers {
+        let value = if name == header::CONTENT_LENGTH {
+            // Hyper checked the sender's value against the body; one line, ours, is sent.
+            if std::mem::replace(&mut length_written, true) {
+                continue;
+            }
+            length.as_bytes()
+        } else {
+            value.as_bytes()
+        };
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value);
+        head.extend_from_slice(b"\r\n");
+    }
+    if !length_written {
+        head.extend_from_slice(b"content-length: ");
+        head.extend_from_slice(length.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
 }
 
 /// Sorts a client error into the variants above. The hyper error inside says whether our own
@@ -493,6 +602,33 @@ mod tests {
         assert_eq!(
             up.upstream_uri(&absolute).unwrap().to_string(),
             "http://127.0.0.1:3000/inbox?x"
+        );
+    }
+
+    #[test]
+    fn request_head_keeps_target_and_header_order_and_states_the_body_length() {
+        let upstream = Authority::from_static("127.0.0.1:3000");
+        let h = map(&[
+            ("host", "example.social"),
+            ("content-length", "999"),
+            ("date", "Sat, 05 Dec 2026 12:00:00 GMT"),
+            ("content-length", "999"),
+            ("signature", "keyId=\"k\""),
+        ]);
+        let uri: Uri = "/users/a/inbox?b=%2F".parse().unwrap();
+        let head = request_head(&Method::POST, &uri, &h, &upstream, 3);
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "POST /users/a/inbox?b=%2F HTTP/1.1\r\nhost: example.social\r\n\
+             content-length: 3\r\ndate: Sat, 05 Dec 2026 12:00:00 GMT\r\n\
+             signature: keyId=\"k\"\r\n\r\n"
+        );
+
+        let head = request_head(&Method::POST, &uri, &HeaderMap::new(), &upstream, 0);
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "POST /users/a/inbox?b=%2F HTTP/1.1\r\nhost: 127.0.0.1:3000\r\n\
+             content-length: 0\r\n\r\n"
         );
     }
 

@@ -32,7 +32,7 @@ use crate::forward::{Body, BoxError, UpstreamError};
 use crate::keys::{KeyRecord, Source};
 use crate::policy::content::{ContentAction, Subject as ContentSubject};
 use crate::policy::{self, host, Snapshot};
-use crate::reject::{self, full, PolicyStop, Rejection};
+use crate::reject::{self, PolicyStop, Rejection};
 use crate::shedding::rate::Share;
 use crate::signature::{self, Prepared, SigError};
 use bytes::Bytes;
@@ -490,7 +490,11 @@ async fn forward(
     body: Bytes,
     peer: SocketAddr,
 ) -> Result<Response<Body>, Rejection> {
-    Ok(send_upstream(app, Request::from_parts(parts, full(body)), peer).await?)
+    let trust_proto = app.config.server.trust_forwarded_proto;
+    let sending = app
+        .upstream
+        .send_buffered(parts, body, peer, app.listener_scheme, trust_proto);
+    Ok(send_upstream(app, sending).await?)
 }
 
 /// Notes the rule behind `decision`, if one decided, for the decision journal.
@@ -517,27 +521,22 @@ async fn passthrough(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Res
     };
     let finish = Finish::start(app, route);
     let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed());
-    let result = send_upstream(app, req, peer).await.map_err(Rejection::from);
+    let trust_proto = app.config.server.trust_forwarded_proto;
+    let sending = app
+        .upstream
+        .send(req, peer, app.listener_scheme, trust_proto);
+    let result = send_upstream(app, sending).await.map_err(Rejection::from);
     finish.respond(result)
 }
 
-/// Sends a request to Mastodon and records the upstream metrics, for inbox and pass-through
-/// requests alike.
+/// Awaits a request's exchange with Mastodon and records the upstream metrics, for inbox and
+/// pass-through requests alike.
 async fn send_upstream(
     app: &App,
-    req: Request<Body>,
-    peer: SocketAddr,
+    sending: impl std::future::Future<Output = Result<Response<Body>, UpstreamError>>,
 ) -> Result<Response<Body>, UpstreamError> {
     let started = Instant::now();
-    let result = app
-        .upstream
-        .send(
-            req,
-            peer,
-            app.listener_scheme,
-            app.config.server.trust_forwarded_proto,
-        )
-        .await;
+    let result = sending.await;
     app.metrics
         .upstream_duration_seconds
         .observe(started.elapsed().as_secs_f64());

@@ -13,7 +13,7 @@ pub struct UpstreamConfig {
     pub timeout_secs: u64,
     #[serde(default = "default_upstream_connect_timeout_secs")]
     pub connect_timeout_secs: u64,
-    /// Idle pooled connections to Puma kept per host.
+    /// Idle keep-alive connections to Puma kept, by the inbox pool and the pass-through pool each.
     #[serde(default = "default_pool_max_idle")]
     pub pool_max_idle_per_host: usize,
     /// Requests waiting for Mastodon's answer at once; more get 503 + `Retry-After` instead
