@@ -14,6 +14,8 @@
 #   benches/load.sh                      # defaults below
 #   DURATION=20 CONNS=32 benches/load.sh # longer runs, fewer connections
 #   KEEP=1 benches/load.sh               # keep the work directory (configs, logs, requests)
+#   ONLY=saturating benches/load.sh      # stop after runs (a)-(d) and the floor (~2 minutes)
+#   IG_BIN=/path/to/inboxguard benches/load.sh  # measure another build (e.g. before a change)
 #
 # Pinning: the process under test ((b) or (c)/(d)) runs alone on PROXY_CPU; wrk and the
 # stand-in upstream share GEN_CPU; the key server runs on GEN_CPU too (it only works during
@@ -76,7 +78,7 @@ wait_http() { # url, deadline seconds
 
 echo "== build (release)"
 (cd "$ROOT" && cargo build --release --quiet --bin inboxguard --example loadgen_support --example fixed_rate)
-IG_BIN=$TARGET/release/inboxguard
+IG_BIN=${IG_BIN:-$TARGET/release/inboxguard}
 SUPPORT_BIN=$TARGET/release/examples/loadgen_support
 FIXED_BIN=$TARGET/release/examples/fixed_rate
 
@@ -234,11 +236,36 @@ for url in "http://127.0.0.1:$UP/" "http://127.0.0.1:$NGX/"; do
     taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d2s -s "$ROOT/benches/load.lua" "$url" -- "$WORK/verified.req" 0 >/dev/null
 done
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+# The results table and the floor: what every run reports, and all that ONLY=saturating does.
+throughput_summary() {
+    echo
+    echo "## Results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, wrk -t1 -c$CONNS -d${DURATION}s)"
+    echo
+    echo "| run | req/s | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx | socket errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    while read -r name _; do
+        errs=$(($(field "$name" connect) + $(field "$name" read) + $(field "$name" write) + $(field "$name" timeout)))
+        echo "| $name | $(field "$name" rps) | $(ms "$(field "$name" p50_us)") | $(ms "$(field "$name" p99_us)") | $(ms "$(field "$name" p999_us)") | $(ms "$(field "$name" max_us)") | $(field "$name" non2xx) | $errs |"
+    done <"$WORK/results"
+    echo
+    FLOOR=$(awk -v n="$(field nginx rps)" -v v="$VERIFY_RPS" 'BEGIN { if (n > 0 && v > 0) printf "%.0f", 1 / (1 / n + 1 / v); else print 0 }')
+    echo "- floor = 1 / (1/nginx + 1/bare verify) = 1 / (1/$(field nginx rps) + 1/$VERIFY_RPS) = $FLOOR req/s"
+    echo "- throughput verified / floor: $(ratio "$(field verified rps)" "$FLOOR")"
+    echo "- throughput verified / nginx (c/b): $(ratio "$(field verified rps)" "$(field nginx rps)")"
+    echo "- throughput suspended / verified (d/c): $(ratio "$(field suspended rps)" "$(field verified rps)")"
+}
+
 echo "== saturating runs: ${DURATION}s each, $CONNS connections"
 run direct "http://127.0.0.1:$UP/" "$WORK/verified.req" "$CONNS"
 run nginx "http://127.0.0.1:$NGX/" "$WORK/verified.req" "$CONNS"
 run verified "http://127.0.0.1:$IG/" "$WORK/verified.req" "$CONNS"
 run suspended "http://127.0.0.1:$IG/" "$WORK/suspended.req" "$CONNS"
+if [[ ${ONLY:-} == saturating ]]; then
+    throughput_summary | tee "$WORK/summary.md"
+    exit 0
+fi
 
 # Half of (c)'s saturating rate, held by an open-loop generator: request i is due at
 # start + i/rate and its latency counts from then, so a stall shows in the percentiles.
@@ -336,25 +363,9 @@ RATE_LIMITED=$(metric 'inboxguard_requests_total{decision="rejected",reason="rat
 CANCELLED=$(metric 'inboxguard_requests_total{decision="rejected",reason="cancelled"}')
 OTHER=$(($(metric 'inboxguard_requests_total{') - FORWARDED - REFUSED - WAVE_SHED - RATE_LIMITED - CANCELLED))
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 
 {
-    echo
-    echo "## Results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, wrk -t1 -c$CONNS -d${DURATION}s)"
-    echo
-    echo "| run | req/s | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx | socket errors |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-    while read -r name _; do
-        errs=$(($(field "$name" connect) + $(field "$name" read) + $(field "$name" write) + $(field "$name" timeout)))
-        echo "| $name | $(field "$name" rps) | $(ms "$(field "$name" p50_us)") | $(ms "$(field "$name" p99_us)") | $(ms "$(field "$name" p999_us)") | $(ms "$(field "$name" max_us)") | $(field "$name" non2xx) | $errs |"
-    done <"$WORK/results"
-    echo
-    FLOOR=$(awk -v n="$(field nginx rps)" -v v="$VERIFY_RPS" 'BEGIN { if (n > 0 && v > 0) printf "%.0f", 1 / (1 / n + 1 / v); else print 0 }')
-    echo "- floor = 1 / (1/nginx + 1/bare verify) = 1 / (1/$(field nginx rps) + 1/$VERIFY_RPS) = $FLOOR req/s"
-    echo "- throughput verified / floor: $(ratio "$(field verified rps)" "$FLOOR")"
-    echo "- throughput verified / nginx (c/b): $(ratio "$(field verified rps)" "$(field nginx rps)")"
-    echo "- throughput suspended / verified (d/c): $(ratio "$(field suspended rps)" "$(field verified rps)")"
+    throughput_summary
     echo "- added p99 at half load ($HALF_RATE req/s, fixed rate): inboxguard $(ms $(($(field half_verified p99_us) - $(field half_direct p99_us)))) ms, nginx $(ms $(($(field half_nginx p99_us) - $(field half_direct p99_us)))) ms over direct"
     echo "- reload under load: $reloads successful reloads ($reload_failures failed) of $RULES rules during the run; non-2xx $(field reload_verified non2xx), socket errors $(($(field reload_verified connect) + $(field reload_verified read) + $(field reload_verified write) + $(field reload_verified timeout))), max latency $(ms "$(field reload_verified max_us)") ms"
     echo "- spam wave: verified throughput with $CONTENT_RULES content rules / none (medians of $SCENE_REPEATS alternating runs): $(median verified_rules50 rps) / $(median verified_norules rps) = $(ratio "$(median verified_rules50 rps)" "$(median verified_norules rps)"); wave run $(field wave rps) req/s, $WAVE_DROPPED of $WAVE_TOTAL requests dropped by content rules ($(ratio $((WAVE_DROPPED * 100)) "$WAVE_TOTAL") %, 80 % sent as spam); matches of other rules: $OTHER_MATCHES (must be 0); "
