@@ -14,11 +14,14 @@ pub fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
     let fail = |kind| LoadError::new(&label, (0, kind));
     let read = |e| fail(LoadErrorKind::Read(Arc::new(e)));
     let file = std::fs::File::open(path).map_err(read)?;
-    if file.metadata().map_err(read)?.len() > MAX_FILE_BYTES {
+    let len = file.metadata().map_err(read)?.len();
+    if len > MAX_FILE_BYTES {
         return Err(fail(LoadErrorKind::TooLarge));
     }
+    // Sized from the start: grown by doubling, reading a 5.5 MB file reallocated its buffer
+    // up to 8 MB, each step copying from the old buffer to the new while both were held.
     // The size check above can race with a writer; the `take` bound cannot.
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(read)?;
