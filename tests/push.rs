@@ -185,7 +185,12 @@ async fn creates_updates_and_lifts_in_step_with_a_pushed_list() {
     })
     .await;
 
-    // Every write is a line of the rule-change log.
+    // Every write is a line of the rule-change log, which is appended after the write
+    // succeeds, not necessarily before the state file is saved.
+    until("the rule-change log has every write", || {
+        pushes(&proxy).len() >= 4
+    })
+    .await;
     let mut journal = pushes(&proxy);
     journal.sort();
     let line = |c: &str, s: &str, d: &str| {
