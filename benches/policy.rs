@@ -67,19 +67,8 @@ fn policy(c: &mut Criterion) {
         let path = dir.path().join("domain_blocks.csv");
         std::fs::write(&path, &csv).expect("write CSV");
         let sources = [inboxguard::config::BlocklistConfig {
-            path,
-            format: BlocklistFormat::Auto,
-            dry_run: false,
-            kind: Default::default(),
-            exclude: false,
-            priority: 0,
             max_shrink: 0.5,
-            max_severity: None,
-            severity_map: Default::default(),
-            labels_any: Vec::new(),
-            labels_none: Vec::new(),
-            fediseer: None,
-            min_censures: None,
+            ..inboxguard::config::BlocklistConfig::file(path)
         }];
         b.iter_batched(
             || (),

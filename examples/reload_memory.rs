@@ -6,7 +6,7 @@
 //!
 //!   cargo run --release --example reload_memory [RELOADS]
 
-use inboxguard::config::{BlocklistConfig, BlocklistFormat, PolicyConfig};
+use inboxguard::config::{BlocklistConfig, PolicyConfig};
 use inboxguard::metrics::Metrics;
 use inboxguard::rules::Rules;
 use std::io::Write as _;
@@ -40,19 +40,8 @@ fn mib(kib: u64) -> f64 {
 
 fn source(path: std::path::PathBuf, max_shrink: f64) -> BlocklistConfig {
     BlocklistConfig {
-        path,
-        format: BlocklistFormat::Auto,
-        dry_run: false,
-        kind: Default::default(),
-        exclude: false,
-        priority: 0,
         max_shrink,
-        max_severity: None,
-        severity_map: Default::default(),
-        labels_any: Vec::new(),
-        labels_none: Vec::new(),
-        fediseer: None,
-        min_censures: None,
+        ..BlocklistConfig::file(path)
     }
 }
 

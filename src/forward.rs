@@ -200,27 +200,9 @@ impl Upstream {
         proto: &'static str,
         keep_proto: bool,
     ) -> Result<http::Response<Body>, UpstreamError> {
-        let (parts, body) = req.into_parts();
-        if parts.method == Method::CONNECT {
-            return Err(UpstreamError::InvalidTarget(
-                "CONNECT is not forwarded".to_string(),
-            ));
-        }
+        let (mut parts, body) = req.into_parts();
+        let _slot = self.admit(&mut parts, peer, proto, keep_proto)?;
         let uri = self.upstream_uri(&parts.uri)?;
-        // Held until the response head arrives: that is when Puma's thread is done with the
-        // request (inbox answers have no body to speak of).
-        let _slot = self
-            .in_flight
-            .try_acquire()
-            .map_err(|_| UpstreamError::Overloaded(self.max_in_flight))?;
-        let mut headers = parts.headers;
-        prepare_request_headers(
-            &mut headers,
-            parts.uri.authority(),
-            peer.ip(),
-            proto,
-            keep_proto,
-        );
 
         let mut out = http::Request::new(body);
         *out.method_mut() = parts.method;
@@ -228,7 +210,7 @@ impl Upstream {
         // The request may have arrived over HTTP/2 or as HTTP/1.0; Puma gets HTTP/1.1 with
         // keep-alive either way (the legacy client refuses HTTP/2 requests on an h1 pool).
         *out.version_mut() = Version::HTTP_11;
-        *out.headers_mut() = headers;
+        *out.headers_mut() = parts.headers;
 
         let response = match tokio::time::timeout(self.timeout, self.client.request(out)).await {
             Err(_elapsed) => return Err(UpstreamError::Timeout),
@@ -242,6 +224,36 @@ impl Upstream {
         Ok(http::Response::from_parts(parts, body))
     }
 
+    /// What both ways of sending do first: refuse `CONNECT`, take an in-flight slot, and turn
+    /// the received headers into the forwarded ones. The slot is held until the response head
+    /// arrives: that is when Puma's thread is done with the request (inbox answers have no
+    /// body to speak of).
+    fn admit(
+        &self,
+        parts: &mut http::request::Parts,
+        peer: SocketAddr,
+        proto: &'static str,
+        keep_proto: bool,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, UpstreamError> {
+        if parts.method == Method::CONNECT {
+            return Err(UpstreamError::InvalidTarget(
+                "CONNECT is not forwarded".to_string(),
+            ));
+        }
+        let slot = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| UpstreamError::Overloaded(self.max_in_flight))?;
+        prepare_request_headers(
+            &mut parts.headers,
+            parts.uri.authority(),
+            peer.ip(),
+            proto,
+            keep_proto,
+        );
+        Ok(slot)
+    }
+
     /// Forwards a request whose body is already in memory (an inbox delivery), as [`send`]
     /// does, on connections of its own: the head and body go out in one write, and the
     /// response streams back from the same connection.
@@ -249,33 +261,17 @@ impl Upstream {
     /// [`send`]: Upstream::send
     pub async fn send_buffered(
         &self,
-        parts: http::request::Parts,
+        mut parts: http::request::Parts,
         body: Bytes,
         peer: SocketAddr,
         proto: &'static str,
         keep_proto: bool,
     ) -> Result<http::Response<Body>, UpstreamError> {
-        if parts.method == Method::CONNECT {
-            return Err(UpstreamError::InvalidTarget(
-                "CONNECT is not forwarded".to_string(),
-            ));
-        }
-        let _slot = self
-            .in_flight
-            .try_acquire()
-            .map_err(|_| UpstreamError::Overloaded(self.max_in_flight))?;
-        let mut headers = parts.headers;
-        prepare_request_headers(
-            &mut headers,
-            parts.uri.authority(),
-            peer.ip(),
-            proto,
-            keep_proto,
-        );
+        let _slot = self.admit(&mut parts, peer, proto, keep_proto)?;
         let head = request_head(
             &parts.method,
             &parts.uri,
-            &headers,
+            &parts.headers,
             &self.authority,
             body.len(),
         );

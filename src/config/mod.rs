@@ -34,8 +34,6 @@ pub use keys::{KeyFetchConfig, SignatureConfig};
 pub use logging::{LogFormat, LoggingConfig};
 pub use push::PushMode;
 pub use server::{PublicScheme, ServerConfig};
-#[cfg(test)]
-pub(crate) use sources::default_max_shrink;
 pub use sources::{
     check_remote_url, BlocklistConfig, MastodonApiConfig, PolicyConfig, StateConfig,
     SubscriptionConfig, SubscriptionFormat,

@@ -128,6 +128,27 @@ rule_source! {
     }
 }
 
+impl BlocklistConfig {
+    /// The entry a config file that names only `path` gives: every other key at its default.
+    pub fn file(path: PathBuf) -> BlocklistConfig {
+        BlocklistConfig {
+            path,
+            format: BlocklistFormat::default(),
+            dry_run: false,
+            kind: SourceKind::default(),
+            exclude: false,
+            priority: 0,
+            max_shrink: default_max_shrink(),
+            max_severity: None,
+            severity_map: Default::default(),
+            labels_any: Vec::new(),
+            labels_none: Vec::new(),
+            fediseer: None,
+            min_censures: None,
+        }
+    }
+}
+
 /// `[policy]`: how the rules of all sources combine. Needs a restart to change.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,21 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub(super) fn source(path: &Path) -> BlocklistConfig {
-    BlocklistConfig {
-        path: path.to_path_buf(),
-        format: BlocklistFormat::Auto,
-        dry_run: false,
-        kind: crate::config::SourceKind::Block,
-        exclude: false,
-        priority: 0,
-        max_shrink: crate::config::default_max_shrink(),
-        max_severity: None,
-        severity_map: Default::default(),
-        labels_any: Vec::new(),
-        labels_none: Vec::new(),
-        fediseer: None,
-        min_censures: None,
-    }
+    BlocklistConfig::file(path.to_path_buf())
 }
 
 pub(super) fn metrics() -> Arc<Metrics> {
