@@ -604,8 +604,7 @@ fn date_header(headers: &http::HeaderMap) -> Result<Option<Duration>, SigError> 
     }
     let invalid = || SigError::InvalidDate(String::from_utf8_lossy(&raw).into_owned());
     let text = std::str::from_utf8(&raw).map_err(|_| invalid())?;
-    let date = httpdate::parse_http_date(text).map_err(|_| invalid())?;
-    Ok(Some(date.duration_since(UNIX_EPOCH).unwrap_or_default()))
+    super::http_date::parse(text).ok_or_else(invalid).map(Some)
 }
 
 #[cfg(test)]
