@@ -22,6 +22,7 @@ mod cavage;
 pub mod crypto;
 mod digest;
 mod error;
+mod http_date;
 mod rfc9421;
 pub mod sign;
 pub mod signing_key;

@@ -36,6 +36,10 @@ fn comma_inside_quotes_is_part_of_the_value() {
     // Escapes are kept verbatim, like Mastodon.
     let p = parse(r#"keyId="a\"b",signature="x""#).unwrap();
     assert_eq!(p.key_id, Some(&br#"a\"b"#[..]));
+    // An escaped backslash does not escape the quote after it.
+    let p = parse(r#"keyId="a\\",signature="x""#).unwrap();
+    assert_eq!(p.key_id, Some(&br#"a\\"#[..]));
+    assert_eq!(p.signature, Some(&b"x"[..]));
 }
 
 #[test]
