@@ -15,6 +15,7 @@
 #   DURATION=20 CONNS=32 benches/load.sh # longer runs, fewer connections
 #   KEEP=1 benches/load.sh               # keep the work directory (configs, logs, requests)
 #   ONLY=saturating benches/load.sh      # stop after runs (a)-(d) and the floor (~2 minutes)
+#   ONLY=half benches/load.sh            # ... and after the half-load runs (~3 minutes)
 #   IG_BIN=/path/to/inboxguard benches/load.sh  # measure another build (e.g. before a change)
 #
 # Pinning: the process under test ((b) or (c)/(d)) runs alone on PROXY_CPU; wrk and the
@@ -255,6 +256,9 @@ throughput_summary() {
     echo "- throughput verified / floor: $(ratio "$(field verified rps)" "$FLOOR")"
     echo "- throughput verified / nginx (c/b): $(ratio "$(field verified rps)" "$(field nginx rps)")"
     echo "- throughput suspended / verified (d/c): $(ratio "$(field suspended rps)" "$(field verified rps)")"
+    if [[ -n $(field half_direct p99_us) ]]; then
+        echo "- added p99 at half load ($HALF_RATE req/s, fixed rate): inboxguard $(ms $(($(field half_verified p99_us) - $(field half_direct p99_us)))) ms, nginx $(ms $(($(field half_nginx p99_us) - $(field half_direct p99_us)))) ms over direct"
+    fi
 }
 
 echo "== saturating runs: ${DURATION}s each, $CONNS connections"
@@ -274,6 +278,10 @@ echo "== half load: $HALF_RATE req/s at a fixed rate, $FIXED_CONNS connections"
 fixed half_direct "127.0.0.1:$UP" "$WORK/verified.req" "$HALF_RATE"
 fixed half_nginx "127.0.0.1:$NGX" "$WORK/verified.req" "$HALF_RATE"
 fixed half_verified "127.0.0.1:$IG" "$WORK/verified.req" "$HALF_RATE"
+if [[ ${ONLY:-} == half ]]; then
+    throughput_summary | tee "$WORK/summary.md"
+    exit 0
+fi
 
 echo "== reload under load: the rule file is rewritten (rename) and /admin/reload called every 0.5 s"
 reloads_before=$(metric 'inboxguard_rules_reloads_total{result="success"}')
@@ -366,7 +374,6 @@ OTHER=$(($(metric 'inboxguard_requests_total{') - FORWARDED - REFUSED - WAVE_SHE
 
 {
     throughput_summary
-    echo "- added p99 at half load ($HALF_RATE req/s, fixed rate): inboxguard $(ms $(($(field half_verified p99_us) - $(field half_direct p99_us)))) ms, nginx $(ms $(($(field half_nginx p99_us) - $(field half_direct p99_us)))) ms over direct"
     echo "- reload under load: $reloads successful reloads ($reload_failures failed) of $RULES rules during the run; non-2xx $(field reload_verified non2xx), socket errors $(($(field reload_verified connect) + $(field reload_verified read) + $(field reload_verified write) + $(field reload_verified timeout))), max latency $(ms "$(field reload_verified max_us)") ms"
     echo "- spam wave: verified throughput with $CONTENT_RULES content rules / none (medians of $SCENE_REPEATS alternating runs): $(median verified_rules50 rps) / $(median verified_norules rps) = $(ratio "$(median verified_rules50 rps)" "$(median verified_norules rps)"); wave run $(field wave rps) req/s, $WAVE_DROPPED of $WAVE_TOTAL requests dropped by content rules ($(ratio $((WAVE_DROPPED * 100)) "$WAVE_TOTAL") %, 80 % sent as spam); matches of other rules: $OTHER_MATCHES (must be 0); "
     echo "- noisy sender (medians of $SCENE_REPEATS alternating runs): quiet traffic alone $(median quiet rps) req/s p99 $(ms "$(median quiet p99_us)") ms, beside the noisy sender $(median quiet_beside_noisy rps) req/s p99 $(ms "$(median quiet_beside_noisy p99_us)") ms (throughput $(ratio "$(median quiet_beside_noisy rps)" "$(median quiet rps)")x, p99 $(ratio "$(median quiet_beside_noisy p99_us)" "$(median quiet p99_us)")x); the noisy sender offered $(median noisy rps) req/s, $LIMITED of its requests answered 429 rate_limited"

@@ -114,10 +114,15 @@ async fn run(
     }
     drop(done_tx);
     let start = Instant::now() + Duration::from_millis(50);
-    let pacer = tokio::spawn(async move {
+    // The pacer is a thread of its own: tokio's timer wheel wakes in whole milliseconds, so
+    // a pacer task released each millisecond's requests together, a burst the server under
+    // test had to queue. `thread::sleep` is a high-resolution sleep (tens of microseconds).
+    std::thread::spawn(move || {
         for i in 0..total {
             let due = start + Duration::from_secs_f64(i as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
             if tx.send(due).is_err() {
                 return;
             }
@@ -131,7 +136,6 @@ async fn run(
             _ => break,
         }
     }
-    pacer.abort();
     outcomes
 }
 
