@@ -31,6 +31,8 @@ struct State {
     held: BTreeMap<String, MemorySource>,
     /// Labels whose next shrink an operator accepted (cleared by the reload that follows).
     accepted: HashSet<String>,
+    /// Per-source counts of the snapshot in force, for a reload that finds nothing changed.
+    summaries: Vec<SourceSummary>,
 }
 
 /// A configured file as the last reload left it.
@@ -289,6 +291,9 @@ impl Rules {
         trigger: Trigger<'_>,
     ) -> Result<Vec<SourceSummary>, ReloadError> {
         let memory: Vec<MemorySource> = state.memory.values().cloned().collect();
+        if trigger.is_file_reload() && self.nothing_changed(state, &memory) {
+            return Ok(self.keep_snapshot(state, trigger, &memory));
+        }
         // Each file on its own. `fresh[i]` holds the bytes read when they parsed; `None` marks
         // a refused file, parsed from its last good bytes instead.
         let mut refused = Vec::new();
@@ -549,6 +554,7 @@ impl Rules {
             }
             state.published.push(s.source.clone());
         }
+        state.summaries = summaries.to_vec();
         // Files come from the config, so the label set is bounded and never shrinks.
         for file in &state.files {
             self.metrics
@@ -563,6 +569,8 @@ impl Rules {
 fn unix_now() -> i64 {
     i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX)
 }
+
+mod unchanged;
 
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,13 @@ pub enum Trigger<'a> {
     Accept(&'a str),
 }
 
+impl Trigger<'_> {
+    /// A reload that rereads the configured files and changes no memory source.
+    pub fn is_file_reload(&self) -> bool {
+        matches!(self, Trigger::FileWatch | Trigger::Sighup | Trigger::Admin)
+    }
+}
+
 impl fmt::Display for Trigger<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -46,7 +53,7 @@ impl fmt::Display for Trigger<'_> {
 /// summed up by the counts.
 pub const NAMED_CHANGES: usize = 100;
 
-/// A reload that swapped a new snapshot in.
+/// A reload that put a snapshot in force: a new one, or the one in force when nothing changed.
 #[derive(Debug)]
 pub struct Reloaded<'a> {
     pub trigger: Trigger<'a>,

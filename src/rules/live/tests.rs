@@ -677,3 +677,54 @@ fn a_source_trusted_for_limits_only_imports_its_suspends_as_limits() {
     assert_eq!(rule("quiet.example"), Some(Severity::Noop));
     assert_eq!(rule("note.example"), Some(Severity::Silence));
 }
+
+#[test]
+fn a_reload_that_finds_nothing_changed_keeps_the_snapshot_in_force() {
+    let (_dir, path, rules, m) = over_one_file("blocklist.csv", "a.example\nb.example\n");
+    let before = rules.current().load_full();
+    let generation = rules.generation();
+
+    // The watcher's reload and the operator's after one edit: the second finds it all in force.
+    let summaries = rules.reload().expect("reload");
+    assert!(
+        Arc::ptr_eq(&before, &rules.current().load_full()),
+        "not rebuilt"
+    );
+    assert_eq!(rules.generation(), generation + 1);
+    assert_eq!(reloads(&m, "success"), 1);
+    assert_eq!(
+        (summaries[0].suspend, summaries[0].changes.is_empty()),
+        (2, true)
+    );
+    assert_eq!(loaded(&m, &path, "suspend"), 2);
+
+    // A memory source put in force is not "nothing changed" for the reload after it either.
+    rules
+        .set_memory_source(subscribed("sub", "c.example\n"))
+        .expect("memory source");
+    let with_memory = rules.current().load_full();
+    rules.reload().expect("reload");
+    assert!(Arc::ptr_eq(&with_memory, &rules.current().load_full()));
+    assert!(suspended(&rules, "c.example"));
+
+    // An edit is rebuilt; so is the same bytes again after a refused edit.
+    std::fs::write(&path, "a.example\n").expect("write");
+    rules.reload().expect("reload");
+    assert!(!suspended(&rules, "b.example"), "the edit is in force");
+    std::fs::write(&path, "#domain,#severity\nx.example,banish\n").expect("write");
+    rules.reload().expect_err("broken file");
+    std::fs::write(&path, "a.example\n").expect("write");
+    let refused = rules.current().load_full();
+    let summaries = rules.reload().expect("reload");
+    assert!(
+        !Arc::ptr_eq(&refused, &rules.current().load_full()),
+        "rebuilt"
+    );
+    assert!(!summaries[0].stale);
+    assert_eq!(
+        m.rules_source_stale
+            .with_label_values(&[path.display().to_string().as_str()])
+            .get(),
+        0
+    );
+}
