@@ -1,8 +1,9 @@
 //! Upstream client: sends a request to Mastodon unchanged but for hop-by-hop headers and
 //! `X-Forwarded-*`, over pooled connections, with timeouts.
 //!
-//! Inbox deliveries, read whole before they are checked, go through [`h1`]'s pool;
-//! pass-through requests stream through hyper's client.
+//! Inbox deliveries, read whole before they are checked, go through
+//! [`Upstream::send_buffered`] and a pool of their own; pass-through requests stream through
+//! hyper's client.
 //!
 //! What reaches Puma is what the sender sent: same method, path and query bytes, `Host`,
 //! end-to-end headers and body. Mastodon rebuilds the signing string from these (and

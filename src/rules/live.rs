@@ -436,6 +436,12 @@ impl Rules {
             return Err(e);
         }
         tracing::info!(generation, rules = total, changes = %changes, "rules reloaded");
+        self.succeeded();
+        Ok(summaries)
+    }
+
+    /// A reload refused nothing: counted, and the failing-since gauge cleared.
+    fn succeeded(&self) {
         self.metrics
             .rules_reloads_total
             .with_label_values(&["success"])
@@ -443,7 +449,6 @@ impl Rules {
         self.metrics
             .rules_reload_failing_since_timestamp_seconds
             .set(0);
-        Ok(summaries)
     }
 
     /// `file`'s last good copy, parsed again, for `config`, whose current contents are refused

@@ -63,13 +63,7 @@ impl Rules {
             rules = total,
             "rules reloaded: every source as in force, snapshot kept"
         );
-        self.metrics
-            .rules_reloads_total
-            .with_label_values(&["success"])
-            .inc();
-        self.metrics
-            .rules_reload_failing_since_timestamp_seconds
-            .set(0);
+        self.succeeded();
         summaries
     }
 }
