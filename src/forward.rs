@@ -319,7 +319,8 @@ fn request_head(
         head.extend_from_slice(upstream.as_str().as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    let length = body_len.to_string();
+    let mut digits = [0u8; 20];
+    let length = decimal(body_len, &mut digits);
     let mut length_written = false;
     for (name, value) in headers {
         let value = if name == header::CONTENT_LENGTH {
@@ -327,7 +328,7 @@ fn request_head(
             if std::mem::replace(&mut length_written, true) {
                 continue;
             }
-            length.as_bytes()
+            length
         } else {
             value.as_bytes()
         };
@@ -338,11 +339,24 @@ fn request_head(
     }
     if !length_written {
         head.extend_from_slice(b"content-length: ");
-        head.extend_from_slice(length.as_bytes());
+        head.extend_from_slice(length);
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
     head
+}
+
+/// `n` in decimal ASCII, written into `buf` without an allocation per delivery.
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
 }
 
 /// Sorts a client error into the variants above. The hyper error inside says whether our own
@@ -627,6 +641,14 @@ mod tests {
             "POST /users/a/inbox?b=%2F HTTP/1.1\r\nhost: 127.0.0.1:3000\r\n\
              content-length: 0\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn decimal_lengths() {
+        let mut buf = [0u8; 20];
+        for n in [0, 7, 10, 3755, usize::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
     }
 
     #[test]
