@@ -127,6 +127,13 @@ impl Ring {
         if self.entries.len() == self.capacity {
             self.entries.pop_front();
         }
+        let len = self.entries.len();
+        if len == self.entries.capacity() {
+            // Doubling, but never past `capacity`: grown to a power of two, 10,000 entries
+            // took 16,384 slots, and a full ring cycles through every one (0.8 MB unused).
+            let room = self.capacity.saturating_sub(len).max(1);
+            self.entries.reserve_exact(len.max(16).min(room));
+        }
         self.entries.push_back(entry);
     }
 
@@ -152,5 +159,40 @@ impl Ring {
 
     pub(super) fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_ring_holds_no_slots_past_its_capacity() {
+        let entry = |i: u64| Entry {
+            unix_ms: i,
+            key_host: Some("a.example".into()),
+            actor: None,
+            activity_type: None,
+            activity_id: None,
+            decision: Decision::Forwarded,
+            reason: "forwarded",
+            rule: None,
+            status: 202,
+            client_ip: None,
+        };
+        for capacity in [1, 3, 16, 17, 10_000] {
+            let mut ring = Ring::new(capacity);
+            for i in 0..3 * capacity as u64 + 5 {
+                ring.push(entry(i));
+            }
+            assert_eq!(ring.entries.len(), capacity);
+            assert!(
+                ring.entries.capacity() < capacity + 16,
+                "{capacity}: {}",
+                ring.entries.capacity()
+            );
+            let newest = ring.entries.back().map(|e| e.unix_ms);
+            assert_eq!(newest, Some(3 * capacity as u64 + 4));
+        }
     }
 }
