@@ -94,11 +94,71 @@ pub(crate) fn release_freed_pages_or_log() {
     }
 }
 
+/// Bytes of items [`Releasing`] yields between two hand-backs of the memory they took.
+const RELEASE_EVERY_BYTES: usize = 1 << 20;
+
+/// The items of a vector, in order, with the memory of those already taken handed back to the
+/// kernel as the iteration goes (every ~1 MiB), so whatever they are moved into does not grow
+/// beside the whole vector. For a reload's parsed rules moving into the new snapshot.
+pub(crate) struct Releasing<T> {
+    /// The items not yet taken, last first.
+    rest: Vec<T>,
+    /// Items taken since the last hand-back.
+    taken: usize,
+}
+
+/// See [`Releasing`].
+pub(crate) fn releasing<T>(mut items: Vec<T>) -> Releasing<T> {
+    // Reversed in place, so each item is popped off the end and the vector can shrink.
+    items.reverse();
+    Releasing {
+        rest: items,
+        taken: 0,
+    }
+}
+
+impl<T> Iterator for Releasing<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        if self.taken >= RELEASE_EVERY_BYTES / std::mem::size_of::<T>().max(1) {
+            // A large allocation shrinks in place; its freed tail is returned below.
+            self.rest.shrink_to_fit();
+            release_freed_pages_or_log();
+            self.taken = 0;
+        }
+        self.taken += 1;
+        self.rest.pop()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.rest.len(), Some(self.rest.len()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex;
     use std::thread::ThreadId;
+
+    #[test]
+    fn releasing_yields_every_item_in_order_and_shrinks_as_it_goes() {
+        let items: Vec<u64> = (0..1_000_000).collect();
+        let mut drain = releasing(items);
+        let mut expected = 0;
+        let mut smallest = usize::MAX;
+        while let Some(item) = drain.next() {
+            assert_eq!(item, expected);
+            expected += 1;
+            smallest = smallest.min(drain.rest.capacity());
+        }
+        assert_eq!(expected, 1_000_000);
+        // Shrunk at least once the last hand-back came (every 131,072 items of 8 bytes).
+        assert!(smallest < 1_000_000 - 3 * 131_072, "{smallest}");
+        assert_eq!(releasing(Vec::<()>::new()).count(), 0);
+        assert_eq!(releasing(vec![(); 5]).count(), 5);
+    }
 
     /// Records the thread that dropped it.
     struct Witness(Arc<Mutex<Option<ThreadId>>>);

@@ -3,7 +3,7 @@ use crate::policy::{domain_digest, Severity};
 use crate::rules::Standing;
 use std::sync::Arc;
 
-fn rule(domain: &str, severity: Severity, line: usize) -> DomainRule {
+fn rule(domain: &str, severity: Severity, line: u32) -> DomainRule {
     DomainRule {
         source: Arc::from("rules.csv"),
         line,

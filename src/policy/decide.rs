@@ -135,7 +135,7 @@ impl<'a> Decision<'a> {
             return Some((&rule.actor, &rule.source, rule.line));
         }
         self.rule()
-            .map(|rule| (&*rule.domain, &*rule.source, rule.line))
+            .map(|rule| (&*rule.domain, &*rule.source, rule.line_number()))
     }
 
     /// The deciding rule's severity, for logs: a domain rule's own, `suspend` for an actor

@@ -3,9 +3,9 @@
 
 use super::host;
 use super::vocab::{DomainDigest, DomainEntry, DomainRule};
-use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use hashbrown::HashTable;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
 /// Something found by its normalised domain.
 pub(crate) trait Named {
@@ -24,36 +24,21 @@ impl Named for DomainEntry {
     }
 }
 
-/// A value that hashes and compares as its domain, so a set is looked up by `&str` without a
-/// second copy of every domain as a map key (100,000 rules would carry ~5 MB of copies).
-#[derive(Debug)]
-pub(super) struct ByName<T>(T);
-
-impl<T: Named> Hash for ByName<T> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must hash exactly as the `str` it borrows as.
-        self.0.name().hash(state)
-    }
-}
-
-impl<T: Named> PartialEq for ByName<T> {
-    fn eq(&self, other: &ByName<T>) -> bool {
-        self.0.name() == other.0.name()
-    }
-}
-
-impl<T: Named> Eq for ByName<T> {}
-
-impl<T: Named> Borrow<str> for ByName<T> {
-    fn borrow(&self) -> &str {
-        self.0.name()
-    }
-}
-
 /// Values by normalised domain, with the label counts in use.
+///
+/// The values live in one vector in the order first given, and a table of their positions
+/// finds them by name, so no domain is stored twice. A table of the values themselves
+/// (a rule is 64 bytes) was allocated whole at its final size and resident within its first
+/// few thousand inserts, since values land at random slots, while the parsed rules that fill
+/// it were still held: during a reload, two copies of every rule beside the snapshot in force.
+/// The vector fills in order as the parsed rules' own vector empties (see `merge`), and the
+/// table holds 8 bytes a slot.
 #[derive(Debug)]
 pub(super) struct NameSet<T> {
-    set: HashSet<ByName<T>>,
+    values: Vec<T>,
+    /// Positions in `values`, by the hash of the value's name.
+    positions: HashTable<usize>,
+    hasher: RandomState,
     /// Bit `n - 1` is set when some domain has `n` labels (bit 63: 64 or more). A suffix
     /// whose label count no domain has cannot match, so `exact` does not hash it:
     /// `a.b.c.d.e.f.bad.example` costs one lookup per label count in use, not nine.
@@ -63,7 +48,9 @@ pub(super) struct NameSet<T> {
 impl<T> Default for NameSet<T> {
     fn default() -> Self {
         NameSet {
-            set: HashSet::new(),
+            values: Vec::new(),
+            positions: HashTable::new(),
+            hasher: RandomState::new(),
             label_counts: 0,
         }
     }
@@ -72,24 +59,43 @@ impl<T> Default for NameSet<T> {
 impl<T: Named> NameSet<T> {
     /// Room for `additional` more values without growing (see `Sizes`).
     pub(super) fn reserve(&mut self, additional: usize) {
-        self.set.reserve(additional);
+        self.values.reserve_exact(additional);
+        let (values, hasher) = (&self.values, &self.hasher);
+        self.positions
+            .reserve(additional, |&i| hasher.hash_one(values[i].name()));
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        let values = &self.values;
+        let hash = self.hasher.hash_one(name);
+        let found = self.positions.find(hash, |&i| values[i].name() == name);
+        found.copied()
     }
 
     /// Puts `value` in, replacing one of the same name.
     pub(super) fn replace(&mut self, value: T) {
         self.label_counts |= label_bit(label_count(value.name()));
-        self.set.replace(ByName(value));
+        if let Some(i) = self.position(value.name()) {
+            self.values[i] = value;
+            return;
+        }
+        let hash = self.hasher.hash_one(value.name());
+        let i = self.values.len();
+        self.values.push(value);
+        let (values, hasher) = (&self.values, &self.hasher);
+        self.positions
+            .insert_unique(hash, i, |&j| hasher.hash_one(values[j].name()));
     }
 
     /// Puts `value` in unless one of the same name is there (the first one listed stays).
     pub(super) fn insert_first(&mut self, value: T) {
-        if !self.set.contains(value.name()) {
+        if self.position(value.name()).is_none() {
             self.replace(value);
         }
     }
 
     pub(super) fn get(&self, name: &str) -> Option<&T> {
-        self.set.get(name).map(|v| &v.0)
+        self.position(name).map(|i| &self.values[i])
     }
 
     /// The value for exactly `candidate`, which has `labels` labels.
@@ -103,7 +109,7 @@ impl<T: Named> NameSet<T> {
     /// The value on the longest suffix of `host` (already normalised); IP literals only
     /// exactly.
     pub(super) fn longest_suffix(&self, host: &str) -> Option<&T> {
-        if self.set.is_empty() {
+        if self.values.is_empty() {
             return None;
         }
         host::suffixes_with_labels(host)
@@ -111,11 +117,12 @@ impl<T: Named> NameSet<T> {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.set.len()
+        self.values.len()
     }
 
+    /// In the order first given.
     pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.set.iter().map(|v| &v.0)
+        self.values.iter()
     }
 }
 

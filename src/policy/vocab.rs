@@ -85,8 +85,8 @@ pub fn digest_hex(digest: &DomainDigest) -> String {
 
 /// One domain rule and where it came from.
 ///
-/// Every field is sized for 100,000 of these living in a snapshot's hash table, twice over
-/// during a reload: text is `Box<str>` (no spare capacity, 16 bytes), and the digest, which
+/// Every field is sized for 100,000 of these living in a snapshot, twice over during a
+/// reload: text is `Box<str>` (no spare capacity, 16 bytes), and the digest, which
 /// few rules have, is boxed so the others pay 8 bytes for it instead of 33.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainRule {
@@ -98,20 +98,33 @@ pub struct DomainRule {
     pub severity: Severity,
     pub reject_media: bool,
     pub reject_reports: bool,
-    pub public_comment: Option<Box<str>>,
+    /// Shared between the rules of one file that give the same comment (see
+    /// `Collector::comment`): lists repeat a handful of reasons over thousands of domains.
+    pub public_comment: Option<Arc<str>>,
     /// From the source's `dry_run`: the rule is matched and reported, never enforced.
     pub dry_run: bool,
-    /// File the rule came from, and its 1-based line.
+    /// File the rule came from, and its 1-based line (a rule file is at most 64 MiB, so
+    /// 32 bits always hold it).
     pub source: Arc<str>,
-    pub line: usize,
+    pub line: u32,
 }
 
-// 72 bytes (112 before): the snapshot's table slot is this plus one control byte, so each
-// byte here is ~130 KB per 100,000 rules, paid again by the next snapshot during a reload
-// (BENCHMARKS.md: peak RSS under 64 MiB). Grow it only with a measurement.
-const _: () = assert!(std::mem::size_of::<DomainRule>() <= 72);
+// 64 bytes (112, then 72 before): each byte here is 100 KB per 100,000 rules in the
+// snapshot's vector of rules, paid again by the parsed rules and the next snapshot during a
+// reload (BENCHMARKS.md: peak RSS under 64 MiB). Grow it only with a measurement.
+const _: () = assert!(std::mem::size_of::<DomainRule>() <= 64);
 
 impl DomainRule {
+    /// The 1-based line, as the rest of the program counts lines.
+    pub fn line_number(&self) -> usize {
+        usize::try_from(self.line).unwrap_or(usize::MAX)
+    }
+
+    /// `line` (1-based) as a rule keeps it.
+    pub(crate) fn line_of(line: usize) -> u32 {
+        u32::try_from(line).unwrap_or(u32::MAX)
+    }
+
     /// When one domain is listed twice (in one file or across files) the harsher rule wins:
     /// higher severity first, then `reject_reports`, then `reject_media`. Flags are not merged
     /// across rules, so the winning rule is exactly one line of one file, which is what logs
@@ -155,7 +168,7 @@ impl DomainRule {
 pub struct DomainEntry {
     /// Normalised with `host::normalize`.
     pub domain: Box<str>,
-    pub comment: Option<Box<str>>,
+    pub comment: Option<Arc<str>>,
     /// File (or source label) the entry came from, and its 1-based line.
     pub source: Arc<str>,
     pub line: usize,

@@ -2,6 +2,7 @@
 //! good copy, and the memory sources; rebuilds and swaps the snapshot on reload, and keeps the
 //! reload metrics and per-source gauges.
 
+use super::good::GoodCopy;
 use super::guard;
 use super::merge::{self, Loaded, MemorySource};
 use super::observe::{ReloadObserver, Reloaded, Trigger, NAMED_CHANGES};
@@ -40,9 +41,10 @@ struct FileState {
     /// The path as configured: the `source` label.
     label: String,
     /// The contents last parsed without error, parsed again whenever the file on disk is
-    /// refused, so its good rules stay in force while other sources reload. Raw bytes rather
-    /// than the parsed rules: a fraction of their memory, and no second copy of every rule.
-    good: Vec<u8>,
+    /// refused, so its good rules stay in force while other sources reload. The bytes rather
+    /// than the parsed rules, compressed: a fraction of their memory, and no second copy of
+    /// every rule.
+    good: GoodCopy,
     /// How many entries `good` lists: what the shrink guard compares a new version with.
     good_len: usize,
     /// As `BlocklistConfig::max_shrink`.
@@ -83,7 +85,7 @@ impl Rules {
         let mut files = Vec::with_capacity(sources.len());
         let mut parsed = Vec::with_capacity(sources.len());
         for config in &sources {
-            let (rules, good) = merge::read_config(config)?;
+            let (rules, good) = merge::read_config_keeping(config, |b| GoodCopy::new(b, None))?;
             files.push(FileState {
                 label: merge::label_of(config),
                 good,
@@ -252,7 +254,7 @@ impl Rules {
             .sources
             .iter()
             .zip(&state.files)
-            .map(|(config, file)| merge::parse_config(config, &file.good))
+            .map(|(config, file)| merge::parse_config(config, &file.good.bytes(&file.label)?))
             .collect::<Result<Vec<_>, _>>()?;
         let memory: Vec<MemorySource> = state.memory.values().cloned().collect();
         drop(state);
@@ -294,13 +296,15 @@ impl Rules {
         if trigger.is_file_reload() && self.nothing_changed(state, &memory) {
             return Ok(self.keep_snapshot(state, trigger, &memory));
         }
-        // Each file on its own. `fresh[i]` holds the bytes read when they parsed; `None` marks
-        // a refused file, parsed from its last good bytes instead.
+        // Each file on its own. `fresh[i]` holds the bytes read when they parsed, compressed
+        // at once so no file's text is held beside its rules for the rest of the reload;
+        // `None` marks a refused file, parsed from its last good bytes instead.
         let mut refused = Vec::new();
-        let mut fresh: Vec<Option<Vec<u8>>> = Vec::with_capacity(self.sources.len());
+        let mut fresh: Vec<Option<GoodCopy>> = Vec::with_capacity(self.sources.len());
         let mut parsed = Vec::with_capacity(self.sources.len());
         for (config, file) in self.sources.iter().zip(&state.files) {
-            match merge::read_config(config) {
+            let read = merge::read_config_keeping(config, |b| GoodCopy::new(b, Some(&file.good)));
+            match read {
                 Ok((rules, _))
                     if !state.accepted.contains(&file.label)
                         && guard::too_much(file.good_len, rules.len(), file.max_shrink) =>
@@ -314,9 +318,9 @@ impl Rules {
                     parsed.push(self.last_good(config, file, &refused)?);
                     fresh.push(None);
                 }
-                Ok((rules, bytes)) => {
+                Ok((rules, good)) => {
                     parsed.push(rules);
-                    fresh.push(Some(bytes));
+                    fresh.push(Some(good));
                 }
                 Err(e) => {
                     refused.push(e);
@@ -334,9 +338,9 @@ impl Rules {
                 Err(e) => {
                     let edited: Vec<usize> = (0..fresh.len())
                         .filter(|&i| {
-                            fresh[i]
-                                .as_ref()
-                                .is_some_and(|b| state.files.get(i).is_some_and(|f| f.good != *b))
+                            fresh[i].as_ref().is_some_and(|b| {
+                                state.files.get(i).is_some_and(|f| !f.good.same_as(b))
+                            })
                         })
                         .collect();
                     let named: Vec<usize> = edited
@@ -357,8 +361,7 @@ impl Rules {
             }
         }
         // Nothing left that can refuse these bytes: they replace the previous good copies now,
-        // so a changed file's old and new bytes are not both held while the snapshot is built
-        // (5.5 MB for 100,000 rules).
+        // so a changed file's old and new copies are not both held while the snapshot is built.
         for ((file, bytes), parsed) in state.files.iter_mut().zip(fresh).zip(&parsed) {
             file.stale = bytes.is_none();
             file.held = refused
@@ -460,11 +463,14 @@ impl Rules {
         file: &FileState,
         refused: &[LoadError],
     ) -> Result<ParsedSource, ReloadError> {
-        merge::parse_config(config, &file.good).map_err(|e| {
-            let mut all = refused.to_vec();
-            all.push(e);
-            self.failed(all, None)
-        })
+        let bytes = file.good.bytes(&file.label);
+        bytes
+            .and_then(|b| merge::parse_config(config, &b))
+            .map_err(|e| {
+                let mut all = refused.to_vec();
+                all.push(e);
+                self.failed(all, None)
+            })
     }
 
     /// Counts and logs a reload that refused files; `applied` as in `ReloadError`.

@@ -4,7 +4,7 @@
 
 use super::summary::SourceSummary;
 use crate::config::{BlocklistConfig, PolicyConfig};
-use crate::policy::sources::{self, LoadError, LoadErrorKind, ParsedSource};
+use crate::policy::sources::{self, LoadError, LoadErrorKind, ParsedSource, Unfolded};
 use crate::policy::{DomainDigest, DomainEntry, DomainRule, RuleKind, Sizes, Snapshot};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -119,7 +119,7 @@ pub fn load_listing(
 ) -> Result<Loaded, LoadError> {
     let files = sources
         .iter()
-        .map(|config| read_config(config).map(|(parsed, _)| parsed))
+        .map(read_config)
         .collect::<Result<Vec<_>, _>>()?;
     merge(sources, files, memory, policy, &wanted)
 }
@@ -129,11 +129,23 @@ pub(super) fn label_of(config: &BlocklistConfig) -> String {
     config.path.display().to_string()
 }
 
-/// Reads and parses a configured file. The bytes come back too: a reload keeps them as the
-/// file's last good copy.
-pub(super) fn read_config(config: &BlocklistConfig) -> Result<(ParsedSource, Vec<u8>), LoadError> {
+/// Reads and parses a configured file.
+pub(super) fn read_config(config: &BlocklistConfig) -> Result<ParsedSource, LoadError> {
+    read_config_keeping(config, |_| ()).map(|(parsed, ())| parsed)
+}
+
+/// Reads and parses a configured file, and what `keep` makes of its bytes (a reload's last
+/// good copy). `keep` runs first, and the bytes are freed before the parse's last step: a
+/// reload holds them for the parse only.
+pub(super) fn read_config_keeping<K>(
+    config: &BlocklistConfig,
+    keep: impl FnOnce(&[u8]) -> K,
+) -> Result<(ParsedSource, K), LoadError> {
     let bytes = crate::rule_files::read(&config.path)?;
-    Ok((parse_config(config, &bytes)?, bytes))
+    let kept = keep(&bytes);
+    let unfolded = parse_unfolded(config, &bytes)?;
+    drop(bytes);
+    Ok((finish_config(config, unfolded)?, kept))
 }
 
 /// Parses a configured file's contents, labelled with its path as configured.
@@ -141,11 +153,20 @@ pub(super) fn parse_config(
     config: &BlocklistConfig,
     bytes: &[u8],
 ) -> Result<ParsedSource, LoadError> {
+    finish_config(config, parse_unfolded(config, bytes)?)
+}
+
+fn parse_unfolded(config: &BlocklistConfig, bytes: &[u8]) -> Result<Unfolded, LoadError> {
     let label = Arc::from(label_of(config));
-    let mut parsed = match config.fediseer_settings() {
-        Some(settings) => sources::parse_fediseer_bytes(bytes, label, settings)?,
-        None => sources::parse_bytes_as(bytes, label, config.format, config.kind)?,
-    };
+    match config.fediseer_settings() {
+        Some(settings) => sources::parse_fediseer_unfolded(bytes, label, settings),
+        None => sources::parse_unfolded_as(bytes, label, config.format, config.kind),
+    }
+}
+
+/// The parse's last step, then the file's label filters and severity mapping.
+fn finish_config(config: &BlocklistConfig, unfolded: Unfolded) -> Result<ParsedSource, LoadError> {
+    let mut parsed = unfolded.finish()?;
     sources::filter_labels(&mut parsed, &config.labels_any, &config.labels_none);
     sources::import_severities(&mut parsed, &config.severity_map, config.max_severity);
     Ok(parsed)
@@ -275,7 +296,7 @@ pub(super) fn merge(
                     domain: rule.domain.clone(),
                     comment: rule.public_comment.clone(),
                     source: rule.source.clone(),
-                    line: rule.line,
+                    line: rule.line_number(),
                 });
             }
         } else {
@@ -283,7 +304,9 @@ pub(super) fn merge(
                 Cow::Owned(parsed) => (std::mem::take(&mut parsed.rules), &[][..]),
                 Cow::Borrowed(parsed) => (Vec::new(), &parsed.rules[..]),
             };
-            let rules = owned.into_iter().chain(shared.iter().cloned());
+            // The owned rules' vector shrinks as they move into the snapshot.
+            let owned = crate::memory::releasing(owned);
+            let rules = owned.chain(shared.iter().cloned());
             for (mut rule, standing) in rules.zip(standing) {
                 rule.dry_run |= dry_run;
                 list(&rule, standing);

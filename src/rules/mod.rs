@@ -18,6 +18,7 @@
 //! force, while the other files' and the memory sources' changes apply. The first load has no
 //! last good copy, so there a broken file is fatal.
 
+mod good;
 mod guard;
 mod live;
 mod merge;

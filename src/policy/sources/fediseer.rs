@@ -15,6 +15,7 @@
 
 use super::lines::{self, Collector, Entry, LineCursor, LineError};
 use super::parsed::{Format, LoadError, LoadErrorKind, ParsedSource};
+use super::Unfolded;
 use crate::policy::Severity;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -129,11 +130,20 @@ pub fn parse_fediseer_bytes(
     source: Arc<str>,
     settings: FediseerSettings,
 ) -> Result<ParsedSource, LoadError> {
+    parse_fediseer_unfolded(bytes, source, settings)?.finish()
+}
+
+/// `parse_fediseer_bytes` up to the fold of repeated domains (see `Unfolded`).
+pub fn parse_fediseer_unfolded(
+    bytes: &[u8],
+    source: Arc<str>,
+    settings: FediseerSettings,
+) -> Result<Unfolded, LoadError> {
     let fail = |e| LoadError::new(&source, e);
     let text = lines::decode(bytes).map_err(fail)?;
     let mut out = Collector::new(Format::Fediseer, source.clone());
     parse(text, settings, &mut out).map_err(fail)?;
-    Ok(out.finish())
+    Ok(Unfolded::collected(out))
 }
 
 pub(super) fn parse(

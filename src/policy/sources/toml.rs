@@ -281,10 +281,10 @@ fn named_entries(
             severity: Severity::Noop,
             reject_media: false,
             reject_reports: false,
-            public_comment: e.comment.map(String::into_boxed_str),
+            public_comment: e.comment.map(Arc::from),
             dry_run: false,
             source: source.clone(),
-            line: at,
+            line: DomainRule::line_of(at),
         });
     }
     entries_of(rules)

@@ -32,10 +32,10 @@ impl Rules {
             && self.sources.iter().zip(&state.files).all(|(config, file)| {
                 // An edit that changes the size is known without reading the file, which the
                 // reload is about to read anyway.
-                let same_size = std::fs::metadata(&config.path)
-                    .is_ok_and(|m| m.len() == file.good.len() as u64);
+                let same_size =
+                    std::fs::metadata(&config.path).is_ok_and(|m| m.len() == file.good.len());
                 same_size
-                    && crate::rule_files::read(&config.path).is_ok_and(|bytes| bytes == file.good)
+                    && crate::rule_files::read(&config.path).is_ok_and(|bytes| file.good.is(&bytes))
             })
     }
 

@@ -58,7 +58,7 @@ fn hesitations_silence_and_pretty_printed_entries_keep_their_lines() {
         ["edgy.example", "loose-mods.example", "mixed-case.example"]
     );
     assert!(p.rules.iter().all(|r| r.severity == Severity::Silence));
-    let lines: Vec<usize> = p.rules.iter().map(|r| r.line).collect();
+    let lines: Vec<usize> = p.rules.iter().map(|r| r.line_number()).collect();
     assert_eq!(lines, [3, 23, 46], "where each entry opens");
     assert_eq!(
         comment(&p, "loose-mods.example"),
