@@ -372,8 +372,8 @@ impl Rules {
                 file.good_len = parsed.len();
             }
         }
-        // The parse's index and the replaced good bytes are freed: return their pages before
-        // the snapshot's tables are allocated, or the reload's peak holds both.
+        // The files' text, the parse's index and the replaced good copies are freed: return
+        // their pages before the snapshot is built, or the reload's peak holds both.
         crate::memory::release_freed_pages_or_log();
         // `check_conflicts` is merge's only failure, so this error does not happen; were it to,
         // the whole reload fails and the previous snapshot stays.
