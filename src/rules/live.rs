@@ -296,9 +296,9 @@ impl Rules {
         if trigger.is_file_reload() && self.nothing_changed(state, &memory) {
             return Ok(self.keep_snapshot(state, trigger, &memory));
         }
-        // Each file on its own. `fresh[i]` holds the bytes read when they parsed, compressed
-        // at once so no file's text is held beside its rules for the rest of the reload;
-        // `None` marks a refused file, parsed from its last good bytes instead.
+        // Each file on its own. `fresh[i]` holds the copy of the bytes read when they parsed
+        // (compressed before the parse: no file's text is held beside its rules for the rest
+        // of the reload); `None` marks a refused file, parsed from its last good copy instead.
         let mut refused = Vec::new();
         let mut fresh: Vec<Option<GoodCopy>> = Vec::with_capacity(self.sources.len());
         let mut parsed = Vec::with_capacity(self.sources.len());
@@ -338,8 +338,8 @@ impl Rules {
                 Err(e) => {
                     let edited: Vec<usize> = (0..fresh.len())
                         .filter(|&i| {
-                            fresh[i].as_ref().is_some_and(|b| {
-                                state.files.get(i).is_some_and(|f| !f.good.same_as(b))
+                            fresh[i].as_ref().is_some_and(|copy| {
+                                state.files.get(i).is_some_and(|f| !f.good.same_as(copy))
                             })
                         })
                         .collect();
@@ -360,15 +360,16 @@ impl Rules {
                 }
             }
         }
-        // Nothing left that can refuse these bytes: they replace the previous good copies now,
-        // so a changed file's old and new copies are not both held while the snapshot is built.
-        for ((file, bytes), parsed) in state.files.iter_mut().zip(fresh).zip(&parsed) {
-            file.stale = bytes.is_none();
+        // Nothing left that can refuse these copies: they replace the previous good copies
+        // now, so a changed file's old and new copies are not both held while the snapshot is
+        // built.
+        for ((file, copy), parsed) in state.files.iter_mut().zip(fresh).zip(&parsed) {
+            file.stale = copy.is_none();
             file.held = refused
                 .iter()
                 .any(|e| e.file == file.label && guard::is_refusal(e));
-            if let Some(bytes) = bytes {
-                file.good = bytes;
+            if let Some(copy) = copy {
+                file.good = copy;
                 file.good_len = parsed.len();
             }
         }
